@@ -119,9 +119,12 @@ def extract_exceptions(trace: TraceData) -> list[ExceptionRecord]:
 
     def add(record: ExceptionRecord) -> None:
         for existing in found:
+            # The same exception on two spans (raised in one, escaping through its parent) is
+            # kept twice here and folded later, so that the deepest span heads the incident.
+            both_span_events = existing.origin == record.origin == "span_event"
             if _same_exception(existing, record) and (
                 existing.span_id == record.span_id or not existing.span_id or not record.span_id
-                or existing.stacktrace == record.stacktrace
+                or (existing.stacktrace == record.stacktrace and not both_span_events)
             ):
                 if existing.origin != "span_event" and record.origin == "span_event":
                     _merge(record, existing)
