@@ -25,6 +25,7 @@ __all__ = [
     "MAX_TITLE_CHARS",
     "RenderOptions",
     "clean",
+    "code_span",
     "fence",
     "inline",
     "marker",
@@ -59,9 +60,6 @@ RESOURCE_KEYS: tuple[str, ...] = (
     "telemetry.sdk.language", "autoheal.source", "browser.platform", "browser.language",
 )
 
-NEUTRAL_AT = "@\u2060"  # WORD JOINER after @ stops GitHub's mention parser; it is added after cleaning.
-
-
 def clean(text: str) -> str:
     """Remove bidi, zero-width and other control characters (keeps tab and newline)."""
     return _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
@@ -79,6 +77,14 @@ def inline(text: Any, limit: int = 300) -> str:
     if len(value) > limit:
         value = value[: limit - 1] + "…"
     return neutralize(_INLINE_SPECIAL.sub(r"\\\1", value))
+
+
+def code_span(text: Any, limit: int = 300) -> str:
+    """Untrusted text as an inline code span (no escapes needed inside; backticks removed)."""
+    value = " ".join(clean(str(text)).replace("`", "'").split())
+    if len(value) > limit:
+        value = value[: limit - 1] + "…"
+    return f"`{value}`"
 
 
 def fence(text: str, info: str = "text") -> str:
@@ -141,7 +147,7 @@ def _top_frame(exc: ExceptionRecord) -> str:
         for frame in reversed(parsed.frames):
             if frame.in_app:
                 where = f"{frame.filename}" + (f":{frame.lineno}" if frame.lineno else "")
-                return f"`{inline(frame.function, 120).replace('`', '')}` in `{where.replace('`', '')[:300]}`"
+                return f"{code_span(frame.function, 120)} in {code_span(where, 300)}"
     return "no in-app frame (library or runtime code only)"
 
 
