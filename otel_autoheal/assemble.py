@@ -64,7 +64,7 @@ class Assembler:
 
     def __init__(
         self,
-        on_trace: Callable[[TraceData, list[LogData]], None],
+        on_trace: Callable[[TraceData, list[LogData]], object],
         trace_wait: float,
         max_traces: int,
         max_records_per_trace: int,
