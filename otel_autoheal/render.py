@@ -221,12 +221,16 @@ def machine_data(exc: ExceptionRecord, fingerprint: str) -> dict[str, Any]:
     return data
 
 
-def _data_comment(data: dict[str, Any]) -> str:
+def _comment_json(data: dict[str, Any]) -> str:
     text = json.dumps(data, ensure_ascii=True, separators=(",", ":"), default=str)
     # "--" cannot appear inside an HTML comment; JSON allows escaping "-" as \u002d.
-    text = text.replace("--", "-\\u002d").replace(">", "\\u003e").replace("<", "\\u003c")
+    return text.replace("-", "\\u002d").replace(">", "\\u003e").replace("<", "\\u003c")
+
+
+def _data_comment(data: dict[str, Any]) -> str:
+    text = _comment_json(data)
     if len(text) > 4000:
-        text = json.dumps({k: data[k] for k in ("fingerprint", "exception_type", "service", "source")})
+        text = _comment_json({k: str(data[k])[:300] for k in ("fingerprint", "exception_type", "service", "source")})
     return f"<!-- autoheal:data {text} -->"
 
 
