@@ -7,12 +7,15 @@ create times out after reaching GitHub. Its request spacing is off too; ``budget
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import requests
+from urllib.parse import quote
+
 from github import Auth, Github, GithubException
 
 from otel_autoheal.sinks.github.config import COPILOT_LOGIN, GitHubConfig
@@ -120,14 +123,15 @@ class GitHubClient:
         self.gh = Github(
             auth=Auth.Token(config.token),
             base_url=config.api_url,
-            timeout=config.request_timeout,  # type: ignore[arg-type]
+            timeout=max(1, math.ceil(config.request_timeout)),  # PyGithub insists on an int
             user_agent=_USER_AGENT,
             per_page=100,
             retry=None,
             seconds_between_requests=None,
             seconds_between_writes=None,
+            lazy=True,
         )
-        self.repo = self.gh.get_repo(config.repository, lazy=True)
+        self.repo = self.gh.get_repo(config.repository)
         self._path = f"/repos/{config.repository}"
 
     def close(self) -> None:
@@ -181,7 +185,7 @@ class GitHubClient:
 
     def label_exists(self, name: str) -> bool:
         try:
-            self.repo.get_label(name)
+            self._json("GET", f"{self._path}/labels/{quote(name, safe='')}")
         except GithubException as exc:
             if exc.status == 404:
                 return False
@@ -201,7 +205,9 @@ class GitHubClient:
 
     def create_label(self, name: str) -> None:
         try:
-            self.repo.create_label(name, "ededed", "Filed by otel-autoheal")
+            self._json(
+                "POST", f"{self._path}/labels", body={"name": name, "color": "ededed", "description": "Filed by otel-autoheal"}
+            )
         except GithubException as exc:
             errors = exc.data.get("errors") if isinstance(exc.data, dict) else None
             if exc.status == 422 and errors and any(e.get("code") == "already_exists" for e in errors):

@@ -17,7 +17,11 @@ from typing import Any
 
 from otel_autoheal.state.sqlite import SQLiteStore
 
-__all__ = ["IssueRow", "Outbox", "OutboxItem"]
+__all__ = ["CLOSED_AT_SLACK", "IssueRow", "Outbox", "OutboxItem"]
+
+#: GitHub reports ``closed_at`` in whole seconds: a version first seen up to this long after the
+#: reported close counts as seen before it.
+CLOSED_AT_SLACK = 1.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS github_outbox (
@@ -298,7 +302,7 @@ class Outbox:
         with self.store.transaction() as conn:
             rows = conn.execute(
                 "SELECT version, first_seen FROM github_versions WHERE fingerprint = ? AND first_seen <= ?",
-                (fingerprint, when),
+                (fingerprint, when + CLOSED_AT_SLACK),
             ).fetchall()
         return [(r[0], float(r[1])) for r in rows]
 

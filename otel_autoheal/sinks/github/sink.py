@@ -30,7 +30,7 @@ from otel_autoheal.sinks.github import handoff as _handoff
 from otel_autoheal.sinks.github.budget import Budget
 from otel_autoheal.sinks.github.client import COPILOT_LOGINS, Failure, GitHubClient, classify, marker_for
 from otel_autoheal.sinks.github.config import GitHubConfig
-from otel_autoheal.sinks.github.outbox import IssueRow, Outbox, OutboxItem
+from otel_autoheal.sinks.github.outbox import CLOSED_AT_SLACK, IssueRow, Outbox, OutboxItem
 from otel_autoheal.sinks.github.versions import newest_version, not_older
 from otel_autoheal.state.sqlite import SQLiteStore
 
@@ -231,7 +231,7 @@ class GitHubSink:
                 reasons = []  # a closed issue gets a reopen comment or nothing
                 seen = [v for (v,) in conn.execute(
                     "SELECT version FROM github_versions WHERE fingerprint = ? AND first_seen <= ?",
-                    (fp, row.closed_at or 0),
+                    (fp, (row.closed_at or 0) + CLOSED_AT_SLACK),
                 )]
                 if not row.muted and not_older(version, row.closed_version, seen):
                     self._merge(conn, "reopen", fp, snapshot)
