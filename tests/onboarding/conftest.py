@@ -1,13 +1,16 @@
-"""Fixtures for the ``otel-autoheal init`` tests: temporary git repositories and a GitHub REST stand-in."""
+"""Fixtures for the ``otel-autoheal init`` tests: temporary git repositories and the GitHub REST stand-in
+(``github_standin`` from tests/github_standin, validated against GitHub's OpenAPI description)."""
 
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
+import onboarding_helpers  # noqa: F401 - puts the repository root on sys.path for the next import
 import pytest
-from onboarding_helpers import MiniGitHub
+
+from tests.github_standin.server import GitHubStandin
+from tests.github_standin.fixture import github_openapi, github_standin, pytest_configure  # noqa: F401
 
 
 @pytest.fixture
@@ -20,10 +23,6 @@ def git_repo(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def github() -> Iterator[MiniGitHub]:
-    """A running GitHub REST stand-in, stopped after the test."""
-    standin = MiniGitHub().start()
-    try:
-        yield standin
-    finally:
-        standin.stop()
+def github(github_standin: GitHubStandin) -> GitHubStandin:
+    """The GitHub REST stand-in (a shorter name for ``github_standin``)."""
+    return github_standin

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from onboarding_helpers import COPILOT_LOGIN, MiniGitHub, clean_env, run_init_cli
+from onboarding_helpers import COPILOT_LOGIN, GitHubStandin, clean_env, create_issue, run_init_cli
 
 DATA_BODY = 'Boom\n<!-- autoheal:data {"fingerprint": "ab12", "exception_type": "KeyError", "cli_argv": ["app"]} -->\n'
 
@@ -28,11 +28,11 @@ def gate_script(git_repo: Path) -> Path:
     return git_repo / ".github/autoheal/gate.py"
 
 
-def run_gate(script: Path, github: MiniGitHub, number: int, tmp_path: Path, **env: str) -> GateRun:
+def run_gate(script: Path, github: GitHubStandin, number: int, tmp_path: Path, **env: str) -> GateRun:
     output = tmp_path / f"github_output_{number}_{len(github.log())}"
     full = clean_env(
         **github.env(),
-        AUTOHEAL_COPILOT_TOKEN=github.copilot_token,
+        AUTOHEAL_COPILOT_TOKEN=github.token,
         AUTOHEAL_ISSUE_NUMBER=str(number),
         GITHUB_OUTPUT=str(output),
     )
@@ -48,17 +48,17 @@ def run_gate(script: Path, github: MiniGitHub, number: int, tmp_path: Path, **en
     return GateRun(proc.returncode, proc.stdout, proc.stderr, decision)
 
 
-def assignment_posts(github: MiniGitHub) -> list[dict[str, object]]:
+def assignment_posts(github: GitHubStandin) -> list[dict[str, object]]:
     return [e.body for e in github.log() if e.method == "POST" and e.path.endswith("/assignees")]
 
 
-def issue(github: MiniGitHub, number: int) -> dict[str, object]:
+def issue(github: GitHubStandin, number: int) -> dict[str, object]:
     return next(i for i in github.issues() if i["number"] == number)
 
 
-def test_success_assigns_copilot_with_the_documented_body(gate_script: Path, github: MiniGitHub, tmp_path: Path) -> None:
+def test_success_assigns_copilot_with_the_documented_body(gate_script: Path, github: GitHubStandin, tmp_path: Path) -> None:
     """An open autoheal issue passing every gate is assigned to copilot-swe-agent[bot] with agent_assignment."""
-    n = github.create_issue("KeyError in sync", DATA_BODY, ["autoheal", "source:cli"])
+    n = create_issue(github, "KeyError in sync", DATA_BODY, ["autoheal", "source:cli"])
     run = run_gate(gate_script, github, n, tmp_path)
     assert run.returncode == 0, run.stderr
     assert run.decision == "assigned"
@@ -70,18 +70,15 @@ def test_success_assigns_copilot_with_the_documented_body(gate_script: Path, git
     assert agent["target_repo"] == "autoheal-test/app"
     assert agent["base_branch"] == "main"  # the repository's default branch, read from the API
     assert f"issue #{n}" in agent["custom_instructions"] and "untrusted" in agent["custom_instructions"]
-    post = next(e for e in github.log() if e.path.endswith("/assignees"))
-    assert post.token == github.copilot_token  # the user token assigns; reads use the workflow token
-    assert all(e.token == github.token for e in github.log() if e is not post)
     assert issue(github, n)["assignees"] == ["Copilot"]
     assert issue(github, n)["comments"] == []
 
 
 def test_configured_base_branch_target_and_extra_instructions(
-    gate_script: Path, github: MiniGitHub, tmp_path: Path
+    gate_script: Path, github: GitHubStandin, tmp_path: Path
 ) -> None:
     """AUTOHEAL_BASE_BRANCH, AUTOHEAL_TARGET_REPO and AUTOHEAL_CUSTOM_INSTRUCTIONS reach agent_assignment."""
-    n = github.create_issue("KeyError", DATA_BODY, ["autoheal"])
+    n = create_issue(github, "KeyError", DATA_BODY, ["autoheal"])
     run = run_gate(
         gate_script,
         github,
@@ -99,9 +96,9 @@ def test_configured_base_branch_target_and_extra_instructions(
     assert not any(e.path == "/repos/autoheal-test/app" for e in github.log())
 
 
-def test_closed_issue_is_skipped(gate_script: Path, github: MiniGitHub, tmp_path: Path) -> None:
+def test_closed_issue_is_skipped(gate_script: Path, github: GitHubStandin, tmp_path: Path) -> None:
     """A closed issue is not handed over."""
-    n = github.create_issue("KeyError", DATA_BODY, ["autoheal"])
+    n = create_issue(github, "KeyError", DATA_BODY, ["autoheal"])
     github.close_issue(n)
     run = run_gate(gate_script, github, n, tmp_path)
     assert (run.returncode, run.decision) == (0, "skipped")
@@ -109,9 +106,9 @@ def test_closed_issue_is_skipped(gate_script: Path, github: MiniGitHub, tmp_path
     assert assignment_posts(github) == []
 
 
-def test_issue_without_autoheal_label_is_skipped(gate_script: Path, github: MiniGitHub, tmp_path: Path) -> None:
+def test_issue_without_autoheal_label_is_skipped(gate_script: Path, github: GitHubStandin, tmp_path: Path) -> None:
     """A manual dispatch on an issue without the autoheal label does nothing."""
-    n = github.create_issue("Feature request", "", ["enhancement"])
+    n = create_issue(github, "Feature request", "", ["enhancement"])
     run = run_gate(gate_script, github, n, tmp_path)
     assert (run.returncode, run.decision) == (0, "skipped")
     assert "no 'autoheal' label" in run.stdout
@@ -120,10 +117,10 @@ def test_issue_without_autoheal_label_is_skipped(gate_script: Path, github: Mini
 
 @pytest.mark.parametrize("login", ["Copilot", "copilot-swe-agent", "copilot-swe-agent[bot]"])
 def test_issue_already_assigned_to_copilot_is_skipped(
-    gate_script: Path, github: MiniGitHub, tmp_path: Path, login: str
+    gate_script: Path, github: GitHubStandin, tmp_path: Path, login: str
 ) -> None:
     """Each login Copilot shows up under counts as already assigned."""
-    n = github.create_issue("KeyError", DATA_BODY, ["autoheal"])
+    n = create_issue(github, "KeyError", DATA_BODY, ["autoheal"])
     github.issues_by_number[n].assignees.append(login)
     run = run_gate(gate_script, github, n, tmp_path)
     assert (run.returncode, run.decision) == (0, "skipped")
@@ -131,17 +128,17 @@ def test_issue_already_assigned_to_copilot_is_skipped(
     assert assignment_posts(github) == []
 
 
-def test_second_run_after_assignment_is_skipped(gate_script: Path, github: MiniGitHub, tmp_path: Path) -> None:
+def test_second_run_after_assignment_is_skipped(gate_script: Path, github: GitHubStandin, tmp_path: Path) -> None:
     """opened and labeled both fire for a new labelled issue: the second run sees Copilot and stops."""
-    n = github.create_issue("KeyError", DATA_BODY, ["autoheal"])
+    n = create_issue(github, "KeyError", DATA_BODY, ["autoheal"])
     assert run_gate(gate_script, github, n, tmp_path).decision == "assigned"
     assert run_gate(gate_script, github, n, tmp_path).decision == "skipped"
     assert len(assignment_posts(github)) == 1
 
 
-def test_open_pull_request_referencing_the_issue_blocks(gate_script: Path, github: MiniGitHub, tmp_path: Path) -> None:
+def test_open_pull_request_referencing_the_issue_blocks(gate_script: Path, github: GitHubStandin, tmp_path: Path) -> None:
     """An open PR that cross-references the issue means work is under way; a closed one does not."""
-    n = github.create_issue("KeyError", DATA_BODY, ["autoheal"])
+    n = create_issue(github, "KeyError", DATA_BODY, ["autoheal"])
     pr = github.open_pull_request(n)
     run = run_gate(gate_script, github, n, tmp_path)
     assert (run.returncode, run.decision) == (0, "skipped")
@@ -152,9 +149,9 @@ def test_open_pull_request_referencing_the_issue_blocks(gate_script: Path, githu
     assert run_gate(gate_script, github, n, tmp_path).decision == "assigned"
 
 
-def test_hold_label_blocks(gate_script: Path, github: MiniGitHub, tmp_path: Path) -> None:
+def test_hold_label_blocks(gate_script: Path, github: GitHubStandin, tmp_path: Path) -> None:
     """autoheal:hold keeps the issue away from the agent."""
-    n = github.create_issue("KeyError", DATA_BODY, ["autoheal", "autoheal:hold"])
+    n = create_issue(github, "KeyError", DATA_BODY, ["autoheal", "autoheal:hold"])
     run = run_gate(gate_script, github, n, tmp_path)
     assert (run.returncode, run.decision) == (0, "skipped")
     assert "labelled autoheal:hold" in run.stdout
@@ -165,10 +162,10 @@ def test_hold_label_blocks(gate_script: Path, github: MiniGitHub, tmp_path: Path
     ("allow", "decision"), [("<unset>", "skipped"), ("false", "skipped"), ("true", "assigned"), ("TRUE", "assigned")]
 )
 def test_untrusted_source_needs_the_allow_variable(
-    gate_script: Path, github: MiniGitHub, tmp_path: Path, allow: str, decision: str
+    gate_script: Path, github: GitHubStandin, tmp_path: Path, allow: str, decision: str
 ) -> None:
     """source:browser issues are handed over only when AUTOHEAL_ALLOW_UNTRUSTED is true."""
-    n = github.create_issue("TypeError in page", DATA_BODY, ["autoheal", "source:browser"])
+    n = create_issue(github, "TypeError in page", DATA_BODY, ["autoheal", "source:browser"])
     run = run_gate(gate_script, github, n, tmp_path, AUTOHEAL_ALLOW_UNTRUSTED=allow)
     assert (run.returncode, run.decision) == (0, decision), run.stdout + run.stderr
     assert len(assignment_posts(github)) == (1 if decision == "assigned" else 0)
@@ -177,11 +174,11 @@ def test_untrusted_source_needs_the_allow_variable(
 
 
 def test_copilot_forbidden_labels_needs_human_and_comments(
-    gate_script: Path, github: MiniGitHub, tmp_path: Path
+    gate_script: Path, github: GitHubStandin, tmp_path: Path
 ) -> None:
     """A 403 from the assignment ends in autoheal:needs-human plus a comment, exit 0, not a silent failure."""
     github.copilot_forbidden = True
-    n = github.create_issue("KeyError", DATA_BODY, ["autoheal"])
+    n = create_issue(github, "KeyError", DATA_BODY, ["autoheal"])
     run = run_gate(gate_script, github, n, tmp_path)
     assert (run.returncode, run.decision) == (0, "unavailable"), run.stderr
     assert "HTTP 403" in run.stdout
@@ -197,10 +194,10 @@ def test_copilot_forbidden_labels_needs_human_and_comments(
     assert len(issue(github, n)["comments"]) == 1
 
 
-def test_copilot_not_assignable_is_detected(gate_script: Path, github: MiniGitHub, tmp_path: Path) -> None:
+def test_copilot_not_assignable_is_detected(gate_script: Path, github: GitHubStandin, tmp_path: Path) -> None:
     """GitHub silently dropping the Copilot assignee (no seat) is caught and reported as needs-human."""
     github.copilot_assignable = False
-    n = github.create_issue("KeyError", DATA_BODY, ["autoheal"])
+    n = create_issue(github, "KeyError", DATA_BODY, ["autoheal"])
     run = run_gate(gate_script, github, n, tmp_path)
     assert (run.returncode, run.decision) == (0, "unavailable")
     assert "did not add Copilot" in run.stdout
@@ -208,36 +205,36 @@ def test_copilot_not_assignable_is_detected(gate_script: Path, github: MiniGitHu
     assert len(issue(github, n)["comments"]) == 1
 
 
-def test_unprocessable_assignment_is_needs_human(gate_script: Path, github: MiniGitHub, tmp_path: Path) -> None:
+def test_unprocessable_assignment_is_needs_human(gate_script: Path, github: GitHubStandin, tmp_path: Path) -> None:
     """A 422 (Copilot not assignable) is reported like a 403."""
-    github.copilot_unprocessable = True
-    n = github.create_issue("KeyError", DATA_BODY, ["autoheal"])
+    n = create_issue(github, "KeyError", DATA_BODY, ["autoheal"])
+    github.fault("status", status=422, methods=["POST"], path_pattern=r"/assignees$")
     run = run_gate(gate_script, github, n, tmp_path)
     assert (run.returncode, run.decision) == (0, "unavailable")
     assert "HTTP 422" in issue(github, n)["comments"][0]
 
 
-def test_missing_copilot_token_is_needs_human(gate_script: Path, github: MiniGitHub, tmp_path: Path) -> None:
+def test_missing_copilot_token_is_needs_human(gate_script: Path, github: GitHubStandin, tmp_path: Path) -> None:
     """Without the AUTOHEAL_COPILOT_TOKEN secret the issue is labelled for a person, not left silently."""
-    n = github.create_issue("KeyError", DATA_BODY, ["autoheal"])
+    n = create_issue(github, "KeyError", DATA_BODY, ["autoheal"])
     run = run_gate(gate_script, github, n, tmp_path, AUTOHEAL_COPILOT_TOKEN="")
     assert (run.returncode, run.decision) == (0, "unavailable")
     assert "AUTOHEAL_COPILOT_TOKEN secret is not set" in issue(github, n)["comments"][0]
     assert assignment_posts(github) == []
 
 
-def test_copilot_disabled_reports_eligible(gate_script: Path, github: MiniGitHub, tmp_path: Path) -> None:
+def test_copilot_disabled_reports_eligible(gate_script: Path, github: GitHubStandin, tmp_path: Path) -> None:
     """AUTOHEAL_COPILOT=false checks the gates and leaves the issue for the fallback job."""
-    n = github.create_issue("KeyError", DATA_BODY, ["autoheal"])
+    n = create_issue(github, "KeyError", DATA_BODY, ["autoheal"])
     run = run_gate(gate_script, github, n, tmp_path, AUTOHEAL_COPILOT="false")
     assert (run.returncode, run.decision) == (0, "eligible")
     assert assignment_posts(github) == []
     assert issue(github, n)["labels"] == ["autoheal"]
 
 
-def test_api_errors_fail_the_run(gate_script: Path, github: MiniGitHub, tmp_path: Path) -> None:
+def test_api_errors_fail_the_run(gate_script: Path, github: GitHubStandin, tmp_path: Path) -> None:
     """When the gate cannot read the issue it exits 1 with the reason instead of guessing."""
-    n = github.create_issue("KeyError", DATA_BODY, ["autoheal"])
+    n = create_issue(github, "KeyError", DATA_BODY, ["autoheal"])
     run = run_gate(gate_script, github, n, tmp_path, GITHUB_TOKEN="bad")
     assert run.returncode == 1
     assert "HTTP 401" in run.stderr and "Bad credentials" in run.stderr
@@ -247,9 +244,38 @@ def test_api_errors_fail_the_run(gate_script: Path, github: MiniGitHub, tmp_path
 
 
 @pytest.mark.parametrize("number", ["", "0", "12; rm -rf /", "-3"])
-def test_bad_issue_number_is_rejected(gate_script: Path, github: MiniGitHub, tmp_path: Path, number: str) -> None:
+def test_bad_issue_number_is_rejected(gate_script: Path, github: GitHubStandin, tmp_path: Path, number: str) -> None:
     """The issue number must be a positive integer; nothing is requested otherwise."""
     run = run_gate(gate_script, github, 1, tmp_path, AUTOHEAL_ISSUE_NUMBER=number)
     assert run.returncode == 1
     assert "AUTOHEAL_ISSUE_NUMBER" in run.stderr
     assert github.log() == []
+
+
+def test_assignment_uses_the_copilot_token_and_the_rest_the_workflow_token(
+    gate_script: Path, github: GitHubStandin, tmp_path: Path
+) -> None:
+    """Only the assignment uses AUTOHEAL_COPILOT_TOKEN: a rejected user token ends in needs-human, labelled and
+    commented with the workflow token (whose events do not start new workflow runs)."""
+    n = create_issue(github, "KeyError", DATA_BODY, ["autoheal"])
+    run = run_gate(gate_script, github, n, tmp_path, AUTOHEAL_COPILOT_TOKEN="github_pat_revoked")
+    assert (run.returncode, run.decision) == (0, "unavailable"), run.stderr
+    statuses = [(e.method, e.path.rsplit("/", 1)[-1], e.status) for e in github.log()[1:]]
+    assert ("POST", "assignees", 401) in statuses
+    assert ("POST", "labels", 200) in statuses and ("POST", "comments", 201) in statuses
+    assert "HTTP 401" in issue(github, n)["comments"][0]
+
+
+@pytest.mark.parametrize("kind", ["secondary", "too_many", "status"])
+def test_rate_limits_and_outages_fail_the_run_instead_of_labelling(
+    gate_script: Path, github: GitHubStandin, tmp_path: Path, kind: str
+) -> None:
+    """A rate limit or 5xx on the assignment is not "Copilot unavailable": the run fails so it can be re-run."""
+    n = create_issue(github, "KeyError", DATA_BODY, ["autoheal"])
+    github.fault(kind, methods=["POST"], path_pattern=r"/assignees$")
+    run = run_gate(gate_script, github, n, tmp_path)
+    assert run.returncode == 1
+    assert run.decision is None
+    assert "autoheal-gate: error: GitHub API HTTP" in run.stderr
+    assert ("rate limited" in run.stderr) == (kind != "status")
+    assert issue(github, n)["labels"] == ["autoheal"] and issue(github, n)["comments"] == []

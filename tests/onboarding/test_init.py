@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from ruamel.yaml import YAML
-from onboarding_helpers import MiniGitHub, clean_env, run_init_cli, tool
+from onboarding_helpers import GitHubStandin, api, clean_env, run_init_cli, tool
 
 from otel_autoheal.onboarding import LABELS
 from otel_autoheal.onboarding._files import template
@@ -167,14 +167,15 @@ def test_hostile_base_branch_is_refused(git_repo: Path) -> None:
     assert not (git_repo / WORKFLOW).exists()
 
 
-def test_labels_are_created_through_the_api_once(git_repo: Path, github: MiniGitHub) -> None:
+def test_labels_are_created_through_the_api_once(git_repo: Path, github: GitHubStandin) -> None:
     """With a token and repository init creates the missing labels, and a second run creates none."""
-    github.labels["autoheal"] = {"name": "autoheal", "color": "000000", "description": "theirs"}
+    api(github, "POST", f"/repos/{github.repository}/labels", {"name": "autoheal", "color": "000000", "description": "theirs"})
+    baseline = len(github.log())
     env = clean_env(**github.env())
     first = run_init_cli(git_repo, "--yes", env=env)
     assert first.returncode == 0, first.stdout + first.stderr
     assert "exists     label autoheal\n" in first.stdout
-    posts = [e.body for e in github.log() if e.method == "POST"]
+    posts = [e.body for e in github.log()[baseline:] if e.method == "POST"]
     assert [p["name"] for p in posts] == [lab.name for lab in LABELS if lab.name != "autoheal"]
     for p in posts:
         assert len(p["name"]) <= 50 and len(p["description"]) <= 100 and len(p["color"]) == 6
@@ -184,10 +185,10 @@ def test_labels_are_created_through_the_api_once(git_repo: Path, github: MiniGit
     second = run_init_cli(git_repo, "--yes", env=env)
     assert second.returncode == 0
     assert "Nothing to change" in second.stdout
-    assert sum(e.method == "POST" for e in github.log()) == len(posts)
+    assert sum(e.method == "POST" for e in github.log()[baseline:]) == len(posts)
 
 
-def test_labels_only_run_still_asks(git_repo: Path, github: MiniGitHub) -> None:
+def test_labels_only_run_still_asks(git_repo: Path, github: GitHubStandin) -> None:
     """When only labels are missing, the plan lists them and 'n' creates none."""
     assert run_init_cli(git_repo, "--yes").returncode == 0
     result = run_init_cli(git_repo, answer="n\n", env=clean_env(**github.env()))
@@ -196,7 +197,7 @@ def test_labels_only_run_still_asks(git_repo: Path, github: MiniGitHub) -> None:
     assert not any(e.method == "POST" for e in github.log())
 
 
-def test_bad_token_falls_back_to_listing_labels(git_repo: Path, github: MiniGitHub) -> None:
+def test_bad_token_falls_back_to_listing_labels(git_repo: Path, github: GitHubStandin) -> None:
     """A token GitHub rejects does not stop init: the files are written and the labels listed."""
     env = clean_env(**(github.env() | {"GITHUB_TOKEN": "wrong"}))
     result = run_init_cli(git_repo, "--yes", env=env)
