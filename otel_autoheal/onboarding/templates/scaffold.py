@@ -57,21 +57,32 @@ def parse_data(body: str) -> dict[str, Any] | None:
     Exactly one block is accepted: a second one (for example inside quoted error text) makes
     the body ambiguous and is refused rather than guessed at.
     """
-    starts = [m.end() for m in re.finditer(re.escape(DATA_MARKER), body)]
-    if not starts:
+    blocks: list[Any] = []
+    pos = body.find(DATA_MARKER)
+    while pos >= 0:
+        start = pos + len(DATA_MARKER)
+        rest = body[start:]
+        offset = len(rest) - len(rest.lstrip())
+        if offset == 0:
+            raise ScaffoldError("malformed autoheal:data block")
+        try:
+            doc, end = json.JSONDecoder(parse_constant=_reject_constant).raw_decode(rest, offset)
+        except ValueError as exc:
+            raise ScaffoldError(f"autoheal:data is not valid JSON: {exc}") from None
+        if end - offset > MAX_DATA_CHARS:
+            raise ScaffoldError("oversized autoheal:data block")
+        tail = rest[end:]
+        if not tail.lstrip().startswith("-->"):
+            raise ScaffoldError("malformed autoheal:data block")
+        blocks.append(doc)
+        # Markers inside the JSON strings just decoded are data; look only after the block.
+        after = start + end + (len(tail) - len(tail.lstrip())) + 3
+        pos = body.find(DATA_MARKER, after)
+    if not blocks:
         return None
-    if len(starts) > 1:
+    if len(blocks) > 1:
         raise ScaffoldError("the issue body has more than one autoheal:data block")
-    rest = body[starts[0]:]
-    offset = len(rest) - len(rest.lstrip())
-    if offset == 0 or len(rest) - offset > MAX_DATA_CHARS + 3:
-        raise ScaffoldError("malformed or oversized autoheal:data block")
-    try:
-        doc, end = json.JSONDecoder(parse_constant=_reject_constant).raw_decode(rest, offset)
-    except ValueError as exc:
-        raise ScaffoldError(f"autoheal:data is not valid JSON: {exc}") from None
-    if end - offset > MAX_DATA_CHARS or not rest[end:].lstrip().startswith("-->"):
-        raise ScaffoldError("malformed or oversized autoheal:data block")
+    doc = blocks[0]
     if not isinstance(doc, dict):
         raise ScaffoldError("autoheal:data is not a JSON object")
     return _validate(doc)
