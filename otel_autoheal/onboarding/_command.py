@@ -210,5 +210,4 @@ def _print_by_hand(out: TextIO, labels: list[Label], repository: str | None) -> 
     if not labels:
         return
     out.write("Create these labels (or re-run with GITHUB_TOKEN set), for example with the GitHub CLI:\n")
-    for line in gh_commands(labels, repository):
-        out.write(f"  {line}\n")
+    out.writelines(f"  {line}\n" for line in gh_commands(labels, repository))

@@ -79,9 +79,11 @@ def merge_section(existing: str | None, section: str) -> tuple[str, str]:
         return existing + sep + section, "appended"
     end = existing.find(SECTION_END, begin)
     if end < 0 or existing.find(SECTION_BEGIN, begin + 1) >= 0:
-        raise ConfigError(INSTRUCTIONS_PATH, f"the {SECTION_BEGIN} … {SECTION_END} markers are unbalanced; fix them by hand")
+        raise ConfigError(
+            INSTRUCTIONS_PATH, f"the {SECTION_BEGIN} … {SECTION_END} markers are unbalanced; fix them by hand"
+        )
     end += len(SECTION_END)
-    if existing[end:end + 1] == "\n":
+    if existing[end : end + 1] == "\n":
         end += 1
     merged = existing[:begin] + section + existing[end:]
     return merged, ("unchanged" if merged == existing else "updated")

@@ -9,8 +9,8 @@ from pathlib import Path
 import onboarding_helpers  # noqa: F401 - puts the repository root on sys.path for the next import
 import pytest
 
-from tests.github_standin.server import GitHubStandin
 from tests.github_standin.fixture import github_openapi, github_standin, pytest_configure  # noqa: F401
+from tests.github_standin.server import GitHubStandin
 
 
 @pytest.fixture
@@ -23,6 +23,6 @@ def git_repo(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def github(github_standin: GitHubStandin) -> GitHubStandin:
+def github(github_standin: GitHubStandin) -> GitHubStandin:  # noqa: F811 - pytest fixture parameter
     """The GitHub REST stand-in (a shorter name for ``github_standin``)."""
     return github_standin

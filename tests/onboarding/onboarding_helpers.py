@@ -18,7 +18,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from tests.github_standin.server import COPILOT_LOGIN, GitHubStandin  # noqa: E402
+from tests.github_standin.server import COPILOT_LOGIN, GitHubStandin
 
 __all__ = ["COPILOT_LOGIN", "GitHubStandin", "InitResult", "api", "clean_env", "create_issue", "run_init_cli", "tool"]
 
@@ -56,12 +56,12 @@ def run_init_cli(repo: Path, *args: str, answer: str | None = None, env: dict[st
         cwd=repo,
         input=answer if answer is not None else "",
         capture_output=True,
+        check=False,
         text=True,
         env=env if env is not None else clean_env(),
         timeout=120,
     )
     return InitResult(proc.returncode, proc.stdout, proc.stderr)
-
 
 
 def tool(name: str) -> str:
@@ -88,5 +88,7 @@ def api(standin: GitHubStandin, method: str, path: str, body: Any = None) -> Any
 
 def create_issue(standin: GitHubStandin, title: str, body: str = "", labels: list[str] | None = None) -> int:
     """Open an issue in the stand-in's repository; returns its number."""
-    issue = api(standin, "POST", f"/repos/{standin.repository}/issues", {"title": title, "body": body, "labels": labels or []})
+    issue = api(
+        standin, "POST", f"/repos/{standin.repository}/issues", {"title": title, "body": body, "labels": labels or []}
+    )
     return int(issue["number"])

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from onboarding_helpers import COPILOT_LOGIN, GitHubStandin, clean_env, create_issue, run_init_cli
@@ -39,7 +40,13 @@ def run_gate(script: Path, github: GitHubStandin, number: int, tmp_path: Path, *
     full.update(env)
     full = {k: v for k, v in full.items() if v != "<unset>"}
     proc = subprocess.run(
-        [sys.executable, str(script)], cwd=script.parent, env=full, capture_output=True, text=True, timeout=120
+        [sys.executable, str(script)],
+        cwd=script.parent,
+        env=full,
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=120,
     )
     decision = None
     if output.exists():
@@ -48,15 +55,17 @@ def run_gate(script: Path, github: GitHubStandin, number: int, tmp_path: Path, *
     return GateRun(proc.returncode, proc.stdout, proc.stderr, decision)
 
 
-def assignment_posts(github: GitHubStandin) -> list[dict[str, object]]:
+def assignment_posts(github: GitHubStandin) -> list[dict[str, Any]]:
     return [e.body for e in github.log() if e.method == "POST" and e.path.endswith("/assignees")]
 
 
-def issue(github: GitHubStandin, number: int) -> dict[str, object]:
+def issue(github: GitHubStandin, number: int) -> dict[str, Any]:
     return next(i for i in github.issues() if i["number"] == number)
 
 
-def test_success_assigns_copilot_with_the_documented_body(gate_script: Path, github: GitHubStandin, tmp_path: Path) -> None:
+def test_success_assigns_copilot_with_the_documented_body(
+    gate_script: Path, github: GitHubStandin, tmp_path: Path
+) -> None:
     """An open autoheal issue passing every gate is assigned to copilot-swe-agent[bot] with agent_assignment."""
     n = create_issue(github, "KeyError in sync", DATA_BODY, ["autoheal", "source:cli"])
     run = run_gate(gate_script, github, n, tmp_path)
@@ -136,7 +145,9 @@ def test_second_run_after_assignment_is_skipped(gate_script: Path, github: GitHu
     assert len(assignment_posts(github)) == 1
 
 
-def test_open_pull_request_referencing_the_issue_blocks(gate_script: Path, github: GitHubStandin, tmp_path: Path) -> None:
+def test_open_pull_request_referencing_the_issue_blocks(
+    gate_script: Path, github: GitHubStandin, tmp_path: Path
+) -> None:
     """An open PR that cross-references the issue means work is under way; a closed one does not."""
     n = create_issue(github, "KeyError", DATA_BODY, ["autoheal"])
     pr = github.open_pull_request(n)

@@ -6,8 +6,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from ruamel.yaml import YAML
 from onboarding_helpers import GitHubStandin, api, clean_env, run_init_cli, tool
+from ruamel.yaml import YAML
 
 from otel_autoheal.onboarding import LABELS
 from otel_autoheal.onboarding._files import template
@@ -21,7 +21,11 @@ ALL_FILES = (WORKFLOW, GATE, SCAFFOLD, INSTRUCTIONS, SETUP)
 
 
 def snapshot(repo: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(repo)): p.read_bytes() for p in sorted(repo.rglob("*")) if p.is_file() and ".git" not in p.parts}
+    return {
+        str(p.relative_to(repo)): p.read_bytes()
+        for p in sorted(repo.rglob("*"))
+        if p.is_file() and ".git" not in p.parts
+    }
 
 
 def test_init_writes_every_file(git_repo: Path) -> None:
@@ -169,7 +173,12 @@ def test_hostile_base_branch_is_refused(git_repo: Path) -> None:
 
 def test_labels_are_created_through_the_api_once(git_repo: Path, github: GitHubStandin) -> None:
     """With a token and repository init creates the missing labels, and a second run creates none."""
-    api(github, "POST", f"/repos/{github.repository}/labels", {"name": "autoheal", "color": "000000", "description": "theirs"})
+    api(
+        github,
+        "POST",
+        f"/repos/{github.repository}/labels",
+        {"name": "autoheal", "color": "000000", "description": "theirs"},
+    )
     baseline = len(github.log())
     env = clean_env(**github.env())
     first = run_init_cli(git_repo, "--yes", env=env)
@@ -231,12 +240,18 @@ def test_workflows_pass_actionlint_and_the_workflow_schema(git_repo: Path, base:
     assert run_init_cli(git_repo, *args).returncode == 0
     files = [str(git_repo / WORKFLOW), str(git_repo / SETUP)]
     lint = subprocess.run(
-        [tool("actionlint"), "-no-color", *files], cwd=git_repo, capture_output=True, text=True, timeout=120
+        [tool("actionlint"), "-no-color", *files],
+        cwd=git_repo,
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=120,
     )
     assert lint.returncode == 0, lint.stdout + lint.stderr
     schema = subprocess.run(
         [tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *files],
         capture_output=True,
+        check=False,
         text=True,
         timeout=120,
     )
@@ -248,7 +263,9 @@ def test_actionlint_would_catch_a_broken_workflow(git_repo: Path) -> None:
     assert run_init_cli(git_repo, "--yes").returncode == 0
     path = git_repo / WORKFLOW
     path.write_text(path.read_text().replace("github.event.issue.number ||", "githubb.event.issue.number ||", 1))
-    lint = subprocess.run([tool("actionlint"), "-no-color", str(path)], capture_output=True, text=True, timeout=120)
+    lint = subprocess.run(
+        [tool("actionlint"), "-no-color", str(path)], capture_output=True, check=False, text=True, timeout=120
+    )
     assert lint.returncode != 0
 
 

@@ -62,7 +62,13 @@ def cases(sentinel: Path) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for text in evil:
         out.append(
-            {"fingerprint": text, "exception_type": text, "service": text, "source": "cli", "cli_argv": ["app", text, text]}
+            {
+                "fingerprint": text,
+                "exception_type": text,
+                "service": text,
+                "source": "cli",
+                "cli_argv": ["app", text, text],
+            }
         )
         out.append(
             {
@@ -140,7 +146,7 @@ def test_hostile_issue_content_becomes_inert_literals(tmp_path: Path) -> None:
         path = tmp_path / f"test_autoheal_issue_{number}.py"
         path.write_text(source, encoding="utf-8")
         compiled = subprocess.run(
-            [sys.executable, "-m", "py_compile", str(path)], capture_output=True, text=True, timeout=60
+            [sys.executable, "-m", "py_compile", str(path)], capture_output=True, check=False, text=True, timeout=60
         )
         assert compiled.returncode == 0, compiled.stderr + source
         assert_no_injected_code(source, data, number)
@@ -166,6 +172,7 @@ def test_generated_test_fails_until_the_reproduction_is_written(tmp_path: Path) 
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
         cwd=tmp_path,
         capture_output=True,
+        check=False,
         text=True,
         timeout=120,
     )
@@ -222,7 +229,13 @@ def test_scaffold_script_in_a_repository(git_repo: Path, github: GitHubStandin, 
         output = tmp_path / f"out-{number}-{len(github.log())}"
         env = clean_env(**github.env(), AUTOHEAL_ISSUE_NUMBER=str(number), GITHUB_OUTPUT=str(output), **extra)
         proc = subprocess.run(
-            [sys.executable, str(script)], cwd=git_repo, env=env, capture_output=True, text=True, timeout=120
+            [sys.executable, str(script)],
+            cwd=git_repo,
+            env=env,
+            capture_output=True,
+            check=False,
+            text=True,
+            timeout=120,
         )
         return proc, output.read_text() if output.exists() else ""
 

@@ -163,7 +163,7 @@ def render_test(number: int, data: dict[str, Any]) -> str:
             "",
             "def run_cli(args: list[str]) -> None:",
             '    """Run the program in-process with ``args`` (argv without the program name)."""',
-            "    raise NotImplementedError(\"call the CLI's entry point here, e.g. main(args)\")",
+            '    raise NotImplementedError("call the CLI\'s entry point here, e.g. main(args)")',
             "",
             "",
             f"def test_issue_{n}_cli_command_does_not_raise() -> None:",
