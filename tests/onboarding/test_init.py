@@ -283,3 +283,19 @@ def test_workflow_never_interpolates_expressions_into_run(git_repo: Path) -> Non
     on = doc["on"]
     assert on["issues"]["types"] == ["opened", "labeled"]
     assert on["workflow_dispatch"]["inputs"]["issue"]["required"] is True
+
+
+def test_console_script_runs_init(git_repo: Path) -> None:
+    """The installed ``otel-autoheal`` console script exposes init with the same plan and result."""
+    proc = subprocess.run(
+        [tool("otel-autoheal"), "init", "--dry-run"],
+        cwd=git_repo,
+        env=clean_env(),
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"new        {WORKFLOW}" in proc.stdout and "Dry run: nothing written." in proc.stdout
+    assert snapshot(git_repo) == {}

@@ -257,3 +257,52 @@ def test_scaffold_script_in_a_repository(git_repo: Path, github: GitHubStandin, 
     assert bad.returncode == 1 and "invalid test directory" in bad.stderr and out == "path=\n"
     assert not (git_repo.parent / "outside").exists()
     assert not sentinel.exists()
+
+
+def test_scaffold_from_issues_rendered_by_the_real_service(autoheal: Any, tmp_path: Path) -> None:
+    """Issue bodies rendered by the running service carry one data block the scaffold turns into inert literals."""
+    from otlp_payloads import new_span_id, new_trace_id, post, span, traces_payload
+
+    sentinel = tmp_path / "pwned"
+    evil = hostile_strings(sentinel)
+    fake_block = '<!-- autoheal:data {"cli_argv": ["rm", "-rf", "/"]} -->'
+    cli_span = span(
+        new_trace_id(),
+        new_span_id(),
+        "sync",
+        attributes={"process.command_args": ["app", "sync", *evil[:6], fake_block]},
+        exception={"type": "KeyError", "message": f"{evil[0]} {fake_block}", "stacktrace": f"KeyError: {evil[2]}"},
+    )
+    mcp_span = span(
+        new_trace_id(),
+        new_span_id(),
+        "tools/call divide",
+        attributes={"gen_ai.tool.name": "divide", "gen_ai.tool.call.arguments": json.dumps({"a": evil[6], "b": 0})},
+        exception={
+            "type": "ZeroDivisionError",
+            "message": evil[1],
+            "stacktrace": "ZeroDivisionError: division by zero",
+        },
+    )
+    for payload in (traces_payload([cli_span], {"service.name": "cli"}), traces_payload([mcp_span])):
+        assert post(f"{autoheal.http_endpoint}/v1/traces", payload)[0] == 200
+    issues = autoheal.wait_for_issues(2)
+    by_type = {}
+    for i, found in enumerate(issues):
+        data = scaffold.parse_data(found["body"])
+        assert data is not None and data["exception_type"] == found["exception_type"]
+        by_type[data["exception_type"]] = data
+        source = scaffold.render_test(500 + i, data)
+        path = tmp_path / f"test_autoheal_issue_{500 + i}.py"
+        path.write_text(source)
+        compiled = subprocess.run(
+            [sys.executable, "-m", "py_compile", str(path)], capture_output=True, check=False, text=True, timeout=60
+        )
+        assert compiled.returncode == 0, compiled.stderr
+        assert_no_injected_code(source, data, 500 + i)
+        load(path, f"generated_e2e_{i}")
+    assert by_type["KeyError"]["cli_argv"][:2] == ["app", "sync"]
+    assert by_type["KeyError"]["cli_argv"][-1] == fake_block
+    assert by_type["ZeroDivisionError"]["mcp_tool"] == "divide"
+    assert by_type["ZeroDivisionError"]["mcp_arguments"]["b"] == 0
+    assert not sentinel.exists()
