@@ -290,3 +290,13 @@ def test_rate_limits_and_outages_fail_the_run_instead_of_labelling(
     assert "autoheal-gate: error: GitHub API HTTP" in run.stderr
     assert ("rate limited" in run.stderr) == (kind != "status")
     assert issue(github, n)["labels"] == ["autoheal"] and issue(github, n)["comments"] == []
+
+
+def test_pull_request_number_is_skipped(gate_script: Path, github: GitHubStandin, tmp_path: Path) -> None:
+    """A manual dispatch with a pull request's number is refused (the issues API answers for PRs too)."""
+    n = create_issue(github, "KeyError", DATA_BODY, ["autoheal"])
+    pr = github.open_pull_request(n)
+    run = run_gate(gate_script, github, pr, tmp_path)
+    assert (run.returncode, run.decision) == (0, "skipped")
+    assert "this is a pull request" in run.stdout
+    assert assignment_posts(github) == []

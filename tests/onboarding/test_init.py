@@ -299,3 +299,17 @@ def test_console_script_runs_init(git_repo: Path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"new        {WORKFLOW}" in proc.stdout and "Dry run: nothing written." in proc.stdout
     assert snapshot(git_repo) == {}
+
+
+@pytest.mark.parametrize("url", ["git@github.com:acme/widgets.git", "https://github.com/acme/widgets"])
+def test_repository_comes_from_the_origin_remote(git_repo: Path, url: str) -> None:
+    """Without --repo or GITHUB_REPOSITORY the origin remote names the repository for the label commands."""
+    subprocess.run(["git", "-C", str(git_repo), "remote", "add", "origin", url], check=True, timeout=60)
+    result = run_init_cli(git_repo, "--dry-run")
+    assert result.returncode == 0
+    assert f"plan for {git_repo} (acme/widgets)" in result.stdout
+    assert "no GITHUB_TOKEN/GH_TOKEN in the environment" in result.stdout
+    assert "gh label create autoheal:hold --color fbca04" in result.stdout
+    assert result.stdout.count("--repo acme/widgets") == len(LABELS)
+    explicit = run_init_cli(git_repo, "--dry-run", "--repo", "other/repo")
+    assert "(other/repo)" in explicit.stdout
