@@ -87,9 +87,16 @@ def _git_toplevel(repo_dir: Path) -> Path:
 
 
 def _origin_repository(root: Path) -> str | None:
-    out = subprocess.run(
-        ["git", "-C", str(root), "remote", "get-url", "origin"], capture_output=True, text=True, check=False, timeout=30
-    )
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(root), "remote", "get-url", "origin"],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
     m = _REMOTE_RE.search(out.stdout.strip()) if out.returncode == 0 else None
     return m.group(1) if m else None
 
