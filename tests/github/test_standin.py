@@ -25,10 +25,14 @@ def test_invalid_request_and_response_are_recorded(github_openapi: OpenAPIDescri
         problems = "\n".join(standin.validation_errors)
         assert "request body labels" in problems
         assert "no such operation" in problems
+        good = standin.issue_obj(standin.issues_by_number[1])
     op = github_openapi.operation("GET", "/repos/o/r/issues/1")
     assert op is not None and op.template == "/repos/{owner}/{repo}/issues/{issue_number}"
-    errors = github_openapi.validate_response(op, 200, {"number": "one"})
-    assert any("required" in e for e in errors) and any("number" in e for e in errors)
+    assert github_openapi.validate_response(op, 200, good) == []
+    wrong_type = github_openapi.validate_response(op, 200, {**good, "number": "one"})
+    assert any(e.startswith("response number:") for e in wrong_type)
+    missing = github_openapi.validate_response(op, 200, {k: v for k, v in good.items() if k != "user"})
+    assert any("'user' is a required property" in e for e in missing)
 
 
 def test_pygithub_traffic_validates(github_openapi: OpenAPIDescription) -> None:
