@@ -107,3 +107,17 @@ def test_close_returns_promptly_while_waiting_on_a_rate_limit(harness: Harness) 
     assert not sink.status()["running"]
     assert sink.status()["outbox"]["pending"] == 1
     sink.close()  # idempotent
+
+
+def test_never_more_than_80_writes_per_minute(harness: Harness) -> None:
+    """A burst of 84 new groups is filed completely without GitHub ever seeing more than 80 writes a minute."""
+    harness.start(new_issues_per_hour=500)
+    for i in range(84):
+        harness.emit(fingerprint(f"flood{i}"))
+    wait_for(lambda: harness.status()["budget"]["writes_last_minute"] >= 80, what="the minute budget to fill")
+    status = harness.status()
+    assert status["outbox"]["pending"] > 0 and status["budget"]["writes_last_minute"] == 80
+    wait_for(lambda: harness.status()["issues_filed"] == 84, timeout=150, what="the rest after the minute")
+    assert harness.standin.max_writes_in_window(60.0) <= 80
+    assert harness.standin.secondary_limit_violations == 0
+    assert len(harness.standin.issues()) == 84

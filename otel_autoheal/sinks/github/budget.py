@@ -16,6 +16,8 @@ __all__ = ["Budget"]
 #: Extra spacing on top of ``min_write_interval`` so jitter on the wire never brings two writes
 #: closer than the interval at GitHub's end.
 _SPACING_SLACK = 0.05
+#: Likewise for the sliding minute/hour windows.
+_WINDOW_SLACK = 0.5
 _DAY = 86400.0
 
 
@@ -60,11 +62,11 @@ class Budget:
         hour = self._times(now - 3600)
         if hour:
             wait = max(wait, hour[-1] + cfg.min_write_interval + _SPACING_SLACK - now)
-        minute = [t for t in hour if t > now - 60]
+        minute = [t for t in hour if t > now - 60 - _WINDOW_SLACK]
         if len(minute) >= cfg.writes_per_minute:
-            wait = max(wait, minute[-cfg.writes_per_minute] + 60 - now)
+            wait = max(wait, minute[-cfg.writes_per_minute] + 60 + _WINDOW_SLACK - now)
         if len(hour) >= cfg.writes_per_hour:
-            wait = max(wait, hour[-cfg.writes_per_hour] + 3600 - now)
+            wait = max(wait, hour[-cfg.writes_per_hour] + 3600 + _WINDOW_SLACK - now)
         if kind == "issue":
             issues = self._times(now - 3600, ("issue",))
             if len(issues) >= cfg.new_issues_per_hour:
