@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import Harness, fingerprint, wait_for
+from gh_harness import Harness, fingerprint, wait_for
 
 
 def test_n_occurrences_of_k_errors_make_k_issues(harness: Harness) -> None:

@@ -228,7 +228,7 @@ class GitHubStandin:
         return [e for e in self.log() if e.content_creating and 200 <= e.status < 300]
 
     def max_writes_in_window(self, window: float = 60.0) -> int:
-        times = sorted(e.time for e in self.writes())
+        times = sorted(e.start for e in self.writes())
         best, j = 0, 0
         for i, t in enumerate(times):
             while times[j] <= t - window:

@@ -8,5 +8,6 @@ are configured::
 
 from otel_autoheal.sinks.github.config import GitHubConfig, github_configured
 from otel_autoheal.sinks.github.sink import GitHubSink
+from otel_autoheal.sinks.github.wiring import create_github_sink, offline_status
 
-__all__ = ["GitHubConfig", "GitHubSink", "github_configured"]
+__all__ = ["GitHubConfig", "GitHubSink", "create_github_sink", "github_configured", "offline_status"]

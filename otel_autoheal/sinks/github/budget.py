@@ -16,6 +16,8 @@ __all__ = ["Budget"]
 #: Extra spacing on top of ``min_write_interval`` so jitter on the wire never brings two writes
 #: closer than the interval at GitHub's end.
 _SPACING_SLACK = 0.05
+#: Likewise for the sliding minute/hour windows.
+_WINDOW_SLACK = 0.5
 _DAY = 86400.0
 
 
@@ -28,6 +30,7 @@ class Budget:
         raw = outbox.meta("blocked_until")
         self.blocked_until = float(raw) if raw else 0.0
         self.blocked_reason = outbox.meta("blocked_reason") or ""
+        self._last_end = 0.0
 
     def block(self, until: float, reason: str) -> None:
         """GitHub asked us to stop (retry-after, rate limit reset): no request before ``until``."""
@@ -58,18 +61,23 @@ class Budget:
         cfg = self.config
         wait = self.request_wait(now)
         hour = self._times(now - 3600)
-        if hour:
-            wait = max(wait, hour[-1] + cfg.min_write_interval + _SPACING_SLACK - now)
-        minute = [t for t in hour if t > now - 60]
+        last = max(hour[-1] if hour else 0.0, self._last_end)
+        if last:
+            wait = max(wait, last + cfg.min_write_interval + _SPACING_SLACK - now)
+        minute = [t for t in hour if t > now - 60 - _WINDOW_SLACK]
         if len(minute) >= cfg.writes_per_minute:
-            wait = max(wait, minute[-cfg.writes_per_minute] + 60 - now)
+            wait = max(wait, minute[-cfg.writes_per_minute] + 60 + _WINDOW_SLACK - now)
         if len(hour) >= cfg.writes_per_hour:
-            wait = max(wait, hour[-cfg.writes_per_hour] + 3600 - now)
+            wait = max(wait, hour[-cfg.writes_per_hour] + 3600 + _WINDOW_SLACK - now)
         if kind == "issue":
             issues = self._times(now - 3600, ("issue",))
             if len(issues) >= cfg.new_issues_per_hour:
                 wait = max(wait, issues[-cfg.new_issues_per_hour] + 3600 - now)
         return max(0.0, wait)
+
+    def write_finished(self, now: float | None = None) -> None:
+        """A write's response arrived (or it failed): the spacing to the next write starts now."""
+        self._last_end = time.time() if now is None else now
 
     def handoff_wait(self, now: float) -> float:
         """Seconds until the daily hand-off budget has room (inf when the budget is 0)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 from collections.abc import Mapping
@@ -165,29 +166,44 @@ class GitHubConfig:
         env: Mapping[str, str] | None = None,
         overrides: Mapping[str, Any] | None = None,
         *,
+        file: Mapping[str, Any] | None = None,
         use_gh_cli: bool = True,
     ) -> GitHubConfig:
-        """Read the settings: ``overrides`` (field names) > ``env`` (default ``os.environ``) > defaults.
+        """Read the settings: ``overrides`` > ``env`` (default ``os.environ``) > ``file`` > defaults.
 
-        The token comes from ``GITHUB_TOKEN``, else ``GH_TOKEN``, else ``gh auth token`` when the
-        GitHub CLI is installed and logged in. Raises ``SinkConfigError`` naming the key.
+        ``overrides`` and ``file`` (the ``[github]`` table of autoheal.toml) use the field names;
+        ``file`` may also hold ``token_command`` (e.g. ``"gh auth token"``), never a token. The
+        token comes from ``GITHUB_TOKEN``, else ``GH_TOKEN``, else ``token_command``, else
+        ``gh auth token`` when the GitHub CLI is installed and logged in. Raises
+        ``SinkConfigError`` naming the key.
         """
         env = os.environ if env is None else env
         over = dict(overrides or {})
+        section = dict(file or {})
+        token_command = str(section.pop("token_command", "") or "")
+        if "token" in section:
+            raise _bad("github.token", "do not put the token in the config file; use GITHUB_TOKEN or token_command")
+        types = {f.name: f.type for f in fields(cls)}
+        for name in section:
+            if name not in types or name in ("token", "token_source"):
+                raise _bad(f"github.{name}", "is not a GitHub sink setting")
         values: dict[str, Any] = {}
-        repo = over.pop("repository", None) or env.get(ENV_REPOSITORY, "").strip()
+        repo = over.pop("repository", None) or env.get(ENV_REPOSITORY, "").strip() or section.pop("repository", "")
         if not repo:
             raise _bad(ENV_REPOSITORY, "is not set (owner/name of the repository to file issues in)")
-        api_url = (over.pop("api_url", None) or env.get(ENV_API_URL, "").strip() or DEFAULT_API_URL).rstrip("/")
+        api_url = str(
+            over.pop("api_url", None) or env.get(ENV_API_URL, "").strip() or section.pop("api_url", "") or DEFAULT_API_URL
+        ).rstrip("/")
         token, source = over.pop("token", None), over.pop("token_source", "argument")
         if not token:
-            token, source = _find_token(env, api_url, use_gh_cli)
-        types = {f.name: f.type for f in fields(cls)}
+            token, source = _find_token(env, api_url, use_gh_cli, token_command)
         for name, key in ENV_KEYS.items():
             if name in over:
                 values[name] = over.pop(name)
             elif env.get(key, "").strip():
                 values[name] = _parse(key, env[key].strip(), str(types[name]))
+            elif name in section:
+                values[name] = _from_file(f"github.{name}", section[name], str(types[name]))
         if over:
             raise _bad(next(iter(over)), "is not a GitHub sink setting")
         try:
@@ -231,25 +247,42 @@ def _parse(key: str, raw: str, typ: str) -> Any:
         raise _bad(key, f"cannot parse {raw!r} as {typ}") from None
 
 
-def _find_token(env: Mapping[str, str], api_url: str, use_gh_cli: bool) -> tuple[str, str]:
+def _from_file(key: str, value: Any, typ: str) -> Any:
+    if isinstance(value, str) and typ != "str":
+        return _parse(key, value, typ)
+    if "tuple" in typ:
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise _bad(key, "expected a list of strings")
+        return tuple(value)
+    ok = {"bool": bool, "int": int, "float": int | float, "str": str}[typ]
+    if not isinstance(value, ok) or (typ != "bool" and isinstance(value, bool)):
+        raise _bad(key, f"expected {typ}, got {value!r}")
+    return value
+
+
+def _run_for_token(argv: list[str]) -> str:
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return out.stdout.strip() if out.returncode == 0 else ""
+
+
+def _find_token(env: Mapping[str, str], api_url: str, use_gh_cli: bool, token_command: str = "") -> tuple[str, str]:
     for key in (ENV_TOKEN, ENV_GH_TOKEN):
         value = env.get(key, "").strip()
         if value:
             return value, key
+    if token_command:
+        value = _run_for_token(shlex.split(token_command))
+        if not value:
+            raise _bad("github.token_command", "printed no token (check the command and its login)")
+        return value, "token_command"
     gh = shutil.which("gh") if use_gh_cli else None
     if gh:
         host = urlsplit(api_url).hostname or "github.com"
         host = "github.com" if host == "api.github.com" else host
-        try:
-            out = subprocess.run(
-                [gh, "auth", "token", "--hostname", host],
-                capture_output=True,
-                text=True,
-                timeout=10,
-                check=False,
-            )
-        except (OSError, subprocess.SubprocessError):
-            out = None
-        if out is not None and out.returncode == 0 and out.stdout.strip():
-            return out.stdout.strip(), "gh auth token"
+        value = _run_for_token([gh, "auth", "token", "--hostname", host])
+        if value:
+            return value, "gh auth token"
     raise _bad(ENV_TOKEN, "no token: set GITHUB_TOKEN or GH_TOKEN, or log in with `gh auth login`")

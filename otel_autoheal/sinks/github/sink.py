@@ -21,7 +21,8 @@ import random
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -415,16 +416,25 @@ class GitHubSink:
             return Failure("config", self._repo_help(g.message), 404) if g.kind == "not_found" else g
         return Failure("rejected", f"issue #{number} no longer exists (deleted or transferred)", 404)
 
-    def _await_write(self, kind: str) -> None:
-        """Wait (interruptibly) until the budget allows a write of ``kind``, then count it."""
+    @contextmanager
+    def _write(self, kind: str) -> Iterator[None]:
+        """Wait (interruptibly) until the budget allows a write of ``kind``, count it, then send it.
+
+        The spacing is measured from the end of the previous write, so GitHub sees at least
+        ``min_write_interval`` between writes however long a request spends on the wire.
+        """
         while True:
             if self._stop.is_set():
                 raise _Stopping()
             wait = self.budget.write_wait(time.time(), kind)
             if wait <= 0:
-                self.budget.record(kind)
-                return
+                break
             self._stop.wait(min(wait, 5.0))
+        self.budget.record(kind)
+        try:
+            yield
+        finally:
+            self.budget.write_finished()
 
     # ------------------------------------------------------------------ item handlers
 
@@ -442,12 +452,12 @@ class GitHubSink:
             if self.outbox.label_known(label):
                 continue
             if not self.client.label_exists(label):
-                self._await_write("label")
-                self.client.create_label(label)
+                with self._write("label"):
+                    self.client.create_label(label)
             self.outbox.remember_label(label)
-        self._await_write("issue")
-        self.outbox.begin_attempt(item.id)
-        n = self.client.create_issue(p["title"], p["body"], p["labels"])
+        with self._write("issue"):
+            self.outbox.begin_attempt(item.id)
+            n = self.client.create_issue(p["title"], p["body"], p["labels"])
         self.outbox.update_issue(fp, issue_number=n, state="open", state_checked_at=time.time())
         logger.info("filed issue #%s for %s", n, fp[:12])
         return f"filed #{n}"
@@ -510,9 +520,9 @@ class GitHubSink:
         token = f"<!-- autoheal:outbox={item.id} -->"
         if item.attempts > 0 and self.client.comment_exists(number, token, item.created):
             return
-        self._await_write("comment")
-        self.outbox.begin_attempt(item.id)
-        self.client.comment(number, text)
+        with self._write("comment"):
+            self.outbox.begin_attempt(item.id)
+            self.client.comment(number, text)
 
     def _do_comment(self, item: OutboxItem, number: int | None) -> str:
         assert number is not None
@@ -552,9 +562,9 @@ class GitHubSink:
             if not self._reopens(row, p.get("version", "")):
                 return "occurrence older than the closing version: not reopened"
             if not p.get("reopened"):
-                self._await_write("edit")
-                self.outbox.begin_attempt(item.id)
-                self.client.reopen(number)
+                with self._write("edit"):
+                    self.outbox.begin_attempt(item.id)
+                    self.client.reopen(number)
                 with self.store.transaction() as conn:
                     Outbox.set_payload(conn, item.id, {**p, "reopened": True})
         elif not p.get("reopened") and item.attempts == 0:
@@ -595,11 +605,13 @@ class GitHubSink:
         wait = self.budget.handoff_wait(time.time())
         if wait > 0:
             raise _Deferred(time.time() + wait, "daily hand-off budget used up")
-        self._await_write("assign")
-        self.budget.record("handoff")
-        self.outbox.begin_attempt(item.id)
         try:
-            logins = self.client.assign_copilot(number, assignment)
+            with self._write("assign"):
+                self.budget.record("handoff")
+                self.outbox.begin_attempt(item.id)
+                logins = self.client.assign_copilot(number, assignment)
+        except _Stopping:
+            raise
         except Exception as exc:
             f = classify(exc)
             if f.kind == "forbidden":
