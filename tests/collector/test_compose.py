@@ -187,6 +187,25 @@ def test_ports_and_endpoints_line_up(compose: dict[str, Any]) -> None:
     assert volume_name in compose["volumes"]
 
 
+def _seconds(value: str) -> float:
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m)?", value.strip())
+    assert match, value
+    return float(match.group(1)) * {"ms": 0.001, "s": 1.0, "m": 60.0, None: 1.0}[match.group(2)]
+
+
+def test_trace_wait_outlasts_the_sampling_decision(compose: dict[str, Any]) -> None:
+    """otel-autoheal waits longer than the collector holds spans, so logs and spans meet."""
+    services = compose["services"]
+    refs = _env_refs(_config_of(services["otelcol"]))
+    decision = _environment(services["otelcol"]).get("OTELCOL_TAIL_DECISION_WAIT") or refs[
+        "OTELCOL_TAIL_DECISION_WAIT"
+    ]
+    batch = refs["OTELCOL_BATCH_TIMEOUT"]
+    trace_wait = _environment(services["otel-autoheal"])["AUTOHEAL_TRACE_WAIT"]
+    assert decision and batch and trace_wait
+    assert _seconds(trace_wait) > _seconds(decision) + _seconds(batch) + 1
+
+
 def test_images_match_the_built_versions(compose: dict[str, Any]) -> None:
     """The collector and Jaeger images are the releases the tests build from source."""
     services = compose["services"]
