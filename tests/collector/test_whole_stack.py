@@ -47,11 +47,9 @@ def test_error_traces_become_issues_through_the_collector(
             assert secret not in deploy["body"], f"{name} secret reached the issue"
 
         # Jaeger has the successful traces that otel-autoheal never saw.
-        for trace_id in sent.ok_traces:
-            wait_for(
-                lambda trace_id=trace_id: jaeger.get_trace(trace_id)[0] == 200,
-                timeout=90,
-                what=f"successful trace {trace_id} in Jaeger",
-            )
+        def in_jaeger() -> bool:
+            return all(jaeger.get_trace(t)[0] == 200 for t in sent.ok_traces)
+
+        wait_for(in_jaeger, timeout=90, what="the successful traces in Jaeger")
     finally:
         collector.stop()
