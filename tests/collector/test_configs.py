@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
 import subprocess
 
@@ -76,3 +77,25 @@ def test_jaeger_config_validates(collector_binaries: Binaries) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr + result.stdout
+
+
+def test_auth_overlay_refuses_an_empty_token(collector_binaries: Binaries) -> None:
+    """With the auth overlay but no OTELCOL_INGEST_TOKEN the collector refuses to start, never runs open."""
+    env = {k: v for k, v in os.environ.items() if k != "OTELCOL_INGEST_TOKEN"}
+    result = subprocess.run(
+        [
+            str(collector_binaries.otelcol),
+            "validate",
+            "--config",
+            str(COLLECTOR_CONFIG_DIR / BASE),
+            "--config",
+            str(COLLECTOR_CONFIG_DIR / "otelcol-autoheal-auth.yaml"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "no bearer token provided" in result.stderr + result.stdout
