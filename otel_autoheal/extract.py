@@ -119,9 +119,12 @@ def extract_exceptions(trace: TraceData) -> list[ExceptionRecord]:
 
     def add(record: ExceptionRecord) -> None:
         for existing in found:
+            # The same exception on two spans (raised in one, escaping through its parent) is
+            # kept twice here and folded later, so that the deepest span heads the incident.
+            both_span_events = existing.origin == record.origin == "span_event"
             if _same_exception(existing, record) and (
                 existing.span_id == record.span_id or not existing.span_id or not record.span_id
-                or existing.stacktrace == record.stacktrace
+                or (existing.stacktrace == record.stacktrace and not both_span_events)
             ):
                 if existing.origin != "span_event" and record.origin == "span_event":
                     _merge(record, existing)
@@ -210,10 +213,11 @@ def preceding_logs(
     """
     cutoff = record.time_unix_nano or 2**63
     own = [log for log in trace.logs if log.time_unix_nano <= cutoff]
-    if not own and not any(log for log in trace.logs):
+    if all(log.has_exception for log in trace.logs):
+        # Only the error itself was logged in this trace (or it has no trace id at all).
         instance = record.resource.get("service.instance.id")
         if instance:
-            own = [
+            own += [
                 log for log in fallback
                 if not log.trace_id
                 and log.resource.get("service.instance.id") == instance

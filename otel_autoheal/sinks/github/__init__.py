@@ -1,0 +1,12 @@
+"""The GitHub issue sink: PyGithub over a durable outbox, with budgets and an optional Copilot hand-off.
+
+Chosen when ``GITHUB_REPOSITORY`` and a token (``GITHUB_TOKEN``, ``GH_TOKEN`` or ``gh auth token``)
+are configured::
+
+    sink = GitHubSink.from_env(store)          # raises SinkConfigError naming the bad key
+"""
+
+from otel_autoheal.sinks.github.config import GitHubConfig, github_configured
+from otel_autoheal.sinks.github.sink import GitHubSink
+
+__all__ = ["GitHubConfig", "GitHubSink", "github_configured"]
