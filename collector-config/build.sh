@@ -33,7 +33,7 @@ export CGO_ENABLED="${CGO_ENABLED:-0}"
 log() { printf '[build.sh] %s\n' "$*" >&2; }
 
 if ! command -v go >/dev/null 2>&1; then
-  log "go not found on PATH; install Go >= 1.24 (https://go.dev/dl/)"
+  log "go not found on PATH; install Go >= 1.26 (collector v0.161.0 needs it)"
   exit 1
 fi
 
