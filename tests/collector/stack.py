@@ -209,6 +209,16 @@ class Collector:
         status, body = http_get(self.metrics_url)
         return body.decode() if status == 200 else ""
 
+    def traces_not_sampled(self) -> float:
+        """How many traces tail_sampling has decided to drop so far (0 while the metric is absent)."""
+        total = 0.0
+        for line in self.metrics_text().splitlines():
+            if line.startswith("otelcol_processor_tail_sampling_global_count_traces_sampled") and (
+                'sampled="false"' in line
+            ):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
     def stop(self) -> None:
         self.process.stop()
 

@@ -39,17 +39,6 @@ def sent(collector: Collector) -> Scenario:
     return send_scenario(collector.grpc_endpoint)
 
 
-def _not_sampled_traces(collector: Collector) -> float:
-    """Sum of the tail sampler's "decided not to sample" trace counter."""
-    total = 0.0
-    for line in collector.metrics_text().splitlines():
-        if line.startswith("otelcol_processor_tail_sampling_global_count_traces_sampled") and (
-            'sampled="false"' in line
-        ):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
-
-
 def _wait_whole_trace(sink: OtlpSink, collector: Collector, sc: Scenario, trace_id: str) -> None:
     def probe() -> bool:
         collector.process.check_alive()
@@ -86,7 +75,7 @@ def test_successful_traces_never_reach_autoheal(
 ) -> None:
     """Traces without errors are dropped by tail sampling once their decision is taken."""
     wait_for(
-        lambda: _not_sampled_traces(collector) >= len(sent.ok_traces),
+        lambda: collector.traces_not_sampled() >= len(sent.ok_traces),
         timeout=DEADLINE_S,
         what=f"{len(sent.ok_traces)} 'not sampled' tail-sampling decisions",
         on_timeout=collector.metrics_text,
