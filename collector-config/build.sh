@@ -25,6 +25,12 @@ cache="$(cd "$cache" && pwd)"
 work="$cache/.work"
 mkdir -p "$work"
 
+# Concurrent test sessions share the cache: one builds, the others wait and then find it current.
+if command -v flock >/dev/null 2>&1; then
+  exec 9>"$cache/.lock"
+  flock 9
+fi
+
 # -trimpath keeps the binaries (and their hashes) independent of where the cache lives;
 # -p bounds compile parallelism on shared 2-core machines.
 export GOFLAGS="-trimpath -p=${jobs}"
