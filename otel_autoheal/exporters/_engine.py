@@ -130,13 +130,20 @@ def _suppressed(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 _REGISTRY: dict[str, AutohealEngine] = {}
-_REGISTRY_LOCK = threading.Lock()
+_REGISTRY_LOCK = threading.RLock()
 _ENGINES: weakref.WeakSet[AutohealEngine] = weakref.WeakSet()
+#: Engines inherited through fork are kept alive, so their SQLite connections are never closed
+#: (or checkpointed) from a process that does not own them.
+_INHERITED: list[AutohealEngine] = []
+
+
+def _registry_key(config: Config) -> str:
+    return str(state_path(config).resolve())
 
 
 def _after_fork_in_child() -> None:
     global _REGISTRY_LOCK
-    _REGISTRY_LOCK = threading.Lock()  # may have been held by another thread at fork time
+    _REGISTRY_LOCK = threading.RLock()  # may have been held by another thread at fork time
     _REGISTRY.clear()
     for engine in list(_ENGINES):
         engine._forked()
@@ -203,6 +210,10 @@ class AutohealEngine:
         self.assembler.start()
         self._worker.start()
         _ENGINES.add(self)
+        with _REGISTRY_LOCK:  # an explicit engine is also the one no-argument exporters find
+            known = _REGISTRY.get(_registry_key(self.config))
+            if known is None or known._closed or known._pid != self._pid:
+                _REGISTRY[_registry_key(self.config)] = self
 
     # -- sharing -------------------------------------------------------------------------
     @classmethod
@@ -213,13 +224,19 @@ class AutohealEngine:
         """
         env = kwargs.get("env")
         env = os.environ if env is None else env
-        config = _load_config(state_dir, kwargs.pop("trace_wait", None), kwargs.pop("config_file", None), env)
-        key = str(state_path(config).resolve())
+        trace_wait = kwargs.pop("trace_wait", None)
+        config = _load_config(state_dir, trace_wait, kwargs.pop("config_file", None), env)
+        key = _registry_key(config)
         with _REGISTRY_LOCK:
             engine = _REGISTRY.get(key)
             if engine is None or engine._closed or engine._pid != os.getpid():
                 engine = cls(config=config, **kwargs)
                 _REGISTRY[key] = engine
+            elif ((kwargs.get("sink") is not None and kwargs["sink"] is not engine._user_sink)
+                  or (trace_wait is not None and trace_wait != engine.config.trace_wait)
+                  or (kwargs.get("queue_size") is not None and kwargs["queue_size"] != engine.queue_size)):
+                log.warning("otel-autoheal already runs for state dir %s; the settings it was created with apply. "
+                            "Pass one AutohealEngine to both exporters to choose them explicitly.", key)
             return engine
 
     def acquire(self) -> AutohealEngine:
@@ -253,7 +270,6 @@ class AutohealEngine:
                                            shutdown_timeout=self.shutdown_timeout)
                 successor._users = self._users
                 self._successor = successor
-                _REGISTRY.setdefault(str(state_path(self.config).resolve()), successor)
         return successor.current()
 
     def _forked(self) -> None:
@@ -262,6 +278,7 @@ class AutohealEngine:
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._closed = True
+        _INHERITED.append(self)
 
     # -- intake --------------------------------------------------------------------------
     def submit_spans(self, spans: Sequence[Any]) -> bool:

@@ -114,19 +114,21 @@ def test_trace_split_across_providers_is_joined_at_shutdown(tmp_path: Path) -> N
 
 
 def test_one_engine_per_state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No-argument exporters (what the SDK's entry points build) share the engine of AUTOHEAL_STATE_DIR."""
+    """No-argument exporters (what the SDK's entry points build) share the engine of AUTOHEAL_STATE_DIR or an explicit one."""
     monkeypatch.setenv("AUTOHEAL_STATE_DIR", str(tmp_path / "a"))
     spans, logs = AutohealSpanExporter(), AutohealLogExporter()
     other = AutohealSpanExporter(state_dir=tmp_path / "b")
     explicit = AutohealEngine(state_dir=tmp_path / "c")
     with_engine = AutohealLogExporter(explicit)
+    finds_explicit = AutohealSpanExporter(state_dir=tmp_path / "c")
     try:
+        assert finds_explicit.engine is explicit
         assert spans.engine is logs.engine
         assert spans.engine is not None and spans.engine.state_dir == tmp_path / "a"
         assert other.engine is not spans.engine
         assert with_engine.engine is explicit
     finally:
-        for exporter in (spans, logs, other, with_engine):
+        for exporter in (spans, logs, other, with_engine, finds_explicit):
             exporter.shutdown()
     assert explicit.closed
     assert other.engine is not None and other.engine.closed
