@@ -1,7 +1,8 @@
 """OTel SDK objects → the pipeline's ``SpanData``/``LogData``, without an OTLP encoding round trip.
 
 Mirrors what ``otel_autoheal.otlp`` keeps from OTLP messages: failed spans in full, every other
-span only as a parent link (``light_span``), log records with their resource attributes.
+span only as a parent link (materialised by the assembler with ``light_span`` if its trace
+failed), log records with their resource attributes.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from opentelemetry.trace import StatusCode
 
 from otel_autoheal.otlp import MAX_ATTRIBUTE_CHARS, LogData, SpanData, severity_name
 
-__all__ = ["logs_to_data", "spans_to_data"]
+__all__ = ["SpanLink", "logs_to_data", "split_spans"]
 
 #: Logger names (instrumentation scopes) whose records are never fed back into the pipeline:
 #: our own log lines would otherwise turn into issues about ourselves, possibly in a loop.
@@ -66,9 +67,18 @@ def _resource(resource: Any, cache: dict[int, dict[str, Any]]) -> dict[str, Any]
     return found
 
 
-def spans_to_data(spans: Sequence[Any]) -> Iterator[SpanData]:
-    """Yield ``SpanData`` for SDK ``ReadableSpan`` objects with a valid trace id."""
+#: A span that did not fail: (trace id hex, span id, parent span id), ids as raw bytes.
+SpanLink = tuple[str, bytes, bytes]
+
+
+def split_spans(spans: Sequence[Any]) -> tuple[list[SpanData], list[SpanLink]]:
+    """SDK ``ReadableSpan`` objects → full ``SpanData`` for failed spans, parent links for the rest.
+
+    Spans without a valid trace id are skipped.
+    """
     resources: dict[int, dict[str, Any]] = {}
+    failed: list[SpanData] = []
+    links: list[SpanLink] = []
     last_trace, trace_id = 0, ""
     for span in spans:
         context = span.context
@@ -80,12 +90,9 @@ def spans_to_data(spans: Sequence[Any]) -> Iterator[SpanData]:
         parent_id = parent.span_id if parent is not None else 0
         events = span.events
         if span.status.status_code is not _ERROR and not (events and any(e.name == "exception" for e in events)):
-            # The same "parent link only" record as ``otlp.light_span``, without the bytes round trip
-            # (this loop runs for every span of the application).
-            yield SpanData(trace_id, f"{context.span_id:016x}", f"{parent_id:016x}" if parent_id else "",
-                           "", "", 0, 0, False)
+            links.append((trace_id, context.span_id.to_bytes(8, "big"), parent_id.to_bytes(8, "big")))
             continue
-        yield SpanData(
+        failed.append(SpanData(
             trace_id=trace_id,
             span_id=_span_hex(context.span_id),
             parent_span_id=_span_hex(parent_id),
@@ -98,7 +105,8 @@ def spans_to_data(spans: Sequence[Any]) -> Iterator[SpanData]:
             attributes=_attributes(span.attributes),
             events=[(e.name, e.timestamp or 0, _attributes(e.attributes)) for e in events if e.name == "exception"],
             resource=_resource(span.resource, resources),
-        )
+        ))
+    return failed, links
 
 
 def _body(body: Any) -> str:

@@ -30,13 +30,13 @@ from otel_autoheal.assemble import Assembler, Overloaded
 from otel_autoheal.config import ENV_CONFIG_FILE, ENV_PREFIX, Config, load_config, state_path
 from otel_autoheal.extract import TraceData
 from otel_autoheal.metrics import Metrics
-from otel_autoheal.otlp import LogData
+from otel_autoheal.otlp import LogData, light_span
 from otel_autoheal.pipeline import Pipeline
 from otel_autoheal.service import select_sink
 from otel_autoheal.sinks.base import Sink
 from otel_autoheal.state.sqlite import SQLiteStore
 
-from otel_autoheal.exporters._convert import logs_to_data, spans_to_data
+from otel_autoheal.exporters._convert import logs_to_data, split_spans
 
 __all__ = [
     "DEFAULT_QUEUE_SIZE",
@@ -348,7 +348,13 @@ class AutohealEngine:
                             "Raise max_pending_traces (AUTOHEAL_MAX_PENDING_TRACES) or check the sink.", exc)
             return
         if kind == "spans":
-            self.assembler.add_spans(spans_to_data(batch))
+            failed, links = split_spans(batch)
+            add_links = getattr(self.assembler, "add_span_links", None)
+            if add_links is not None:
+                add_links(links)
+            else:  # an Assembler without the hook: hand over light spans
+                self.assembler.add_spans(light_span(*link) for link in links)
+            self.assembler.add_spans(failed)
         else:
             self.assembler.add_logs(logs_to_data(batch))
 
