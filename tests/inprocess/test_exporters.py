@@ -258,3 +258,29 @@ def test_own_log_lines_are_not_fed_back(tmp_path: Path, providers: list) -> None
     assert exporter.force_flush(10_000)
     issues = read_issues(tmp_path)
     assert [i["title"] for i in issues] == ["[autoheal] RuntimeError: boom in shop.worker"]
+
+
+def test_pipeline_behind_drops_instead_of_growing(tmp_path: Path, blocking_sink: BlockingSink,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """With the sink stuck, finished traces stop piling up at max_pending_traces: new ones are dropped and counted."""
+    engine = AutohealEngine(state_dir=tmp_path, trace_wait=0.05, sink=blocking_sink,
+                            env={"AUTOHEAL_MAX_TRACES": "2", "AUTOHEAL_MAX_PENDING_TRACES": "1"})
+    exporter = AutohealSpanExporter(engine)
+    provider = TracerProvider(resource=RESOURCE)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("shop")
+    try:
+        with caplog.at_level(logging.WARNING, logger="otel_autoheal.exporters"):
+            def fail_once() -> float:
+                with pytest.raises(KeyError):
+                    with tracer.start_as_current_span("checkout"):
+                        _reserve(0)
+                return engine.metrics.value("autoheal_exporter_dropped_total", reason="pipeline_behind")
+
+            fail_once()
+            assert blocking_sink.entered.wait(30), "the sink was never called"
+            wait_for(fail_once, timeout=30, message="a drop because the pipeline is behind")
+        assert any("max_pending_traces" in r.getMessage() for r in caplog.records)
+    finally:
+        blocking_sink.release.set()
+        provider.shutdown()
