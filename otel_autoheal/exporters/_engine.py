@@ -32,7 +32,7 @@ from otel_autoheal.extract import TraceData
 from otel_autoheal.metrics import Metrics
 from otel_autoheal.otlp import LogData, light_span
 from otel_autoheal.pipeline import Pipeline
-from otel_autoheal.service import select_sink
+from otel_autoheal.sinks import select_sink
 from otel_autoheal.sinks.base import Sink
 from otel_autoheal.state.sqlite import SQLiteStore
 
@@ -195,7 +195,7 @@ class AutohealEngine:
         self.metrics = Metrics()
         self.store = SQLiteStore.in_dir(state_path(self.config))
         try:
-            self.sink = sink if sink is not None else select_sink(self.config, self.store, self.metrics)
+            self.sink = sink if sink is not None else select_sink(self.config, self.store, self.metrics, explicit_github=True)
             self.pipeline = Pipeline(self.config, self.store, self.sink, self.metrics)
             self.assembler = Assembler(
                 _suppressed(self._process), self.config.trace_wait, self.config.max_traces,

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import wait_for
+from polling import wait_for
 from inprocess_support import BlockingSink, FailingSink, _isolated_env, blocking_sink, read_issues  # noqa: F401
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.sdk._logs import LoggerProvider

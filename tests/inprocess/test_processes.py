@@ -7,7 +7,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from conftest import wait_for
+from polling import wait_for
 from inprocess_support import REPO, _isolated_env, clean_env, read_issues  # noqa: F401
 
 WORKER = textwrap.dedent('''
