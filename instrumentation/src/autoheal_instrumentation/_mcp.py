@@ -15,6 +15,7 @@ import contextvars
 import json
 import logging
 import threading
+import time
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -251,7 +252,10 @@ class _LoggingBridge(logging.Handler):
 # -- recording -------------------------------------------------------------------------------------
 def _emit_log(severity: SeverityNumber, body: str, attributes: dict[str, Any], event_name: str | None) -> None:
     provider = _providers.get("logger_provider") or get_logger_provider()
+    now = time.time_ns()
     provider.get_logger(_TRACER_NAME, _VERSION).emit(
+        timestamp=now,
+        observed_timestamp=now,
         context=otel_context.get_current(),
         severity_number=severity,
         severity_text=severity.name,
