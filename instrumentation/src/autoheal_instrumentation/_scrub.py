@@ -27,7 +27,8 @@ _SECRET_SUBSTRINGS = (
     "client_secret",
     "signature",
 )
-# Whole words only: "auth" is secret in "--auth" or "basic_auth" but not in "--author".
+# As the last word only: "auth" is secret in "--auth" or "basic_auth", not in "--author" or
+# "--auth-mode"; "session" in "--session", not in "--session-timeout".
 _SECRET_WORDS = frozenset({"pwd", "auth", "authorization", "cookie", "session", "sessionid", "jwt", "dsn", "pat"})
 
 _TOKEN_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -54,7 +55,10 @@ def is_secret_name(name: str) -> bool:
         return False
     if any(sub in norm for sub in _SECRET_SUBSTRINGS):
         return True
-    return any(word in _SECRET_WORDS for word in _NAME_SPLIT.split(norm))
+    words = [w for w in _NAME_SPLIT.split(norm) if w]
+    if not words:
+        return False
+    return words[-1] in _SECRET_WORDS or norm.endswith("session_id")
 
 
 def _label(name: str) -> str:
