@@ -155,8 +155,8 @@ def measure(runs: int, warmup: int) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     try:
         with tempfile.TemporaryDirectory(prefix="cli-overhead-") as tmp:
-            fmt = {
-                "closed_port": closed,
+            fmt: dict[str, str] = {
+                "closed_port": str(closed),
                 "sink": f"http://127.0.0.1:{http.server_address[1]}",
                 "grpc_sink": grpc_sink[1] if grpc_sink else "",
             }

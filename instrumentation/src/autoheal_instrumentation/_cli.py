@@ -461,7 +461,10 @@ def _wrap_callable(fn: Callable[..., Any], options: dict[str, Any], resolver_for
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
-            run.record_exception(exc)
+            try:
+                run.record_exception(exc)
+            except Exception as inner:
+                _debug("otel-autoheal: recording failed: %r", inner)
             run.finish(run.exit_code)
             raise
         run.finish(result if isinstance(result, int) and not isinstance(result, bool) else 0)
@@ -490,7 +493,7 @@ def instrument_cli(target: Any = None, /, **options: Any) -> Any:
                 argv = list(run.argv[1:])
                 run.command_resolver = lambda: _subcommand_from_argv(_click_choices, target, argv)
 
-            target.main = _wrap_callable(original_main, options, click_resolver)  # type: ignore[method-assign]
+            target.main = _wrap_callable(original_main, options, click_resolver)
             return target
         if type(target).__name__ == "ArgumentParser" or hasattr(target, "parse_known_args"):
             return _instrument_argparse(target, options)

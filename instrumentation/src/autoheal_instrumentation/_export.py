@@ -46,12 +46,12 @@ def _send_grpc(traces: bytes, logs: bytes, settings: Settings, deadline: float) 
     try:
         if traces:
             request = trace_service_pb2.ExportTraceServiceRequest.FromString(traces)
-            trace_service_pb2_grpc.TraceServiceStub(channel).Export(
+            trace_service_pb2_grpc.TraceServiceStub(channel).Export(  # type: ignore[no-untyped-call]
                 request, timeout=max(0.05, deadline - time.monotonic()), metadata=metadata, compression=compression
             )
         if logs:
             log_request = logs_service_pb2.ExportLogsServiceRequest.FromString(logs)
-            logs_service_pb2_grpc.LogsServiceStub(channel).Export(
+            logs_service_pb2_grpc.LogsServiceStub(channel).Export(  # type: ignore[no-untyped-call]
                 log_request, timeout=max(0.05, deadline - time.monotonic()), metadata=metadata, compression=compression
             )
     finally:

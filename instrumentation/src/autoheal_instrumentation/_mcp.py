@@ -456,14 +456,15 @@ def instrument_mcp(server: Any, **options: Any) -> Any:
         middleware = server.middleware
         if any(isinstance(m, ToolTelemetryMiddleware) for m in middleware):
             return server
+        sdk_middleware: Any = None
         try:
-            from mcp.server._otel import OpenTelemetryMiddleware
+            from mcp.server._otel import OpenTelemetryMiddleware as sdk_middleware
         except ImportError:
-            OpenTelemetryMiddleware = None  # noqa: N806
+            pass
         ours = ToolTelemetryMiddleware()
         replaced = False
         for i, m in enumerate(middleware):
-            if OpenTelemetryMiddleware is not None and isinstance(m, OpenTelemetryMiddleware):
+            if sdk_middleware is not None and isinstance(m, sdk_middleware):
                 middleware[i] = ours
                 replaced = True
                 break

@@ -86,7 +86,7 @@ def build_traces(
             trace_id=s["trace_id"],
             span_id=s["span_id"],
             name=s["name"],
-            kind=SPAN_KIND_INTERNAL,
+            kind=SPAN_KIND_INTERNAL,  # type: ignore[arg-type]
             start_time_unix_nano=s["start"],
             end_time_unix_nano=s["end"],
             attributes=_attrs(s["attributes"]),
