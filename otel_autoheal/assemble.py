@@ -1,0 +1,220 @@
+"""Trace assembly: hold spans and logs per trace id until ``trace_wait`` of silence, bounded.
+
+Contract:
+- ``add_spans``/``add_logs`` are called from receiver threads; they only take a lock and append.
+- A trace is handed to ``on_trace`` (from the assembler's own thread) once no data arrived for
+  it during ``trace_wait`` seconds, or early when ``max_traces`` forces an eviction. Traces with
+  no error are dropped at that point without reaching ``on_trace``.
+- Memory is bounded by ``max_traces`` x ``max_records_per_trace`` plus the trace-less log ring.
+  Records beyond the per-trace bound are dropped, except error spans and exception logs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from otel_autoheal.extract import TraceData
+from otel_autoheal.metrics import Metrics
+from otel_autoheal.otlp import LogData, SpanData
+
+__all__ = ["Assembler", "Overloaded"]
+
+log = logging.getLogger("otel_autoheal.assemble")
+
+#: Trace-less log records kept for the service.instance.id fallback.
+ORPHAN_LOG_RING = 5_000
+
+
+class Overloaded(Exception):
+    """The pipeline is behind: receivers should answer with a retryable status."""
+
+
+@dataclass
+class _Pending:
+    data: TraceData
+    last_update: float
+    has_error: bool = False
+    records: int = 0
+    dropped: int = 0
+    created: float = field(default_factory=time.monotonic)
+
+
+class Assembler:
+    """Collects spans and logs per trace and releases finished traces to ``on_trace``."""
+
+    def __init__(
+        self,
+        on_trace: Callable[[TraceData, list[LogData]], None],
+        trace_wait: float,
+        max_traces: int,
+        max_records_per_trace: int,
+        max_pending: int,
+        metrics: Metrics,
+    ) -> None:
+        self._on_trace = on_trace
+        self._trace_wait = trace_wait
+        self._max_traces = max_traces
+        self._max_records = max_records_per_trace
+        self._max_pending = max_pending
+        self._metrics = metrics
+        self._lock = threading.Lock()
+        self._traces: OrderedDict[str, _Pending] = OrderedDict()
+        self._orphan_logs: deque[LogData] = deque(maxlen=ORPHAN_LOG_RING)
+        self._orphan_seq = 0
+        self._ready: deque[TraceData] = deque()
+        self._wake = threading.Condition(self._lock)
+        self._stop = False
+        self._busy = False
+        self._thread = threading.Thread(target=self._run, name="autoheal-assembler", daemon=True)
+        self._warned_evict = 0.0
+        self._warned_drop = 0.0
+        metrics.gauge("autoheal_traces_held", "Traces currently held by the assembler.", lambda: len(self._traces))
+        metrics.gauge("autoheal_traces_ready", "Finished traces waiting for the pipeline.", lambda: len(self._ready))
+
+    def start(self) -> None:
+        self._thread.start()
+
+    # -- intake ---------------------------------------------------------------------------
+    def check_capacity(self) -> None:
+        if len(self._ready) >= self._max_pending:
+            raise Overloaded(f"{len(self._ready)} traces are waiting for the pipeline (max_pending_traces)")
+
+    def add_spans(self, spans: Iterable[SpanData]) -> int:
+        now = time.monotonic()
+        count = 0
+        with self._lock:
+            for span in spans:
+                count += 1
+                pending = self._pending(span.trace_id, now)
+                if pending.records >= self._max_records and not span.is_error:
+                    pending.dropped += 1
+                    self._dropped()
+                    continue
+                pending.records += 1
+                pending.data.spans[span.span_id] = span
+                if span.is_error:
+                    pending.has_error = True
+            self._evict_if_needed()
+        return count
+
+    def add_logs(self, logs: Iterable[LogData]) -> int:
+        now = time.monotonic()
+        count = 0
+        with self._lock:
+            for record in logs:
+                count += 1
+                if not record.trace_id:
+                    if record.has_exception:
+                        self._orphan_seq += 1
+                        key = f"orphan-{self._orphan_seq}"
+                        pending = self._pending(key, now)
+                        pending.data.logs.append(record)
+                        pending.has_error = True
+                    else:
+                        self._orphan_logs.append(record)
+                    continue
+                pending = self._pending(record.trace_id, now)
+                if pending.records >= self._max_records and not record.has_exception:
+                    pending.dropped += 1
+                    self._dropped()
+                    continue
+                pending.records += 1
+                pending.data.logs.append(record)
+                if record.has_exception:
+                    pending.has_error = True
+            self._evict_if_needed()
+        return count
+
+    def _pending(self, trace_id: str, now: float) -> _Pending:
+        pending = self._traces.get(trace_id)
+        if pending is None:
+            pending = _Pending(TraceData(trace_id if not trace_id.startswith("orphan-") else ""), now)
+            self._traces[trace_id] = pending
+        else:
+            pending.last_update = now
+            self._traces.move_to_end(trace_id)
+        return pending
+
+    def _dropped(self) -> None:
+        self._metrics.inc("autoheal_records_dropped_total")
+        now = time.monotonic()
+        if now - self._warned_drop > 60:
+            self._warned_drop = now
+            log.warning("a trace exceeded max_records_per_trace=%d; ordinary records are dropped (errors kept). "
+                        "Raise max_records_per_trace (AUTOHEAL_MAX_RECORDS_PER_TRACE) to keep them.", self._max_records)
+
+    def _evict_if_needed(self) -> None:
+        while len(self._traces) > self._max_traces:
+            _, pending = self._traces.popitem(last=False)
+            self._metrics.inc("autoheal_traces_evicted_total")
+            if pending.has_error:
+                self._ready.append(pending.data)
+                self._wake.notify()
+            now = time.monotonic()
+            if now - self._warned_evict > 60:
+                self._warned_evict = now
+                log.warning("more than max_traces=%d traces in flight; the oldest are processed early "
+                            "(possibly incomplete). Raise max_traces (AUTOHEAL_MAX_TRACES) or lower trace_wait.",
+                            self._max_traces)
+
+    # -- release --------------------------------------------------------------------------
+    def _collect_expired(self, now: float) -> None:
+        while self._traces:
+            trace_id, pending = next(iter(self._traces.items()))
+            if now - pending.last_update < self._trace_wait:
+                break
+            del self._traces[trace_id]
+            if pending.has_error:
+                self._ready.append(pending.data)
+
+    def _run(self) -> None:
+        tick = min(0.2, self._trace_wait / 4)
+        while True:
+            with self._lock:
+                if not self._ready and not self._stop:
+                    self._wake.wait(timeout=tick)
+                self._collect_expired(time.monotonic())
+                if self._stop and not self._ready:
+                    return
+                batch = list(self._ready)
+                self._ready.clear()
+                orphans = list(self._orphan_logs)
+                self._busy = bool(batch)
+            for trace in batch:
+                try:
+                    self._on_trace(trace, orphans)
+                except Exception:  # one bad trace must not stop the service
+                    self._metrics.inc("autoheal_pipeline_errors_total")
+                    log.exception("failed to process trace %s", trace.trace_id or "(no trace id)")
+            with self._lock:
+                self._busy = False
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Release every held trace now and wait until the pipeline has processed them."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            for pending in self._traces.values():
+                if pending.has_error:
+                    self._ready.append(pending.data)
+            self._traces.clear()
+            self._wake.notify()
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._ready and not self._busy:
+                    return True
+            time.sleep(0.02)
+        return False
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Process what is held, then stop the thread (idempotent)."""
+        if self._thread.is_alive():
+            self.flush(timeout)
+            with self._lock:
+                self._stop = True
+                self._wake.notify()
+            self._thread.join(timeout)

@@ -1,0 +1,236 @@
+"""Service configuration: a TOML file, ``AUTOHEAL_*`` env vars and command-line flags.
+
+Precedence: explicit flag > env var > file > default. Every field documents its default, and
+``load_config`` validates everything at start-up with errors that name the offending key.
+
+Example ``autoheal.toml``::
+
+    otlp_grpc = "127.0.0.1:4317"
+    trace_wait = 3.0
+    [scrub]
+    extra_patterns = { internal_ticket = "TKT-[0-9]{6}" }
+    [github]            # read by the GitHub sink
+    repository = "acme/shop"
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from otel_autoheal.errors import ConfigError
+
+__all__ = ["ENV_PREFIX", "Config", "ScrubConfig", "default_state_dir", "load_config", "parse_hostport"]
+
+#: Every field can be set as ``AUTOHEAL_<FIELD NAME IN CAPS>`` (e.g. ``AUTOHEAL_TRACE_WAIT=5``).
+ENV_PREFIX = "AUTOHEAL_"
+#: The config file may also be given by this env var.
+ENV_CONFIG_FILE = "AUTOHEAL_CONFIG"
+
+
+def default_state_dir() -> str:
+    from platformdirs import user_data_dir
+
+    return user_data_dir("otel-autoheal", appauthor=False)
+
+
+@dataclass(frozen=True)
+class ScrubConfig:
+    """Secret scrubbing; on by default."""
+
+    #: Scrub secrets before anything is stored or rendered. Default: true.
+    enabled: bool = True
+    #: Extra ``name = "regex"`` patterns; matches become ``[redacted:name]``. Default: none.
+    extra_patterns: dict[str, str] = field(default_factory=dict)
+    #: Literal values or attribute keys never redacted (false positives). Default: none.
+    allow: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Config:
+    """Settings of ``otel-autoheal serve``."""
+
+    #: OTLP/gRPC listen address. Default: 127.0.0.1:4317 (what OTel SDKs send to).
+    otlp_grpc: str = "127.0.0.1:4317"
+    #: OTLP/HTTP listen address (also /healthz and /metrics). Default: 127.0.0.1:4318.
+    otlp_http: str = "127.0.0.1:4318"
+    #: Directory of the SQLite state. Default: the user's data dir (e.g. ~/.local/share/otel-autoheal).
+    state_dir: str = ""
+    #: Seconds of silence after which a trace is complete and processed. Default: 3.
+    trace_wait: float = 3.0
+    #: Traces held at once; beyond it the oldest is processed early (counted as an eviction). Default: 10000.
+    max_traces: int = 10_000
+    #: Spans + logs kept per trace; beyond it ordinary records are dropped (errors are kept). Default: 5000.
+    max_records_per_trace: int = 5_000
+    #: Largest request body accepted, before and after decompression, in bytes. Default: 8 MiB.
+    max_request_bytes: int = 8 * 1024 * 1024
+    #: Log records shown before each exception. Default: 50.
+    preceding_logs: int = 50
+    #: Without logs in the trace, use trace-less logs of the same service.instance.id this many
+    #: seconds before the error. Default: 60.
+    fallback_log_window: float = 60.0
+    #: When set, requests need ``Authorization: Bearer <token>``. Default: empty (no auth).
+    ingest_token: str = ""
+    #: Origins allowed to POST OTLP/JSON from browsers (CORS), e.g. ``http://localhost:5173``. Default: none.
+    cors_origins: tuple[str, ...] = ()
+    #: Link to a trace viewer; ``{trace_id}`` is replaced. Default: local Jaeger.
+    trace_url_template: str = "http://localhost:16686/trace/{trace_id}"
+    #: Path or module prefixes that are application code (overrides the built-in library rules).
+    in_app_include: tuple[str, ...] = ()
+    #: Path or module prefixes that are library code. Default: none beyond the built-in rules.
+    in_app_exclude: tuple[str, ...] = ()
+    #: Traces waiting for the pipeline before receivers answer 503/UNAVAILABLE. Default: 10000.
+    max_pending_traces: int = 10_000
+    #: Secret scrubbing.
+    scrub: ScrubConfig = field(default_factory=ScrubConfig)
+    #: Raw ``[github]`` table, validated by the GitHub sink.
+    github: dict[str, Any] = field(default_factory=dict)
+    #: Log level of the service's own logs. Default: INFO.
+    log_level: str = "INFO"
+
+
+_HOSTPORT = re.compile(r"^(?P<host>\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]*):(?P<port>\d{1,5})$")
+
+
+def parse_hostport(key: str, value: str) -> tuple[str, int]:
+    match = _HOSTPORT.match(value.strip())
+    if not match or not 0 <= int(match.group("port")) <= 65535:
+        raise ConfigError(key, f"expected HOST:PORT (e.g. 127.0.0.1:4317), got {value!r}")
+    return match.group("host").strip("[]") or "0.0.0.0", int(match.group("port"))
+
+
+def _coerce(key: str, value: Any, default: Any) -> Any:
+    try:
+        if isinstance(default, bool):
+            if isinstance(value, bool):
+                return value
+            lowered = str(value).strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if isinstance(default, int):
+            return int(value)
+        if isinstance(default, float):
+            return float(value)
+        if isinstance(default, tuple):
+            if isinstance(value, str):
+                return tuple(v.strip() for v in value.split(",") if v.strip())
+            if isinstance(value, (list, tuple)):
+                return tuple(str(v) for v in value)
+            raise ValueError
+        if isinstance(default, str):
+            if not isinstance(value, (str, int, float)):
+                raise ValueError
+            return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(key, f"invalid value {value!r} (expected {type(default).__name__})") from None
+    return value
+
+
+def _apply(base: Config, values: Mapping[str, Any], origin: str) -> Config:
+    known = {f.name: f for f in fields(Config)}
+    changes: dict[str, Any] = {}
+    for key, value in values.items():
+        if origin == ENV_PREFIX:
+            if key not in ("scrub", "github"):
+                changes[key] = _coerce(ENV_PREFIX + key.upper(), value, getattr(Config(), key))
+            continue
+        if key not in known:
+            raise ConfigError(f"{origin}{key}", f"unknown setting (known: {', '.join(sorted(known))})")
+        default = getattr(Config(), key)
+        if key == "scrub":
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{origin}scrub", "expected a table")
+            scrub_known = {f.name for f in fields(ScrubConfig)}
+            for sub in value:
+                if sub not in scrub_known:
+                    raise ConfigError(f"{origin}scrub.{sub}", f"unknown setting (known: {', '.join(sorted(scrub_known))})")
+            patterns = value.get("extra_patterns", {})
+            if not isinstance(patterns, Mapping):
+                raise ConfigError(f"{origin}scrub.extra_patterns", "expected a table of name = \"regex\"")
+            for name, pattern in patterns.items():
+                try:
+                    re.compile(str(pattern))
+                except re.error as exc:
+                    raise ConfigError(f"{origin}scrub.extra_patterns.{name}", f"invalid regex: {exc}") from None
+            changes["scrub"] = ScrubConfig(
+                enabled=_coerce(f"{origin}scrub.enabled", value.get("enabled", True), True),
+                extra_patterns={str(k): str(v) for k, v in patterns.items()},
+                allow=_coerce(f"{origin}scrub.allow", value.get("allow", ()), ()),
+            )
+        elif key == "github":
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{origin}github", "expected a table")
+            changes["github"] = dict(value)
+        else:
+            changes[key] = _coerce(f"{origin}{key}", value, default)
+    return replace(base, **changes)
+
+
+def _validate(config: Config) -> Config:
+    parse_hostport("otlp_grpc", config.otlp_grpc)
+    parse_hostport("otlp_http", config.otlp_http)
+    positive = {
+        "trace_wait": config.trace_wait, "max_traces": config.max_traces,
+        "max_records_per_trace": config.max_records_per_trace, "max_request_bytes": config.max_request_bytes,
+        "max_pending_traces": config.max_pending_traces,
+    }
+    for key, value in positive.items():
+        if value <= 0:
+            raise ConfigError(key, f"must be greater than 0, got {value}")
+    if config.preceding_logs < 0:
+        raise ConfigError("preceding_logs", "must be 0 or more")
+    if config.fallback_log_window < 0:
+        raise ConfigError("fallback_log_window", "must be 0 or more")
+    if config.trace_url_template and "{trace_id}" not in config.trace_url_template:
+        raise ConfigError("trace_url_template", "must contain {trace_id}")
+    for origin in config.cors_origins:
+        if origin != "*" and not re.match(r"^https?://", origin):
+            raise ConfigError("cors_origins", f"origin {origin!r} must start with http:// or https://")
+    if config.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError("log_level", "must be DEBUG, INFO, WARNING or ERROR")
+    if not config.state_dir:
+        config = replace(config, state_dir=default_state_dir())
+    return config
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Build the configuration from file, environment and explicit overrides, then validate it."""
+    env = os.environ if env is None else env
+    config = Config()
+    path = path or env.get(ENV_CONFIG_FILE) or None
+    if path:
+        try:
+            with open(path, "rb") as handle:
+                data = tomllib.load(handle)
+        except OSError as exc:
+            raise ConfigError("config", f"cannot read {path}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError("config", f"{path} is not valid TOML: {exc}") from None
+        config = _apply(config, data, "")
+    from_env: dict[str, Any] = {}
+    for f in fields(Config):
+        if f.name in ("scrub", "github"):
+            continue
+        name = ENV_PREFIX + f.name.upper()
+        if name in env and env[name] != "":
+            from_env[f.name] = env[name]
+    config = _apply(config, from_env, ENV_PREFIX)
+    if overrides:
+        config = _apply(config, {k: v for k, v in overrides.items() if v is not None}, "--")
+    return _validate(config)
+
+
+def state_path(config: Config) -> Path:
+    return Path(config.state_dir).expanduser()

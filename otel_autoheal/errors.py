@@ -1,0 +1,63 @@
+"""The exceptions otel-autoheal raises.
+
+Every error the package raises on purpose derives from one root::
+
+    AutohealError
+    ├── ConfigError          a setting is missing or invalid (names the key)
+    ├── OTLPDecodeError      a request body is not valid OTLP
+    │   └── PayloadTooLarge  a request (or its decompressed body) exceeds the size limit
+    ├── StateError           the SQLite state could not be read or written
+    └── SinkError            an issue sink failed
+        ├── SinkConfigError  the sink's settings are wrong (bad token, unknown repository); not retried
+        └── SinkUnavailable  a transient failure (outage, rate limit); the work stays queued
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AutohealError",
+    "ConfigError",
+    "OTLPDecodeError",
+    "PayloadTooLarge",
+    "SinkConfigError",
+    "SinkError",
+    "SinkUnavailable",
+    "StateError",
+]
+
+
+class AutohealError(Exception):
+    """Root of every error raised on purpose by otel-autoheal."""
+
+
+class ConfigError(AutohealError):
+    """A configuration value is missing or invalid; the message names the key."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"{key}: {problem}")
+        self.key = key
+        self.problem = problem
+
+
+class OTLPDecodeError(AutohealError):
+    """A request body could not be decoded as OTLP."""
+
+
+class PayloadTooLarge(OTLPDecodeError):
+    """A request body, compressed or not, is larger than the configured limit."""
+
+
+class StateError(AutohealError):
+    """The state database could not be read or written."""
+
+
+class SinkError(AutohealError):
+    """An issue sink failed to file or update an issue."""
+
+
+class SinkConfigError(SinkError):
+    """The sink is misconfigured (wrong token, repository or permissions): retrying will not help."""
+
+
+class SinkUnavailable(SinkError):
+    """The sink is temporarily unavailable (outage, rate limit): the work is kept and retried."""

@@ -1,0 +1,236 @@
+"""A finished trace → its exceptions (deduplicated), their preceding logs, folded by root cause."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from otel_autoheal.group.fingerprint import short_type
+from otel_autoheal.model import ExceptionRecord, LogLine
+from otel_autoheal.otlp import LogData, SpanData
+
+__all__ = ["Incident", "TraceData", "extract_exceptions", "fold_by_root_cause", "preceding_logs"]
+
+#: Exception type used for error spans that carry no exception (e.g. an MCP ``isError`` result).
+SPAN_ERROR_TYPE = "SpanError"
+
+
+@dataclass
+class TraceData:
+    """Everything the service kept of one trace (or of one orphan exception log)."""
+
+    trace_id: str
+    spans: dict[str, SpanData] = field(default_factory=dict)
+    logs: list[LogData] = field(default_factory=list)
+
+
+@dataclass
+class Incident:
+    """One root-cause exception and the exceptions of the same trace folded into it."""
+
+    head: ExceptionRecord
+    related: list[ExceptionRecord]
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.split())[:2000]
+
+
+def _from_event(span: SpanData, time: int, attrs: dict[str, object]) -> ExceptionRecord:
+    return ExceptionRecord(
+        type=str(attrs.get("exception.type") or span.attributes.get("error.type") or "Exception"),
+        message=str(attrs.get("exception.message") or ""),
+        stacktrace=str(attrs.get("exception.stacktrace") or ""),
+        time_unix_nano=time or span.end_unix_nano,
+        trace_id=span.trace_id,
+        span_id=span.span_id,
+        origin="span_event",
+        resource=span.resource,
+        span_name=span.name,
+        span_kind=span.kind,
+        span_attributes=span.attributes,
+        parent_span_id=span.parent_span_id,
+        span_start_unix_nano=span.start_unix_nano,
+    )
+
+
+def _from_log(log: LogData, span: SpanData | None) -> ExceptionRecord:
+    attrs = log.attributes
+    message = str(attrs.get("exception.message") or "")
+    return ExceptionRecord(
+        type=str(attrs.get("exception.type") or "Exception"),
+        message=message if message or "exception.type" in attrs else log.body,
+        stacktrace=str(attrs.get("exception.stacktrace") or ""),
+        time_unix_nano=log.time_unix_nano,
+        trace_id=log.trace_id,
+        span_id=log.span_id,
+        origin="log",
+        resource=log.resource or (span.resource if span else {}),
+        span_name=span.name if span else "",
+        span_kind=span.kind if span else "",
+        span_attributes={**(span.attributes if span else {}), **{k: v for k, v in attrs.items() if not k.startswith("exception.")}},
+        parent_span_id=span.parent_span_id if span else "",
+        span_start_unix_nano=span.start_unix_nano if span else 0,
+    )
+
+
+def _synthesized(span: SpanData) -> ExceptionRecord:
+    error_type = str(span.attributes.get("error.type") or SPAN_ERROR_TYPE)
+    return ExceptionRecord(
+        type=error_type,
+        message=span.status_message or f"{span.name} failed",
+        stacktrace="",
+        time_unix_nano=span.end_unix_nano or span.start_unix_nano,
+        trace_id=span.trace_id,
+        span_id=span.span_id,
+        origin="span_status",
+        resource=span.resource,
+        span_name=span.name,
+        span_kind=span.kind,
+        span_attributes=span.attributes,
+        parent_span_id=span.parent_span_id,
+        span_start_unix_nano=span.start_unix_nano,
+    )
+
+
+def _same_exception(a: ExceptionRecord, b: ExceptionRecord) -> bool:
+    if short_type(a.type) != short_type(b.type):
+        return False
+    ma, mb = _norm(a.message), _norm(b.message)
+    return ma == mb or (bool(ma) and bool(mb) and (ma in mb or mb in ma))
+
+
+def _merge(keep: ExceptionRecord, other: ExceptionRecord) -> None:
+    """Fold a duplicate report (span event ↔ log record) into ``keep``."""
+    if len(other.stacktrace) > len(keep.stacktrace):
+        keep.stacktrace = other.stacktrace
+    if not keep.span_name and other.span_name:
+        keep.span_name, keep.span_kind = other.span_name, other.span_kind
+    for key, value in other.span_attributes.items():
+        keep.span_attributes.setdefault(key, value)
+    if not keep.message and other.message:
+        keep.message = other.message
+    keep.time_unix_nano = min(keep.time_unix_nano or other.time_unix_nano, other.time_unix_nano or keep.time_unix_nano)
+
+
+def extract_exceptions(trace: TraceData) -> list[ExceptionRecord]:
+    """Every distinct exception of ``trace``: span events and exception logs, each reported once."""
+    found: list[ExceptionRecord] = []
+
+    def add(record: ExceptionRecord) -> None:
+        for existing in found:
+            # The same exception on two spans (raised in one, escaping through its parent) is
+            # kept twice here and folded later, so that the deepest span heads the incident.
+            both_span_events = existing.origin == record.origin == "span_event"
+            if _same_exception(existing, record) and (
+                existing.span_id == record.span_id or not existing.span_id or not record.span_id
+                or (existing.stacktrace == record.stacktrace and not both_span_events)
+            ):
+                if existing.origin != "span_event" and record.origin == "span_event":
+                    _merge(record, existing)
+                    found[found.index(existing)] = record
+                else:
+                    _merge(existing, record)
+                return
+        found.append(record)
+
+    for span in trace.spans.values():
+        for name, time, attrs in span.events:
+            if name == "exception":
+                add(_from_event(span, time, dict(attrs)))
+    for log in trace.logs:
+        if log.has_exception:
+            add(_from_log(log, trace.spans.get(log.span_id)))
+    reported_spans = {r.span_id for r in found}
+    for span in trace.spans.values():
+        if span.is_error and not span.events and span.span_id not in reported_spans:
+            found.append(_synthesized(span))
+    return found
+
+
+def _depth(span_id: str, spans: dict[str, SpanData]) -> int:
+    depth, seen = 0, set()
+    current = spans.get(span_id)
+    while current is not None and current.parent_span_id and current.span_id not in seen:
+        seen.add(current.span_id)
+        depth += 1
+        current = spans.get(current.parent_span_id)
+    return depth
+
+
+def _ancestors(span_id: str, spans: dict[str, SpanData]) -> set[str]:
+    out: set[str] = set()
+    current = spans.get(span_id)
+    while current is not None and current.parent_span_id and current.parent_span_id not in out:
+        out.add(current.parent_span_id)
+        current = spans.get(current.parent_span_id)
+    return out
+
+
+def fold_by_root_cause(records: Sequence[ExceptionRecord], spans: dict[str, SpanData]) -> list[Incident]:
+    """Fold symptoms into root causes: the deepest, earliest real exception heads each incident.
+
+    A record joins an existing incident when it is the same exception on another span, when it
+    sits on an ancestor span of the head (an upstream caller that failed because of it), or
+    when it carries no exception of its own (an error status only).
+    """
+    ordered = sorted(
+        records,
+        key=lambda r: (r.origin == "span_status", -_depth(r.span_id, spans), r.time_unix_nano),
+    )
+    incidents: list[Incident] = []
+    for record in ordered:
+        home = None
+        for incident in incidents:
+            head = incident.head
+            if (
+                record.origin == "span_status"
+                or record.span_id == head.span_id
+                or record.span_id in _ancestors(head.span_id, spans)
+                or _same_exception(record, head)
+            ):
+                home = incident
+                break
+        if home is None:
+            incidents.append(Incident(record, []))
+        else:
+            home.related.append(record)
+    return incidents
+
+
+def preceding_logs(
+    record: ExceptionRecord,
+    trace: TraceData,
+    limit: int,
+    fallback: Iterable[LogData] = (),
+    fallback_window_nanos: int = 0,
+) -> list[LogLine]:
+    """The last ``limit`` logs of the trace at or before the exception, oldest first.
+
+    When the trace has no logs of its own, logs without a trace id from the same
+    ``service.instance.id`` within ``fallback_window_nanos`` before the error are used instead;
+    logs of *other* traces are never used.
+    """
+    cutoff = record.time_unix_nano or 2**63
+    own = [log for log in trace.logs if log.time_unix_nano <= cutoff]
+    if not own and not any(log for log in trace.logs):
+        instance = record.resource.get("service.instance.id")
+        if instance:
+            own = [
+                log for log in fallback
+                if not log.trace_id
+                and log.resource.get("service.instance.id") == instance
+                and cutoff - fallback_window_nanos <= log.time_unix_nano <= cutoff
+            ]
+    own.sort(key=lambda log: log.time_unix_nano)
+    return [
+        LogLine(
+            time_unix_nano=log.time_unix_nano,
+            severity=log.severity_text,
+            body=log.body,
+            trace_id=log.trace_id,
+            span_id=log.span_id,
+            attributes={k: v for k, v in log.attributes.items() if not k.startswith("exception.stacktrace")},
+        )
+        for log in own[-limit:]
+    ]

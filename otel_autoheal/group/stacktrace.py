@@ -1,0 +1,295 @@
+"""Stack trace text → parsed exceptions and frames, for Python, JavaScript (V8, Firefox/Safari), Java and Go.
+
+Conventions of the result: ``parse_stacktrace`` returns the exception chain with the reported
+(outermost) exception first and the root cause last; each exception's frames are ordered
+outermost call first, innermost (where it was raised) last, whatever order the language prints.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from otel_autoheal.model import Frame, ParsedException
+
+__all__ = ["InAppRules", "parse_stacktrace"]
+
+#: Frames kept per exception; deeper traces keep the outermost and innermost halves.
+MAX_FRAMES = 200
+
+_PY_FRAME = re.compile(r'^\s*File "(?P<file>[^"]*)", line (?P<line>\d+)(?:, in (?P<func>.+))?\s*$')
+_PY_CHAIN = re.compile(
+    r"^\s*(?:\|\s*)?(The above exception was the direct cause of the following exception:"
+    r"|During handling of the above exception, another exception occurred:)\s*$"
+)
+_V8_FRAME = re.compile(r"^\s*at (?:(?P<func>.+?) \((?P<loc>.+)\)|(?P<bare>.+))\s*$")
+_GECKO_FRAME = re.compile(r"^\s*(?P<func>[^@\s]*)@(?P<loc>.+?)\s*$")
+_LOCATION = re.compile(r"^(?P<file>.+?)(?::(?P<line>\d+))?(?::(?P<col>\d+))?$")
+_JAVA_FRAME = re.compile(r"^\s*at (?:[\w.\-]+/)*(?P<cls>[\w$.]+)\.(?P<method>[\w$<>]+)\((?P<loc>[^)]*)\)\s*$")
+_JAVA_HEADER = re.compile(r"^(?:Caused by: |Suppressed: |\s*Caused by: )?(?P<type>[\w$.]+(?:Exception|Error|Throwable|[A-Z]\w*))(?:: (?P<msg>.*))?$")
+_GO_FUNC = re.compile(r"^(?P<func>[\w./*()\-\[\]{},]+?)\((?P<args>[^)]*)\)$")
+_GO_FILE = re.compile(r"^\t(?P<file>.+?):(?P<line>\d+)(?: \+0x[0-9a-f]+)?$")
+_TYPE_LINE = re.compile(r"^(?P<type>[A-Za-z_][\w.]*(?:\[[^\]]*\])?)(?::\s?(?P<msg>.*))?$")
+
+
+class InAppRules:
+    """Decides whether a frame belongs to the application or to a library, runtime or stdlib.
+
+    ``include``/``exclude`` are path or module prefixes from the configuration; ``exclude`` wins.
+    """
+
+    #: Path fragments of third-party code and runtimes in every language we parse.
+    LIBRARY_PATH_MARKERS: Sequence[str] = (
+        "site-packages/", "dist-packages/", "/lib/python3", "/lib/python2", "<frozen ", "<string>",
+        "node_modules/", "node:", "internal/", "<anonymous>", "native", "/usr/local/go/src/",
+        "/go/pkg/mod/", "/usr/lib/go", "GOROOT/", "webpack/bootstrap", "@vite/", "chrome-extension://",
+    )
+    #: Module prefixes of runtimes and common frameworks (Java, Kotlin, Go runtime).
+    LIBRARY_MODULE_PREFIXES: Sequence[str] = (
+        "java.", "javax.", "jdk.", "sun.", "com.sun.", "kotlin.", "kotlinx.", "scala.", "org.junit.",
+        "org.springframework.", "org.apache.", "io.netty.", "runtime.", "net/http.", "testing.",
+    )
+
+    def __init__(self, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> None:
+        self.include = tuple(include)
+        self.exclude = tuple(exclude)
+
+    def is_in_app(self, filename: str, module: str | None = None) -> bool:
+        candidates = [filename] + ([module] if module else [])
+        for value in candidates:
+            if any(value.startswith(p) or p in value for p in self.exclude if p):
+                return False
+        for value in candidates:
+            if any(value.startswith(p) or p in value for p in self.include if p):
+                return True
+        if any(marker in filename for marker in self.LIBRARY_PATH_MARKERS):
+            return False
+        if module and module.startswith(tuple(self.LIBRARY_MODULE_PREFIXES)):
+            return False
+        return True
+
+
+_DEFAULT_RULES = InAppRules()
+
+
+def _cap_frames(frames: list[Frame]) -> tuple[Frame, ...]:
+    if len(frames) <= MAX_FRAMES:
+        return tuple(frames)
+    half = MAX_FRAMES // 2
+    return tuple(frames[:half] + frames[-half:])
+
+
+def _split_type_message(line: str, fallback_type: str) -> tuple[str, str]:
+    match = _TYPE_LINE.match(line.strip())
+    if match and ("." in match.group("type") or match.group("type")[:1].isupper()):
+        return match.group("type"), (match.group("msg") or "").strip()
+    return fallback_type, line.strip()
+
+
+def _parse_python(text: str, rules: InAppRules) -> list[ParsedException]:
+    lines = [re.sub(r"^\s*\|\s?", "", ln) if ln.lstrip().startswith("|") else ln for ln in text.splitlines()]
+    blocks: list[list[str]] = [[]]
+    for line in lines:
+        if _PY_CHAIN.match(line):
+            blocks.append([])
+        else:
+            blocks[-1].append(line)
+    chain: list[ParsedException] = []
+    for block in blocks:
+        frames: list[Frame] = []
+        exc_line = ""
+        message_tail: list[str] = []
+        seen_frame = False
+        i = 0
+        while i < len(block):
+            line = block[i]
+            match = _PY_FRAME.match(line)
+            if match:
+                seen_frame = True
+                filename = match.group("file")
+                source = None
+                if i + 1 < len(block) and block[i + 1].startswith("    ") and not _PY_FRAME.match(block[i + 1]):
+                    source = block[i + 1].strip()
+                    i += 1
+                frames.append(
+                    Frame(
+                        filename=filename,
+                        function=(match.group("func") or "<module>").strip(),
+                        lineno=int(match.group("line")),
+                        module=_python_module(filename),
+                        in_app=rules.is_in_app(filename),
+                        source_line=source,
+                    )
+                )
+            elif seen_frame and line and not line[0].isspace() and not exc_line:
+                exc_line = line
+            elif exc_line and line.strip():
+                message_tail.append(line.strip())
+            i += 1
+        if not exc_line and not frames:
+            continue
+        exc_type, message = _split_type_message(exc_line, "Exception") if exc_line else ("Exception", "")
+        if message_tail and not message_tail[0].startswith("[Previous line repeated"):
+            message = "\n".join([message, *message_tail]).strip()
+        chain.append(ParsedException(exc_type, message, _cap_frames(frames), "python"))
+    chain.reverse()  # Python prints the cause first; we want the reported exception first.
+    return chain
+
+
+def _python_module(filename: str) -> str | None:
+    for marker in ("site-packages/", "dist-packages/"):
+        if marker in filename:
+            rel = filename.rsplit(marker, 1)[1]
+            return rel.removesuffix(".py").replace("/__init__", "").replace("/", ".")
+    return None
+
+
+def _split_location(loc: str) -> tuple[str, int | None, int | None]:
+    loc = loc.strip()
+    if loc.startswith("eval at "):
+        inner = re.search(r"\(([^()]+)\)", loc)
+        loc = inner.group(1) if inner else loc
+    match = _LOCATION.match(loc)
+    if not match:
+        return loc, None, None
+    line, col = match.group("line"), match.group("col")
+    return match.group("file"), int(line) if line else None, int(col) if col else None
+
+
+def _parse_js(text: str, rules: InAppRules, fallback_type: str) -> list[ParsedException]:
+    frames: list[Frame] = []
+    header: list[str] = []
+    for line in text.splitlines():
+        v8 = _V8_FRAME.match(line)
+        if v8 and line.lstrip().startswith("at "):
+            func = (v8.group("func") or "<anonymous>").strip()
+            loc = v8.group("loc") or v8.group("bare") or ""
+            for prefix in ("async ", "new "):
+                func = func.removeprefix(prefix)
+            filename, lineno, colno = _split_location(loc)
+            frames.append(Frame(filename, func, lineno, colno, in_app=rules.is_in_app(filename)))
+            continue
+        gecko = _GECKO_FRAME.match(line)
+        if gecko and ("/" in gecko.group("loc") or ":" in gecko.group("loc")):
+            filename, lineno, colno = _split_location(gecko.group("loc"))
+            func = gecko.group("func") or "<anonymous>"
+            frames.append(Frame(filename, func, lineno, colno, in_app=rules.is_in_app(filename)))
+            continue
+        if not frames and line.strip():
+            header.append(line.strip())
+    exc_type, message = _split_type_message(header[0], fallback_type) if header else (fallback_type, "")
+    if len(header) > 1:
+        message = "\n".join([message, *header[1:]])
+    frames.reverse()  # JS prints the innermost frame first.
+    return [ParsedException(exc_type, message, _cap_frames(frames), "javascript")]
+
+
+def _parse_java(text: str, rules: InAppRules) -> list[ParsedException]:
+    chain: list[ParsedException] = []
+    current: tuple[str, str] | None = None
+    frames: list[Frame] = []
+
+    def flush() -> None:
+        if current is not None:
+            frames.reverse()  # Java prints the innermost frame first.
+            chain.append(ParsedException(current[0], current[1], _cap_frames(frames), "java"))
+
+    for line in text.splitlines():
+        frame = _JAVA_FRAME.match(line)
+        if frame:
+            cls, method = frame.group("cls"), frame.group("method")
+            filename, lineno, _ = _split_location(frame.group("loc"))
+            frames.append(Frame(filename, method, lineno, None, module=cls, in_app=rules.is_in_app(filename, cls)))
+            continue
+        stripped = line.strip()
+        if not stripped or re.match(r"^\.\.\. \d+ (more|common frames omitted)", stripped):
+            continue
+        if current is None or stripped.startswith("Caused by:"):
+            header = _JAVA_HEADER.match(stripped)
+            if header:
+                flush()
+                current, frames = (header.group("type"), (header.group("msg") or "").strip()), []
+    flush()
+    return chain
+
+
+def _parse_go(text: str, rules: InAppRules) -> list[ParsedException]:
+    lines = text.splitlines()
+    message = ""
+    exc_type = "panic"
+    for line in lines:
+        if line.startswith("panic: "):
+            message = line[len("panic: "):].strip()
+            if message.startswith("runtime error: "):
+                exc_type = "runtime.Error"
+            break
+        if line.startswith("fatal error: "):
+            exc_type, message = "fatal error", line[len("fatal error: "):].strip()
+            break
+    frames: list[Frame] = []
+    in_first_goroutine = False
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("goroutine "):
+            if in_first_goroutine:
+                break  # Only the panicking goroutine matters.
+            in_first_goroutine = True
+        elif in_first_goroutine and i + 1 < len(lines):
+            func_match = _GO_FUNC.match(line.strip())
+            file_match = _GO_FILE.match(lines[i + 1])
+            if func_match and file_match:
+                func = func_match.group("func").removeprefix("created by ")
+                filename = file_match.group("file")
+                module = func.rsplit(".", 1)[0] if "." in func else None
+                frames.append(Frame(filename, func, int(file_match.group("line")), None, module=module,
+                                    in_app=rules.is_in_app(filename, func)))
+                i += 2
+                continue
+        i += 1
+    frames.reverse()  # Go prints the innermost frame first.
+    return [ParsedException(exc_type, message, _cap_frames(frames), "go")]
+
+
+def detect_language(text: str) -> str:
+    """Guess which runtime printed ``text``."""
+    head = text[:20000]
+    if "Traceback (most recent call last)" in head or re.search(r'^\s*File "[^"]*", line \d+', head, re.M):
+        return "python"
+    if re.search(r"^goroutine \d+ \[", head, re.M) or re.search(r"^\t.+\.go:\d+", head, re.M):
+        return "go"
+    if re.search(r"^\s*at [\w$.]+\([\w$.]*\.(?:java|kt|scala|groovy):\d+\)", head, re.M) or re.search(
+        r"^\s*at [\w$.]+\((?:Native Method|Unknown Source)\)", head, re.M
+    ):
+        return "java"
+    if re.search(r"^\s*at .+:\d+:\d+\)?\s*$", head, re.M) or re.search(r"^\s*at .+ \(.+\)\s*$", head, re.M):
+        return "javascript"
+    if re.search(r"^[^@\s]*@.+:\d+:\d+\s*$", head, re.M):
+        return "javascript"
+    return "unknown"
+
+
+def parse_stacktrace(
+    text: str, exc_type: str = "", message: str = "", rules: InAppRules | None = None
+) -> list[ParsedException]:
+    """Parse ``text`` into an exception chain (reported exception first, root cause last).
+
+    ``exc_type`` and ``message`` (from the telemetry attributes) override what the text says for
+    the reported exception. Text in no known format gives one exception without frames.
+    """
+    rules = rules or _DEFAULT_RULES
+    language = detect_language(text) if text else "unknown"
+    chain: list[ParsedException] = []
+    if language == "python":
+        chain = _parse_python(text, rules)
+    elif language == "javascript":
+        chain = _parse_js(text, rules, exc_type or "Error")
+    elif language == "java":
+        chain = _parse_java(text, rules)
+    elif language == "go":
+        chain = _parse_go(text, rules)
+    if not chain:
+        chain = [ParsedException(exc_type or "Error", message, (), language)]
+    head = chain[0]
+    chain[0] = ParsedException(exc_type or head.type, message or head.message, head.frames, head.language)
+    return chain

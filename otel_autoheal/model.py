@@ -1,0 +1,151 @@
+"""Plain data passed between the pipeline stages.
+
+These types carry no behaviour beyond small helpers, so every stage can be tested with
+hand-made values and a sink can be written without knowing OTLP.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "ExceptionRecord",
+    "Frame",
+    "GroupRecord",
+    "GroupUpdate",
+    "LogLine",
+    "Occurrence",
+    "ParsedException",
+]
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One stack frame, as parsed from a stack trace text."""
+
+    filename: str
+    function: str
+    lineno: int | None = None
+    colno: int | None = None
+    module: str | None = None
+    in_app: bool = True
+    source_line: str | None = None
+
+
+@dataclass(frozen=True)
+class ParsedException:
+    """One exception of a (possibly chained) stack trace, frames ordered outermost call first."""
+
+    type: str
+    message: str
+    frames: tuple[Frame, ...] = ()
+    language: str = "unknown"
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """A log record shown as context before an exception."""
+
+    time_unix_nano: int
+    severity: str
+    body: str
+    trace_id: str = ""
+    span_id: str = ""
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ExceptionRecord:
+    """An exception as found in telemetry: a span event or an exception log record.
+
+    ``chain`` holds the parsed exception chain, root cause last, and is filled by grouping.
+    """
+
+    type: str
+    message: str
+    stacktrace: str
+    time_unix_nano: int
+    trace_id: str
+    span_id: str
+    origin: str  # "span_event" or "log"
+    resource: dict[str, Any] = field(default_factory=dict)
+    span_name: str = ""
+    span_kind: str = ""
+    span_attributes: dict[str, Any] = field(default_factory=dict)
+    parent_span_id: str = ""
+    span_start_unix_nano: int = 0
+    preceding_logs: list[LogLine] = field(default_factory=list)
+    chain: list[ParsedException] = field(default_factory=list)
+
+    @property
+    def service_name(self) -> str:
+        return str(self.resource.get("service.name") or "unknown_service")
+
+    @property
+    def service_version(self) -> str:
+        return str(self.resource.get("service.version") or "")
+
+    @property
+    def environment(self) -> str:
+        return str(
+            self.resource.get("deployment.environment.name")
+            or self.resource.get("deployment.environment")
+            or ""
+        )
+
+    @property
+    def source(self) -> str:
+        return str(self.resource.get("autoheal.source") or "")
+
+
+@dataclass
+class Occurrence:
+    """One grouped, scrubbed and rendered occurrence of an error, ready for the store and sinks.
+
+    ``related`` lists the other exceptions of the same trace folded into this one (symptoms of
+    the root cause), already scrubbed.
+    """
+
+    fingerprint: str
+    grouping_fields: list[str]
+    title: str
+    body: str
+    exception: ExceptionRecord
+    related: list[ExceptionRecord] = field(default_factory=list)
+
+    @property
+    def trace_id(self) -> str:
+        return self.exception.trace_id
+
+
+@dataclass(frozen=True)
+class GroupRecord:
+    """A group (one issue) as stored in the state database."""
+
+    id: int
+    fingerprint: str
+    title: str
+    body: str
+    count: int
+    first_seen: float
+    last_seen: float
+    service: str
+    exception_type: str
+    source: str
+    versions: tuple[str, ...]
+    trace_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class GroupUpdate:
+    """What a sink receives for each occurrence, after the store has recorded it.
+
+    ``is_new`` is true for the first occurrence of a group; ``new_version`` is true when the
+    occurrence's ``service.version`` was not seen before for this group.
+    """
+
+    group: GroupRecord
+    occurrence: Occurrence
+    is_new: bool
+    new_version: bool

@@ -1,0 +1,276 @@
+"""OTLP request decoding (protobuf and OTLP/JSON) into the small records the pipeline keeps.
+
+Only what later stages need is copied out of the protobuf messages, so a trace without errors
+costs a few small tuples, not its full attribute maps.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+from otel_autoheal.errors import OTLPDecodeError, PayloadTooLarge
+
+__all__ = [
+    "LogData",
+    "SpanData",
+    "attributes_to_dict",
+    "decode_logs",
+    "decode_traces",
+    "decompress",
+    "iter_logs",
+    "iter_spans",
+]
+
+#: OTLP span status code for ERROR (opentelemetry.proto.trace.v1.Status.STATUS_CODE_ERROR).
+STATUS_CODE_ERROR = 2
+
+#: Longest string kept from any single attribute value; longer values are cut with a marker.
+MAX_ATTRIBUTE_CHARS = 200_000
+
+_SPAN_KINDS = {0: "", 1: "INTERNAL", 2: "SERVER", 3: "CLIENT", 4: "PRODUCER", 5: "CONSUMER"}
+_ID_FIELDS = {"traceId": 16, "spanId": 8, "parentSpanId": 8}
+
+
+@dataclass(slots=True)
+class SpanData:
+    """The part of a span the pipeline keeps. ``attributes``/``events`` are filled only for error spans."""
+
+    trace_id: str
+    span_id: str
+    parent_span_id: str
+    name: str
+    kind: str
+    start_unix_nano: int
+    end_unix_nano: int
+    is_error: bool
+    status_message: str = ""
+    attributes: dict[str, Any] = field(default_factory=dict)
+    events: list[tuple[str, int, dict[str, Any]]] = field(default_factory=list)
+    resource: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class LogData:
+    """One log record with its resource attributes."""
+
+    trace_id: str
+    span_id: str
+    time_unix_nano: int
+    severity_number: int
+    severity_text: str
+    body: str
+    attributes: dict[str, Any]
+    resource: dict[str, Any]
+    event_name: str = ""
+
+    @property
+    def has_exception(self) -> bool:
+        a = self.attributes
+        return "exception.type" in a or "exception.message" in a or "exception.stacktrace" in a
+
+
+def decompress(body: bytes, encoding: str, limit: int) -> bytes:
+    """Undo ``Content-Encoding`` without ever holding more than ``limit`` bytes (gzip-bomb safe)."""
+    encoding = (encoding or "identity").strip().lower()
+    if encoding in ("", "identity"):
+        if len(body) > limit:
+            raise PayloadTooLarge(f"request body of {len(body)} bytes exceeds the limit of {limit} bytes")
+        return body
+    if encoding not in ("gzip", "deflate"):
+        raise OTLPDecodeError(f"unsupported Content-Encoding {encoding!r} (use gzip, deflate or identity)")
+    wbits = 16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS
+    decoder = zlib.decompressobj(wbits)
+    try:
+        out = decoder.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise OTLPDecodeError(f"invalid {encoding} body: {exc}") from exc
+    if len(out) > limit or decoder.unconsumed_tail:
+        raise PayloadTooLarge(f"decompressed body exceeds the limit of {limit} bytes")
+    return out
+
+
+def _hex_ids_to_base64(node: Any) -> Any:
+    """OTLP/JSON carries ids as hex; protobuf's JSON mapping expects base64 for bytes fields."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in _ID_FIELDS and isinstance(value, str):
+                if value == "":
+                    continue
+                try:
+                    raw = bytes.fromhex(value)
+                except ValueError as exc:
+                    raise OTLPDecodeError(f"{key} {value[:40]!r} is not a hex string") from exc
+                if len(raw) != _ID_FIELDS[key]:
+                    raise OTLPDecodeError(f"{key} must be {_ID_FIELDS[key] * 2} hex characters, got {len(value)}")
+                node[key] = base64.b64encode(raw).decode()
+            else:
+                _hex_ids_to_base64(value)
+    elif isinstance(node, list):
+        for item in node:
+            _hex_ids_to_base64(item)
+    return node
+
+
+def _parse(message: Any, body: bytes, content_type: str) -> Any:
+    ctype = (content_type or "application/x-protobuf").split(";")[0].strip().lower()
+    if ctype == "application/json":
+        try:
+            doc = json.loads(body)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise OTLPDecodeError(f"body is not valid JSON: {exc}") from exc
+        if not isinstance(doc, dict):
+            raise OTLPDecodeError("OTLP/JSON body must be a JSON object")
+        try:
+            json_format.ParseDict(_hex_ids_to_base64(doc), message, ignore_unknown_fields=True)
+        except json_format.ParseError as exc:
+            raise OTLPDecodeError(f"body is not valid OTLP/JSON: {exc}") from exc
+    elif ctype in ("application/x-protobuf", "application/protobuf"):
+        try:
+            message.ParseFromString(body)
+        except DecodeError as exc:
+            raise OTLPDecodeError(f"body is not valid OTLP protobuf: {exc}") from exc
+    else:
+        raise OTLPDecodeError(
+            f"unsupported Content-Type {content_type!r} (use application/x-protobuf or application/json)"
+        )
+    return message
+
+
+def decode_traces(body: bytes, content_type: str) -> ExportTraceServiceRequest:
+    """Parse an OTLP trace export request body."""
+    return _parse(ExportTraceServiceRequest(), body, content_type)  # type: ignore[no-any-return]
+
+
+def decode_logs(body: bytes, content_type: str) -> ExportLogsServiceRequest:
+    """Parse an OTLP logs export request body."""
+    return _parse(ExportLogsServiceRequest(), body, content_type)  # type: ignore[no-any-return]
+
+
+def _cap(text: str) -> str:
+    if len(text) > MAX_ATTRIBUTE_CHARS:
+        return text[:MAX_ATTRIBUTE_CHARS] + f"… [truncated {len(text) - MAX_ATTRIBUTE_CHARS} chars]"
+    return text
+
+
+def any_value(value: AnyValue, depth: int = 0) -> Any:
+    """Convert an OTLP ``AnyValue`` into plain Python (bytes as hex, nesting capped)."""
+    kind = value.WhichOneof("value")
+    if kind == "string_value":
+        return _cap(value.string_value)
+    if kind == "int_value":
+        return value.int_value
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "double_value":
+        return value.double_value
+    if kind == "bytes_value":
+        return value.bytes_value[:1024].hex()
+    if depth > 8:
+        return "[nested too deep]"
+    if kind == "array_value":
+        return [any_value(v, depth + 1) for v in value.array_value.values[:1000]]
+    if kind == "kvlist_value":
+        return {kv.key: any_value(kv.value, depth + 1) for kv in value.kvlist_value.values[:1000]}
+    return None
+
+
+def attributes_to_dict(attributes: Any) -> dict[str, Any]:
+    """Convert a repeated ``KeyValue`` field into a dict (later keys win, as in the SDKs)."""
+    out: dict[str, Any] = {}
+    kv: KeyValue
+    for kv in attributes:
+        out[kv.key] = any_value(kv.value)
+    return out
+
+
+def _id(raw: bytes, size: int) -> str:
+    """Hex id, or "" for absent, all-zero or wrong-length ids (OTLP: not associated)."""
+    if len(raw) != size or not any(raw):
+        return ""
+    return raw.hex()
+
+
+def iter_spans(request: ExportTraceServiceRequest) -> Iterator[SpanData]:
+    """Yield every span; only spans with ERROR status or an ``exception`` event carry attributes."""
+    for resource_spans in request.resource_spans:
+        resource: dict[str, Any] | None = None
+        for scope_spans in resource_spans.scope_spans:
+            for span in scope_spans.spans:
+                trace_id = _id(span.trace_id, 16)
+                if not trace_id:
+                    continue
+                has_exception_event = False
+                for event in span.events:
+                    if event.name == "exception":
+                        has_exception_event = True
+                        break
+                is_error = has_exception_event or span.status.code == STATUS_CODE_ERROR
+                data = SpanData(
+                    trace_id=trace_id,
+                    span_id=_id(span.span_id, 8),
+                    parent_span_id=_id(span.parent_span_id, 8),
+                    name=span.name,
+                    kind=_SPAN_KINDS.get(span.kind, ""),
+                    start_unix_nano=span.start_time_unix_nano,
+                    end_unix_nano=span.end_time_unix_nano,
+                    is_error=is_error,
+                )
+                if is_error:
+                    if resource is None:
+                        resource = attributes_to_dict(resource_spans.resource.attributes)
+                    data.resource = resource
+                    data.status_message = _cap(span.status.message)
+                    data.attributes = attributes_to_dict(span.attributes)
+                    data.events = [
+                        (e.name, e.time_unix_nano, attributes_to_dict(e.attributes))
+                        for e in span.events
+                        if e.name == "exception"
+                    ]
+                yield data
+
+
+_SEVERITY_NAMES = {range(1, 5): "TRACE", range(5, 9): "DEBUG", range(9, 13): "INFO",
+                   range(13, 17): "WARN", range(17, 21): "ERROR", range(21, 25): "FATAL"}
+
+
+def severity_name(number: int, text: str) -> str:
+    if text:
+        return text
+    for numbers, name in _SEVERITY_NAMES.items():
+        if number in numbers:
+            return name
+    return "UNSPECIFIED"
+
+
+def iter_logs(request: ExportLogsServiceRequest) -> Iterator[LogData]:
+    """Yield every log record with its resource attributes (shared per resource)."""
+    for resource_logs in request.resource_logs:
+        resource = attributes_to_dict(resource_logs.resource.attributes)
+        for scope_logs in resource_logs.scope_logs:
+            for record in scope_logs.log_records:
+                body = any_value(record.body) if record.HasField("body") else ""
+                if not isinstance(body, str):
+                    body = json.dumps(body, default=str)[:MAX_ATTRIBUTE_CHARS]
+                yield LogData(
+                    trace_id=_id(record.trace_id, 16),
+                    span_id=_id(record.span_id, 8),
+                    time_unix_nano=record.time_unix_nano or record.observed_time_unix_nano,
+                    severity_number=record.severity_number,
+                    severity_text=severity_name(record.severity_number, record.severity_text),
+                    body=body,
+                    attributes=attributes_to_dict(record.attributes),
+                    resource=resource,
+                    event_name=record.event_name,
+                )

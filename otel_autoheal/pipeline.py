@@ -1,0 +1,103 @@
+"""The pipeline after assembly: extract → scrub → group → render → store → sink."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import replace
+
+from otel_autoheal.config import Config
+from otel_autoheal.extract import TraceData, extract_exceptions, fold_by_root_cause, preceding_logs
+from otel_autoheal.group.fingerprint import compute_fingerprint
+from otel_autoheal.group.stacktrace import InAppRules, parse_stacktrace
+from otel_autoheal.metrics import Metrics
+from otel_autoheal.model import ExceptionRecord, GroupUpdate, Occurrence
+from otel_autoheal.otlp import LogData
+from otel_autoheal.render import RenderOptions, render_issue
+from otel_autoheal.scrub import Scrubber
+from otel_autoheal.sinks.base import Sink
+from otel_autoheal.state.sqlite import SQLiteStore
+
+__all__ = ["Pipeline"]
+
+log = logging.getLogger("otel_autoheal.pipeline")
+
+#: Longest stack trace text kept (before rendering trims further for GitHub's size limit).
+MAX_STACKTRACE_CHARS = 256_000
+#: Longest exception message kept.
+MAX_MESSAGE_CHARS = 8_000
+
+
+def _cap_text(text: str, limit: int) -> str:
+    """Cut at a whitespace boundary so that a secret is never left half-visible at the cut."""
+    if len(text) <= limit:
+        return text
+    head = text[:limit]
+    cut = max(head.rfind("\n"), head.rfind(" "))
+    return (head[:cut] if cut > limit // 2 else head) + f"\n[… {len(text) - limit} characters dropped]"
+
+
+class Pipeline:
+    """Turns finished traces into recorded occurrences and sink updates."""
+
+    def __init__(self, config: Config, store: SQLiteStore, sink: Sink, metrics: Metrics) -> None:
+        self.config = config
+        self.store = store
+        self.sink = sink
+        self.metrics = metrics
+        self.scrubber = Scrubber(
+            extra_patterns=config.scrub.extra_patterns, allow=config.scrub.allow, enabled=config.scrub.enabled
+        )
+        self.rules = InAppRules(config.in_app_include, config.in_app_exclude)
+        self.render_options = RenderOptions(trace_url_template=config.trace_url_template)
+
+    def _scrub_record(self, record: ExceptionRecord) -> ExceptionRecord:
+        s = self.scrubber
+        return replace(
+            record,
+            type=s.text(record.type[:500]),
+            message=s.text(_cap_text(record.message, MAX_MESSAGE_CHARS)),
+            stacktrace=s.text(_cap_text(record.stacktrace, MAX_STACKTRACE_CHARS)),
+            resource=s.attributes(record.resource),
+            span_attributes=s.attributes(record.span_attributes),
+            preceding_logs=[
+                replace(line, body=s.text(_cap_text(line.body, 4000)), attributes=s.attributes(line.attributes))
+                for line in record.preceding_logs
+            ],
+        )
+
+    def process(self, trace: TraceData, orphan_logs: Sequence[LogData] = ()) -> list[GroupUpdate]:
+        records = extract_exceptions(trace)
+        self.metrics.inc("autoheal_exceptions_seen_total", len(records))
+        updates = []
+        for incident in fold_by_root_cause(records, trace.spans):
+            head = incident.head
+            head.preceding_logs = preceding_logs(
+                head, trace, self.config.preceding_logs, orphan_logs, int(self.config.fallback_log_window * 1e9)
+            )
+            head = self._scrub_record(head)
+            head.chain = parse_stacktrace(head.stacktrace, head.type, head.message, self.rules)
+            related = [self._scrub_record(r) for r in incident.related]
+            for r in related:
+                r.chain = parse_stacktrace(r.stacktrace, r.type, r.message, self.rules)
+            fingerprint = compute_fingerprint(head.service_name, head.chain)
+            occurrence = Occurrence(fingerprint.hex, fingerprint.fields, "", "", head, related)
+
+            def render(stats, head=head, related=related, fingerprint=fingerprint, occurrence=occurrence):  # type: ignore[no-untyped-def]
+                title, body = render_issue(head, related, fingerprint, stats, self.render_options)
+                occurrence.title, occurrence.body = title, body
+                return title, body
+
+            update = self.store.record(occurrence, render)
+            self.metrics.inc("autoheal_occurrences_total")
+            if update.is_new:
+                self.metrics.inc("autoheal_issues_filed_total")
+                log.info("new issue #%d %s", update.group.id, update.group.title)
+            try:
+                self.sink.handle(update)
+            except Exception:
+                self.metrics.inc("autoheal_pipeline_errors_total")
+                log.exception("sink %s failed to handle group %d", self.sink.name, update.group.id)
+            updates.append(update)
+        return updates
+

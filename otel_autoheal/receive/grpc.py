@@ -1,0 +1,107 @@
+"""OTLP/gRPC receiver: TraceService/Export and LogsService/Export."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent import futures
+from typing import Any
+
+import grpc
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsPartialSuccess,
+    ExportLogsServiceResponse,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTracePartialSuccess,
+    ExportTraceServiceResponse,
+)
+
+from otel_autoheal.assemble import Overloaded
+from otel_autoheal.errors import OTLPDecodeError, PayloadTooLarge
+from otel_autoheal.receive.intake import Intake, IntakeResult
+
+__all__ = ["GrpcReceiver"]
+
+log = logging.getLogger("otel_autoheal.receive.grpc")
+
+_TRACE_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+_LOGS_METHOD = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
+
+
+class GrpcReceiver:
+    """Serves OTLP over gRPC; request bodies are decoded by us so that bad input gets INVALID_ARGUMENT."""
+
+    def __init__(self, intake: Intake, host: str, port: int, workers: int = 8) -> None:
+        self.intake = intake
+        limit = intake.max_request_bytes
+        self.server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="autoheal-grpc"),
+            options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", 4 * 1024 * 1024)],
+        )
+        handlers = {
+            "Export": grpc.unary_unary_rpc_method_handler(
+                self._handler(intake.traces, self._trace_response), request_deserializer=None,
+                response_serializer=lambda m: m.SerializeToString(),
+            )
+        }
+        log_handlers = {
+            "Export": grpc.unary_unary_rpc_method_handler(
+                self._handler(intake.logs, self._logs_response), request_deserializer=None,
+                response_serializer=lambda m: m.SerializeToString(),
+            )
+        }
+        self.server.add_generic_rpc_handlers(
+            (
+                grpc.method_handlers_generic_handler("opentelemetry.proto.collector.trace.v1.TraceService", handlers),
+                grpc.method_handlers_generic_handler("opentelemetry.proto.collector.logs.v1.LogsService", log_handlers),
+            )
+        )
+        self.port = self.server.add_insecure_port(f"{host}:{port}" if ":" not in host else f"[{host}]:{port}")
+        if self.port == 0:
+            raise OSError(f"cannot listen for OTLP/gRPC on {host}:{port}")
+
+    @staticmethod
+    def _trace_response(result: IntakeResult) -> Any:
+        if result.rejected:
+            return ExportTraceServiceResponse(
+                partial_success=ExportTracePartialSuccess(rejected_spans=result.rejected, error_message=result.message)
+            )
+        return ExportTraceServiceResponse()
+
+    @staticmethod
+    def _logs_response(result: IntakeResult) -> Any:
+        if result.rejected:
+            return ExportLogsServiceResponse(
+                partial_success=ExportLogsPartialSuccess(rejected_log_records=result.rejected, error_message=result.message)
+            )
+        return ExportLogsServiceResponse()
+
+    def _handler(self, accept: Callable[[bytes, str], IntakeResult], respond: Callable[[IntakeResult], Any]) -> Any:
+        intake = self.intake
+
+        def export(body: bytes, context: grpc.ServicerContext) -> Any:
+            metadata = dict(context.invocation_metadata() or ())
+            if not intake.authorized(metadata.get("authorization")):
+                intake.reject("unauthenticated")
+                context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token (AUTOHEAL_INGEST_TOKEN)")
+            try:
+                return respond(accept(body, "application/x-protobuf"))
+            except PayloadTooLarge as exc:
+                intake.reject("too_large")
+                context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+            except OTLPDecodeError as exc:
+                intake.reject("invalid")
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            except Overloaded as exc:
+                intake.reject("overloaded")
+                context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+            raise AssertionError("unreachable")  # pragma: no cover
+
+        return export
+
+    def start(self) -> None:
+        self.server.start()
+
+    def stop(self, grace: float = 2.0) -> None:
+        self.server.stop(grace).wait(grace + 1)

@@ -1,0 +1,85 @@
+"""``otel-autoheal serve``: the receivers, the assembler, the pipeline and the sink, wired together."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from otel_autoheal.assemble import Assembler
+from otel_autoheal.config import Config, parse_hostport, state_path
+from otel_autoheal.metrics import Metrics
+from otel_autoheal.pipeline import Pipeline
+from otel_autoheal.receive import GrpcReceiver, HttpReceiver, Intake
+from otel_autoheal.sinks.base import Sink
+from otel_autoheal.sinks.local import LocalSink
+from otel_autoheal.state.sqlite import SQLiteStore
+
+__all__ = ["Service", "select_sink"]
+
+log = logging.getLogger("otel_autoheal.service")
+
+
+def select_sink(config: Config, store: SQLiteStore, metrics: Metrics) -> Sink:
+    """The GitHub sink when a repository and a token are configured, else the local store."""
+    from otel_autoheal.sinks import github_available
+
+    if github_available(config):
+        from otel_autoheal.sinks.github import create_github_sink
+
+        return create_github_sink(config, store, metrics)
+    return LocalSink()
+
+
+class Service:
+    """The running service. ``start()`` binds the ports; ``stop()`` drains and is idempotent."""
+
+    def __init__(self, config: Config, sink: Sink | None = None) -> None:
+        self.config = config
+        self.metrics = Metrics()
+        self.store = SQLiteStore.in_dir(state_path(config))
+        self.sink = sink or select_sink(config, self.store, self.metrics)
+        self.pipeline = Pipeline(config, self.store, self.sink, self.metrics)
+        self.assembler = Assembler(
+            self.pipeline.process, config.trace_wait, config.max_traces, config.max_records_per_trace,
+            config.max_pending_traces, self.metrics,
+        )
+        intake = Intake(self.assembler, self.metrics, config.ingest_token, config.max_request_bytes)
+        grpc_host, grpc_port = parse_hostport("otlp_grpc", config.otlp_grpc)
+        http_host, http_port = parse_hostport("otlp_http", config.otlp_http)
+        self.grpc = GrpcReceiver(intake, grpc_host, grpc_port)
+        self.http = HttpReceiver(intake, self.metrics, http_host, http_port, config.cors_origins, self.health)
+        self.metrics.gauge("autoheal_groups", "Groups (issues) in the state store.", lambda: len(self.store.groups()))
+        self._stopped = threading.Event()
+        self._started_at = time.time()
+
+    @property
+    def grpc_port(self) -> int:
+        return self.grpc.port
+
+    @property
+    def http_port(self) -> int:
+        return self.http.port
+
+    def health(self) -> dict[str, Any]:
+        return {"status": "ok", "sink": self.sink.name, "uptime_seconds": round(time.time() - self._started_at, 1)}
+
+    def start(self) -> None:
+        self.assembler.start()
+        self.grpc.start()
+        self.http.start()
+        log.info("otel-autoheal listening: OTLP/gRPC %s:%d, OTLP/HTTP %s:%d, state %s, sink %s",
+                 *parse_hostport("otlp_grpc", self.config.otlp_grpc)[:1], self.grpc_port,
+                 *parse_hostport("otlp_http", self.config.otlp_http)[:1], self.http_port,
+                 self.store.path, self.sink.name)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        self.http.stop()
+        self.grpc.stop(1.0)
+        self.assembler.stop(timeout)
+        self.sink.close(timeout)
+        self.store.close()

@@ -1,0 +1,236 @@
+"""The SQLite state store (WAL mode), the embedded default issue store.
+
+Contract:
+- Thread safety: one connection guarded by a lock; every public method may be called from any
+  thread. Several *processes* may share one database file: writes use ``BEGIN IMMEDIATE`` so two
+  processes recording the same new fingerprint end with one group, never two.
+- "Not found" is ``None`` (``group``, ``group_by_fingerprint``), never an exception.
+- Every write is one transaction: a crash leaves the previous or the next state, never half.
+- Sinks that need their own tables (e.g. the GitHub outbox) call ``transaction()`` and create
+  them with ``CREATE TABLE IF NOT EXISTS``; table names are prefixed with the sink's name.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from otel_autoheal.errors import StateError
+from otel_autoheal.model import GroupRecord, GroupUpdate, Occurrence
+
+__all__ = ["GroupStats", "SQLiteStore"]
+
+#: How many distinct trace ids are kept per group (newest first); older ones are dropped.
+MAX_TRACE_IDS_PER_GROUP = 20
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS groups (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    fingerprint     TEXT NOT NULL UNIQUE,
+    title           TEXT NOT NULL,
+    body            TEXT NOT NULL,
+    count           INTEGER NOT NULL,
+    first_seen      REAL NOT NULL,
+    last_seen       REAL NOT NULL,
+    service         TEXT NOT NULL,
+    exception_type  TEXT NOT NULL,
+    source          TEXT NOT NULL,
+    grouping_fields TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS group_versions (
+    group_id   INTEGER NOT NULL REFERENCES groups(id),
+    version    TEXT NOT NULL,
+    first_seen REAL NOT NULL,
+    PRIMARY KEY (group_id, version)
+);
+CREATE TABLE IF NOT EXISTS group_traces (
+    group_id INTEGER NOT NULL REFERENCES groups(id),
+    trace_id TEXT NOT NULL,
+    seen     REAL NOT NULL,
+    PRIMARY KEY (group_id, trace_id)
+);
+"""
+
+
+@dataclass(frozen=True)
+class GroupStats:
+    """The numbers a renderer needs about a group, including the occurrence being recorded."""
+
+    count: int
+    first_seen: float
+    last_seen: float
+    versions: tuple[str, ...]
+
+
+Renderer = Callable[[GroupStats], tuple[str, str]]
+
+
+class SQLiteStore:
+    """Groups and occurrences in one SQLite file under the state directory."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(
+                str(self.path), timeout=30.0, isolation_level=None, check_same_thread=False
+            )
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute("PRAGMA busy_timeout=30000")
+            self._conn.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise StateError(f"cannot open state database {self.path}: {exc}") from exc
+        self._lock = threading.RLock()
+        self._closed = False
+
+    @classmethod
+    def in_dir(cls, state_dir: str | Path) -> SQLiteStore:
+        return cls(Path(state_dir) / "autoheal.sqlite3")
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Run the block in one ``BEGIN IMMEDIATE`` transaction, committed on success."""
+        with self._lock:
+            if self._closed:
+                raise StateError("state store is closed")
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StateError(f"cannot start a transaction on {self.path}: {exc}") from exc
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            else:
+                try:
+                    self._conn.execute("COMMIT")
+                except sqlite3.Error as exc:
+                    raise StateError(f"cannot commit to {self.path}: {exc}") from exc
+
+    def record(self, occurrence: Occurrence, render: Renderer, now: float | None = None) -> GroupUpdate:
+        """Count ``occurrence`` in its group (creating the group if new) and store the rendered issue.
+
+        ``render`` receives the group's numbers including this occurrence and returns
+        ``(title, body)``; it runs inside the transaction so the stored body matches the counts.
+        """
+        now = time.time() if now is None else now
+        exc = occurrence.exception
+        version = exc.service_version
+        with self.transaction() as conn:
+            row = conn.execute(
+                "SELECT id, count, first_seen FROM groups WHERE fingerprint = ?",
+                (occurrence.fingerprint,),
+            ).fetchone()
+            is_new = row is None
+            if is_new:
+                cur = conn.execute(
+                    "INSERT INTO groups (fingerprint, title, body, count, first_seen, last_seen,"
+                    " service, exception_type, source, grouping_fields)"
+                    " VALUES (?, '', '', 1, ?, ?, ?, ?, ?, ?)",
+                    (
+                        occurrence.fingerprint,
+                        now,
+                        now,
+                        exc.service_name,
+                        exc.type,
+                        exc.source,
+                        json.dumps(occurrence.grouping_fields),
+                    ),
+                )
+                group_id = int(cur.lastrowid or 0)
+                count, first_seen = 1, now
+            else:
+                group_id, count, first_seen = int(row[0]), int(row[1]) + 1, float(row[2])
+            new_version = False
+            if version:
+                cur = conn.execute(
+                    "INSERT OR IGNORE INTO group_versions (group_id, version, first_seen) VALUES (?, ?, ?)",
+                    (group_id, version, now),
+                )
+                new_version = cur.rowcount == 1
+            if exc.trace_id:
+                conn.execute(
+                    "INSERT OR REPLACE INTO group_traces (group_id, trace_id, seen) VALUES (?, ?, ?)",
+                    (group_id, exc.trace_id, now),
+                )
+                conn.execute(
+                    "DELETE FROM group_traces WHERE group_id = ? AND trace_id NOT IN"
+                    " (SELECT trace_id FROM group_traces WHERE group_id = ? ORDER BY seen DESC LIMIT ?)",
+                    (group_id, group_id, MAX_TRACE_IDS_PER_GROUP),
+                )
+            versions = self._versions(conn, group_id)
+            title, body = render(GroupStats(count, first_seen, now, versions))
+            conn.execute(
+                "UPDATE groups SET title = ?, body = ?, count = ?, last_seen = ?, source ="
+                " CASE WHEN source = '' THEN ? ELSE source END WHERE id = ?",
+                (title, body, count, now, exc.source, group_id),
+            )
+            group = self._load(conn, "id = ?", (group_id,))
+        assert group is not None
+        return GroupUpdate(group=group, occurrence=occurrence, is_new=is_new, new_version=new_version and not is_new)
+
+    def groups(self) -> list[GroupRecord]:
+        """Every group, newest activity first."""
+        with self._lock:
+            ids = [r[0] for r in self._conn.execute("SELECT id FROM groups ORDER BY last_seen DESC, id DESC")]
+            return [g for g in (self._load(self._conn, "id = ?", (i,)) for i in ids) if g is not None]
+
+    def group(self, group_id: int) -> GroupRecord | None:
+        with self._lock:
+            return self._load(self._conn, "id = ?", (group_id,))
+
+    def group_by_fingerprint(self, fingerprint: str) -> GroupRecord | None:
+        with self._lock:
+            return self._load(self._conn, "fingerprint = ?", (fingerprint,))
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._conn.close()
+
+    @staticmethod
+    def _versions(conn: sqlite3.Connection, group_id: int) -> tuple[str, ...]:
+        return tuple(
+            r[0]
+            for r in conn.execute(
+                "SELECT version FROM group_versions WHERE group_id = ? ORDER BY first_seen, version", (group_id,)
+            )
+        )
+
+    def _load(self, conn: sqlite3.Connection, where: str, args: tuple[object, ...]) -> GroupRecord | None:
+        row = conn.execute(
+            "SELECT id, fingerprint, title, body, count, first_seen, last_seen, service, exception_type, source"
+            f" FROM groups WHERE {where}",
+            args,
+        ).fetchone()
+        if row is None:
+            return None
+        traces = tuple(
+            r[0]
+            for r in conn.execute(
+                "SELECT trace_id FROM group_traces WHERE group_id = ? ORDER BY seen DESC", (row[0],)
+            )
+        )
+        return GroupRecord(
+            id=row[0],
+            fingerprint=row[1],
+            title=row[2],
+            body=row[3],
+            count=row[4],
+            first_seen=row[5],
+            last_seen=row[6],
+            service=row[7],
+            exception_type=row[8],
+            source=row[9],
+            versions=self._versions(conn, row[0]),
+            trace_ids=traces,
+        )

@@ -1,0 +1,149 @@
+"""Stack parsing and fingerprints, as pure functions over real-looking stack traces."""
+
+from __future__ import annotations
+
+from otel_autoheal.group.fingerprint import compute_fingerprint
+from otel_autoheal.group.stacktrace import parse_stacktrace
+from otel_autoheal.group.template import message_template
+
+PY_A = '''Traceback (most recent call last):
+  File "/home/alice/shop/app/cli.py", line {l1}, in main
+    run()
+  File "/home/alice/shop/app/orders.py", line {l2}, in run
+    total = compute(order)
+  File "/usr/lib/python3.11/json/decoder.py", line 355, in raw_decode
+    raise JSONDecodeError("Expecting value", s, err.value) from None
+json.decoder.JSONDecodeError: Expecting value: line 1 column {col} (char {char})
+'''
+
+PY_CHAINED = '''Traceback (most recent call last):
+  File "/srv/app/db.py", line 10, in connect
+    sock.connect(addr)
+ConnectionRefusedError: [Errno 111] Connection refused
+
+The above exception was the direct cause of the following exception:
+
+Traceback (most recent call last):
+  File "/srv/app/main.py", line 5, in main
+    db.connect()
+  File "/srv/app/db.py", line 12, in connect
+    raise DatabaseError("cannot reach db") from exc
+app.db.DatabaseError: cannot reach db
+'''
+
+V8 = '''TypeError: Cannot read properties of undefined (reading '{prop}')
+    at renderCart (http://127.0.0.1:{port}/static/app.{hash}.js:{line}:17)
+    at async loadPage (http://127.0.0.1:{port}/static/app.{hash}.js:88:5)
+    at http://127.0.0.1:{port}/node_modules/react-dom/index.js:1:2'''
+
+GECKO = '''renderCart@http://127.0.0.1:{port}/static/app.js:{line}:17
+loadPage@http://127.0.0.1:{port}/static/app.js:88:5
+'''
+
+JAVA = '''java.lang.IllegalStateException: order {id} is closed
+\tat com.acme.shop.OrderService.close(OrderService.java:{line})
+\tat com.acme.shop.Api.lambda$handle$0(Api.java:20)
+\tat java.base/java.util.concurrent.ThreadPoolExecutor.runWorker(ThreadPoolExecutor.java:1136)
+Caused by: java.sql.SQLException: deadlock detected
+\tat com.acme.shop.Db.update(Db.java:44)
+\t... 3 more'''
+
+GO = '''panic: runtime error: invalid memory address or nil pointer dereference [signal SIGSEGV: segmentation violation code=0x1 addr=0x{addr} pc=0x4553d1]
+
+goroutine 1 [running]:
+main.(*Server).handle(0x0, 0xc000010000)
+\t/home/bob/src/shop/server.go:{line} +0x11
+main.main()
+\t/home/bob/src/shop/main.go:9 +0x25
+exit status 2'''
+
+
+def fp(text: str, exc_type: str = "", message: str = "", service: str = "svc") -> str:
+    return compute_fingerprint(service, parse_stacktrace(text, exc_type, message)).hex
+
+
+def test_python_same_error_other_lines_and_values_groups_together():
+    """Line numbers, columns and values in the message do not split a Python group."""
+    a = fp(PY_A.format(l1=10, l2=20, col=1, char=0), "json.decoder.JSONDecodeError")
+    b = fp(PY_A.format(l1=11, l2=25, col=7, char=6).replace("/home/alice", "/opt/ci"), "JSONDecodeError")
+    assert a == b
+
+
+def test_python_library_frames_do_not_count_when_in_app_frames_exist():
+    """A change inside the stdlib frame does not split the group."""
+    a = fp(PY_A.format(l1=1, l2=2, col=1, char=0))
+    b = fp(PY_A.format(l1=1, l2=2, col=1, char=0).replace("raw_decode", "decode"))
+    assert a == b
+
+
+def test_python_different_call_path_splits():
+    """The same exception reached through another function is another group."""
+    a = fp(PY_A.format(l1=1, l2=2, col=1, char=0))
+    b = fp(PY_A.format(l1=1, l2=2, col=1, char=0).replace("in run", "in run_batch"))
+    assert a != b
+
+
+def test_python_chained_cause_is_parsed_and_contributes():
+    """Both exceptions of a chain are parsed, the reported one first, and the cause changes the key."""
+    chain = parse_stacktrace(PY_CHAINED)
+    assert [e.type for e in chain] == ["app.db.DatabaseError", "ConnectionRefusedError"]
+    assert [f.function for f in chain[0].frames] == ["main", "connect"]
+    other_cause = PY_CHAINED.replace("ConnectionRefusedError: [Errno 111] Connection refused", "TimeoutError: timed out")
+    assert fp(PY_CHAINED) != fp(other_cause)
+
+
+def test_v8_hashes_ports_and_lines_do_not_split():
+    """Chromium stacks from another build (content hash), port and line group together."""
+    a = fp(V8.format(prop="id", port=8000, hash="3f9a1c2b", line=10), "TypeError")
+    b = fp(V8.format(prop="name", port=9123, hash="77aa00ee", line=99), "TypeError")
+    assert a == b
+    frames = parse_stacktrace(V8.format(prop="id", port=1, hash="ab12cd34", line=3))[0].frames
+    assert [f.function for f in frames if f.in_app] == ["loadPage", "renderCart"]
+    assert not frames[0].in_app  # node_modules
+
+
+def test_firefox_safari_format_is_parsed():
+    """``func@url:line:col`` frames are parsed innermost-last like V8's."""
+    chain = parse_stacktrace(GECKO.format(port=1, line=5), "TypeError", "x is undefined")
+    assert [(f.function, f.lineno) for f in chain[0].frames] == [("loadPage", 88), ("renderCart", 5)]
+    assert chain[0].type == "TypeError" and chain[0].message == "x is undefined"
+
+
+def test_java_frames_causes_and_library_filtering():
+    """Java traces: class+method frames, runtime frames not in-app, Caused-by chain, lambda ids masked."""
+    chain = parse_stacktrace(JAVA.format(id=1, line=30))
+    assert [e.type for e in chain] == ["java.lang.IllegalStateException", "java.sql.SQLException"]
+    assert chain[0].frames[-1].module == "com.acme.shop.OrderService"
+    assert not chain[0].frames[0].in_app
+    assert fp(JAVA.format(id=1, line=30)) == fp(JAVA.format(id=2, line=31).replace("lambda$handle$0", "lambda$handle$7"))
+
+
+def test_go_panic_is_parsed():
+    """Go panics: the panicking goroutine's frames, innermost last, addresses ignored."""
+    chain = parse_stacktrace(GO.format(addr="0", line=42))
+    assert [f.function for f in chain[0].frames] == ["main.main", "main.(*Server).handle"]
+    assert fp(GO.format(addr="0", line=42)) == fp(GO.format(addr="18", line=50))
+
+
+def test_recursion_depth_does_not_split_groups():
+    """10,000 and 50 recursive frames give the same key; frames kept are bounded."""
+    def deep(n: int) -> str:
+        frame = '  File "/app/walk.py", line 3, in walk\n    walk(n - 1)\n'
+        return "Traceback (most recent call last):\n" + frame * n + "RecursionError: maximum recursion depth exceeded\n"
+    chain = parse_stacktrace(deep(10_000))
+    assert len(chain[0].frames) <= 200
+    assert fp(deep(10_000)) == fp(deep(50))
+
+
+def test_no_stack_falls_back_to_message_template():
+    """Without frames, type + masked message is the key (ids, numbers, quotes, paths masked)."""
+    assert fp("", "tool_error", "user 4521 not found in '/var/db/users.db'") == fp(
+        "", "tool_error", "user 17 not found in '/srv/x/users.db'")
+    assert fp("", "tool_error", "user 1 not found") != fp("", "tool_error", "quota exceeded")
+    assert message_template("id 550e8400-e29b-41d4-a716-446655440000 at 0x7ffe12 took 35ms") == "id <uuid> at <hex> took <num>ms"
+
+
+def test_service_name_is_part_of_the_key():
+    """The same error in two services is two groups."""
+    text = PY_A.format(l1=1, l2=2, col=1, char=0)
+    assert fp(text, service="a") != fp(text, service="b")
