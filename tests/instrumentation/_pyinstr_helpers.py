@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import gzip
-import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -178,78 +174,6 @@ class Proc:
                 except ProcessLookupError:
                     pass
                 self.popen.wait(timeout=15)
-
-
-# -- the real service ---------------------------------------------------------------------------
-def service_command() -> list[str] | None:
-    exe = shutil.which("otel-autoheal")
-    if exe:
-        return [exe]
-    try:
-        import otel_autoheal.cli  # noqa: F401
-    except Exception:
-        return None
-    return [PYTHON, "-m", "otel_autoheal.cli"]
-
-
-class Service:
-    def __init__(self, command: list[str]) -> None:
-        self.state_dir = tempfile.mkdtemp(prefix="autoheal-state-")
-        self.grpc_port, self.http_port = free_port(), free_port()
-        self.grpc_endpoint = f"127.0.0.1:{self.grpc_port}"
-        self.http_endpoint = f"http://127.0.0.1:{self.http_port}"
-        self.command = command
-        self.proc = Proc(
-            [
-                *command,
-                "serve",
-                "--otlp-grpc",
-                self.grpc_endpoint,
-                "--otlp-http",
-                f"127.0.0.1:{self.http_port}",
-                "--state",
-                self.state_dir,
-                "--trace-wait",
-                "1",
-            ],
-            env=base_env(),
-        )
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(self.http_endpoint + "/healthz", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if self.proc.popen.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("otel-autoheal serve did not become ready")
-            time.sleep(0.1)
-
-    def issues(self) -> list[dict[str, Any]]:
-        out = subprocess.run(
-            [*self.command, "issues", "--state", self.state_dir, "--json"], capture_output=True, text=True, timeout=60
-        )
-        if out.returncode != 0:
-            return []
-        return list(json.loads(out.stdout or "[]"))
-
-    def wait_for_issues(self, predicate: Callable[[list[dict[str, Any]]], Any], timeout: float = 60) -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            issues = self.issues()
-            result = predicate(issues)
-            if result:
-                return result
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no matching issue within {timeout}s: {issues!r}")
-            time.sleep(0.25)
-
-    def close(self) -> None:
-        self.proc.stop()
-        shutil.rmtree(self.state_dir, ignore_errors=True)
-
-
 
 
 def base_env(**extra: str) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""Fixtures: a real OTLP/HTTP receiver (opentelemetry-proto parsing) and the real service when installed."""
+"""Fixtures: a real OTLP/HTTP receiver; the real service is ``autoheal`` from tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _pyinstr_helpers import EXAMPLES, PYTHON, OtlpSink, Proc, Service, base_env, service_command
+from _pyinstr_helpers import EXAMPLES, PYTHON, OtlpSink, Proc, base_env
 
 
 @pytest.fixture
@@ -47,14 +47,3 @@ def processes() -> Iterator[list[Proc]]:
     yield started
     for p in reversed(started):
         p.stop()
-
-
-@pytest.fixture
-def autoheal_service() -> Iterator[Service]:
-    """The real otel-autoheal service (skips when it is not installed in this environment)."""
-    command = service_command()
-    if command is None:
-        pytest.skip("otel-autoheal service not installed (pip install -e '.[test]' at the repo root)")
-    service = Service(command)
-    yield service
-    service.close()

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from _pyinstr_helpers import OtlpSink, free_port
 
 
@@ -25,7 +24,8 @@ def _spool_files(spool_dir: Path) -> list[Path]:
 def test_failing_command_exports_span_exception_and_preceding_logs(otlp_sink: OtlpSink, run_cli: Any) -> None:
     """A failing command sends one error span with the exception event, argv and the run's logs, all correlated."""
     proc = run_cli(
-        ["sync", "--source", "https://bob:hunter2@example.com/m", "--token", "s3cr3t-value", "--fail"], otlp_sink.endpoint
+        ["sync", "--source", "https://bob:hunter2@example.com/m", "--token", "s3cr3t-value", "--fail"],
+        otlp_sink.endpoint,
     )
     assert proc.returncode == 1
     assert "ValueError: invalid literal" in proc.stderr  # the host's own traceback still printed
@@ -37,7 +37,7 @@ def test_failing_command_exports_span_exception_and_preceding_logs(otlp_sink: Ot
     assert span["resource"]["service.name"] == "exampleapp"
     assert span["resource"]["autoheal.source"] == "cli"
     a = span["attributes"]
-    assert a["autoheal.cli.command"] == "sync"
+    assert a["cli.command"] == "sync"
     assert a["process.exit.code"] == 1
     assert a["service.version"] == "0.1.0"
     assert a["process.runtime.version"].count(".") == 2
@@ -50,6 +50,7 @@ def test_failing_command_exports_span_exception_and_preceding_logs(otlp_sink: Ot
     assert event["attributes"]["exception.type"] == "ValueError"
     stack = event["attributes"]["exception.stacktrace"]
     assert "in _parse_manifest" in stack and stack.startswith("Traceback (most recent call last):")
+    assert "autoheal_instrumentation" not in stack  # our wrapper frame is not part of the host's stack
 
     logs = otlp_sink.wait_for(lambda s: len(s.logs) >= 4 and s.logs)
     assert {(r["trace_id"], r["span_id"]) for r in logs} == {(span["trace_id"], span["span_id"])}
@@ -106,7 +107,9 @@ def test_disabled_sdk_records_nothing(run_cli: Any, spool_dir: Path) -> None:
     assert _spool_files(spool_dir) == []
 
 
-def test_unreachable_endpoint_spools_and_a_later_run_delivers(otlp_sink: OtlpSink, run_cli: Any, spool_dir: Path) -> None:
+def test_unreachable_endpoint_spools_and_a_later_run_delivers(
+    otlp_sink: OtlpSink, run_cli: Any, spool_dir: Path
+) -> None:
     """With the endpoint down the CLI keeps its exit code, spools the error, and the next run sends it."""
     proc = run_cli(["sync", "--fail"], f"http://127.0.0.1:{free_port()}")
     assert proc.returncode == 1
@@ -117,7 +120,7 @@ def test_unreachable_endpoint_spools_and_a_later_run_delivers(otlp_sink: OtlpSin
     later = run_cli(["status"], otlp_sink.endpoint)  # a successful run of any instrumented CLI
     assert later.returncode == 0
     (span,) = otlp_sink.wait_for(_error_spans)
-    assert span["attributes"]["autoheal.cli.command"] == "sync"
+    assert span["attributes"]["cli.command"] == "sync"
     assert otlp_sink.wait_for(lambda s: [r for r in s.logs if r["event_name"] == "exception"])
     assert _spool_files(spool_dir) == []
 
@@ -143,7 +146,9 @@ def test_hanging_endpoint_does_not_hang_the_cli(black_hole: str, run_cli: Any, s
 def test_spool_is_bounded(run_cli: Any, spool_dir: Path) -> None:
     """Unsent errors beyond AUTOHEAL_SPOOL_MAX_FILES drop the oldest ones."""
     for _ in range(3):
-        assert run_cli(["sync", "--fail"], f"http://127.0.0.1:{free_port()}", AUTOHEAL_SPOOL_MAX_FILES="2").returncode == 1
+        assert (
+            run_cli(["sync", "--fail"], f"http://127.0.0.1:{free_port()}", AUTOHEAL_SPOOL_MAX_FILES="2").returncode == 1
+        )
     assert len(_spool_files(spool_dir)) == 2
 
 

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
 from autoheal_instrumentation import _cli
 
 
@@ -54,7 +53,9 @@ def test_hook_is_installed_once(fresh_hook_state: list[tuple[Any, ...]]) -> None
     assert len(fresh_hook_state) == 1
 
 
-def test_interactive_shell_is_left_alone(fresh_hook_state: list[tuple[Any, ...]], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interactive_shell_is_left_alone(
+    fresh_hook_state: list[tuple[Any, ...]], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """In an interactive interpreter (sys.ps1 set) the excepthook is not replaced."""
     monkeypatch.setattr(sys, "ps1", ">>> ", raising=False)
     before = sys.excepthook

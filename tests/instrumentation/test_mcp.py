@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import textwrap
-import time
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +46,14 @@ def tool_spans(sink: OtlpSink, tool: str) -> list[dict[str, Any]]:
     return [s for s in sink.spans if s["name"] == f"tools/call {tool}" and s["end"]]
 
 
-def test_failing_tool_records_real_exception_continuing_callers_trace(processes: list[Proc], otlp_sink: OtlpSink) -> None:
-    """divide(1, 0) over streamable HTTP: the tools/call span carries the tool's own stack, args and the caller's trace."""
+def test_failing_tool_records_real_exception_continuing_callers_trace(
+    processes: list[Proc], otlp_sink: OtlpSink
+) -> None:
+    """divide(1, 0) over HTTP: the tools/call span has the tool's own stack, its args and the caller's trace."""
     url = start_http_server(processes, otlp_sink)
-    result = call(url, "divide", {"a": 1, "b": 0, "api_key": "sk-live-abcdef"}, {"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01"})
+    result = call(
+        url, "divide", {"a": 1, "b": 0, "api_key": "sk-live-abcdef"}, {"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01"}
+    )
     assert result.is_error is True
 
     (span,) = otlp_sink.wait_for(lambda s: tool_spans(s, "divide"))
@@ -71,14 +73,18 @@ def test_failing_tool_records_real_exception_continuing_callers_trace(processes:
     stack = event["attributes"]["exception.stacktrace"]
     assert "in _ratio" in stack and "in divide" in stack and "return a / b" in stack
 
-    logs = otlp_sink.wait_for(lambda s: [r for r in s.logs if r["trace_id"] == TRACE_ID and r["event_name"] == "exception"])
+    logs = otlp_sink.wait_for(
+        lambda s: [r for r in s.logs if r["trace_id"] == TRACE_ID and r["event_name"] == "exception"]
+    )
     assert len(logs) == 1
     exc_log = logs[0]
     assert exc_log["span_id"] == span["span_id"]
     assert exc_log["attributes"]["exception.stacktrace"] == stack
     # the tool's own log lines are correlated to the same span, and the SDK's duplicate stack is not sent again
     same_span = otlp_sink.wait_for(
-        lambda s: [r for r in s.logs if r["span_id"] == span["span_id"] and r["body"] == "computing ratio of 1.0 and 0.0"]
+        lambda s: [
+            r for r in s.logs if r["span_id"] == span["span_id"] and r["body"] == "computing ratio of 1.0 and 0.0"
+        ]
     )
     assert same_span
     with_stack = [r for r in otlp_sink.logs if r["trace_id"] == TRACE_ID and "exception.stacktrace" in r["attributes"]]

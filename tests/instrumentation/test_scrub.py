@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from autoheal_instrumentation import scrub_argv, scrub_text, scrub_value
 
 
@@ -17,7 +16,10 @@ from autoheal_instrumentation import scrub_argv, scrub_text, scrub_value
         (["--auth", "u:p"], ["--auth", "[redacted:auth]"]),
         (["--token", "--verbose"], ["--token", "--verbose"]),
         (["--author", "bob", "--session-timeout", "5"], ["--author", "bob", "--session-timeout", "5"]),
-        (["--session-id", "s1", "--basic-auth=u:p"], ["--session-id", "[redacted:session-id]", "--basic-auth=[redacted:basic-auth]"]),
+        (
+            ["--session-id", "s1", "--basic-auth=u:p"],
+            ["--session-id", "[redacted:session-id]", "--basic-auth=[redacted:basic-auth]"],
+        ),
         (["DB_PASSWORD=pw", "NAME=x"], ["DB_PASSWORD=[redacted:db-password]", "NAME=x"]),
         (["https://user:pw@host/path"], ["https://user:[redacted:url-password]@host/path"]),
         (["http://h/x?access_token=abc&page=2"], ["http://h/x?access_token=[redacted:access-token]&page=2"]),
@@ -34,7 +36,8 @@ def test_scrub_argv(argv: list[str], expected: list[str]) -> None:
 def test_scrub_text_known_formats() -> None:
     """Free text loses bearer tokens, JWTs, private keys and secret assignments."""
     jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
-    text = f"Authorization: Bearer abcdefgh12345 jwt={jwt} password: s3cret\n-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----"
+    key = "-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----"
+    text = f"Authorization: Bearer abcdefgh12345 jwt={jwt} password: s3cret\n{key}"
     out = scrub_text(text)
     for secret in ("abcdefgh12345", jwt, "s3cret", "MIIE"):
         assert secret not in out

@@ -203,7 +203,7 @@ class CliRun:
             "process.command": prog,
             "process.command_args": args,
             "process.runtime.version": runtime_version,
-            "autoheal.cli.command": command or "",
+            "cli.command": command or "",
             "service.version": settings.service_version,
         }
         if self.exit_code is not None:
@@ -231,7 +231,13 @@ class CliRun:
         status_code, status_message = 0, ""
         if self.exception is not None:
             exc_attrs = _exception_attributes(self.exception, traceback, scrub_text)
-            events.append({"name": "exception", "time": self.exception_ns, "attributes": {**exc_attrs, "exception.escaped": "True"}})
+            events.append(
+                {
+                    "name": "exception",
+                    "time": self.exception_ns,
+                    "attributes": {**exc_attrs, "exception.escaped": "True"},
+                }
+            )
             status_code = 2
             status_message = f"{type(self.exception).__qualname__}: {exc_attrs['exception.message']}"[:1024]
             attributes["error.type"] = exc_attrs["exception.type"]
@@ -241,7 +247,7 @@ class CliRun:
                     "severity_number": 21,
                     "severity_text": "FATAL",
                     "body": status_message,
-                    "attributes": {**exc_attrs, "autoheal.cli.command": command or ""},
+                    "attributes": {**exc_attrs, "cli.command": command or ""},
                     "trace_id": trace_id,
                     "span_id": span_id,
                     "event_name": "exception",
@@ -263,9 +269,19 @@ class CliRun:
         return traces_pb.SerializeToString(), logs_pb.SerializeToString() if logs_pb is not None else b""
 
 
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _without_own_frames(tb: Any) -> Any:
+    """Skip the leading frames of our wrappers so the stack starts in the host's code."""
+    while tb is not None and tb.tb_next is not None and tb.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        tb = tb.tb_next
+    return tb
+
+
 def _exception_attributes(exc: BaseException, traceback: Any, scrub_text: Callable[[str], str]) -> dict[str, str]:
     try:
-        stack = "".join(traceback.format_exception(exc))
+        stack = "".join(traceback.format_exception(type(exc), exc, _without_own_frames(exc.__traceback__)))
     except Exception:
         stack = ""
     return {
@@ -414,7 +430,9 @@ def init_cli(
         return None
 
 
-def _subcommand_from_argv(choices_of: Callable[[Any], dict[str, Any] | None], root: Any, argv: Sequence[str]) -> str | None:
+def _subcommand_from_argv(
+    choices_of: Callable[[Any], dict[str, Any] | None], root: Any, argv: Sequence[str]
+) -> str | None:
     """Walk argv down nested command groups; skips options and their values."""
     path: list[str] = []
     node = root
@@ -447,7 +465,9 @@ def _argparse_choices(parser: Any) -> dict[str, Any] | None:
     return None
 
 
-def _wrap_callable(fn: Callable[..., Any], options: dict[str, Any], resolver_for: Callable[[CliRun], None] | None) -> Callable[..., Any]:
+def _wrap_callable(
+    fn: Callable[..., Any], options: dict[str, Any], resolver_for: Callable[[CliRun], None] | None
+) -> Callable[..., Any]:
     import functools
 
     @functools.wraps(fn)

@@ -106,7 +106,9 @@ def build_traces(
     )
 
 
-def build_logs(resource: Mapping[str, Any], scope: tuple[str, str], logs: Sequence[LogData]) -> ExportLogsServiceRequest:
+def build_logs(
+    resource: Mapping[str, Any], scope: tuple[str, str], logs: Sequence[LogData]
+) -> ExportLogsServiceRequest:
     """One ResourceLogs with one scope holding ``logs``."""
     records = [
         LogRecord(
@@ -127,7 +129,9 @@ def build_logs(resource: Mapping[str, Any], scope: tuple[str, str], logs: Sequen
         resource_logs=[
             ResourceLogs(
                 resource=_resource(resource),
-                scope_logs=[ScopeLogs(scope=InstrumentationScope(name=scope[0], version=scope[1]), log_records=records)],
+                scope_logs=[
+                    ScopeLogs(scope=InstrumentationScope(name=scope[0], version=scope[1]), log_records=records)
+                ],
             )
         ]
     )

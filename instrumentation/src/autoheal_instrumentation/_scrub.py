@@ -74,15 +74,19 @@ def scrub_text(text: str) -> str:
     for kind, pattern in _TOKEN_PATTERNS:
         text = pattern.sub(f"[redacted:{kind}]", text)
     text = _QUERY_PARAM.sub(
-        lambda m: f"{m.group(1)}{m.group(2)}=[redacted:{_label(m.group(2))}]"
-        if is_secret_name(m.group(2)) and m.group(3) and not m.group(3).startswith("[redacted:")
-        else m.group(0),
+        lambda m: (
+            f"{m.group(1)}{m.group(2)}=[redacted:{_label(m.group(2))}]"
+            if is_secret_name(m.group(2)) and m.group(3) and not m.group(3).startswith("[redacted:")
+            else m.group(0)
+        ),
         text,
     )
     text = _INLINE_ASSIGN.sub(
-        lambda m: f"{m.group(1)}{m.group(2)}{m.group(3)}[redacted:{_label(m.group(1))}]"
-        if m.group(1) and is_secret_name(m.group(1)) and not m.group(4).startswith("[redacted:")
-        else m.group(0),
+        lambda m: (
+            f"{m.group(1)}{m.group(2)}{m.group(3)}[redacted:{_label(m.group(1))}]"
+            if m.group(1) and is_secret_name(m.group(1)) and not m.group(4).startswith("[redacted:")
+            else m.group(0)
+        ),
         text,
     )
     return text
