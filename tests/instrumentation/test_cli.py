@@ -200,7 +200,6 @@ def test_keyboard_interrupt_is_not_reported(run_cli: Any, tmp_path: Path, spool_
 
 def test_click_group_subcommand(otlp_sink: OtlpSink, run_cli: Any, tmp_path: Path) -> None:
     """instrument_cli(click_group) names the span after the sub-command and reports its exception."""
-    pytest.importorskip("click")
     script = tmp_path / "clickapp.py"
     script.write_text(
         textwrap.dedent(
@@ -232,7 +231,7 @@ def test_click_group_subcommand(otlp_sink: OtlpSink, run_cli: Any, tmp_path: Pat
 
 def test_grpc_protocol(run_cli: Any, tmp_path: Path) -> None:
     """OTEL_EXPORTER_OTLP_PROTOCOL=grpc sends the same data over OTLP/gRPC."""
-    grpc = pytest.importorskip("grpc")
+    import grpc
     from concurrent import futures
 
     from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
@@ -282,3 +281,35 @@ def test_instrumented_import_does_not_load_the_sdk(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     loaded = eval(out.stdout)  # noqa: S307 - our own repr of a list of str
     assert [m for m in loaded if m.split(".")[0] in ("opentelemetry", "google", "urllib", "grpc", "requests")] == []
+
+
+def test_typer_app_subcommand(otlp_sink: OtlpSink, run_cli: Any, tmp_path: Path) -> None:
+    """instrument_cli(typer_app) reports the command's exception despite typer's own exception hook."""
+    script = tmp_path / "typerapp.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import typer
+            from autoheal_instrumentation import instrument_cli
+
+            app = typer.Typer()
+
+            @app.command()
+            def hello(name: str):
+                raise RuntimeError("no hello for " + name)
+
+            @app.command()
+            def bye():
+                pass
+
+            instrument_cli(app, service_name="typed")
+            app()
+            """
+        )
+    )
+    proc = run_cli(["hello", "ada"], otlp_sink.endpoint, script=script)
+    assert proc.returncode == 1
+    (span,) = otlp_sink.wait_for(_error_spans)
+    assert span["name"] == "typerapp.py hello"
+    assert span["resource"]["service.name"] == "typed"
+    assert "no hello for ada" in span["events"][0]["attributes"]["exception.stacktrace"]
