@@ -231,9 +231,9 @@ def test_click_group_subcommand(otlp_sink: OtlpSink, run_cli: Any, tmp_path: Pat
 
 def test_grpc_protocol(run_cli: Any, tmp_path: Path) -> None:
     """OTEL_EXPORTER_OTLP_PROTOCOL=grpc sends the same data over OTLP/gRPC."""
-    import grpc
     from concurrent import futures
 
+    import grpc
     from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
     from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
