@@ -54,6 +54,7 @@ class OtlpSink:
         self.logs: list[dict[str, Any]] = []
         self.requests: list[str] = []
         self._lock = threading.Lock()
+        self._grpc: Any = None
         sink = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -152,9 +153,42 @@ class OtlpSink:
                 raise AssertionError(f"condition not met within {timeout}s; spans={self.spans!r} logs={self.logs!r}")
             time.sleep(0.05)
 
+    def start_grpc(self) -> str:
+        """Also receive OTLP/gRPC; returns its endpoint (``http://127.0.0.1:PORT``)."""
+        from concurrent import futures
+
+        import grpc
+        from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
+        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+        sink = self
+
+        class Traces(trace_service_pb2_grpc.TraceServiceServicer):
+            def Export(self, request: Any, context: Any) -> Any:  # noqa: N802
+                sink._add_traces(request)
+                with sink._lock:
+                    sink.requests.append("grpc:traces")
+                return trace_service_pb2.ExportTraceServiceResponse()
+
+        class Logs(logs_service_pb2_grpc.LogsServiceServicer):
+            def Export(self, request: Any, context: Any) -> Any:  # noqa: N802
+                sink._add_logs(request)
+                with sink._lock:
+                    sink.requests.append("grpc:logs")
+                return logs_service_pb2.ExportLogsServiceResponse()
+
+        self._grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Traces(), self._grpc)
+        logs_service_pb2_grpc.add_LogsServiceServicer_to_server(Logs(), self._grpc)
+        port = self._grpc.add_insecure_port("127.0.0.1:0")
+        self._grpc.start()
+        return f"http://127.0.0.1:{port}"
+
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+        if self._grpc is not None:
+            self._grpc.stop(None)
 
 
 class Proc:

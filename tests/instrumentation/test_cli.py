@@ -229,40 +229,16 @@ def test_click_group_subcommand(otlp_sink: OtlpSink, run_cli: Any, tmp_path: Pat
     assert span["events"][0]["attributes"]["exception.message"] == "cannot greet ada"
 
 
-def test_grpc_protocol(run_cli: Any, tmp_path: Path) -> None:
+def test_grpc_protocol(otlp_sink: OtlpSink, run_cli: Any) -> None:
     """OTEL_EXPORTER_OTLP_PROTOCOL=grpc sends the same data over OTLP/gRPC."""
-    from concurrent import futures
-
-    import grpc
-    from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
-    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
-
-    received: dict[str, list[Any]] = {"traces": [], "logs": []}
-
-    class Traces(trace_service_pb2_grpc.TraceServiceServicer):
-        def Export(self, request: Any, context: Any) -> Any:  # noqa: N802
-            received["traces"].append(request)
-            return trace_service_pb2.ExportTraceServiceResponse()
-
-    class Logs(logs_service_pb2_grpc.LogsServiceServicer):
-        def Export(self, request: Any, context: Any) -> Any:  # noqa: N802
-            received["logs"].append(request)
-            return logs_service_pb2.ExportLogsServiceResponse()
-
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Traces(), server)
-    logs_service_pb2_grpc.add_LogsServiceServicer_to_server(Logs(), server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    try:
-        proc = run_cli(["sync", "--fail"], f"http://127.0.0.1:{port}", OTEL_EXPORTER_OTLP_PROTOCOL="grpc")
-        assert proc.returncode == 1
-        assert len(received["traces"]) == 1 and len(received["logs"]) == 1
-        span = received["traces"][0].resource_spans[0].scope_spans[0].spans[0]
-        assert span.events[0].name == "exception"
-        assert any(r.span_id == span.span_id for r in received["logs"][0].resource_logs[0].scope_logs[0].log_records)
-    finally:
-        server.stop(None)
+    endpoint = otlp_sink.start_grpc()
+    proc = run_cli(["sync", "--fail"], endpoint, OTEL_EXPORTER_OTLP_PROTOCOL="grpc")
+    assert proc.returncode == 1
+    (span,) = otlp_sink.wait_for(_error_spans)
+    assert span["events"][0]["name"] == "exception"
+    logs = otlp_sink.wait_for(lambda s: s.logs)
+    assert {r["span_id"] for r in logs} == {span["span_id"]}
+    assert otlp_sink.requests == ["grpc:traces", "grpc:logs"]
 
 
 def test_instrumented_import_does_not_load_the_sdk(tmp_path: Path) -> None:

@@ -199,3 +199,18 @@ def test_cors_preflight_allows_configured_origin(processes: list[Proc], otlp_sin
     health = url.rsplit("/mcp", 1)[0] + "/healthz"
     with urllib.request.urlopen(health, timeout=10) as response:
         assert json.load(response) == {"status": "ok"}
+
+
+def test_grpc_protocol(otlp_sink: OtlpSink) -> None:
+    """With OTEL_EXPORTER_OTLP_PROTOCOL=grpc the server exports spans and logs over OTLP/gRPC."""
+    endpoint = otlp_sink.start_grpc()
+    params = StdioServerParameters(
+        command=PYTHON,
+        args=[str(SERVER), "--transport", "stdio"],
+        env=base_env(OTEL_EXPORTER_OTLP_ENDPOINT=endpoint, OTEL_EXPORTER_OTLP_PROTOCOL="grpc"),
+    )
+    assert call(params, "divide", {"a": 4, "b": 0}).is_error is True
+    (span,) = otlp_sink.wait_for(lambda s: tool_spans(s, "divide"))
+    assert span["attributes"]["error.type"] == "ZeroDivisionError"
+    assert otlp_sink.wait_for(lambda s: [r for r in s.logs if r["event_name"] == "exception"])
+    assert all(r.startswith("grpc:") for r in otlp_sink.requests)
