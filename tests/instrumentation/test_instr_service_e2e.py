@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from _pyinstr_helpers import EXAMPLES, PYTHON, Proc, base_env, free_port
-from test_mcp import PARENT_ID, TRACE_ID, call
+from test_instr_mcp import PARENT_ID, TRACE_ID, call
 
 
 def _cli(args: list[str], endpoint: str, spool: Path, **env: str) -> subprocess.CompletedProcess[str]:
