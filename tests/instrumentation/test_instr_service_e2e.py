@@ -72,3 +72,24 @@ def test_failing_mcp_tool_becomes_one_issue_in_the_callers_trace(autoheal: Any, 
     assert "_ratio" in body and "a / b" in body
     assert "divide" in body and '"b": 0' in body
     assert "computing ratio of 1.0 and 0.0" in body
+
+
+def test_cli_sends_configured_headers_to_a_token_protected_service(autoheal_factory: Any, tmp_path: Path) -> None:
+    """OTEL_EXPORTER_OTLP_HEADERS carries the ingest token; without it the error stays spooled."""
+    service = autoheal_factory(env={"AUTOHEAL_INGEST_TOKEN": "t0ken-for-tests"})
+    spool = tmp_path / "spool"
+    refused = _cli(["sync", "--fail"], service.http_endpoint, spool)
+    assert refused.returncode == 1
+    assert len(list(spool.glob("*.otlp"))) == 1  # 401: kept for a later run
+
+    accepted = _cli(
+        ["sync", "--fail"],
+        service.http_endpoint,
+        spool,
+        OTEL_EXPORTER_OTLP_HEADERS="Authorization=Bearer%20t0ken-for-tests",
+        OTEL_RESOURCE_ATTRIBUTES="deployment.environment.name=ci",
+    )
+    assert accepted.returncode == 1
+    (issue,) = service.wait_for_issues(lambda found: found and found[0]["count"] >= 2)
+    assert "ci" in issue["body"]
+    assert list(spool.glob("*.otlp")) == []
