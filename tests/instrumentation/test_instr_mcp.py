@@ -181,6 +181,7 @@ def test_lowlevel_server(otlp_sink: OtlpSink, tmp_path: Path) -> None:
 
 def test_cors_preflight_allows_configured_origin(processes: list[Proc], otlp_sink: OtlpSink) -> None:
     """The streamable HTTP endpoint answers a browser preflight for a configured origin."""
+    import urllib.error
     import urllib.request
 
     url = start_http_server(processes, otlp_sink, SERVER, "--cors-origin", "https://app.example.test")
@@ -196,6 +197,38 @@ def test_cors_preflight_allows_configured_origin(processes: list[Proc], otlp_sin
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status == 200
         assert response.headers["Access-Control-Allow-Origin"] == "https://app.example.test"
+    initialize = json.dumps(
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "t", "version": "1"},
+            },
+        }
+    ).encode()
+
+    def post(origin: str) -> Any:
+        return urllib.request.Request(
+            url,
+            data=initialize,
+            method="POST",
+            headers={
+                "Origin": origin,
+                "Content-Type": "application/json",
+                "Accept": "application/json, text/event-stream",
+            },
+        )
+
+    with urllib.request.urlopen(post("https://app.example.test"), timeout=10) as response:
+        assert response.status == 200
+        assert response.headers["Access-Control-Allow-Origin"] == "https://app.example.test"
+        assert "Mcp-Session-Id" in response.headers["Access-Control-Expose-Headers"]
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(post("https://elsewhere.example.test"), timeout=10)
+    assert refused.value.code == 403
     health = url.rsplit("/mcp", 1)[0] + "/healthz"
     with urllib.request.urlopen(health, timeout=10) as response:
         assert json.load(response) == {"status": "ok"}
