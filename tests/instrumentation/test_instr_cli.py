@@ -135,9 +135,10 @@ def black_hole() -> Iterator[str]:
     sock.close()
 
 
-def test_hanging_endpoint_does_not_hang_the_cli(black_hole: str, run_cli: Any, spool_dir: Path) -> None:
+@pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
+def test_hanging_endpoint_does_not_hang_the_cli(black_hole: str, run_cli: Any, spool_dir: Path, protocol: str) -> None:
     """An endpoint that never answers costs at most the export timeout; the error stays spooled."""
-    proc = run_cli(["sync", "--fail"], black_hole, AUTOHEAL_EXPORT_TIMEOUT="1")
+    proc = run_cli(["sync", "--fail"], black_hole, AUTOHEAL_EXPORT_TIMEOUT="1", OTEL_EXPORTER_OTLP_PROTOCOL=protocol)
     assert proc.returncode == 1
     assert proc.elapsed < 10
     assert len(_spool_files(spool_dir)) == 1
