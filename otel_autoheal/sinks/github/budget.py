@@ -1,0 +1,114 @@
+"""Write budgets: GitHub's secondary limits, our own caps, and waits GitHub told us to make.
+
+Writes are recorded (persistently, in ``github_writes``) just *before* they are sent, so a
+request that fails or times out still counts, as it may at GitHub. Budgets survive restarts.
+"""
+
+from __future__ import annotations
+
+import time
+
+from otel_autoheal.sinks.github.config import GitHubConfig
+from otel_autoheal.sinks.github.outbox import Outbox
+
+__all__ = ["Budget"]
+
+#: Extra spacing on top of ``min_write_interval`` so jitter on the wire never brings two writes
+#: closer than the interval at GitHub's end.
+_SPACING_SLACK = 0.05
+#: Likewise for the sliding minute/hour windows.
+_WINDOW_SLACK = 0.5
+_DAY = 86400.0
+
+
+class Budget:
+    """Decides how long the next write has to wait."""
+
+    def __init__(self, outbox: Outbox, config: GitHubConfig) -> None:
+        self.outbox = outbox
+        self.config = config
+        raw = outbox.meta("blocked_until")
+        self.blocked_until = float(raw) if raw else 0.0
+        self.blocked_reason = outbox.meta("blocked_reason") or ""
+        self._last_end = 0.0
+
+    def block(self, until: float, reason: str) -> None:
+        """GitHub asked us to stop (retry-after, rate limit reset): no request before ``until``."""
+        if until > self.blocked_until:
+            self.blocked_until, self.blocked_reason = until, reason
+            self.outbox.set_meta("blocked_until", repr(until))
+            self.outbox.set_meta("blocked_reason", reason)
+
+    def _times(self, since: float, kinds: tuple[str, ...] | None = None) -> list[float]:
+        with self.outbox.store.transaction() as conn:
+            if kinds is None:
+                rows = conn.execute(
+                    "SELECT ts FROM github_writes WHERE ts > ? AND kind != 'handoff' ORDER BY ts", (since,)
+                )
+            else:
+                marks = ",".join("?" * len(kinds))
+                rows = conn.execute(
+                    f"SELECT ts FROM github_writes WHERE ts > ? AND kind IN ({marks}) ORDER BY ts", (since, *kinds)
+                )
+            return [float(r[0]) for r in rows]
+
+    def request_wait(self, now: float) -> float:
+        """Seconds before any request (read or write) may be sent."""
+        return max(0.0, self.blocked_until - now)
+
+    def write_wait(self, now: float, kind: str) -> float:
+        """Seconds before a write of ``kind`` (issue, comment, label, edit, assign) may be sent."""
+        cfg = self.config
+        wait = self.request_wait(now)
+        hour = self._times(now - 3600)
+        last = max(hour[-1] if hour else 0.0, self._last_end)
+        if last:
+            wait = max(wait, last + cfg.min_write_interval + _SPACING_SLACK - now)
+        minute = [t for t in hour if t > now - 60 - _WINDOW_SLACK]
+        if len(minute) >= cfg.writes_per_minute:
+            wait = max(wait, minute[-cfg.writes_per_minute] + 60 + _WINDOW_SLACK - now)
+        if len(hour) >= cfg.writes_per_hour:
+            wait = max(wait, hour[-cfg.writes_per_hour] + 3600 + _WINDOW_SLACK - now)
+        if kind == "issue":
+            issues = self._times(now - 3600, ("issue",))
+            if len(issues) >= cfg.new_issues_per_hour:
+                wait = max(wait, issues[-cfg.new_issues_per_hour] + 3600 - now)
+        return max(0.0, wait)
+
+    def write_finished(self, now: float | None = None) -> None:
+        """A write's response arrived (or it failed): the spacing to the next write starts now."""
+        self._last_end = time.time() if now is None else now
+
+    def handoff_wait(self, now: float) -> float:
+        """Seconds until the daily hand-off budget has room (inf when the budget is 0)."""
+        if self.config.handoff_daily_budget <= 0:
+            return float("inf")
+        day = self._times(now - _DAY, ("handoff",))
+        if len(day) < self.config.handoff_daily_budget:
+            return 0.0
+        return day[-self.config.handoff_daily_budget] + _DAY - now
+
+    def record(self, kind: str, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        with self.outbox.store.transaction() as conn:
+            conn.execute("INSERT INTO github_writes (ts, kind) VALUES (?, ?)", (now, kind))
+            conn.execute("DELETE FROM github_writes WHERE ts < ?", (now - 2 * _DAY,))
+
+    def usage(self, now: float | None = None) -> dict[str, object]:
+        now = time.time() if now is None else now
+        hour = self._times(now - 3600)
+        return {
+            "writes_last_minute": sum(1 for t in hour if t > now - 60),
+            "writes_last_hour": len(hour),
+            "new_issues_last_hour": len(self._times(now - 3600, ("issue",))),
+            "handoffs_last_day": len(self._times(now - _DAY, ("handoff",))),
+            "blocked_for_seconds": round(max(0.0, self.blocked_until - now), 1),
+            "blocked_reason": self.blocked_reason if self.blocked_until > now else "",
+            "limits": {
+                "writes_per_minute": self.config.writes_per_minute,
+                "writes_per_hour": self.config.writes_per_hour,
+                "new_issues_per_hour": self.config.new_issues_per_hour,
+                "min_write_interval": self.config.min_write_interval,
+                "handoff_daily_budget": self.config.handoff_daily_budget,
+            },
+        }

@@ -1,0 +1,238 @@
+"""The GitHub calls the sink makes, through PyGithub, and what their failures mean.
+
+PyGithub's own retries are off (``retry=None``): it retries POSTs, which duplicates issues when a
+create times out after reaching GitHub. Its request spacing is off too; ``budget`` paces writes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+from urllib.parse import quote
+
+from github import Auth, Github, GithubException
+
+from otel_autoheal.sinks.github.config import COPILOT_LOGIN, GitHubConfig
+
+__all__ = ["COPILOT_LOGINS", "Failure", "GitHubClient", "classify", "marker_for"]
+
+#: How Copilot shows up as an assignee (REST login, GraphQL login, display login).
+COPILOT_LOGINS = frozenset({COPILOT_LOGIN, "copilot-swe-agent", "Copilot"})
+_USER_AGENT = "otel-autoheal"
+
+
+def marker_for(fingerprint: str) -> str:
+    """The hidden marker the renderer puts in every issue body."""
+    return f"<!-- autoheal:fingerprint={fingerprint} -->"
+
+
+@dataclass(frozen=True)
+class Failure:
+    """What a failed request means for the work item.
+
+    kind: ``transient`` (retry with backoff), ``rate_limited`` (wait until ``retry_at``),
+    ``config`` (a setting is wrong; stop writing until fixed), ``rejected`` (this item can never
+    succeed: mark it failed), ``not_found`` (the issue is gone), ``forbidden`` (the token may not
+    do this one thing).
+    """
+
+    kind: str
+    message: str
+    status: int | None = None
+    retry_at: float | None = None
+
+
+def _header(headers: Any, name: str) -> str | None:
+    if not headers:
+        return None
+    for k, v in dict(headers).items():
+        if k.lower() == name:
+            return str(v)
+    return None
+
+
+def _message(data: Any) -> str:
+    if isinstance(data, dict):
+        msg = str(data.get("message") or "")
+        errors = data.get("errors")
+        if isinstance(errors, list) and errors:
+            details = []
+            for e in errors[:3]:
+                if isinstance(e, dict):
+                    details.append(str(e.get("message") or f"{e.get('field')} {e.get('code')}"))
+                else:
+                    details.append(str(e))
+            msg = f"{msg}: {'; '.join(details)}" if msg else "; ".join(details)
+        return msg[:500]
+    return str(data)[:500]
+
+
+def classify(exc: BaseException, now: float | None = None) -> Failure:
+    """Turn an exception from a GitHub call into a ``Failure``. Never includes the token."""
+    now = time.time() if now is None else now
+    if isinstance(exc, requests.exceptions.Timeout):
+        return Failure("transient", "GitHub did not answer in time (timeout)")
+    if isinstance(exc, requests.exceptions.RequestException):
+        return Failure("transient", f"cannot reach GitHub: {type(exc).__name__}")
+    if not isinstance(exc, GithubException):
+        return Failure("transient", f"unexpected error: {type(exc).__name__}: {str(exc)[:200]}")
+    status, msg = exc.status, _message(exc.data)
+    retry_after = _header(exc.headers, "retry-after")
+    remaining = _header(exc.headers, "x-ratelimit-remaining")
+    reset = _header(exc.headers, "x-ratelimit-reset")
+    if status in (403, 429):
+        if retry_after and retry_after.strip().isdigit():
+            return Failure("rate_limited", f"{status} rate limited: retry after {retry_after}s", status,
+                           now + int(retry_after))
+        if remaining == "0" and reset and reset.strip().isdigit():
+            return Failure("rate_limited", f"{status} primary rate limit exhausted until reset", status,
+                           float(reset) + 1)
+        low = msg.lower()
+        if status == 429 or "rate limit" in low or "abuse" in low:
+            # GitHub: without retry-after, wait at least a minute.
+            return Failure("rate_limited", f"{status} secondary rate limit: {msg}", status, now + 60)
+        return Failure("forbidden", f"403 forbidden: {msg}", status)
+    if status == 401:
+        return Failure("config", "401 Bad credentials: the token (GITHUB_TOKEN/GH_TOKEN) is invalid or expired", 401)
+    if status == 404:
+        return Failure("not_found", f"404 not found: {msg}", 404)
+    if status == 410:
+        return Failure("rejected", f"410 gone: {msg} (issues disabled or issue deleted)", 410)
+    if status == 422:
+        return Failure("rejected", f"422 rejected by GitHub: {msg}", 422)
+    if status >= 500 or status in (408, 409):
+        return Failure("transient", f"GitHub error {status}: {msg}", status)
+    return Failure("rejected", f"GitHub answered {status}: {msg}", status)
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class GitHubClient:
+    """One PyGithub connection to one repository; used from the sink's worker thread only."""
+
+    def __init__(self, config: GitHubConfig) -> None:
+        self.config = config
+        self.gh = Github(
+            auth=Auth.Token(config.token),
+            base_url=config.api_url,
+            timeout=max(1, math.ceil(config.request_timeout)),  # PyGithub insists on an int
+            user_agent=_USER_AGENT,
+            per_page=100,
+            retry=None,
+            seconds_between_requests=None,
+            seconds_between_writes=None,
+            lazy=True,
+        )
+        self.repo = self.gh.get_repo(config.repository)
+        self._path = f"/repos/{config.repository}"
+
+    def close(self) -> None:
+        try:
+            self.gh.close()
+        except Exception:  # closing a pool must never fail shutdown
+            pass
+
+    def _json(self, verb: str, path: str, *, parameters: dict[str, Any] | None = None, body: Any = None) -> Any:
+        _, data = self.gh.requester.requestJsonAndCheck(verb, path, parameters=parameters, input=body)
+        return data
+
+    # --------------------------------------------------------------- reads
+
+    def check_repository(self) -> dict[str, Any]:
+        data = self._json("GET", self._path)
+        return {"full_name": data.get("full_name"), "default_branch": data.get("default_branch")}
+
+    def get_issue(self, number: int) -> dict[str, Any]:
+        data = self._json("GET", f"{self._path}/issues/{number}")
+        return dict(data)
+
+    def find_issue_by_marker(self, fingerprint: str, since: float) -> int | None:
+        """The issue whose body holds the fingerprint marker, or None.
+
+        Lists issues updated since ``since`` first (no index lag), then asks issue search (which
+        also finds older issues, e.g. after the local state was lost). Hits are confirmed by
+        reading the body, since search matches words, not our exact marker.
+        """
+        marker = marker_for(fingerprint)
+        params = {"state": "all", "since": _iso(since - 120), "sort": "created", "direction": "desc", "per_page": 100}
+        for page in range(1, 4):
+            items = self._json("GET", f"{self._path}/issues", parameters={**params, "page": page})
+            for it in items:
+                if "pull_request" not in it and marker in (it.get("body") or ""):
+                    return int(it["number"])
+            if len(items) < 100:
+                break
+        q = f'"{fingerprint}" is:issue repo:{self.config.repository}'
+        data = self._json("GET", "/search/issues", parameters={"q": q, "advanced_search": "true", "per_page": 30})
+        for it in data.get("items", []):
+            if marker in (it.get("body") or ""):
+                return int(it["number"])
+        return None
+
+    def comment_exists(self, number: int, token: str, since: float) -> bool:
+        items = self._json(
+            "GET", f"{self._path}/issues/{number}/comments", parameters={"since": _iso(since - 120), "per_page": 100}
+        )
+        return any(token in (c.get("body") or "") for c in items)
+
+    def label_exists(self, name: str) -> bool:
+        try:
+            self._json("GET", f"{self._path}/labels/{quote(name, safe='')}")
+        except GithubException as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    def open_pr_references(self, number: int) -> list[int]:
+        """Open pull requests that cross-reference the issue (e.g. "Fixes #N", Copilot's draft PR)."""
+        out = []
+        for ev in self._json("GET", f"{self._path}/issues/{number}/timeline", parameters={"per_page": 100}):
+            src = (ev.get("source") or {}).get("issue") or {}
+            if ev.get("event") == "cross-referenced" and src.get("pull_request") and src.get("state") == "open":
+                out.append(int(src["number"]))
+        return out
+
+    # --------------------------------------------------------------- writes
+
+    def create_label(self, name: str) -> None:
+        try:
+            self._json(
+                "POST", f"{self._path}/labels", body={"name": name, "color": "ededed", "description": "Filed by otel-autoheal"}
+            )
+        except GithubException as exc:
+            errors = exc.data.get("errors") if isinstance(exc.data, dict) else None
+            if exc.status == 422 and errors and any(e.get("code") == "already_exists" for e in errors):
+                return
+            raise
+
+    def create_issue(self, title: str, body: str, labels: list[str]) -> int:
+        issue = self.repo.create_issue(title=title, body=body, labels=labels)
+        return int(issue.number)
+
+    def comment(self, number: int, body: str) -> None:
+        self._json("POST", f"{self._path}/issues/{number}/comments", body={"body": body})
+
+    def reopen(self, number: int) -> None:
+        self._json("PATCH", f"{self._path}/issues/{number}", body={"state": "open", "state_reason": "reopened"})
+
+    def assign_copilot(self, number: int, agent_assignment: dict[str, str]) -> list[str]:
+        """Add Copilot as assignee with ``agent_assignment``; returns the assignee logins after it."""
+        data = self._json(
+            "POST",
+            f"{self._path}/issues/{number}/assignees",
+            body={"assignees": [COPILOT_LOGIN], "agent_assignment": agent_assignment},
+        )
+        return [str(a.get("login")) for a in (data.get("assignees") or [])]
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)

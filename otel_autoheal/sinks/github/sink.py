@@ -1,0 +1,645 @@
+"""The GitHub sink: one issue per group, filed and kept up to date through a durable outbox.
+
+``handle`` runs on the pipeline thread and only writes SQLite (the outbox and the issue map, in
+one transaction); a worker thread performs the GitHub calls within the write budgets. The
+decisions:
+
+- new group -> ``create`` (labels ``autoheal``, configured ones, ``source:<source>``);
+- count reaches 10, 100, 1000... or a new ``service.version`` -> ``comment`` (one pending comment
+  per issue, coalesced; at most one comment per issue per ``comment_interval``);
+- an occurrence of a closed issue -> ``reopen`` with a comment, unless the issue was closed as
+  "not planned" (muted) or the occurrence's version is older than the one it was closed in
+  (see ``versions``); the issue state is read from GitHub (``check``) at most every
+  ``state_check_interval`` seconds;
+- enough occurrences, trusted source, in-app frames -> ``handoff`` to Copilot.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from otel_autoheal.model import GroupUpdate
+from otel_autoheal.sinks.github import handoff as _handoff
+from otel_autoheal.sinks.github.budget import Budget
+from otel_autoheal.sinks.github.client import COPILOT_LOGINS, Failure, GitHubClient, classify, marker_for
+from otel_autoheal.sinks.github.config import GitHubConfig
+from otel_autoheal.sinks.github.outbox import CLOSED_AT_SLACK, IssueRow, Outbox, OutboxItem
+from otel_autoheal.sinks.github.versions import newest_version, not_older
+from otel_autoheal.state.sqlite import SQLiteStore
+
+__all__ = ["GitHubSink", "is_milestone"]
+
+logger = logging.getLogger("otel_autoheal.sinks.github")
+
+_MAX_BODY = 65536
+_MAX_TITLE = 256
+_IDLE_POLL = 30.0
+_PAUSED_POLL = 3600.0
+_WRITE_KIND = {"create": "issue", "comment": "comment", "reopen": "edit", "handoff": "assign", "check": ""}
+
+
+class _Stopping(Exception):
+    """The sink is closing; leave the current item pending."""
+
+
+class _Deferred(Exception):
+    def __init__(self, until: float, note: str | None = None) -> None:
+        self.until, self.note = until, note
+
+
+def is_milestone(count: int) -> int:
+    """The milestone ``count`` has reached: the largest power of ten <= count (>= 10), else 0."""
+    if count < 10:
+        return 0
+    m = 10
+    while m * 10 <= count:
+        m *= 10
+    return m
+
+
+def _safe(text: str, limit: int = 64) -> str:
+    """A telemetry-supplied token (a version) made inert for Markdown."""
+    return re.sub(r"[^\w.+\-]", "_", text)[:limit] or "unknown"
+
+
+def _parse_time(text: str | None) -> float | None:
+    if not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+class GitHubSink:
+    """Files one GitHub issue per group. Construct with ``from_env(store)`` or a ``GitHubConfig``."""
+
+    name = "github"
+
+    def __init__(
+        self,
+        store: SQLiteStore,
+        config: GitHubConfig,
+        *,
+        start: bool = True,
+        reconcile: bool = True,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.outbox = Outbox(store)
+        self.budget = Budget(self.outbox, config)
+        self.client = GitHubClient(config)
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._last_error: str | None = None
+        self._last_error_at: float | None = None
+        self._paused: str | None = None
+        self._handoff_error: str | None = None
+        self._repo_checked = False
+        self._handled = 0
+        self._handle_errors = 0
+        self._assignees: list[str] = []
+        if reconcile:
+            self._reconcile()
+        if start:
+            self.start()
+
+    @classmethod
+    def from_env(
+        cls,
+        store: SQLiteStore,
+        env: Mapping[str, str] | None = None,
+        overrides: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> GitHubSink:
+        """Build from ``GITHUB_*`` / ``AUTOHEAL_GITHUB_*`` settings; raises ``SinkConfigError``."""
+        return cls(store, GitHubConfig.from_env(env, overrides), **kwargs)
+
+    # ------------------------------------------------------------------ Sink protocol
+
+    def start(self) -> None:
+        with self._lock:
+            if self._thread is None and not self._closed:
+                self._thread = threading.Thread(target=self._run, name="autoheal-github-sink", daemon=True)
+                self._thread.start()
+
+    def handle(self, update: GroupUpdate) -> None:
+        """Record what GitHub needs for this occurrence; never blocks on GitHub, never raises."""
+        try:
+            self._record(update, time.time())
+            self._handled += 1
+        except Exception as exc:  # the pipeline must keep running whatever happens here
+            self._handle_errors += 1
+            self._error(f"cannot queue GitHub work: {type(exc).__name__}: {exc}")
+            logger.exception("GitHub sink could not queue an occurrence")
+        self._wake.set()
+
+    def status(self) -> dict[str, Any]:
+        counts = self.outbox.counts()
+        oldest = self.outbox.oldest_pending()
+        return {
+            "sink": self.name,
+            "repo": self.config.repository,
+            "api_url": self.config.api_url,
+            "token_source": self.config.token_source,
+            "running": self._thread is not None and self._thread.is_alive(),
+            "paused": self._paused,
+            "issues_filed": len(self.outbox.issue_numbers()),
+            "outbox": {
+                "pending": counts["pending"],
+                "failed": counts["failed"],
+                "done": counts["done"],
+                "oldest_pending_age": round(time.time() - oldest, 1) if oldest else None,
+                "recent_failures": self.outbox.failures(),
+            },
+            "budget": self.budget.usage(),
+            "last_error": self._last_error,
+            "last_error_at": self._last_error_at,
+            "occurrences_handled": self._handled,
+            "handle_errors": self._handle_errors,
+            "handoff": {
+                "mode": self.config.handoff,
+                "dry_run": self.config.handoff_dry_run,
+                "counts": self.outbox.handoff_counts(),
+                "last_error": self._handoff_error,
+            },
+        }
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the worker (interrupting its waits); pending work stays in the outbox."""
+        with self._lock:
+            self._closed = True
+            thread, self._thread = self._thread, None
+        self._stop.set()
+        self._wake.set()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+        self.client.close()
+
+    # ------------------------------------------------------------------ pipeline side
+
+    def _record(self, update: GroupUpdate, now: float) -> None:
+        cfg = self.config
+        occ, group = update.occurrence, update.group
+        fp = group.fingerprint
+        version = occ.exception.service_version
+        source = occ.exception.source or group.source
+        in_app = _handoff.has_in_app_frames(occ)
+        with self.store.transaction() as conn:
+            Outbox.set_issue(conn, fp)
+            row = Outbox.issue(conn, fp)
+            assert row is not None
+            if version:
+                Outbox.see_version(conn, fp, version, now)
+            count = max(row.count, group.count)
+            milestone = is_milestone(count)
+            Outbox.set_issue(
+                conn,
+                fp,
+                count=count,
+                newest_version=version or row.newest_version,
+                source=source or row.source,
+                has_in_app=int(row.has_in_app or in_app),
+                milestone=max(row.milestone, milestone),
+            )
+            filed = row.issue_number is not None
+            queued = Outbox.pending_item(conn, "create", fp) is not None
+            if not filed and not queued:
+                failed = conn.execute(
+                    "SELECT 1 FROM github_outbox WHERE kind = 'create' AND fingerprint = ? AND state = 'failed'",
+                    (fp,),
+                ).fetchone()
+                if failed is None:
+                    self._queue_create(conn, fp, occ.title, occ.body, source)
+                    queued = True
+            if not (filed or queued):
+                return
+            snapshot = {"version": version, "ts": now, "body": occ.body, "count": count}
+            reasons: list[str] = []
+            if milestone > row.milestone and not update.is_new:
+                reasons.append(f"reached {milestone} occurrences")
+            if update.new_version and version and not update.is_new:
+                reasons.append(f"first occurrence in version `{_safe(version)}`")
+            if filed and row.state == "closed":
+                reasons = []  # a closed issue gets a reopen comment or nothing
+                seen = [v for (v,) in conn.execute(
+                    "SELECT version FROM github_versions WHERE fingerprint = ? AND first_seen <= ?",
+                    (fp, (row.closed_at or 0) + CLOSED_AT_SLACK),
+                )]
+                if not row.muted and not_older(version, row.closed_version, seen):
+                    self._merge(conn, "reopen", fp, snapshot)
+            elif filed and now - row.state_checked_at >= cfg.state_check_interval:
+                self._merge(conn, "check", fp, snapshot)
+            if reasons:
+                self._merge(conn, "comment", fp, {**snapshot, "reasons": reasons})
+            if cfg.handoff == "copilot" and not row.handoff and count >= cfg.handoff_min_occurrences and not row.muted:
+                if not _handoff.source_gate(cfg, source):
+                    Outbox.set_issue(conn, fp, handoff="skipped_untrusted")
+                    logger.info("not handing %s off to Copilot: source %r is untrusted", fp[:12], source)
+                elif cfg.handoff_require_in_app and not (row.has_in_app or in_app):
+                    Outbox.set_issue(conn, fp, handoff="skipped_no_in_app")
+                else:
+                    Outbox.enqueue(conn, "handoff", fp, {})
+                    Outbox.set_issue(conn, fp, handoff="queued")
+
+    def _queue_create(self, conn: Any, fp: str, title: str, body: str, source: str) -> None:
+        marker = marker_for(fp)
+        if marker not in body:
+            body = f"{body}\n\n{marker}\n"
+        Outbox.enqueue(
+            conn,
+            "create",
+            fp,
+            {"title": title[:_MAX_TITLE] or "Error", "body": body, "labels": self.config.all_labels(source)},
+        )
+
+    @staticmethod
+    def _merge(conn: Any, kind: str, fp: str, payload: dict[str, Any]) -> None:
+        """Queue ``kind`` for ``fp`` or fold ``payload`` into the one already pending (newest wins)."""
+        item = Outbox.pending_item(conn, kind, fp)
+        if item is None:
+            Outbox.enqueue(conn, kind, fp, payload)
+            return
+        merged = {**item.payload, **payload}
+        if "reasons" in payload or "reasons" in item.payload:
+            reasons = list(item.payload.get("reasons", []))
+            reasons += [r for r in payload.get("reasons", []) if r not in reasons]
+            merged["reasons"] = reasons
+        Outbox.set_payload(conn, item.id, merged)
+
+    def _reconcile(self) -> None:
+        """Queue creates for groups the store has but the sink never saw (crash between the two)."""
+        known = set()
+        with self.store.transaction() as conn:
+            known = {r[0] for r in conn.execute("SELECT fingerprint FROM github_issues")}
+        for group in self.store.groups():
+            if group.fingerprint in known:
+                continue
+            with self.store.transaction() as conn:
+                Outbox.set_issue(conn, group.fingerprint, count=group.count, source=group.source)
+                self._queue_create(conn, group.fingerprint, group.title, group.body, group.source)
+
+    # ------------------------------------------------------------------ worker side
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                wait = self._step()
+            except _Stopping:
+                break
+            except Exception as exc:  # keep the worker alive; the item stays pending
+                logger.exception("GitHub sink worker error")
+                self._error(f"worker error: {type(exc).__name__}: {exc}")
+                wait = 1.0
+            if wait > 0:
+                self._wake.wait(min(wait, _IDLE_POLL))
+                self._wake.clear()
+
+    def _step(self) -> float:
+        if self._paused:
+            return _PAUSED_POLL
+        now = time.time()
+        if self.budget.request_wait(now) > 0:
+            return self.budget.request_wait(now)
+        if not self._repo_checked:
+            try:
+                self.client.check_repository()
+                self._repo_checked = True
+            except Exception as exc:
+                f = classify(exc)
+                if f.kind == "not_found":
+                    f = Failure("config", self._repo_help(f.message), 404)
+                return self._apply_failure(None, f)
+        numbers = self.outbox.issue_numbers()
+        best = _IDLE_POLL
+        for item in self.outbox.pending():
+            if item.not_before > now:
+                best = min(best, item.not_before - now)
+                continue
+            if item.kind != "create" and item.fingerprint not in numbers:
+                if not self.outbox.has_pending("create", item.fingerprint):
+                    self.outbox.fail(item.id, "the issue for this group was never created")
+                continue
+            if item.kind == "handoff" and not self.config.handoff_dry_run:
+                hw = self.budget.handoff_wait(now)
+                if hw > 0:
+                    best = min(best, hw)
+                    continue
+            kind = _WRITE_KIND[item.kind]
+            w = self.budget.write_wait(now, kind) if kind else 0.0
+            if w > 0:
+                best = min(best, w)
+                continue
+            self._process(item, numbers.get(item.fingerprint))
+            return 0.0
+        return best
+
+    def _process(self, item: OutboxItem, number: int | None) -> None:
+        handler = {
+            "create": self._do_create,
+            "comment": self._do_comment,
+            "check": self._do_check,
+            "reopen": self._do_reopen,
+            "handoff": self._do_handoff,
+        }[item.kind]
+        try:
+            note = handler(item, number)
+        except _Stopping:
+            raise
+        except _Deferred as d:
+            self.outbox.defer(item.id, d.until, d.note, count_retry=False)
+            return
+        except Exception as exc:
+            f = classify(exc)
+            if f.kind == "not_found":
+                f = self._explain_not_found(item, number, f)
+            self._apply_failure(item, f)
+            return
+        self.outbox.done(item.id, note)
+
+    def _apply_failure(self, item: OutboxItem | None, f: Failure) -> float:
+        what = f"{item.kind} #{item.id}" if item else "repository check"
+        msg = self._redact(f"{what}: {f.message}")
+        self._error(msg)
+        now = time.time()
+        if f.kind == "transient":
+            retries = item.retries if item else 0
+            delay = min(self.config.backoff_max, self.config.backoff_base * (2 ** min(retries, 20)))
+            delay *= random.uniform(0.5, 1.0)
+            logger.warning("GitHub unavailable, retrying in %.1fs: %s", delay, msg)
+            if item:
+                self.outbox.defer(item.id, now + delay, msg, count_retry=True)
+            return delay
+        if f.kind == "rate_limited":
+            until = f.retry_at or now + 60
+            self.budget.block(until, msg)
+            logger.warning("GitHub rate limit, waiting %.0fs: %s", until - now, msg)
+            if item:
+                self.outbox.defer(item.id, until, msg, count_retry=False)
+            return until - now
+        if f.kind in ("config", "forbidden"):
+            if f.kind == "forbidden":
+                msg = self._redact(
+                    f"{what}: {f.message} - the token cannot write issues in {self.config.repository}"
+                    " (fine-grained PAT needs Issues: read and write, Metadata: read)"
+                )
+            self._paused = msg
+            self._error(msg)
+            logger.error("GitHub sink paused, fix the setting and restart: %s", msg)
+            return _PAUSED_POLL
+        if item:
+            self.outbox.fail(item.id, msg)
+        logger.error("GitHub sink gave up on %s", msg)
+        return 0.0
+
+    def _repo_help(self, message: str) -> str:
+        return (
+            f"GITHUB_REPOSITORY: repository {self.config.repository!r} not found at {self.config.api_url}"
+            f" or the token cannot see it ({message})"
+        )
+
+    def _explain_not_found(self, item: OutboxItem, number: int | None, f: Failure) -> Failure:
+        if item.kind == "create" or number is None:
+            return Failure("config", self._repo_help(f.message), 404)
+        try:
+            self.client.check_repository()
+        except Exception as exc:
+            g = classify(exc)
+            return Failure("config", self._repo_help(g.message), 404) if g.kind == "not_found" else g
+        return Failure("rejected", f"issue #{number} no longer exists (deleted or transferred)", 404)
+
+    @contextmanager
+    def _write(self, kind: str) -> Iterator[None]:
+        """Wait (interruptibly) until the budget allows a write of ``kind``, count it, then send it.
+
+        The spacing is measured from the end of the previous write, so GitHub sees at least
+        ``min_write_interval`` between writes however long a request spends on the wire.
+        """
+        while True:
+            if self._stop.is_set():
+                raise _Stopping()
+            wait = self.budget.write_wait(time.time(), kind)
+            if wait <= 0:
+                break
+            self._stop.wait(min(wait, 5.0))
+        self.budget.record(kind)
+        try:
+            yield
+        finally:
+            self.budget.write_finished()
+
+    # ------------------------------------------------------------------ item handlers
+
+    def _do_create(self, item: OutboxItem, number: int | None) -> str:
+        fp, p = item.fingerprint, item.payload
+        if number is not None:
+            return f"already filed as #{number}"
+        if item.attempts > 0:
+            found = self.client.find_issue_by_marker(fp, item.created)
+            if found is not None:
+                self.outbox.update_issue(fp, issue_number=found, state="open", state_checked_at=time.time())
+                logger.info("found issue #%s from an earlier attempt for %s", found, fp[:12])
+                return f"found existing #{found}"
+        for label in p["labels"]:
+            if self.outbox.label_known(label):
+                continue
+            if not self.client.label_exists(label):
+                with self._write("label"):
+                    self.client.create_label(label)
+            self.outbox.remember_label(label)
+        with self._write("issue"):
+            self.outbox.begin_attempt(item.id)
+            n = self.client.create_issue(p["title"], p["body"], p["labels"])
+        self.outbox.update_issue(fp, issue_number=n, state="open", state_checked_at=time.time())
+        logger.info("filed issue #%s for %s", n, fp[:12])
+        return f"filed #{n}"
+
+    def _refresh(self, fp: str, number: int) -> IssueRow:
+        """Read the issue from GitHub and remember its state (and, on a new close, the closing version)."""
+        data = self.client.get_issue(number)
+        row = self.outbox.get_issue(fp)
+        assert row is not None
+        now = time.time()
+        if data.get("state") == "closed":
+            closed_at = _parse_time(data.get("closed_at")) or now
+            closed_version = row.closed_version
+            if row.state != "closed" or row.closed_at is None or abs(row.closed_at - closed_at) > 1:
+                closed_version = newest_version(self.outbox.versions_before(fp, closed_at))
+            self.outbox.update_issue(
+                fp,
+                state="closed",
+                state_reason=data.get("state_reason") or "completed",
+                closed_at=closed_at,
+                closed_version=closed_version,
+                state_checked_at=now,
+            )
+        else:
+            self.outbox.update_issue(fp, state="open", state_reason=data.get("state_reason") or "", state_checked_at=now)
+        row = self.outbox.get_issue(fp)
+        assert row is not None
+        self._assignees = [str(a.get("login")) for a in data.get("assignees") or []]
+        return row
+
+    def _reopens(self, row: IssueRow, version: str) -> bool:
+        if row.muted:
+            return False
+        seen = [v for v, _ in self.outbox.versions_before(row.fingerprint, row.closed_at or 0)]
+        return not_older(version, row.closed_version, seen)
+
+    def _do_check(self, item: OutboxItem, number: int | None) -> str:
+        assert number is not None
+        row = self._refresh(item.fingerprint, number)
+        p = item.payload
+        if row.state != "closed":
+            return "open"
+        if row.muted:
+            return "closed as not planned: muted"
+        if p.get("ts", 0) > (row.closed_at or 0) and self._reopens(row, p.get("version", "")):
+            with self.store.transaction() as conn:
+                self._merge(conn, "reopen", item.fingerprint, p)
+            return "regression: reopen queued"
+        return "closed; occurrence older than the closing version"
+
+    def _comment_text(self, item: OutboxItem, headline: str) -> str:
+        body = str(item.payload.get("body", "")).replace(marker_for(item.fingerprint), "")
+        head = f"<!-- autoheal:outbox={item.id} -->\n{headline}\n\n"
+        room = _MAX_BODY - len(head) - 200
+        if len(body) > room:
+            body = body[:room] + "\n\n_(truncated)_\n"
+        return head + body
+
+    def _post_comment(self, item: OutboxItem, number: int, text: str) -> None:
+        token = f"<!-- autoheal:outbox={item.id} -->"
+        if item.attempts > 0 and self.client.comment_exists(number, token, item.created):
+            return
+        with self._write("comment"):
+            self.outbox.begin_attempt(item.id)
+            self.client.comment(number, text)
+
+    def _do_comment(self, item: OutboxItem, number: int | None) -> str:
+        assert number is not None
+        fp, p = item.fingerprint, item.payload
+        row = self.outbox.get_issue(fp)
+        assert row is not None
+        now = time.time()
+        if now - row.state_checked_at >= self.config.state_check_interval:
+            row = self._refresh(fp, number)
+        if row.state == "closed":
+            if row.muted:
+                return "muted (closed as not planned): not commented"
+            if self._reopens(row, p.get("version", "")):
+                with self.store.transaction() as conn:
+                    self._merge(conn, "reopen", fp, {k: v for k, v in p.items() if k != "reasons"})
+                return "issue closed: reopen queued instead"
+            return "issue closed; occurrence older than the closing version: not commented"
+        due = row.last_comment_at + self.config.comment_interval
+        if due > now:
+            raise _Deferred(due, "coalescing: comment interval not over")
+        reasons = "; ".join(p.get("reasons", [])) or "seen again"
+        headline = (
+            f"**otel-autoheal:** {reasons}. {p.get('count', row.count)} occurrences so far. "
+            f"Newest occurrence (service.version `{_safe(p.get('version') or '')}`):"
+        )
+        self._post_comment(item, number, self._comment_text(item, headline))
+        self.outbox.update_issue(fp, last_comment_at=time.time())
+        return "commented"
+
+    def _do_reopen(self, item: OutboxItem, number: int | None) -> str:
+        assert number is not None
+        fp, p = item.fingerprint, item.payload
+        row = self._refresh(fp, number)
+        if row.state == "closed":
+            if row.muted:
+                return "muted (closed as not planned): not reopened"
+            if not self._reopens(row, p.get("version", "")):
+                return "occurrence older than the closing version: not reopened"
+            if not p.get("reopened"):
+                with self._write("edit"):
+                    self.outbox.begin_attempt(item.id)
+                    self.client.reopen(number)
+                with self.store.transaction() as conn:
+                    Outbox.set_payload(conn, item.id, {**p, "reopened": True})
+        elif not p.get("reopened") and item.attempts == 0:
+            return "already open"
+        closed_in = _safe(row.closed_version) if row.closed_version else "an unknown version"
+        headline = (
+            f"**otel-autoheal: regression.** Seen again after this issue was closed (closed in version "
+            f"`{closed_in}`, seen in `{_safe(p.get('version') or '')}`; {p.get('count', row.count)} "
+            "occurrences in total). Reopening. Newest occurrence:"
+        )
+        self._post_comment(item, number, self._comment_text(item, headline))
+        now = time.time()
+        self.outbox.update_issue(fp, state="open", state_reason="reopened", last_comment_at=now, state_checked_at=now)
+        logger.info("reopened issue #%s (regression of %s)", number, fp[:12])
+        return "reopened"
+
+    def _do_handoff(self, item: OutboxItem, number: int | None) -> str:
+        assert number is not None
+        fp, cfg = item.fingerprint, self.config
+        row = self._refresh(fp, number)
+        if row.state == "closed":
+            return self._handoff_outcome(fp, "skipped_closed")
+        if any(a in COPILOT_LOGINS for a in self._assignees):
+            return self._handoff_outcome(fp, "already_assigned")
+        prs = self.client.open_pr_references(number)
+        if prs:
+            return self._handoff_outcome(fp, "skipped_open_pr", f"open PR #{prs[0]} references the issue")
+        assignment = _handoff.agent_assignment(cfg)
+        if cfg.handoff_dry_run:
+            logger.info(
+                "dry run: would assign issue #%s to %s with agent_assignment target_repo=%s base_branch=%s",
+                number,
+                "copilot-swe-agent[bot]",
+                assignment["target_repo"],
+                assignment.get("base_branch", "(default)"),
+            )
+            return self._handoff_outcome(fp, "dry_run")
+        wait = self.budget.handoff_wait(time.time())
+        if wait > 0:
+            raise _Deferred(time.time() + wait, "daily hand-off budget used up")
+        try:
+            with self._write("assign"):
+                self.budget.record("handoff")
+                self.outbox.begin_attempt(item.id)
+                logins = self.client.assign_copilot(number, assignment)
+        except _Stopping:
+            raise
+        except Exception as exc:
+            f = classify(exc)
+            if f.kind == "forbidden":
+                self._handoff_error = self._redact(f"issue #{number}: {f.message}. {_handoff.FORBIDDEN_HELP}")
+                logger.error("Copilot hand-off refused: %s", self._handoff_error)
+                return self._handoff_outcome(fp, "forbidden")
+            if f.kind in ("rejected", "not_found"):
+                self._handoff_error = self._redact(f"issue #{number}: {f.message}")
+                return self._handoff_outcome(fp, "failed")
+            raise
+        if not any(a in COPILOT_LOGINS for a in logins):
+            self._handoff_error = f"issue #{number}: {_handoff.NOT_ASSIGNABLE_HELP}"
+            logger.error("Copilot hand-off had no effect: %s", self._handoff_error)
+            return self._handoff_outcome(fp, "not_assignable")
+        logger.info("assigned issue #%s to the Copilot coding agent", number)
+        return self._handoff_outcome(fp, "assigned")
+
+    def _handoff_outcome(self, fp: str, outcome: str, note: str = "") -> str:
+        self.outbox.update_issue(fp, handoff=outcome)
+        return f"handoff {outcome}{': ' + note if note else ''}"
+
+    # ------------------------------------------------------------------ helpers
+
+    def _redact(self, text: str) -> str:
+        token = self.config.token
+        return text.replace(token, "[REDACTED]") if token and token in text else text
+
+    def _error(self, message: str) -> None:
+        self._last_error = self._redact(message)
+        self._last_error_at = time.time()
+

@@ -1,0 +1,73 @@
+"""How the service builds the GitHub sink and how ``otel-autoheal status`` reads it offline."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from otel_autoheal.errors import SinkConfigError
+from otel_autoheal.sinks.github.budget import Budget
+from otel_autoheal.sinks.github.config import GitHubConfig
+from otel_autoheal.sinks.github.outbox import Outbox
+from otel_autoheal.sinks.github.sink import GitHubSink
+from otel_autoheal.state.sqlite import SQLiteStore
+
+__all__ = ["create_github_sink", "offline_status"]
+
+
+def _section(config: object) -> dict[str, Any]:
+    return dict(getattr(config, "github", {}) or {})
+
+
+def create_github_sink(
+    config: object, store: SQLiteStore, metrics: Any = None, env: Mapping[str, str] | None = None
+) -> GitHubSink:
+    """The sink for ``serve``: settings from env > ``[github]`` table; gauges on ``metrics``."""
+    cfg = GitHubConfig.from_env(os.environ if env is None else env, file=_section(config))
+    sink = GitHubSink(store, cfg)
+    if metrics is not None:
+        metrics.gauge("autoheal_github_outbox_pending", "GitHub writes waiting in the outbox.",
+                      lambda: sink.outbox.counts()["pending"])
+        metrics.gauge("autoheal_github_outbox_failed", "GitHub writes given up (see otel-autoheal status).",
+                      lambda: sink.outbox.counts()["failed"])
+        metrics.gauge("autoheal_github_issues", "Groups filed as GitHub issues.",
+                      lambda: len(sink.outbox.issue_numbers()))
+        metrics.gauge("autoheal_github_writes_last_hour", "Content-creating GitHub requests in the last hour.",
+                      lambda: float(sink.budget.usage()["writes_last_hour"]))  # type: ignore[arg-type]
+    return sink
+
+
+def offline_status(config: object, env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """What ``status()`` shows, read from the state database without starting a worker or calling GitHub."""
+    env = os.environ if env is None else env
+    info: dict[str, Any] = {"sink": "github"}
+    try:
+        cfg = GitHubConfig.from_env(env, file=_section(config))
+    except SinkConfigError as exc:
+        info["config_error"] = str(exc)
+        return info
+    info.update({"repo": cfg.repository, "api_url": cfg.api_url, "token_source": cfg.token_source})
+    path = Path(str(getattr(config, "state_dir", "."))).expanduser() / "autoheal.sqlite3"
+    if not path.exists():
+        return info
+    store = SQLiteStore(path)
+    try:
+        outbox = Outbox(store)
+        counts = outbox.counts()
+        oldest = outbox.oldest_pending()
+        info["issues_filed"] = len(outbox.issue_numbers())
+        info["outbox"] = {
+            "pending": counts["pending"],
+            "failed": counts["failed"],
+            "done": counts["done"],
+            "oldest_pending_age": round(time.time() - oldest, 1) if oldest else None,
+            "recent_failures": outbox.failures(),
+        }
+        info["budget"] = Budget(outbox, cfg).usage()
+        info["handoff"] = {"mode": cfg.handoff, "dry_run": cfg.handoff_dry_run, "counts": outbox.handoff_counts()}
+    finally:
+        store.close()
+    return info
