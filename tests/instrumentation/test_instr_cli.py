@@ -312,3 +312,29 @@ def test_typer_app_subcommand(otlp_sink: OtlpSink, run_cli: Any, tmp_path: Path)
     assert span["name"] == "typerapp.py hello"
     assert span["resource"]["service.name"] == "typed"
     assert "no hello for ada" in span["events"][0]["attributes"]["exception.stacktrace"]
+
+
+def test_argparse_parser_only(otlp_sink: OtlpSink, run_cli: Any, tmp_path: Path) -> None:
+    """instrument_cli(parser) alone starts the run at parse time and reports through the excepthook."""
+    script = tmp_path / "parseronly.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import argparse
+            from autoheal_instrumentation import instrument_cli
+
+            parser = instrument_cli(argparse.ArgumentParser(), service_name="parseronly", service_version="2.0")
+            sub = parser.add_subparsers(dest="cmd")
+            sub.add_parser("load").add_argument("--password")
+            args = parser.parse_args()
+            raise ConnectionError("database unreachable")
+            """
+        )
+    )
+    proc = run_cli(["load", "--password", "pw123"], otlp_sink.endpoint, script=script)
+    assert proc.returncode == 1
+    (span,) = otlp_sink.wait_for(_error_spans)
+    assert span["name"] == "parseronly.py load"
+    assert span["attributes"]["service.version"] == "2.0"
+    assert span["attributes"]["process.command_args"][1:] == ["load", "--password", "[redacted:password]"]
+    assert span["events"][0]["attributes"]["exception.type"] == "ConnectionError"
