@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 
-from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
-
 from autoheal_instrumentation._mcp import _arguments_json, _unwrap_tool_exception
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 
 
 def test_arguments_are_scrubbed_and_capped() -> None:
