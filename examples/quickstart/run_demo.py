@@ -1,4 +1,4 @@
-"""Start otel-autoheal, run an app that fails, and show the issue it produced.
+"""Start otel-autoheal, run apps that fail, and show the issues they produced.
 
 Run it through ``./scripts/demo`` (which sets up the virtualenv first).
 """
@@ -13,30 +13,23 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
+
+
+def _issues(state: Path) -> list[dict[str, Any]]:
+    out = subprocess.run([sys.executable, "-m", "otel_autoheal", "issues", "--json", "--state", str(state)],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)  # type: ignore[no-any-return]
 
 
 def main() -> int:
     state = Path(os.environ.get("AUTOHEAL_DEMO_STATE") or tempfile.mkdtemp(prefix="autoheal-demo-"))
     service = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "otel_autoheal",
-            "serve",
-            "--otlp-grpc",
-            "127.0.0.1:0",
-            "--otlp-http",
-            "127.0.0.1:0",
-            "--state",
-            str(state),
-            "--trace-wait",
-            "1",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
+        [sys.executable, "-m", "otel_autoheal", "serve", "--otlp-grpc", "127.0.0.1:0", "--otlp-http", "127.0.0.1:0",
+         "--state", str(state), "--trace-wait", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
     try:
         ready = service.stdout.readline() if service.stdout else ""
@@ -46,23 +39,21 @@ def main() -> int:
             return 1
         endpoint = f"http://127.0.0.1:{match.group(1)}"
         print(f"==> otel-autoheal is listening on {endpoint} (state: {state})")
-        print("==> running examples/quickstart/failing_app.py, which fails twice with the same bug")
-        env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}
+        env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+               "AUTOHEAL_SPOOL_DIR": str(state / "spool")}
+        cli = [sys.executable, str(HERE.parent / "cli" / "app.py")]
+        print("\n==> examples/cli/app.py status   (succeeds: the instrumentation sends nothing)")
+        subprocess.run([*cli, "status"], env=env, check=False)
+        print("\n==> examples/cli/app.py sync --token s3cret --fail   (twice: the same bug, one issue)")
         for _ in range(2):
-            subprocess.run(
-                [sys.executable, str(HERE / "failing_app.py"), "checkout", "--user", "42"], env=env, check=False
-            )
+            subprocess.run([*cli, "sync", "--token", "s3cret", "--fail"], env=env, check=False)
+        print("\n==> examples/quickstart/failing_app.py   (an app set up with the plain OpenTelemetry SDK)")
+        subprocess.run([sys.executable, str(HERE / "failing_app.py"), "checkout", "--user", "42"], env=env, check=False)
         deadline = time.monotonic() + 60
-        issues: list[dict[str, object]] = []
+        issues: list[dict[str, Any]] = []
         while time.monotonic() < deadline:
-            out = subprocess.run(
-                [sys.executable, "-m", "otel_autoheal", "issues", "--json", "--state", str(state)],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            issues = json.loads(out.stdout)
-            if issues and issues[0]["count"] == 2:
+            issues = _issues(state)
+            if len(issues) == 2 and sorted(i["count"] for i in issues) == [1, 2]:
                 break
             time.sleep(0.5)
         print("\n==> otel-autoheal issues")
@@ -70,10 +61,10 @@ def main() -> int:
         if not issues:
             print("no issue was filed", file=sys.stderr)
             return 1
-        print(f"\n==> otel-autoheal show {issues[0]['id']}\n")
-        subprocess.run(
-            [sys.executable, "-m", "otel_autoheal", "show", str(issues[0]["id"]), "--state", str(state)], check=True
-        )
+        cli_issue = max(issues, key=lambda i: int(i["count"]))
+        print(f"\n==> otel-autoheal show {cli_issue['id']}\n")
+        subprocess.run([sys.executable, "-m", "otel_autoheal", "show", str(cli_issue["id"]), "--state", str(state)],
+                       check=True)
         return 0
     finally:
         service.terminate()

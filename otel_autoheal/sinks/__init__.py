@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,11 +18,11 @@ ENV_SINK = "AUTOHEAL_SINK"
 
 
 def github_available(config: object, env: Mapping[str, str] | None = None) -> bool:
-    """True when a GitHub repository and a token source are configured."""
+    """True when a GitHub repository and a token source (env, ``token_command`` or the gh CLI) are configured."""
     env = os.environ if env is None else env
     section = getattr(config, "github", {}) or {}
     repo = section.get("repository") or env.get("GITHUB_REPOSITORY")
-    token = env.get("GITHUB_TOKEN") or env.get("GH_TOKEN") or section.get("token_command")
+    token = env.get("GITHUB_TOKEN") or env.get("GH_TOKEN") or section.get("token_command") or shutil.which("gh")
     return bool(repo and token)
 
 
