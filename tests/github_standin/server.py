@@ -148,6 +148,9 @@ class GitHubStandin:
         self.entries: list[LogEntry] = []
         self.validation_errors: list[str] = []
         self.secondary_limit_violations = 0
+        self.search_limit_violations = 0
+        self.searches_per_minute = 30
+        self._searches: list[float] = []
         self.copilot_assignable = True
         self.copilot_forbidden = False
         self.assignable_users = {self.owner, login}
@@ -272,6 +275,15 @@ class GitHubStandin:
                 {"event": "cross-referenced", "created_at": now, "source_number": pr.number}
             )
             return pr.number
+
+    def preload_issue(self, title: str, body: str, labels: tuple[str, ...] = ("autoheal",)) -> int:
+        """An issue that exists before the test (filed by an earlier instance); searchable at once."""
+        with self.lock:
+            for n in labels:
+                self._ensure_label(n)
+            issue = self._new_issue(title, body, self.login, list(labels), time.time() - 86400)
+            issue.indexed_at = 0.0
+            return issue.number
 
     def set_pull_state(self, number: int, state: str) -> None:
         with self.lock:
@@ -544,6 +556,12 @@ class GitHubStandin:
             if token != self.token:
                 status, payload = 401, {"message": "Bad credentials", "documentation_url": _DOCS, "status": "401"}
                 fault_name = "auth"
+            elif path == "/search/issues" and not self._admit_search(start):
+                self.search_limit_violations += 1
+                fault_name = "search-limit-enforced"
+                status, rheaders = 403, {"x-ratelimit-remaining": "0", "x-ratelimit-resource": "search",
+                                         "x-ratelimit-reset": str(int(start) + 60)}
+                payload = {"message": "API rate limit exceeded for search.", "documentation_url": _DOCS}
             elif content_creating and not self._admit_write(start):
                 self.secondary_limit_violations += 1
                 fault_name = "secondary-enforced"
@@ -579,6 +597,14 @@ class GitHubStandin:
                 )
             )
         return status, self._rate_headers(path) | rheaders, payload
+
+    def _admit_search(self, now: float) -> bool:
+        with self.lock:
+            recent = [t for t in self._searches if t > now - 60]
+            if len(recent) >= self.searches_per_minute:
+                return False
+            self._searches.append(now)
+            return True
 
     def _admit_write(self, now: float) -> bool:
         with self.lock:
@@ -623,6 +649,7 @@ class GitHubStandin:
                 "issues": self.issues(),
                 "validation_errors": list(self.validation_errors),
                 "secondary_limit_violations": self.secondary_limit_violations,
+                "search_limit_violations": self.search_limit_violations,
             }
         return 404, {}, {"message": "Not Found"}
 

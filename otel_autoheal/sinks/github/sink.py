@@ -218,7 +218,7 @@ class GitHubSink:
                     (fp,),
                 ).fetchone()
                 if failed is None:
-                    self._queue_create(conn, fp, occ.title, occ.body, source)
+                    self._queue_create(conn, fp, occ.title, occ.body, source, version)
                     queued = True
             if not (filed or queued):
                 return
@@ -250,7 +250,7 @@ class GitHubSink:
                     Outbox.enqueue(conn, "handoff", fp, {})
                     Outbox.set_issue(conn, fp, handoff="queued")
 
-    def _queue_create(self, conn: Any, fp: str, title: str, body: str, source: str) -> None:
+    def _queue_create(self, conn: Any, fp: str, title: str, body: str, source: str, version: str = "") -> None:
         marker = marker_for(fp)
         if marker not in body:
             body = f"{body}\n\n{marker}\n"
@@ -258,7 +258,12 @@ class GitHubSink:
             conn,
             "create",
             fp,
-            {"title": title[:_MAX_TITLE] or "Error", "body": body, "labels": self.config.all_labels(source)},
+            {
+                "title": title[:_MAX_TITLE] or "Error",
+                "body": body,
+                "labels": self.config.all_labels(source),
+                "version": version,
+            },
         )
 
     @staticmethod
@@ -335,6 +340,8 @@ class GitHubSink:
                     continue
             kind = _WRITE_KIND[item.kind]
             w = self.budget.write_wait(now, kind) if kind else 0.0
+            if item.kind == "create" and (item.attempts > 0 or self.config.search_before_create):
+                w = max(w, self.budget.search_wait(now))
             if w > 0:
                 best = min(best, w)
                 continue
@@ -416,6 +423,17 @@ class GitHubSink:
             return Failure("config", self._repo_help(g.message), 404) if g.kind == "not_found" else g
         return Failure("rejected", f"issue #{number} no longer exists (deleted or transferred)", 404)
 
+    def _search_slot(self) -> None:
+        """Wait (interruptibly) for room in the search budget, then count the search."""
+        while True:
+            if self._stop.is_set():
+                raise _Stopping()
+            wait = self.budget.search_wait(time.time())
+            if wait <= 0:
+                self.budget.record_search()
+                return
+            self._stop.wait(min(wait, 5.0))
+
     @contextmanager
     def _write(self, kind: str) -> Iterator[None]:
         """Wait (interruptibly) until the budget allows a write of ``kind``, count it, then send it.
@@ -442,12 +460,19 @@ class GitHubSink:
         fp, p = item.fingerprint, item.payload
         if number is not None:
             return f"already filed as #{number}"
-        if item.attempts > 0:
-            found = self.client.find_issue_by_marker(fp, item.created)
-            if found is not None:
-                self.outbox.update_issue(fp, issue_number=found, state="open", state_checked_at=time.time())
-                logger.info("found issue #%s from an earlier attempt for %s", found, fp[:12])
-                return f"found existing #{found}"
+        # A retry may have reached GitHub; a first attempt may predate a lost state database.
+        found = None
+        if item.attempts > 0 or self.config.search_before_create:
+            found = self.client.find_issue_by_marker(
+                fp, item.created if item.attempts > 0 else None, before_search=self._search_slot
+            )
+        if found is not None:
+            self.outbox.update_issue(fp, issue_number=found, state_checked_at=0.0)
+            with self.store.transaction() as conn:  # it may have been closed: read its state now
+                self._merge(conn, "check", fp, {"version": p.get("version", ""), "ts": item.created,
+                                               "body": p["body"], "count": 1})
+            logger.info("found existing issue #%s for %s", found, fp[:12])
+            return f"found existing #{found}"
         for label in p["labels"]:
             if self.outbox.label_known(label):
                 continue
