@@ -118,3 +118,26 @@ def test_unknown_repository_pauses_with_a_clear_message(github_standin: GitHubSt
     finally:
         sink.close()
         store.close()
+
+
+def test_token_without_issue_write_permission_pauses_with_the_permission_needed(harness: Harness) -> None:
+    """A plain 403 on create (read-only token) pauses writes and names the permission; work stays queued."""
+    harness.standin.fault("forbidden", methods=["POST"], path_pattern=r"/issues$")
+    harness.start()
+    harness.emit(fingerprint("read-only"))
+    paused = wait_for(lambda: harness.status()["paused"], what="the pause")
+    assert "403" in paused and "Issues: read and write" in paused
+    assert harness.status()["outbox"]["pending"] == 1
+    assert len(harness.requests("POST", r"/issues$")) == 1  # not retried in a loop
+
+
+def test_handle_never_blocks_while_github_hangs(harness: Harness) -> None:
+    """With every GitHub request hanging, handle() keeps recording occurrences in the outbox."""
+    harness.standin.fault("hang", seconds=60)
+    harness.start(request_timeout=30.0)
+    harness.emit(fingerprint("hang-0"))
+    wait_for(lambda: harness.standin.in_flight >= 1, what="the worker to be stuck in a request")
+    for i in range(1, 51):
+        harness.emit(fingerprint(f"hang-{i}"))
+    assert harness.status()["outbox"]["pending"] == 51
+    assert harness.status()["occurrences_handled"] == 51

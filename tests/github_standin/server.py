@@ -68,7 +68,7 @@ class LogEntry:
 class Fault:
     """A fault applied to matching requests while ``count`` lasts (None = unlimited) and before ``until``."""
 
-    kind: str  # status | hang | secondary | too_many | primary
+    kind: str  # status | hang | secondary | too_many | primary | forbidden
     count: int | None = None
     until: float | None = None
     methods: frozenset[str] | None = None
@@ -149,6 +149,7 @@ class GitHubStandin:
         self.validation_errors: list[str] = []
         self.secondary_limit_violations = 0
         self.search_limit_violations = 0
+        self.in_flight = 0
         self.searches_per_minute = 30
         self._searches: list[float] = []
         self.copilot_assignable = True
@@ -518,6 +519,18 @@ class GitHubStandin:
         start = time.time()
         if path.startswith("/_standin/"):
             return self._control(path)
+        with self.lock:
+            self.in_flight += 1
+        try:
+            return self._handle(method, path, query, headers, raw_body, start)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+    def _handle(
+        self, method: str, path: str, query: dict[str, list[str]], headers: dict[str, str], raw_body: bytes,
+        start: float,
+    ) -> tuple[int, dict[str, str], Any]:
         body: Any = None
         has_body = bool(raw_body)
         body_error = None
@@ -634,6 +647,9 @@ class GitHubStandin:
                 "message": "Too Many Requests",
                 "documentation_url": _DOCS,
             }
+        if f.kind == "forbidden":
+            return 403, {}, {"message": "Resource not accessible by personal access token",
+                             "documentation_url": _DOCS, "status": "403"}
         if f.kind == "primary":
             return 403, {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(int(now + f.reset_in))}, {
                 "message": "API rate limit exceeded for user ID 1.",

@@ -206,7 +206,7 @@ class GitHubSink:
                 fp,
                 count=count,
                 newest_version=version or row.newest_version,
-                source=source or row.source,
+                source=row.source or source,  # the first source wrote the issue body
                 has_in_app=int(row.has_in_app or in_app),
                 milestone=max(row.milestone, milestone),
             )
@@ -241,7 +241,7 @@ class GitHubSink:
             if reasons:
                 self._merge(conn, "comment", fp, {**snapshot, "reasons": reasons})
             if cfg.handoff == "copilot" and not row.handoff and count >= cfg.handoff_min_occurrences and not row.muted:
-                if not _handoff.source_gate(cfg, source):
+                if not (_handoff.source_gate(cfg, source) and _handoff.source_gate(cfg, row.source or source)):
                     Outbox.set_issue(conn, fp, handoff="skipped_untrusted")
                     logger.info("not handing %s off to Copilot: source %r is untrusted", fp[:12], source)
                 elif cfg.handoff_require_in_app and not (row.has_in_app or in_app):
@@ -392,6 +392,8 @@ class GitHubSink:
             if item:
                 self.outbox.defer(item.id, until, msg, count_retry=False)
             return until - now
+        if f.kind == "forbidden" and item is not None and item.kind != "create" and "locked" in f.message.lower():
+            f = Failure("rejected", f"{f.message} (the issue is locked)", f.status)
         if f.kind in ("config", "forbidden"):
             if f.kind == "forbidden":
                 msg = self._redact(
