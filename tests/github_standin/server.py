@@ -541,7 +541,9 @@ class GitHubStandin:
                 body_error = "request body is not JSON"
         content_creating = method in _WRITE_METHODS
         fault_name = None
-        status, rheaders, payload = 500, {}, None
+        status: int = 500
+        rheaders: dict[str, str] = {}
+        payload: Any = None
         process_then_hang: Fault | None = None
         with self.lock:
             fault = next((f for f in self.faults if f.matches(method, path, start)), None)
