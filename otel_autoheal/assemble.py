@@ -17,14 +17,17 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from otel_autoheal.extract import TraceData
 from otel_autoheal.metrics import Metrics
-from otel_autoheal.otlp import LogData, SpanData
+from otel_autoheal.otlp import STATUS_CODE_ERROR, LogData, SpanData, attributes_to_dict, error_span, light_span
 
 __all__ = ["Assembler", "Overloaded"]
 
 log = logging.getLogger("otel_autoheal.assemble")
+
+_ZERO_TRACE = bytes(16)
 
 #: Trace-less log records kept for the service.instance.id fallback.
 ORPHAN_LOG_RING = 5_000
@@ -39,9 +42,21 @@ class _Pending:
     data: TraceData
     last_update: float
     has_error: bool = False
+    #: span id → parent span id (raw bytes) of spans that did not fail.
+    links: dict[bytes, bytes] = field(default_factory=dict)
     records: int = 0
     dropped: int = 0
     created: float = field(default_factory=time.monotonic)
+
+
+def _finish(pending: _Pending) -> TraceData:
+    """Materialise the parent links of spans that did not fail, for root-cause folding."""
+    spans = pending.data.spans
+    for span_id, parent in pending.links.items():
+        light = light_span(pending.data.trace_id, span_id, parent)
+        spans.setdefault(light.span_id, light)
+    pending.links = {}
+    return pending.data
 
 
 class Assembler:
@@ -49,7 +64,7 @@ class Assembler:
 
     def __init__(
         self,
-        on_trace: Callable[[TraceData, list[LogData]], None],
+        on_trace: Callable[[TraceData, list[LogData]], object],
         trace_wait: float,
         max_traces: int,
         max_records_per_trace: int,
@@ -84,7 +99,52 @@ class Assembler:
         if len(self._ready) >= self._max_pending:
             raise Overloaded(f"{len(self._ready)} traces are waiting for the pipeline (max_pending_traces)")
 
+    def add_trace_request(self, request: Any, may_fail: bool = True) -> tuple[int, int]:
+        """Take the spans of an ``ExportTraceServiceRequest``; returns ``(accepted, rejected)``.
+
+        This is the hot path of the service: a span that did not fail costs one dict entry
+        (its parent link, as bytes); only failed spans are converted to ``SpanData``.
+        ``may_fail=False`` promises that no span has an event or an ERROR status (the caller
+        checked the encoded bytes), which skips the per-span checks.
+        """
+        now = time.monotonic()
+        accepted = rejected = 0
+        max_records = self._max_records
+        with self._lock:
+            last_raw: bytes = b""
+            pending: _Pending | None = None
+            for resource_spans in request.resource_spans:
+                resource: dict[str, Any] | None = None
+                for scope_spans in resource_spans.scope_spans:
+                    for span in scope_spans.spans:
+                        raw = span.trace_id
+                        if raw != last_raw or pending is None:
+                            if len(raw) != 16 or raw == _ZERO_TRACE:
+                                rejected += 1
+                                continue
+                            last_raw = raw
+                            pending = self._pending(raw.hex(), now)
+                        accepted += 1
+                        if may_fail and (span.events or span.status.code == STATUS_CODE_ERROR):
+                            if resource is None:
+                                resource = attributes_to_dict(resource_spans.resource.attributes)
+                            data = error_span(span, pending.data.trace_id, resource)
+                            if data is not None:
+                                pending.records += 1
+                                pending.has_error = True
+                                pending.data.spans[data.span_id] = data
+                                continue
+                        if pending.records >= max_records:
+                            pending.dropped += 1
+                            self._dropped()
+                            continue
+                        pending.records += 1
+                        pending.links[span.span_id] = span.parent_span_id
+            self._evict_if_needed()
+        return accepted, rejected
+
     def add_spans(self, spans: Iterable[SpanData]) -> int:
+        """Take already-decoded spans (used by in-process exporters and tests)."""
         now = time.monotonic()
         count = 0
         with self._lock:
@@ -153,7 +213,7 @@ class Assembler:
             _, pending = self._traces.popitem(last=False)
             self._metrics.inc("autoheal_traces_evicted_total")
             if pending.has_error:
-                self._ready.append(pending.data)
+                self._ready.append(_finish(pending))
                 self._wake.notify()
             now = time.monotonic()
             if now - self._warned_evict > 60:
@@ -170,7 +230,7 @@ class Assembler:
                 break
             del self._traces[trace_id]
             if pending.has_error:
-                self._ready.append(pending.data)
+                self._ready.append(_finish(pending))
 
     def _run(self) -> None:
         tick = min(0.2, self._trace_wait / 4)
@@ -200,7 +260,7 @@ class Assembler:
         with self._lock:
             for pending in self._traces.values():
                 if pending.has_error:
-                    self._ready.append(pending.data)
+                    self._ready.append(_finish(pending))
             self._traces.clear()
             self._wake.notify()
         while time.monotonic() < deadline:

@@ -89,8 +89,9 @@ def _add_onboarding(sub: Any) -> None:
 
 def _load(args: argparse.Namespace, keys: Sequence[str]) -> Config:
     overrides = {k: getattr(args, k, None) for k in keys}
-    if overrides.get("cors_origins"):
-        overrides["cors_origins"] = tuple(overrides["cors_origins"])
+    origins = overrides.get("cors_origins")
+    if origins:
+        overrides["cors_origins"] = tuple(origins)
     return load_config(getattr(args, "config", None), overrides=overrides)
 
 

@@ -213,10 +213,11 @@ def preceding_logs(
     """
     cutoff = record.time_unix_nano or 2**63
     own = [log for log in trace.logs if log.time_unix_nano <= cutoff]
-    if not own and not any(log for log in trace.logs):
+    if all(log.has_exception for log in trace.logs):
+        # Only the error itself was logged in this trace (or it has no trace id at all).
         instance = record.resource.get("service.instance.id")
         if instance:
-            own = [
+            own += [
                 log for log in fallback
                 if not log.trace_id
                 and log.resource.get("service.instance.id") == instance

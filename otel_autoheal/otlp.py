@@ -23,14 +23,17 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from otel_autoheal.errors import OTLPDecodeError, PayloadTooLarge
 
 __all__ = [
+    "STATUS_CODE_ERROR",
     "LogData",
     "SpanData",
     "attributes_to_dict",
     "decode_logs",
     "decode_traces",
     "decompress",
+    "error_span",
     "iter_logs",
     "iter_spans",
+    "light_span",
 ]
 
 #: OTLP span status code for ERROR (opentelemetry.proto.trace.v1.Status.STATUS_CODE_ERROR).
@@ -202,8 +205,38 @@ def _id(raw: bytes, size: int) -> str:
     return raw.hex()
 
 
+def error_span(span: Any, trace_id: str, resource: dict[str, Any]) -> SpanData | None:
+    """Full ``SpanData`` for a span with ERROR status or an ``exception`` event, else ``None``."""
+    has_exception_event = False
+    for event in span.events:
+        if event.name == "exception":
+            has_exception_event = True
+            break
+    if not has_exception_event and span.status.code != STATUS_CODE_ERROR:
+        return None
+    return SpanData(
+        trace_id=trace_id,
+        span_id=_id(span.span_id, 8),
+        parent_span_id=_id(span.parent_span_id, 8),
+        name=span.name,
+        kind=_SPAN_KINDS.get(span.kind, ""),
+        start_unix_nano=span.start_time_unix_nano,
+        end_unix_nano=span.end_time_unix_nano,
+        is_error=True,
+        status_message=_cap(span.status.message),
+        attributes=attributes_to_dict(span.attributes),
+        events=[(e.name, e.time_unix_nano, attributes_to_dict(e.attributes)) for e in span.events if e.name == "exception"],
+        resource=resource,
+    )
+
+
+def light_span(trace_id: str, span_id: bytes, parent_span_id: bytes) -> SpanData:
+    """A span that did not fail: only its place in the tree is kept."""
+    return SpanData(trace_id, _id(span_id, 8), _id(parent_span_id, 8), "", "", 0, 0, False)
+
+
 def iter_spans(request: ExportTraceServiceRequest) -> Iterator[SpanData]:
-    """Yield every span; only spans with ERROR status or an ``exception`` event carry attributes."""
+    """Yield every span with a valid trace id; only failed spans carry names, attributes and events."""
     for resource_spans in request.resource_spans:
         resource: dict[str, Any] | None = None
         for scope_spans in resource_spans.scope_spans:
@@ -211,34 +244,14 @@ def iter_spans(request: ExportTraceServiceRequest) -> Iterator[SpanData]:
                 trace_id = _id(span.trace_id, 16)
                 if not trace_id:
                     continue
-                has_exception_event = False
-                for event in span.events:
-                    if event.name == "exception":
-                        has_exception_event = True
-                        break
-                is_error = has_exception_event or span.status.code == STATUS_CODE_ERROR
-                data = SpanData(
-                    trace_id=trace_id,
-                    span_id=_id(span.span_id, 8),
-                    parent_span_id=_id(span.parent_span_id, 8),
-                    name=span.name,
-                    kind=_SPAN_KINDS.get(span.kind, ""),
-                    start_unix_nano=span.start_time_unix_nano,
-                    end_unix_nano=span.end_time_unix_nano,
-                    is_error=is_error,
-                )
-                if is_error:
+                if span.events or span.status.code == STATUS_CODE_ERROR:
                     if resource is None:
                         resource = attributes_to_dict(resource_spans.resource.attributes)
-                    data.resource = resource
-                    data.status_message = _cap(span.status.message)
-                    data.attributes = attributes_to_dict(span.attributes)
-                    data.events = [
-                        (e.name, e.time_unix_nano, attributes_to_dict(e.attributes))
-                        for e in span.events
-                        if e.name == "exception"
-                    ]
-                yield data
+                    data = error_span(span, trace_id, resource)
+                    if data is not None:
+                        yield data
+                        continue
+                yield light_span(trace_id, span.span_id, span.parent_span_id)
 
 
 _SEVERITY_NAMES = {range(1, 5): "TRACE", range(5, 9): "DEBUG", range(9, 13): "INFO",

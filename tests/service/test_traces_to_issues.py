@@ -180,3 +180,19 @@ def test_json_response_and_metrics(autoheal):
     assert autoheal.metric("autoheal_spans_received_total") == 1
     assert autoheal.metric("autoheal_issues_filed_total") == 1
     assert autoheal.metric("autoheal_exceptions_seen_total") == 1
+
+
+def test_exception_log_without_trace_uses_instance_logs(autoheal):
+    """An exception log with no trace id shows earlier trace-less logs of its own instance only."""
+    start = now_nanos()
+    resource = {"service.name": "worker", "service.instance.id": "w-9"}
+    _send_logs(autoheal, logs_payload([log_record("picked job 7", time_nanos=start)], resource))
+    _send_logs(autoheal, logs_payload([log_record("job of another worker", time_nanos=start)],
+                                      {"service.name": "worker", "service.instance.id": "w-1"}))
+    _send_logs(autoheal, logs_payload([log_record("job failed", time_nanos=start + 1000, severity="ERROR",
+                                                  severity_number=17,
+                                                  attributes={"exception.type": "TimeoutError",
+                                                              "exception.message": "job 7 timed out"})], resource))
+    issue = autoheal.wait_for_issues(1)[0]
+    assert issue["exception_type"] == "TimeoutError" and issue["trace_ids"] == []
+    assert "picked job 7" in issue["body"] and "another worker" not in issue["body"]
