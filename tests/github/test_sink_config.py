@@ -141,3 +141,22 @@ def test_handle_never_blocks_while_github_hangs(harness: Harness) -> None:
         harness.emit(fingerprint(f"hang-{i}"))
     assert harness.status()["outbox"]["pending"] == 51
     assert harness.status()["occurrences_handled"] == 51
+
+
+def test_config_file_table_with_token_command(tmp_path: Path) -> None:
+    """The [github] table of autoheal.toml sets fields by name and may name a token command, never a token."""
+    cmd = tmp_path / "print-token"
+    cmd.write_text("#!/bin/sh\necho ghp_fromcommand\n")
+    cmd.chmod(cmd.stat().st_mode | stat.S_IEXEC)
+    table = {"repository": "octo/app", "token_command": str(cmd), "labels": ["prod"], "min_write_interval": 2,
+             "handoff": "copilot"}
+    cfg = GitHubConfig.from_env({}, file=table, use_gh_cli=False)
+    assert (cfg.token, cfg.token_source) == ("ghp_fromcommand", "token_command")
+    assert cfg.labels == ("prod",) and cfg.min_write_interval == 2 and cfg.handoff == "copilot"
+    env_wins = GitHubConfig.from_env({**BASE, "AUTOHEAL_GITHUB_HANDOFF": "none"}, file=table, use_gh_cli=False)
+    assert env_wins.token_source == "GITHUB_TOKEN" and env_wins.handoff == "none"
+    for bad, key in [({"token": "x"}, "github.token"), ({"writes_per_minute": "lots"}, "github.writes_per_minute"),
+                     ({"colour": "red"}, "github.colour"), ({"handoff_dry_run": 3}, "github.handoff_dry_run")]:
+        with pytest.raises(SinkConfigError) as info:
+            GitHubConfig.from_env(BASE, file={"repository": "octo/app", **bad}, use_gh_cli=False)
+        assert str(info.value).startswith(key + ":")
