@@ -150,6 +150,7 @@ class GitHubStandin:
         self.secondary_limit_violations = 0
         self.search_limit_violations = 0
         self.in_flight = 0
+        self.in_flight_requests: list[tuple[str, str]] = []
         self.searches_per_minute = 30
         self._searches: list[float] = []
         self.copilot_assignable = True
@@ -521,11 +522,13 @@ class GitHubStandin:
             return self._control(path)
         with self.lock:
             self.in_flight += 1
+            self.in_flight_requests.append((method, path))
         try:
             return self._handle(method, path, query, headers, raw_body, start)
         finally:
             with self.lock:
                 self.in_flight -= 1
+                self.in_flight_requests.remove((method, path))
 
     def _handle(
         self, method: str, path: str, query: dict[str, list[str]], headers: dict[str, str], raw_body: bytes,

@@ -370,7 +370,7 @@ class GitHubSink:
                 f = self._explain_not_found(item, number, f)
             self._apply_failure(item, f)
             return
-        self.outbox.done(item.id, note)
+        self.outbox.done(item, note)
 
     def _apply_failure(self, item: OutboxItem | None, f: Failure) -> float:
         what = f"{item.kind} #{item.id}" if item else "repository check"
