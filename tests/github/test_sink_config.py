@@ -7,13 +7,14 @@ import logging
 import os
 import stat
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import requests
 from gh_harness import Harness, fingerprint, wait_for
 
 from otel_autoheal.errors import SinkConfigError
-from otel_autoheal.sinks.github import GitHubConfig, GitHubSink, github_configured
+from otel_autoheal.sinks.github import GitHubConfig, GitHubSink, github_configured, offline_status
 from otel_autoheal.state.sqlite import SQLiteStore
 from tests.github_standin.server import GitHubStandin
 
@@ -115,6 +116,9 @@ def test_unknown_repository_pauses_with_a_clear_message(github_standin: GitHubSt
         paused = wait_for(lambda: sink.status()["paused"], what="the pause")
         assert paused.startswith("repository check: GITHUB_REPOSITORY") and "someone/else" in paused
         assert sink.status()["outbox"]["pending"] == 1
+        offline = offline_status(SimpleNamespace(state_dir=str(tmp_path), github={}), env=env)
+        assert offline["paused"] == paused and offline["outbox"]["pending"] == 1
+        assert offline["repo"] == "someone/else" and github_standin.token not in json.dumps(offline)
     finally:
         sink.close()
         store.close()

@@ -16,6 +16,7 @@ decisions:
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import re
@@ -107,6 +108,7 @@ class GitHubSink:
         self._handled = 0
         self._handle_errors = 0
         self._assignees: list[str] = []
+        self.outbox.set_meta("paused", "")  # a restart (with fixed settings) tries again
         if reconcile:
             self._reconcile()
         if start:
@@ -401,6 +403,7 @@ class GitHubSink:
                     " (fine-grained PAT needs Issues: read and write, Metadata: read)"
                 )
             self._paused = msg
+            self._persist("paused", msg)
             self._error(msg)
             logger.error("GitHub sink paused, fix the setting and restart: %s", msg)
             return _PAUSED_POLL
@@ -658,6 +661,8 @@ class GitHubSink:
 
     def _handoff_outcome(self, fp: str, outcome: str, note: str = "") -> str:
         self.outbox.update_issue(fp, handoff=outcome)
+        if self._handoff_error and outcome in ("forbidden", "failed", "not_assignable"):
+            self._persist("handoff_error", self._handoff_error)
         return f"handoff {outcome}{': ' + note if note else ''}"
 
     # ------------------------------------------------------------------ helpers
@@ -669,4 +674,12 @@ class GitHubSink:
     def _error(self, message: str) -> None:
         self._last_error = self._redact(message)
         self._last_error_at = time.time()
+        self._persist("last_error", self._last_error)
+
+    def _persist(self, key: str, value: str) -> None:
+        """Keep what ``otel-autoheal status`` (another process) should show; never the token."""
+        try:
+            self.outbox.set_meta(key, json.dumps({"message": self._redact(value), "at": time.time()}))
+        except Exception:  # status bookkeeping must never break the worker
+            logger.debug("cannot persist %s", key, exc_info=True)
 
