@@ -32,7 +32,7 @@ LOGS_METHOD = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
 TRACES_PER_REQUEST = 100
 SPANS_PER_TRACE = 5
 
-BARE_RECEIVER = textwrap.dedent('''
+BARE_RECEIVER = textwrap.dedent("""
     import sys, time
     from concurrent import futures
     import grpc
@@ -52,7 +52,7 @@ BARE_RECEIVER = textwrap.dedent('''
     server.start()
     print(f"ready grpc=127.0.0.1:{port}", flush=True)
     server.wait_for_termination()
-''')
+""")
 
 
 def build_requests(batches: int, seed: int) -> list[tuple[str, bytes, int]]:
@@ -75,25 +75,41 @@ def build_requests(batches: int, seed: int) -> list[tuple[str, bytes, int]]:
             parent = b""
             for index in range(SPANS_PER_TRACE):
                 span_id = rnd.randbytes(8)
-                span = scope.spans.add(trace_id=trace_id, span_id=span_id, parent_span_id=parent,
-                                       name=f"op{index}", kind=2, start_time_unix_nano=now,
-                                       end_time_unix_nano=now + 1000)
+                span = scope.spans.add(
+                    trace_id=trace_id,
+                    span_id=span_id,
+                    parent_span_id=parent,
+                    name=f"op{index}",
+                    kind=2,
+                    start_time_unix_nano=now,
+                    end_time_unix_nano=now + 1000,
+                )
                 for key, value in (("http.route", "/api/items/{id}"), ("http.request.method", "GET")):
                     kv = span.attributes.add(key=key)
                     kv.value.string_value = value
                 if erroring and index == SPANS_PER_TRACE - 1:
                     span.status.code = 2
                     event = span.events.add(name="exception", time_unix_nano=now + 500)
-                    for key, value in (("exception.type", "ValueError"),
-                                       ("exception.message", f"bad item {rnd.randint(1, 10**6)}"),
-                                       ("exception.stacktrace", 'Traceback (most recent call last):\n'
-                                        '  File "/app/items.py", line 10, in get_item\n    parse(x)\n'
-                                        "ValueError: bad item\n")):
+                    for key, value in (
+                        ("exception.type", "ValueError"),
+                        ("exception.message", f"bad item {rnd.randint(1, 10**6)}"),
+                        (
+                            "exception.stacktrace",
+                            "Traceback (most recent call last):\n"
+                            '  File "/app/items.py", line 10, in get_item\n    parse(x)\n'
+                            "ValueError: bad item\n",
+                        ),
+                    ):
                         kv = event.attributes.add(key=key)
                         kv.value.string_value = value
                     for n in range(5):
-                        record = log_scope.log_records.add(time_unix_nano=now - 1000 + n, severity_number=9,
-                                                           severity_text="INFO", trace_id=trace_id, span_id=span_id)
+                        record = log_scope.log_records.add(
+                            time_unix_nano=now - 1000 + n,
+                            severity_number=9,
+                            severity_text="INFO",
+                            trace_id=trace_id,
+                            span_id=span_id,
+                        )
                         record.body.string_value = f"step {n} of request"
                 parent = span_id
         out.append((TRACE_METHOD, request.SerializeToString(), TRACES_PER_REQUEST * SPANS_PER_TRACE))
@@ -105,7 +121,10 @@ def build_requests(batches: int, seed: int) -> list[tuple[str, bytes, int]]:
 def _client(endpoint: str, seconds: float, seed: int, result: "mp.Queue[tuple[int, int]]") -> None:
     requests = build_requests(40, seed)
     channel = grpc.insecure_channel(endpoint, options=[("grpc.max_send_message_length", 8 * 1024 * 1024)])
-    stubs = {m: channel.unary_unary(m, request_serializer=None, response_deserializer=None) for m in (TRACE_METHOD, LOGS_METHOD)}
+    stubs = {
+        m: channel.unary_unary(m, request_serializer=None, response_deserializer=None)
+        for m in (TRACE_METHOD, LOGS_METHOD)
+    }
     spans = errors = 0
     deadline = time.monotonic() + seconds
     i = 0
@@ -160,8 +179,22 @@ def peak_rss_mb(pid: int) -> float:
 
 
 def autoheal_cmd(state: str) -> list[str]:
-    return [sys.executable, "-m", "otel_autoheal", "serve", "--otlp-grpc", "127.0.0.1:0", "--otlp-http",
-            "127.0.0.1:0", "--state", state, "--trace-wait", "2", "--log-level", "WARNING"]
+    return [
+        sys.executable,
+        "-m",
+        "otel_autoheal",
+        "serve",
+        "--otlp-grpc",
+        "127.0.0.1:0",
+        "--otlp-http",
+        "127.0.0.1:0",
+        "--state",
+        state,
+        "--trace-wait",
+        "2",
+        "--log-level",
+        "WARNING",
+    ]
 
 
 def main() -> int:
@@ -219,13 +252,17 @@ def main() -> int:
             sampler.join()
             stop(ours)
 
-    print(f"OTLP/gRPC ingest, {SPANS_PER_TRACE}-span traces, 1% with an exception + 5 logs, "
-          f"{args.clients} client processes, {args.seconds:g}s per server in {args.rounds} alternating rounds (medians)")
+    print(
+        f"OTLP/gRPC ingest, {SPANS_PER_TRACE}-span traces, 1% with an exception + 5 logs, "
+        f"{args.clients} client processes, {args.seconds:g}s per server in {args.rounds} alternating rounds (medians)"
+    )
     print(f"{'receiver':<34} {'spans/s':>10} {'errors':>7} {'vs bare':>8}")
     print(f"{'bare grpcio receiver (parse only)':<34} {bare_rate:>10,.0f} {bare_errors:>7} {'1.00':>8}")
     print(f"{'otel-autoheal serve':<34} {ours_rate:>10,.0f} {ours_errors:>7} {ours_rate / bare_rate:>8.2f}")
-    print(f"peak RSS of otel-autoheal over {args.rss_seconds:g}s at {sustained_rate:,.0f} spans/s: {peak[0]:.0f} MB "
-          f"(target <= 300 MB)")
+    print(
+        f"peak RSS of otel-autoheal over {args.rss_seconds:g}s at {sustained_rate:,.0f} spans/s: {peak[0]:.0f} MB "
+        f"(target <= 300 MB)"
+    )
     return 0
 
 

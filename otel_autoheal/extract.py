@@ -9,7 +9,7 @@ from otel_autoheal.group.fingerprint import short_type
 from otel_autoheal.model import ExceptionRecord, LogLine
 from otel_autoheal.otlp import LogData, SpanData
 
-__all__ = ["Incident", "TraceData", "extract_exceptions", "fold_by_root_cause", "preceding_logs"]
+__all__ = ["Incident", "TraceData", "extract_exceptions", "fold_by_root_cause", "preceding_logs", "same_exception"]
 
 #: Exception type used for error spans that carry no exception (e.g. an MCP ``isError`` result).
 SPAN_ERROR_TYPE = "SpanError"
@@ -93,7 +93,7 @@ def _synthesized(span: SpanData) -> ExceptionRecord:
     )
 
 
-def _same_exception(a: ExceptionRecord, b: ExceptionRecord) -> bool:
+def same_exception(a: ExceptionRecord, b: ExceptionRecord) -> bool:
     if short_type(a.type) != short_type(b.type):
         return False
     ma, mb = _norm(a.message), _norm(b.message)
@@ -122,7 +122,7 @@ def extract_exceptions(trace: TraceData) -> list[ExceptionRecord]:
             # The same exception on two spans (raised in one, escaping through its parent) is
             # kept twice here and folded later, so that the deepest span heads the incident.
             both_span_events = existing.origin == record.origin == "span_event"
-            if _same_exception(existing, record) and (
+            if same_exception(existing, record) and (
                 existing.span_id == record.span_id or not existing.span_id or not record.span_id
                 or (existing.stacktrace == record.stacktrace and not both_span_events)
             ):
@@ -187,7 +187,7 @@ def fold_by_root_cause(records: Sequence[ExceptionRecord], spans: dict[str, Span
                 record.origin == "span_status"
                 or record.span_id == head.span_id
                 or record.span_id in _ancestors(head.span_id, spans)
-                or _same_exception(record, head)
+                or same_exception(record, head)
             ):
                 home = incident
                 break

@@ -16,6 +16,7 @@ _HELP = {
     "autoheal_issues_filed_total": "New groups (issues) created.",
     "autoheal_traces_evicted_total": "Traces processed early because max_traces was reached (raise max_traces).",
     "autoheal_records_dropped_total": "Records dropped because max_records_per_trace was reached.",
+    "autoheal_late_traces_total": "Traces that received data after they were processed (merged, not double-counted).",
     "autoheal_pipeline_errors_total": "Internal errors while processing a trace (see the service log).",
 }
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import replace
 
 from otel_autoheal.config import Config
-from otel_autoheal.extract import TraceData, extract_exceptions, fold_by_root_cause, preceding_logs
+from otel_autoheal.extract import TraceData, extract_exceptions, fold_by_root_cause, preceding_logs, same_exception
 from otel_autoheal.group.fingerprint import compute_fingerprint
 from otel_autoheal.group.stacktrace import InAppRules, parse_stacktrace
 from otel_autoheal.metrics import Metrics
@@ -26,6 +27,9 @@ log = logging.getLogger("otel_autoheal.pipeline")
 MAX_STACKTRACE_CHARS = 256_000
 #: Longest exception message kept.
 MAX_MESSAGE_CHARS = 8_000
+#: Processed traces remembered so that data arriving late (e.g. spans held back by a collector's
+#: tail-sampling decision while the logs went straight through) is merged, not counted twice.
+RECENT_TRACES = 5_000
 
 
 def _cap_text(text: str, limit: int) -> str:
@@ -50,6 +54,8 @@ class Pipeline:
         )
         self.rules = InAppRules(config.in_app_include, config.in_app_exclude)
         self.render_options = RenderOptions(trace_url_template=config.trace_url_template)
+        # trace id → (everything seen of it, the exceptions already recorded from it)
+        self._recent: OrderedDict[str, tuple[TraceData, list[ExceptionRecord]]] = OrderedDict()
 
     def _scrub_record(self, record: ExceptionRecord) -> ExceptionRecord:
         s = self.scrubber
@@ -66,11 +72,34 @@ class Pipeline:
             ],
         )
 
+    def _merge_late(self, trace: TraceData) -> tuple[TraceData, list[ExceptionRecord]]:
+        """Join ``trace`` with what was processed earlier under the same trace id."""
+        if not trace.trace_id:
+            return trace, []
+        previous = self._recent.pop(trace.trace_id, None)
+        if previous is None:
+            return trace, []
+        merged = TraceData(trace.trace_id, {**previous[0].spans, **trace.spans}, previous[0].logs + trace.logs)
+        self.metrics.inc("autoheal_late_traces_total")
+        return merged, previous[1]
+
+    def _remember(self, trace: TraceData, recorded: list[ExceptionRecord]) -> None:
+        if trace.trace_id:
+            self._recent[trace.trace_id] = (trace, recorded)
+            while len(self._recent) > RECENT_TRACES:
+                self._recent.popitem(last=False)
+
     def process(self, trace: TraceData, orphan_logs: Sequence[LogData] = ()) -> list[GroupUpdate]:
+        trace, recorded = self._merge_late(trace)
         records = extract_exceptions(trace)
-        self.metrics.inc("autoheal_exceptions_seen_total", len(records))
+        fresh = [r for r in records if not any(same_exception(r, old) for old in recorded)]
+        self.metrics.inc("autoheal_exceptions_seen_total", len(fresh))
         updates = []
         for incident in fold_by_root_cause(records, trace.spans):
+            members = [incident.head, *incident.related]
+            recorded.extend(members)
+            if not any(member in fresh for member in members):
+                continue  # already recorded when the first part of this trace was processed
             head = incident.head
             head.preceding_logs = preceding_logs(
                 head, trace, self.config.preceding_logs, orphan_logs, int(self.config.fallback_log_window * 1e9)
@@ -99,5 +128,6 @@ class Pipeline:
                 self.metrics.inc("autoheal_pipeline_errors_total")
                 log.exception("sink %s failed to handle group %d", self.sink.name, update.group.id)
             updates.append(update)
+        self._remember(trace, recorded)
         return updates
 

@@ -12,24 +12,13 @@ from otel_autoheal.config import Config, parse_hostport, state_path
 from otel_autoheal.metrics import Metrics
 from otel_autoheal.pipeline import Pipeline
 from otel_autoheal.receive import GrpcReceiver, HttpReceiver, Intake
+from otel_autoheal.sinks import select_sink
 from otel_autoheal.sinks.base import Sink
-from otel_autoheal.sinks.local import LocalSink
 from otel_autoheal.state.sqlite import SQLiteStore
 
-__all__ = ["Service", "select_sink"]
+__all__ = ["Service"]
 
 log = logging.getLogger("otel_autoheal.service")
-
-
-def select_sink(config: Config, store: SQLiteStore, metrics: Metrics) -> Sink:
-    """The GitHub sink when a repository and a token are configured, else the local store."""
-    from otel_autoheal.sinks import github_available
-
-    if github_available(config):
-        from otel_autoheal.sinks.github import create_github_sink
-
-        return create_github_sink(config, store, metrics)
-    return LocalSink()
 
 
 class Service:

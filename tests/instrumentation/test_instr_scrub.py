@@ -1,0 +1,61 @@
+"""Unit tests for the argv/text/value scrubber."""
+
+from __future__ import annotations
+
+import pytest
+from autoheal_instrumentation import scrub_argv, scrub_text, scrub_value
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--password=hunter2"], ["--password=[redacted:password]"]),
+        (["--token", "abc", "next"], ["--token", "[redacted:token]", "next"]),
+        (["--api-key", "k1"], ["--api-key", "[redacted:api-key]"]),
+        (["--client_secret=x"], ["--client_secret=[redacted:client-secret]"]),
+        (["--auth", "u:p"], ["--auth", "[redacted:auth]"]),
+        (["--token", "--verbose"], ["--token", "--verbose"]),
+        (["--author", "bob", "--session-timeout", "5"], ["--author", "bob", "--session-timeout", "5"]),
+        (
+            ["--session-id", "s1", "--basic-auth=u:p"],
+            ["--session-id", "[redacted:session-id]", "--basic-auth=[redacted:basic-auth]"],
+        ),
+        (["DB_PASSWORD=pw", "NAME=x"], ["DB_PASSWORD=[redacted:db-password]", "NAME=x"]),
+        (["https://user:pw@host/path"], ["https://user:[redacted:url-password]@host/path"]),
+        (["http://h/x?access_token=abc&page=2"], ["http://h/x?access_token=[redacted:access-token]&page=2"]),
+        (["ghp_" + "a" * 36], ["[redacted:github-token]"]),
+        (["AKIAABCDEFGHIJKLMNOP"], ["[redacted:aws-access-key]"]),
+        (["sync", "--fail", "-v"], ["sync", "--fail", "-v"]),
+    ],
+)
+def test_scrub_argv(argv: list[str], expected: list[str]) -> None:
+    """Secret options, assignments, URL credentials and token formats are redacted; the rest is kept."""
+    assert scrub_argv(argv) == expected
+
+
+def test_scrub_text_known_formats() -> None:
+    """Free text loses bearer tokens, JWTs, private keys and secret assignments."""
+    jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
+    key = "-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----"
+    text = f"Authorization: Bearer abcdefgh12345 jwt={jwt} password: s3cret\n{key}"
+    out = scrub_text(text)
+    for secret in ("abcdefgh12345", jwt, "s3cret", "MIIE"):
+        assert secret not in out
+    assert "[redacted:private-key]" in out
+
+
+def test_scrub_text_keeps_ordinary_text() -> None:
+    """Ordinary messages, paths and times pass through unchanged."""
+    text = "synced 3 entries from /srv/data at 12:30:01 (author=bob)"
+    assert scrub_text(text) == text
+
+
+def test_scrub_value_nested() -> None:
+    """Secret-named keys are redacted at any depth; strings inside are scrubbed."""
+    value = {"path": "/tmp", "apiKey": "x", "items": [{"secret": "y"}, "postgres://me:pw@db/x"], "n": 3}
+    assert scrub_value(value) == {
+        "path": "/tmp",
+        "apiKey": "[redacted:apikey]",
+        "items": [{"secret": "[redacted:secret]"}, "postgres://me:[redacted:url-password]@db/x"],
+        "n": 3,
+    }
