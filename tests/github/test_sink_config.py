@@ -7,13 +7,14 @@ import logging
 import os
 import stat
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import requests
 from gh_harness import Harness, fingerprint, wait_for
 
 from otel_autoheal.errors import SinkConfigError
-from otel_autoheal.sinks.github import GitHubConfig, GitHubSink, github_configured
+from otel_autoheal.sinks.github import GitHubConfig, GitHubSink, github_configured, offline_status
 from otel_autoheal.state.sqlite import SQLiteStore
 from tests.github_standin.server import GitHubStandin
 
@@ -115,6 +116,51 @@ def test_unknown_repository_pauses_with_a_clear_message(github_standin: GitHubSt
         paused = wait_for(lambda: sink.status()["paused"], what="the pause")
         assert paused.startswith("repository check: GITHUB_REPOSITORY") and "someone/else" in paused
         assert sink.status()["outbox"]["pending"] == 1
+        offline = offline_status(SimpleNamespace(state_dir=str(tmp_path), github={}), env=env)
+        assert offline["paused"] == paused and offline["outbox"]["pending"] == 1
+        assert offline["repo"] == "someone/else" and github_standin.token not in json.dumps(offline)
     finally:
         sink.close()
         store.close()
+
+
+def test_token_without_issue_write_permission_pauses_with_the_permission_needed(harness: Harness) -> None:
+    """A plain 403 on create (read-only token) pauses writes and names the permission; work stays queued."""
+    harness.standin.fault("forbidden", methods=["POST"], path_pattern=r"/issues$")
+    harness.start()
+    harness.emit(fingerprint("read-only"))
+    paused = wait_for(lambda: harness.status()["paused"], what="the pause")
+    assert "403" in paused and "Issues: read and write" in paused
+    assert harness.status()["outbox"]["pending"] == 1
+    assert len(harness.requests("POST", r"/issues$")) == 1  # not retried in a loop
+
+
+def test_handle_never_blocks_while_github_hangs(harness: Harness) -> None:
+    """With every GitHub request hanging, handle() keeps recording occurrences in the outbox."""
+    harness.standin.fault("hang", seconds=60)
+    harness.start(request_timeout=30.0)
+    harness.emit(fingerprint("hang-0"))
+    wait_for(lambda: harness.standin.in_flight >= 1, what="the worker to be stuck in a request")
+    for i in range(1, 51):
+        harness.emit(fingerprint(f"hang-{i}"))
+    assert harness.status()["outbox"]["pending"] == 51
+    assert harness.status()["occurrences_handled"] == 51
+
+
+def test_config_file_table_with_token_command(tmp_path: Path) -> None:
+    """The [github] table of autoheal.toml sets fields by name and may name a token command, never a token."""
+    cmd = tmp_path / "print-token"
+    cmd.write_text("#!/bin/sh\necho ghp_fromcommand\n")
+    cmd.chmod(cmd.stat().st_mode | stat.S_IEXEC)
+    table = {"repository": "octo/app", "token_command": str(cmd), "labels": ["prod"], "min_write_interval": 2,
+             "handoff": "copilot"}
+    cfg = GitHubConfig.from_env({}, file=table, use_gh_cli=False)
+    assert (cfg.token, cfg.token_source) == ("ghp_fromcommand", "token_command")
+    assert cfg.labels == ("prod",) and cfg.min_write_interval == 2 and cfg.handoff == "copilot"
+    env_wins = GitHubConfig.from_env({**BASE, "AUTOHEAL_GITHUB_HANDOFF": "none"}, file=table, use_gh_cli=False)
+    assert env_wins.token_source == "GITHUB_TOKEN" and env_wins.handoff == "none"
+    for bad, key in [({"token": "x"}, "github.token"), ({"writes_per_minute": "lots"}, "github.writes_per_minute"),
+                     ({"colour": "red"}, "github.colour"), ({"handoff_dry_run": 3}, "github.handoff_dry_run")]:
+        with pytest.raises(SinkConfigError) as info:
+            GitHubConfig.from_env(BASE, file={"repository": "octo/app", **bad}, use_gh_cli=False)
+        assert str(info.value).startswith(key + ":")

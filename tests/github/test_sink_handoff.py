@@ -115,3 +115,16 @@ def test_copilot_not_enabled_is_reported(harness: Harness) -> None:
     harness.emit(fp)
     wait_for(lambda: _handoffs(harness).get("not_assignable") == 1, what="the no-op hand-off")
     assert "not enabled" in harness.status()["handoff"]["last_error"]
+
+
+def test_group_first_seen_in_the_browser_stays_untrusted(harness: Harness) -> None:
+    """The issue body came from a browser occurrence, so later CLI occurrences do not make it trusted."""
+    harness.start(**COPILOT)
+    fp = fingerprint("mixed-sources")
+    harness.emit(fp, source="browser")
+    for _ in range(3):
+        harness.emit(fp, source="cli")
+    harness.wait_idle()
+    assert _handoffs(harness) == {"skipped_untrusted": 1}
+    assert harness.requests("POST", r"/assignees$") == []
+    assert harness.standin.issues()[0]["labels"] == ["autoheal", "source:browser"]

@@ -113,3 +113,22 @@ def test_body_too_long_fails_once_and_the_worker_moves_on(harness: Harness) -> N
     creates = harness.requests("POST", r"/issues$")
     assert [e.status for e in creates].count(422) == 1
     assert "body is too long" in (status["last_error"] or "")
+
+
+def test_occurrence_folded_in_while_its_comment_is_sent_is_not_lost(harness: Harness) -> None:
+    """A new version arriving while the milestone comment is on the wire gets its own comment afterwards."""
+    harness.start()
+    fp = fingerprint("race")
+    for _ in range(9):
+        harness.emit(fp)
+    harness.wait_idle()
+    harness.standin.fault("hang", count=1, seconds=1.0, process_first=True, methods=["POST"],
+                          path_pattern=r"/comments$")
+    harness.emit(fp)  # 10th: milestone comment, held up at GitHub
+    wait_for(lambda: any(m == "POST" and p.endswith("/comments") for m, p in harness.standin.in_flight_requests),
+             what="the comment on the wire")
+    harness.emit(fp, version="7.0.0")
+    wait_for(lambda: len(harness.standin.issues()[0]["comments"]) == 2, what="the second comment")
+    first, second = harness.standin.issues()[0]["comments"]
+    assert "reached 10 occurrences" in first and "7.0.0" not in first
+    assert "first occurrence in version `7.0.0`" in second

@@ -111,7 +111,7 @@ def test_close_returns_promptly_while_waiting_on_a_rate_limit(harness: Harness) 
 
 def test_never_more_than_80_writes_per_minute(harness: Harness) -> None:
     """A burst of 84 new groups is filed completely without GitHub ever seeing more than 80 writes a minute."""
-    harness.start(new_issues_per_hour=500)
+    harness.start(new_issues_per_hour=500, search_before_create=False)  # search has its own, lower limit
     for i in range(84):
         harness.emit(fingerprint(f"flood{i}"))
     wait_for(lambda: harness.status()["budget"]["writes_last_minute"] >= 80, what="the minute budget to fill")
@@ -121,3 +121,27 @@ def test_never_more_than_80_writes_per_minute(harness: Harness) -> None:
     assert harness.standin.max_writes_in_window(60.0) <= 80
     assert harness.standin.secondary_limit_violations == 0
     assert len(harness.standin.issues()) == 84
+
+
+def test_issue_filed_before_the_state_was_lost_is_adopted(harness: Harness) -> None:
+    """A group whose issue already exists on GitHub (state database lost) is found by search, not refiled."""
+    fp = fingerprint("adopt-me")
+    harness.standin.preload_issue("Old issue", f"old body\n<!-- autoheal:fingerprint={fp} -->\n")
+    harness.start()
+    harness.emit(fp)
+    wait_for(lambda: harness.status()["issues_filed"] == 1, what="the adoption")
+    harness.wait_idle()
+    assert len(harness.standin.issues()) == 1
+    assert harness.requests("POST", r"/issues$") == []
+    (search,) = harness.requests("GET", r"^/search/issues$")
+    assert search.query["q"] == [f'"{fp}" is:issue repo:{harness.standin.repository}']
+
+
+def test_searches_stay_under_the_search_limit(harness: Harness) -> None:
+    """A burst of 24 new groups never makes GitHub see more than 30 searches a minute."""
+    harness.start(new_issues_per_hour=500)
+    for i in range(24):
+        harness.emit(fingerprint(f"search-burst{i}"))
+    wait_for(lambda: harness.status()["issues_filed"] >= 20, what="the first twenty")
+    assert harness.status()["outbox"]["pending"] == 4  # waiting for search budget, not lost
+    assert harness.standin.search_limit_violations == 0

@@ -41,6 +41,9 @@ def github_standin(github_openapi: OpenAPIDescription, request: pytest.FixtureRe
     assert standin.secondary_limit_violations == 0, (
         f"client exceeded GitHub's secondary rate limit {standin.secondary_limit_violations} times"
     )
+    assert standin.search_limit_violations == 0, (
+        f"client exceeded GitHub's search rate limit {standin.search_limit_violations} times"
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -68,7 +68,7 @@ class LogEntry:
 class Fault:
     """A fault applied to matching requests while ``count`` lasts (None = unlimited) and before ``until``."""
 
-    kind: str  # status | hang | secondary | too_many | primary
+    kind: str  # status | hang | secondary | too_many | primary | forbidden
     count: int | None = None
     until: float | None = None
     methods: frozenset[str] | None = None
@@ -148,6 +148,11 @@ class GitHubStandin:
         self.entries: list[LogEntry] = []
         self.validation_errors: list[str] = []
         self.secondary_limit_violations = 0
+        self.search_limit_violations = 0
+        self.in_flight = 0
+        self.in_flight_requests: list[tuple[str, str]] = []
+        self.searches_per_minute = 30
+        self._searches: list[float] = []
         self.copilot_assignable = True
         self.copilot_forbidden = False
         self.assignable_users = {self.owner, login}
@@ -272,6 +277,15 @@ class GitHubStandin:
                 {"event": "cross-referenced", "created_at": now, "source_number": pr.number}
             )
             return pr.number
+
+    def preload_issue(self, title: str, body: str, labels: tuple[str, ...] = ("autoheal",)) -> int:
+        """An issue that exists before the test (filed by an earlier instance); searchable at once."""
+        with self.lock:
+            for n in labels:
+                self._ensure_label(n)
+            issue = self._new_issue(title, body, self.login, list(labels), time.time() - 86400)
+            issue.indexed_at = 0.0
+            return issue.number
 
     def set_pull_state(self, number: int, state: str) -> None:
         with self.lock:
@@ -506,6 +520,20 @@ class GitHubStandin:
         start = time.time()
         if path.startswith("/_standin/"):
             return self._control(path)
+        with self.lock:
+            self.in_flight += 1
+            self.in_flight_requests.append((method, path))
+        try:
+            return self._handle(method, path, query, headers, raw_body, start)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+                self.in_flight_requests.remove((method, path))
+
+    def _handle(
+        self, method: str, path: str, query: dict[str, list[str]], headers: dict[str, str], raw_body: bytes,
+        start: float,
+    ) -> tuple[int, dict[str, str], Any]:
         body: Any = None
         has_body = bool(raw_body)
         body_error = None
@@ -516,7 +544,9 @@ class GitHubStandin:
                 body_error = "request body is not JSON"
         content_creating = method in _WRITE_METHODS
         fault_name = None
-        status, rheaders, payload = 500, {}, None
+        status: int = 500
+        rheaders: dict[str, str] = {}
+        payload: Any = None
         process_then_hang: Fault | None = None
         with self.lock:
             fault = next((f for f in self.faults if f.matches(method, path, start)), None)
@@ -544,6 +574,12 @@ class GitHubStandin:
             if token != self.token:
                 status, payload = 401, {"message": "Bad credentials", "documentation_url": _DOCS, "status": "401"}
                 fault_name = "auth"
+            elif path == "/search/issues" and not self._admit_search(start):
+                self.search_limit_violations += 1
+                fault_name = "search-limit-enforced"
+                status, rheaders = 403, {"x-ratelimit-remaining": "0", "x-ratelimit-resource": "search",
+                                         "x-ratelimit-reset": str(int(start) + 60)}
+                payload = {"message": "API rate limit exceeded for search.", "documentation_url": _DOCS}
             elif content_creating and not self._admit_write(start):
                 self.secondary_limit_violations += 1
                 fault_name = "secondary-enforced"
@@ -580,6 +616,14 @@ class GitHubStandin:
             )
         return status, self._rate_headers(path) | rheaders, payload
 
+    def _admit_search(self, now: float) -> bool:
+        with self.lock:
+            recent = [t for t in self._searches if t > now - 60]
+            if len(recent) >= self.searches_per_minute:
+                return False
+            self._searches.append(now)
+            return True
+
     def _admit_write(self, now: float) -> bool:
         with self.lock:
             minute = sum(1 for t in self._accepted_writes if t > now - 60)
@@ -608,6 +652,9 @@ class GitHubStandin:
                 "message": "Too Many Requests",
                 "documentation_url": _DOCS,
             }
+        if f.kind == "forbidden":
+            return 403, {}, {"message": "Resource not accessible by personal access token",
+                             "documentation_url": _DOCS, "status": "403"}
         if f.kind == "primary":
             return 403, {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(int(now + f.reset_in))}, {
                 "message": "API rate limit exceeded for user ID 1.",
@@ -623,6 +670,7 @@ class GitHubStandin:
                 "issues": self.issues(),
                 "validation_errors": list(self.validation_errors),
                 "secondary_limit_violations": self.secondary_limit_violations,
+                "search_limit_violations": self.search_limit_violations,
             }
         return 404, {}, {"message": "Not Found"}
 

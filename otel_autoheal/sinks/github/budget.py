@@ -7,6 +7,7 @@ request that fails or times out still counts, as it may at GitHub. Budgets survi
 from __future__ import annotations
 
 import time
+from collections import deque
 
 from otel_autoheal.sinks.github.config import GitHubConfig
 from otel_autoheal.sinks.github.outbox import Outbox
@@ -18,6 +19,8 @@ __all__ = ["Budget"]
 _SPACING_SLACK = 0.05
 #: Likewise for the sliding minute/hour windows.
 _WINDOW_SLACK = 0.5
+#: GitHub allows 30 search requests per minute per user; we stay below, leaving room for others.
+SEARCHES_PER_MINUTE = 20
 _DAY = 86400.0
 
 
@@ -31,6 +34,7 @@ class Budget:
         self.blocked_until = float(raw) if raw else 0.0
         self.blocked_reason = outbox.meta("blocked_reason") or ""
         self._last_end = 0.0
+        self._searches: deque[float] = deque()
 
     def block(self, until: float, reason: str) -> None:
         """GitHub asked us to stop (retry-after, rate limit reset): no request before ``until``."""
@@ -74,6 +78,17 @@ class Budget:
             if len(issues) >= cfg.new_issues_per_hour:
                 wait = max(wait, issues[-cfg.new_issues_per_hour] + 3600 - now)
         return max(0.0, wait)
+
+    def search_wait(self, now: float) -> float:
+        """Seconds before an issue search may be sent (search has its own, lower limit)."""
+        while self._searches and self._searches[0] <= now - 60 - _WINDOW_SLACK:
+            self._searches.popleft()
+        if len(self._searches) < SEARCHES_PER_MINUTE:
+            return self.request_wait(now)
+        return max(self.request_wait(now), self._searches[0] + 60 + _WINDOW_SLACK - now)
+
+    def record_search(self, now: float | None = None) -> None:
+        self._searches.append(time.time() if now is None else now)
 
     def write_finished(self, now: float | None = None) -> None:
         """A write's response arrived (or it failed): the spacing to the next write starts now."""

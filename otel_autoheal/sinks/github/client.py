@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -154,23 +155,29 @@ class GitHubClient:
         data = self._json("GET", f"{self._path}/issues/{number}")
         return dict(data)
 
-    def find_issue_by_marker(self, fingerprint: str, since: float) -> int | None:
+    def find_issue_by_marker(
+        self, fingerprint: str, since: float | None, before_search: Callable[[], None] = lambda: None
+    ) -> int | None:
         """The issue whose body holds the fingerprint marker, or None.
 
-        Lists issues updated since ``since`` first (no index lag), then asks issue search (which
-        also finds older issues, e.g. after the local state was lost). Hits are confirmed by
-        reading the body, since search matches words, not our exact marker.
+        With ``since`` (a create that may have reached GitHub), issues updated since then are
+        listed first: listing has no index lag. Issue search (quoted fingerprint, ``is:issue
+        repo:o/r``) then covers older issues, e.g. after the local state was lost. Hits are
+        confirmed by reading the body, since search matches words, not our exact marker.
         """
         marker = marker_for(fingerprint)
-        params = {"state": "all", "since": _iso(since - 120), "sort": "created", "direction": "desc", "per_page": 100}
-        for page in range(1, 4):
-            items = self._json("GET", f"{self._path}/issues", parameters={**params, "page": page})
-            for it in items:
-                if "pull_request" not in it and marker in (it.get("body") or ""):
-                    return int(it["number"])
-            if len(items) < 100:
-                break
+        if since is not None:
+            params = {"state": "all", "since": _iso(since - 120), "sort": "created", "direction": "desc",
+                      "per_page": 100}
+            for page in range(1, 4):
+                items = self._json("GET", f"{self._path}/issues", parameters={**params, "page": page})
+                for it in items:
+                    if "pull_request" not in it and marker in (it.get("body") or ""):
+                        return int(it["number"])
+                if len(items) < 100:
+                    break
         q = f'"{fingerprint}" is:issue repo:{self.config.repository}'
+        before_search()
         data = self._json("GET", "/search/issues", parameters={"q": q, "advanced_search": "true", "per_page": 30})
         for it in data.get("items", []):
             if marker in (it.get("body") or ""):

@@ -46,6 +46,7 @@ ENV_KEYS: dict[str, str] = {
     "request_timeout": "AUTOHEAL_GITHUB_TIMEOUT",
     "backoff_base": "AUTOHEAL_GITHUB_BACKOFF_BASE",
     "backoff_max": "AUTOHEAL_GITHUB_BACKOFF_MAX",
+    "search_before_create": "AUTOHEAL_GITHUB_SEARCH_BEFORE_CREATE",
     "handoff": "AUTOHEAL_GITHUB_HANDOFF",
     "handoff_min_occurrences": "AUTOHEAL_GITHUB_HANDOFF_MIN_OCCURRENCES",
     "handoff_daily_budget": "AUTOHEAL_GITHUB_HANDOFF_DAILY_BUDGET",
@@ -93,6 +94,10 @@ class GitHubConfig:
     #: Jittered exponential backoff for 5xx, timeouts and connection errors: base and ceiling.
     backoff_base: float = 2.0
     backoff_max: float = 300.0
+    #: Search for the fingerprint marker before every first create, so issues filed before the
+    #: state database was lost (or by another instance) are adopted, not duplicated. Costs one
+    #: search per new group (searches are kept under 20/minute). Retries always search.
+    search_before_create: bool = True
     #: ``none`` or ``copilot``: assign filed issues to the Copilot coding agent.
     handoff: str = "none"
     handoff_min_occurrences: int = 3

@@ -190,12 +190,26 @@ class Outbox:
                 "UPDATE github_outbox SET attempts = attempts + 1, updated = ? WHERE id = ?", (time.time(), item_id)
             )
 
-    def done(self, item_id: int, note: str | None = None) -> None:
+    def done(self, item: OutboxItem, note: str | None = None) -> bool:
+        """Mark ``item`` done unless occurrences folded newer data into it meanwhile.
+
+        Returns False when the payload changed while the item was being sent: it stays pending as
+        a fresh write (attempts reset), so the newer data is not lost.
+        """
         with self.store.transaction() as conn:
-            conn.execute(
-                "UPDATE github_outbox SET state = 'done', last_error = ?, updated = ? WHERE id = ?",
-                (note, time.time(), item_id),
+            cur = conn.execute(
+                "UPDATE github_outbox SET state = 'done', last_error = ?, updated = ? WHERE id = ?"
+                " AND json_remove(payload, '$.reopened') = json_remove(json(?), '$.reopened')",
+                (note, time.time(), item.id, json.dumps(item.payload)),
             )
+            if cur.rowcount == 1:
+                return True
+            conn.execute(
+                "UPDATE github_outbox SET attempts = 0, payload = json_remove(payload, '$.reopened'), updated = ?"
+                " WHERE id = ? AND state = 'pending'",
+                (time.time(), item.id),
+            )
+            return False
 
     def fail(self, item_id: int, reason: str) -> None:
         with self.store.transaction() as conn:

@@ -16,6 +16,7 @@ decisions:
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import re
@@ -107,6 +108,7 @@ class GitHubSink:
         self._handled = 0
         self._handle_errors = 0
         self._assignees: list[str] = []
+        self.outbox.set_meta("paused", "")  # a restart (with fixed settings) tries again
         if reconcile:
             self._reconcile()
         if start:
@@ -206,7 +208,7 @@ class GitHubSink:
                 fp,
                 count=count,
                 newest_version=version or row.newest_version,
-                source=source or row.source,
+                source=row.source or source,  # the first source wrote the issue body
                 has_in_app=int(row.has_in_app or in_app),
                 milestone=max(row.milestone, milestone),
             )
@@ -218,7 +220,7 @@ class GitHubSink:
                     (fp,),
                 ).fetchone()
                 if failed is None:
-                    self._queue_create(conn, fp, occ.title, occ.body, source)
+                    self._queue_create(conn, fp, occ.title, occ.body, source, version)
                     queued = True
             if not (filed or queued):
                 return
@@ -241,7 +243,7 @@ class GitHubSink:
             if reasons:
                 self._merge(conn, "comment", fp, {**snapshot, "reasons": reasons})
             if cfg.handoff == "copilot" and not row.handoff and count >= cfg.handoff_min_occurrences and not row.muted:
-                if not _handoff.source_gate(cfg, source):
+                if not (_handoff.source_gate(cfg, source) and _handoff.source_gate(cfg, row.source or source)):
                     Outbox.set_issue(conn, fp, handoff="skipped_untrusted")
                     logger.info("not handing %s off to Copilot: source %r is untrusted", fp[:12], source)
                 elif cfg.handoff_require_in_app and not (row.has_in_app or in_app):
@@ -250,7 +252,7 @@ class GitHubSink:
                     Outbox.enqueue(conn, "handoff", fp, {})
                     Outbox.set_issue(conn, fp, handoff="queued")
 
-    def _queue_create(self, conn: Any, fp: str, title: str, body: str, source: str) -> None:
+    def _queue_create(self, conn: Any, fp: str, title: str, body: str, source: str, version: str = "") -> None:
         marker = marker_for(fp)
         if marker not in body:
             body = f"{body}\n\n{marker}\n"
@@ -258,7 +260,12 @@ class GitHubSink:
             conn,
             "create",
             fp,
-            {"title": title[:_MAX_TITLE] or "Error", "body": body, "labels": self.config.all_labels(source)},
+            {
+                "title": title[:_MAX_TITLE] or "Error",
+                "body": body,
+                "labels": self.config.all_labels(source),
+                "version": version,
+            },
         )
 
     @staticmethod
@@ -335,6 +342,8 @@ class GitHubSink:
                     continue
             kind = _WRITE_KIND[item.kind]
             w = self.budget.write_wait(now, kind) if kind else 0.0
+            if item.kind == "create" and (item.attempts > 0 or self.config.search_before_create):
+                w = max(w, self.budget.search_wait(now))
             if w > 0:
                 best = min(best, w)
                 continue
@@ -363,7 +372,7 @@ class GitHubSink:
                 f = self._explain_not_found(item, number, f)
             self._apply_failure(item, f)
             return
-        self.outbox.done(item.id, note)
+        self.outbox.done(item, note)
 
     def _apply_failure(self, item: OutboxItem | None, f: Failure) -> float:
         what = f"{item.kind} #{item.id}" if item else "repository check"
@@ -385,6 +394,8 @@ class GitHubSink:
             if item:
                 self.outbox.defer(item.id, until, msg, count_retry=False)
             return until - now
+        if f.kind == "forbidden" and item is not None and item.kind != "create" and "locked" in f.message.lower():
+            f = Failure("rejected", f"{f.message} (the issue is locked)", f.status)
         if f.kind in ("config", "forbidden"):
             if f.kind == "forbidden":
                 msg = self._redact(
@@ -392,6 +403,7 @@ class GitHubSink:
                     " (fine-grained PAT needs Issues: read and write, Metadata: read)"
                 )
             self._paused = msg
+            self._persist("paused", msg)
             self._error(msg)
             logger.error("GitHub sink paused, fix the setting and restart: %s", msg)
             return _PAUSED_POLL
@@ -415,6 +427,17 @@ class GitHubSink:
             g = classify(exc)
             return Failure("config", self._repo_help(g.message), 404) if g.kind == "not_found" else g
         return Failure("rejected", f"issue #{number} no longer exists (deleted or transferred)", 404)
+
+    def _search_slot(self) -> None:
+        """Wait (interruptibly) for room in the search budget, then count the search."""
+        while True:
+            if self._stop.is_set():
+                raise _Stopping()
+            wait = self.budget.search_wait(time.time())
+            if wait <= 0:
+                self.budget.record_search()
+                return
+            self._stop.wait(min(wait, 5.0))
 
     @contextmanager
     def _write(self, kind: str) -> Iterator[None]:
@@ -442,12 +465,19 @@ class GitHubSink:
         fp, p = item.fingerprint, item.payload
         if number is not None:
             return f"already filed as #{number}"
-        if item.attempts > 0:
-            found = self.client.find_issue_by_marker(fp, item.created)
-            if found is not None:
-                self.outbox.update_issue(fp, issue_number=found, state="open", state_checked_at=time.time())
-                logger.info("found issue #%s from an earlier attempt for %s", found, fp[:12])
-                return f"found existing #{found}"
+        # A retry may have reached GitHub; a first attempt may predate a lost state database.
+        found = None
+        if item.attempts > 0 or self.config.search_before_create:
+            found = self.client.find_issue_by_marker(
+                fp, item.created if item.attempts > 0 else None, before_search=self._search_slot
+            )
+        if found is not None:
+            self.outbox.update_issue(fp, issue_number=found, state_checked_at=0.0)
+            with self.store.transaction() as conn:  # it may have been closed: read its state now
+                self._merge(conn, "check", fp, {"version": p.get("version", ""), "ts": item.created,
+                                               "body": p["body"], "count": 1})
+            logger.info("found existing issue #%s for %s", found, fp[:12])
+            return f"found existing #{found}"
         for label in p["labels"]:
             if self.outbox.label_known(label):
                 continue
@@ -631,6 +661,8 @@ class GitHubSink:
 
     def _handoff_outcome(self, fp: str, outcome: str, note: str = "") -> str:
         self.outbox.update_issue(fp, handoff=outcome)
+        if self._handoff_error and outcome in ("forbidden", "failed", "not_assignable"):
+            self._persist("handoff_error", self._handoff_error)
         return f"handoff {outcome}{': ' + note if note else ''}"
 
     # ------------------------------------------------------------------ helpers
@@ -642,4 +674,12 @@ class GitHubSink:
     def _error(self, message: str) -> None:
         self._last_error = self._redact(message)
         self._last_error_at = time.time()
+        self._persist("last_error", self._last_error)
+
+    def _persist(self, key: str, value: str) -> None:
+        """Keep what ``otel-autoheal status`` (another process) should show; never the token."""
+        try:
+            self.outbox.set_meta(key, json.dumps({"message": self._redact(value), "at": time.time()}))
+        except Exception:  # status bookkeeping must never break the worker
+            logger.debug("cannot persist %s", key, exc_info=True)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Mapping
@@ -67,7 +68,20 @@ def offline_status(config: object, env: Mapping[str, str] | None = None) -> dict
             "recent_failures": outbox.failures(),
         }
         info["budget"] = Budget(outbox, cfg).usage()
-        info["handoff"] = {"mode": cfg.handoff, "dry_run": cfg.handoff_dry_run, "counts": outbox.handoff_counts()}
+        info["handoff"] = {"mode": cfg.handoff, "dry_run": cfg.handoff_dry_run, "counts": outbox.handoff_counts(),
+                           "last_error": _meta(outbox, "handoff_error")}
+        info["paused"] = _meta(outbox, "paused")
+        info["last_error"] = _meta(outbox, "last_error")
     finally:
         store.close()
     return info
+
+
+def _meta(outbox: Outbox, key: str) -> str | None:
+    raw = outbox.meta(key)
+    if not raw:
+        return None
+    try:
+        return str(json.loads(raw)["message"])
+    except (ValueError, KeyError, TypeError):
+        return None
