@@ -198,6 +198,13 @@ def fold_by_root_cause(records: Sequence[ExceptionRecord], spans: dict[str, Span
     return incidents
 
 
+def _restates(log: LogData, record: ExceptionRecord) -> bool:
+    if not log.has_exception or not same_exception(_from_log(log, None), record):
+        return False
+    body = _norm(log.body)
+    return not body or _norm(record.message) in body
+
+
 def preceding_logs(
     record: ExceptionRecord,
     trace: TraceData,
@@ -223,8 +230,9 @@ def preceding_logs(
                 and log.resource.get("service.instance.id") == instance
                 and cutoff - fallback_window_nanos <= log.time_unix_nano <= cutoff
             ]
-    # The log record that reports this very exception is the error, not context before it.
-    own = [log for log in own if not (log.has_exception and same_exception(_from_log(log, None), record))]
+    # A log record that only restates this very exception is the error, not context before it;
+    # one with its own words ("checkout failed") stays.
+    own = [log for log in own if not _restates(log, record)]
     own.sort(key=lambda log: log.time_unix_nano)
     return [
         LogLine(
