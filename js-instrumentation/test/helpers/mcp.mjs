@@ -1,0 +1,53 @@
+// Starts the MCP server a test talks to. The command is swappable so the same tests can run
+// against another implementation (e.g. the Python example server):
+//   AUTOHEAL_TEST_MCP_SERVER='["python3","-m","examples.mcp_server","--port","0"]'
+// Contract: listen on 127.0.0.1 (free port), print a line containing `http://127.0.0.1:PORT/mcp`,
+// export OTLP to OTEL_EXPORTER_OTLP_ENDPOINT, serve a tool named $AUTOHEAL_TEST_MCP_FAILING_TOOL
+// (default `fail`) that raises, and answer CORS for browser origins.
+import { fileURLToPath } from 'node:url';
+
+import { startProcess } from './processes.mjs';
+import { waitFor } from './receiver.mjs';
+
+export const FAILING_TOOL = process.env.AUTOHEAL_TEST_MCP_FAILING_TOOL ?? 'fail';
+export const DEFAULT_SERVER = [process.execPath, fileURLToPath(new URL('../fixtures/mcp-server.mjs', import.meta.url))];
+
+export function serverCommand() {
+  const raw = process.env.AUTOHEAL_TEST_MCP_SERVER;
+  return raw ? JSON.parse(raw) : DEFAULT_SERVER;
+}
+
+export function usesDefaultServer() {
+  return !process.env.AUTOHEAL_TEST_MCP_SERVER;
+}
+
+export async function startMcpServer({ otlpEndpoint, serviceName = 'test-mcp-server', env = {} } = {}) {
+  const [cmd, ...args] = serverCommand();
+  const proc = startProcess(cmd, args, {
+    env: {
+      OTEL_EXPORTER_OTLP_ENDPOINT: otlpEndpoint,
+      OTEL_SERVICE_NAME: serviceName,
+      ...env,
+    },
+  });
+  const url = await waitFor(
+    () => {
+      if (proc.child.exitCode !== null) throw new Error(`MCP server exited early: ${proc.stderr}`);
+      const m = /(http:\/\/127\.0\.0\.1:\d+\/mcp)\b/.exec(proc.stdout + proc.stderr);
+      return m && m[1];
+    },
+    { timeout: 30000, what: 'the MCP server URL' },
+  );
+  return {
+    url,
+    proc,
+    /** Parsed `TRACEPARENT {...}` lines printed by the default test server. */
+    traceparents() {
+      return proc.stdout
+        .split('\n')
+        .filter((l) => l.startsWith('TRACEPARENT '))
+        .map((l) => JSON.parse(l.slice('TRACEPARENT '.length)));
+    },
+    stop: () => proc.kill(),
+  };
+}
