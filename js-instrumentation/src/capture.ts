@@ -45,11 +45,7 @@ function installNode(sdk: AutohealSdk, proc: NodeProcess, captureErrors: boolean
       if (!fatal) proc.on('unhandledRejection', onRejection);
     }
     if (fatal) {
-      crash(() => {
-        setTimeout(() => {
-          throw err;
-        }, 0);
-      });
+      crash(() => dieLikeNode(proc, err));
     }
   };
 
@@ -98,6 +94,25 @@ function installNode(sdk: AutohealSdk, proc: NodeProcess, captureErrors: boolean
     proc.removeListener('uncaughtException', onException);
     proc.removeListener('unhandledRejection', onRejection);
   };
+}
+
+/**
+ * What Node prints for a fatal uncaught exception (minus the source-line arrow, which would point
+ * at this file if we re-threw), then the same exit code 1.
+ */
+function dieLikeNode(proc: NodeProcess, err: unknown): void {
+  let text: string;
+  try {
+    const util = proc.getBuiltinModule?.('node:util') as { inspect?: (v: unknown) => string } | undefined;
+    text = util?.inspect ? util.inspect(err) : err instanceof Error && err.stack ? err.stack : String(err);
+  } catch {
+    text = String(err);
+  }
+  try {
+    proc.stderr?.write(`${text}\n\nNode.js ${proc.version}\n`);
+  } finally {
+    proc.exit(1);
+  }
 }
 
 interface ErrorEventLike {

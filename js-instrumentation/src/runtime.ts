@@ -10,6 +10,9 @@ export interface NodeProcess {
   on(event: string, fn: (...args: never[]) => void): unknown;
   removeListener(event: string, fn: (...args: never[]) => void): unknown;
   listeners(event: string): unknown[];
+  exit(code?: number): never;
+  stderr?: { write(s: string): unknown };
+  getBuiltinModule?(id: string): unknown;
 }
 
 export interface BrowserGlobal {
