@@ -217,6 +217,8 @@ export class AutohealSdk {
 
   /** Exports everything queued; resolves (never rejects) when done or after `timeoutMillis`. */
   flush(timeoutMillis?: number): Promise<void> {
+    if (this.urgentTimer !== undefined) clearTimeout(this.urgentTimer);
+    this.urgentTimer = undefined;
     const done = this.exporter.flush();
     if (timeoutMillis === undefined) return done;
     return new Promise<void>((resolve) => {
