@@ -10,6 +10,7 @@ import { after, before, test } from 'node:test';
 import { build } from 'esbuild';
 import { chromium } from 'playwright-core';
 
+import { autohealAvailable, PYTHON, startAutoheal } from './helpers/autoheal.mjs';
 import { FAILING_TOOL, startMcpServer, usesDefaultServer } from './helpers/mcp.mjs';
 import { killAll } from './helpers/processes.mjs';
 import { startReceiver } from './helpers/receiver.mjs';
@@ -27,9 +28,15 @@ export const CHROMIUM_ARGS = [
   '--no-first-run',
 ];
 
+const serviceAvailable = await autohealAvailable();
+if (!serviceAvailable && process.env.AUTOHEAL_REQUIRE_SERVICE === '1') {
+  throw new Error(`otel_autoheal is not importable with AUTOHEAL_PYTHON=${PYTHON}`);
+}
+
 let receiver;
 let mcp;
 let site;
+let files;
 let browser;
 let profile;
 
@@ -54,6 +61,16 @@ async function bundleMcpSdk() {
   return out.outputFiles[0].text;
 }
 
+function shopPage(cfg) {
+  return {
+    type: 'text/html',
+    body: `<!doctype html><html><head><title>shop</title>
+<script>window.__cfg = ${JSON.stringify(cfg)};</script>
+<script src="/otel-autoheal.js"></script><script src="/mcp-sdk.js"></script><script src="/app.js"></script>
+</head><body>shop</body></html>`,
+  };
+}
+
 async function startSite(files) {
   const server = createServer((req, res) => {
     const path = new URL(req.url, 'http://x').pathname;
@@ -72,20 +89,14 @@ before(async () => {
   receiver = await startReceiver();
   mcp = await startMcpServer({ otlpEndpoint: receiver.url });
   const mcpSdk = await bundleMcpSdk();
-  const files = {
+  files = {
     '/otel-autoheal.js': { type: 'text/javascript', body: readFileSync(join(ROOT, 'dist/otel-autoheal.iife.min.js')) },
     '/mcp-sdk.js': { type: 'text/javascript', body: mcpSdk },
     '/app.js': { type: 'text/javascript', body: readFileSync(join(ROOT, 'test/fixtures/browser-app.js')) },
     '/next.html': { type: 'text/html', body: '<!doctype html><title>next</title>' },
   };
   site = await startSite(files);
-  files['/'] = {
-    type: 'text/html',
-    body: `<!doctype html><html><head><title>shop</title>
-<script>window.__cfg = ${JSON.stringify({ otlpEndpoint: receiver.url, mcpUrl: mcp.url, failingTool: FAILING_TOOL })};</script>
-<script src="/otel-autoheal.js"></script><script src="/mcp-sdk.js"></script><script src="/app.js"></script>
-</head><body>shop</body></html>`,
-  };
+  files['/'] = shopPage({ otlpEndpoint: receiver.url, mcpUrl: mcp.url, failingTool: FAILING_TOOL });
   profile = await mkdtemp(join(tmpdir(), 'autoheal-chromium-'));
   browser = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
@@ -183,4 +194,35 @@ test('Chromium exports real V8 stacks and preceding console lines, correlated by
   await page.goto(`${site.origin}/next.html`);
   await receiver.waitFor((r) => r.spans().some((s) => s.name === 'before-navigation'), { what: 'the pagehide flush' });
   await page.close();
+});
+
+test('the same page reaches the real otel-autoheal service through CORS and becomes browser issues', {
+  skip: serviceAvailable ? false : `otel_autoheal not importable with ${PYTHON} (set AUTOHEAL_PYTHON)`,
+}, async () => {
+  const service = await startAutoheal({ corsOrigins: [site.origin] });
+  const svcMcp = await startMcpServer({ otlpEndpoint: service.httpEndpoint, serviceName: 'browser-test-mcp-server' });
+  try {
+    files['/svc.html'] = shopPage({ otlpEndpoint: service.httpEndpoint, mcpUrl: svcMcp.url, failingTool: FAILING_TOOL });
+    const page = await browser.newPage();
+    await page.goto(`${site.origin}/svc.html`);
+    await page.waitForFunction(() => window.__done === true, null, { timeout: 60000 });
+    const find = (list) => {
+      const typeError = list.find((i) => i.source === 'browser' && i.exception_type === 'TypeError');
+      const rejected = list.find((i) => i.source === 'browser' && /checkout rejected by server/.test(i.title));
+      return typeError && rejected ? { typeError, rejected } : false;
+    };
+    const { typeError, rejected } = find(await service.waitForIssues(find));
+    assert.equal(typeError.service, 'browser-app');
+    assert.match(typeError.body, /at renderCart \(http:\/\/127\.0\.0\.1:\d+\/app\.js:\d+:\d+\)/);
+    assert.match(typeError.body, /user opened cart 42/);
+    assert.match(typeError.body, /price service slow/);
+    assert.match(typeError.body, new RegExp(typeError.trace_ids[0]));
+    assert.match(rejected.body, /at submitOrder \(/);
+    assert.match(rejected.body, /retrying checkout/);
+    await page.close();
+  } finally {
+    delete files['/svc.html'];
+    await svcMcp.stop();
+    await service.stop();
+  }
 });
