@@ -64,24 +64,31 @@ export class OtlpJsonExporter {
     this.schedule(this.logs.length >= this.opts.maxExportBatchSize);
   }
 
-  /** Sends everything queued now and resolves when those requests settled (never rejects). */
-  flush(): Promise<void> {
+  /** Sends everything queued and resolves when it all settled (never rejects). */
+  async flush(): Promise<void> {
     try {
       this.clearTimer();
-      while (this.spans.length) {
-        const batch = this.spans.splice(0, this.opts.maxExportBatchSize);
-        this.send(this.tracesUrl, encodeTraces(this.resource, batch), batch.length, () => (this.stats.spansExported += batch.length));
+      // Bounded: each pass either starts a request or waits for one to finish.
+      for (let pass = 0; pass < 1000; pass++) {
+        this.drain();
+        if (this.inFlight.size === 0) return;
+        await Promise.all([...this.inFlight]);
+        if (!this.hasPending()) return;
       }
-      while (this.logs.length) {
-        const batch = this.logs.splice(0, this.opts.maxExportBatchSize);
-        this.send(this.logsUrl, encodeLogs(this.resource, batch), batch.length, () => (this.stats.logsExported += batch.length));
-      }
-      return Promise.all([...this.inFlight]).then(
-        () => undefined,
-        () => undefined,
-      );
     } catch {
-      return Promise.resolve();
+      // Nothing to report to the app.
+    }
+  }
+
+  /** Starts requests for queued data while request slots are free; logs (exceptions) first. */
+  private drain(): void {
+    while (this.logs.length && this.inFlight.size < MAX_IN_FLIGHT) {
+      const batch = this.logs.splice(0, this.opts.maxExportBatchSize);
+      this.send(this.logsUrl, encodeLogs(this.resource, batch), batch.length, () => (this.stats.logsExported += batch.length));
+    }
+    while (this.spans.length && this.inFlight.size < MAX_IN_FLIGHT) {
+      const batch = this.spans.splice(0, this.opts.maxExportBatchSize);
+      this.send(this.tracesUrl, encodeTraces(this.resource, batch), batch.length, () => (this.stats.spansExported += batch.length));
     }
   }
 
@@ -99,7 +106,9 @@ export class OtlpJsonExporter {
 
   private schedule(now: boolean): void {
     if (now) {
-      void this.flush();
+      // A full batch goes out at once if a request slot is free; otherwise it waits in the
+      // (bounded) queue for a slot, see send().
+      this.drain();
       return;
     }
     if (this.timer !== undefined) return;
@@ -121,7 +130,7 @@ export class OtlpJsonExporter {
 
   private send(url: string, body: string, count: number, onOk: () => void): void {
     const fetchFn = (globalThis as { fetch?: FetchFn }).fetch;
-    if (typeof fetchFn !== 'function' || this.inFlight.size >= MAX_IN_FLIGHT) {
+    if (typeof fetchFn !== 'function') {
       this.stats.dropped += count;
       return;
     }
@@ -158,6 +167,8 @@ export class OtlpJsonExporter {
     const tracked: Promise<void> = p.then(() => {
       clearTimeout(timeout);
       this.inFlight.delete(tracked);
+      if (this.spans.length >= this.opts.maxExportBatchSize || this.logs.length >= this.opts.maxExportBatchSize) this.drain();
+      else if (this.hasPending()) this.schedule(false);
     });
     this.inFlight.add(tracked);
   }

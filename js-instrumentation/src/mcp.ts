@@ -33,21 +33,35 @@ interface ClientInternals {
   _transport?: unknown;
 }
 
+type TransportInternals = { constructor?: { name?: string }; _url?: unknown; sessionId?: unknown; protocolVersion?: unknown };
+
+// What a transport says about the connection never changes, so it is derived once per transport.
+const staticTransportAttrs = new WeakMap<object, Attributes>();
+
+function describeTransport(t: TransportInternals): Attributes {
+  const attrs: Attributes = {};
+  const name = t.constructor?.name ?? '';
+  if (/Stdio/.test(name)) attrs['network.transport'] = 'pipe';
+  else if (/Http|SSE|WebSocket/i.test(name) || t._url) attrs['network.transport'] = 'tcp';
+  const url = t._url as { hostname?: string; port?: string; protocol?: string } | undefined;
+  if (url && typeof url.hostname === 'string') {
+    attrs['server.address'] = url.hostname;
+    const port = Number(url.port || (url.protocol === 'https:' ? 443 : url.protocol === 'http:' ? 80 : NaN));
+    if (Number.isInteger(port)) attrs['server.port'] = port;
+  }
+  return attrs;
+}
+
 function transportAttributes(client: ClientInternals, attrs: Attributes): void {
   try {
-    const t = (client.transport ?? client._transport) as
-      | { constructor?: { name?: string }; _url?: unknown; sessionId?: unknown; protocolVersion?: unknown }
-      | undefined;
-    if (!t) return;
-    const name = t.constructor?.name ?? '';
-    if (/Stdio/.test(name)) attrs['network.transport'] = 'pipe';
-    else if (/Http|SSE|WebSocket/i.test(name) || t._url) attrs['network.transport'] = 'tcp';
-    const url = t._url as { hostname?: string; port?: string; protocol?: string } | undefined;
-    if (url && typeof url.hostname === 'string') {
-      attrs['server.address'] = url.hostname;
-      const port = Number(url.port || (url.protocol === 'https:' ? 443 : url.protocol === 'http:' ? 80 : NaN));
-      if (Number.isInteger(port)) attrs['server.port'] = port;
+    const t = (client.transport ?? client._transport) as TransportInternals | undefined;
+    if (!t || typeof t !== 'object') return;
+    let fixed = staticTransportAttrs.get(t);
+    if (!fixed) {
+      fixed = describeTransport(t);
+      staticTransportAttrs.set(t, fixed);
     }
+    Object.assign(attrs, fixed);
     if (typeof t.sessionId === 'string') attrs['mcp.session.id'] = t.sessionId;
     if (typeof t.protocolVersion === 'string') attrs['mcp.protocol.version'] = t.protocolVersion;
   } catch {

@@ -67,6 +67,7 @@ export function safeString(v: unknown): string {
 export class RecordingSpan implements Span {
   private readonly data: SpanData;
   private ended = false;
+  private attributeCount = 0;
 
   constructor(
     private readonly ctx: SpanContext,
@@ -106,9 +107,12 @@ export class RecordingSpan implements Span {
   setAttribute(key: string, value: AttributeValue): this {
     if (this.ended || value === undefined || value === null) return this;
     const attrs = this.data.attributes;
-    if (!(key in attrs) && Object.keys(attrs).length >= MAX_ATTRIBUTES) {
-      this.data.droppedAttributes++;
-      return this;
+    if (!(key in attrs)) {
+      if (this.attributeCount >= MAX_ATTRIBUTES) {
+        this.data.droppedAttributes++;
+        return this;
+      }
+      this.attributeCount++;
     }
     attrs[key] = clampValue(value);
     return this;
