@@ -7,7 +7,7 @@
 // on the wire. The JSON-RPC id is assigned synchronously from `_requestMessageId` inside it.
 import { context as apiContext, SpanKind, trace, type Attributes, type Span } from '@opentelemetry/api';
 
-import { injectContext } from './propagation.js';
+import { extractContext, injectContext } from './propagation.js';
 import type { AutohealSdk } from './sdk.js';
 import { exceptionAttributes, safeString } from './span.js';
 
@@ -172,7 +172,9 @@ export function instrumentMcpClientWith<T extends McpClientLike>(client: T, getS
       try {
         const ra = requestAttributes(this as ClientInternals, request, sdk.config.captureToolArguments);
         attrs = ra.attrs;
-        const parent = apiContext.active();
+        let parent = apiContext.active();
+        // Without an active span, a traceparent the app put into _meta itself is the parent.
+        if (!trace.getSpanContext(parent) && request.params?._meta) parent = extractContext(request.params._meta, parent);
         span = sdk.tracer.startSpan(ra.name, { kind: SpanKind.CLIENT, attributes: attrs }, parent);
         const meta: Record<string, unknown> = { ...(request.params?._meta ?? {}) };
         injectContext(trace.setSpan(parent, span), meta);

@@ -5,7 +5,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 
 import { forceFlush, init, instrumentMcpClient, setEnabled, shutdown } from '../dist/index.js';
-import { FAILING_TOOL, startMcpServer, usesDefaultServer } from './helpers/mcp.mjs';
+import { FAILING_TOOL, STDIO, startMcpServer, usesDefaultServer } from './helpers/mcp.mjs';
 import { killAll } from './helpers/processes.mjs';
 import { startReceiver } from './helpers/receiver.mjs';
 
@@ -18,7 +18,7 @@ before(async () => {
   server = await startMcpServer({ otlpEndpoint: receiver.url });
   init({ endpoint: receiver.url, serviceName: 'node-client', serviceVersion: '1.2.3', captureGlobalErrors: false, scheduledDelayMillis: 100 });
   client = instrumentMcpClient(new Client({ name: 'test-client', version: '1.0.0' }));
-  await client.connect(new StreamableHTTPClientTransport(new URL(server.url)));
+  await client.connect(server.transport());
 });
 
 after(async () => {
@@ -48,9 +48,9 @@ test('a failing tool call shares one trace between the client span, the server s
   assert.equal(clientSpan.attrs['gen_ai.tool.name'], FAILING_TOOL);
   assert.equal(clientSpan.attrs['gen_ai.operation.name'], 'execute_tool');
   assert.equal(clientSpan.attrs['error.type'], 'tool_error');
-  assert.equal(clientSpan.attrs['network.transport'], 'tcp');
+  assert.equal(clientSpan.attrs['network.transport'], STDIO ? 'pipe' : 'tcp');
   assert.match(clientSpan.attrs['jsonrpc.request.id'], /^\d+$/);
-  assert.equal(typeof clientSpan.attrs['mcp.session.id'], 'string');
+  if (!STDIO) assert.equal(typeof clientSpan.attrs['mcp.session.id'], 'string');
   assert.equal(clientSpan.status.code, 2);
   assert.match(clientSpan.traceId, /^[0-9a-f]{32}$/);
   assert.match(clientSpan.spanId, /^[0-9a-f]{16}$/);
@@ -163,7 +163,23 @@ test('disabled at runtime: no telemetry and no injected _meta', async () => {
     setEnabled(true);
   }
   // Enabled again: the next call is traced.
+  const whileDisabled = clientSpans();
   await client.callTool({ name: 'ok', arguments: { text: 'loud' } });
   await forceFlush();
-  await receiver.waitFor(() => clientSpans() > 0 && server.traceparents().at(-1).traceparent !== null, { what: 're-enabled tracing' });
+  await receiver.waitFor(() => clientSpans() > whileDisabled, { what: 're-enabled tracing' });
+  if (usesDefaultServer()) assert.notEqual(server.traceparents().at(-1).traceparent, null);
+});
+
+test('a traceparent the app already put into _meta becomes the parent of the client span', async () => {
+  const appTraceId = '4bf92f3577b34da6a3ce929d0e0e4736';
+  await client.callTool({ name: 'ok', arguments: {}, _meta: { traceparent: `00-${appTraceId}-00f067aa0ba902b7-01` } });
+  await forceFlush();
+  const span = await receiver.waitFor(
+    (r) => r.spans().find((s) => s.traceId === appTraceId && s.kind === 3),
+    { what: 'the client span in the app trace' },
+  );
+  assert.equal(span.parentSpanId, '00f067aa0ba902b7');
+  if (usesDefaultServer()) {
+    assert.equal(server.traceparents().at(-1).traceparent, `00-${appTraceId}-${span.spanId}-01`);
+  }
 });

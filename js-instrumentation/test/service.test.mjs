@@ -5,7 +5,6 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 
 import { forceFlush, init, instrumentMcpClient, shutdown } from '../dist/index.js';
 import { autohealAvailable, PYTHON, startAutoheal } from './helpers/autoheal.mjs';
@@ -28,7 +27,7 @@ before(async () => {
   mcp = await startMcpServer({ otlpEndpoint: service.httpEndpoint, serviceName: 'autoheal-test-mcp-server' });
   init({ endpoint: service.httpEndpoint, serviceName: 'node-mcp-client', captureGlobalErrors: false });
   client = instrumentMcpClient(new Client({ name: 'svc-client', version: '1.0.0' }));
-  await client.connect(new StreamableHTTPClientTransport(new URL(mcp.url)));
+  await client.connect(mcp.transport());
 });
 
 after(async () => {

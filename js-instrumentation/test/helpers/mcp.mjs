@@ -4,7 +4,12 @@
 // Contract: listen on 127.0.0.1 (free port), print a line containing `http://127.0.0.1:PORT/mcp`,
 // export OTLP to OTEL_EXPORTER_OTLP_ENDPOINT, serve a tool named $AUTOHEAL_TEST_MCP_FAILING_TOOL
 // (default `fail`) that raises, and answer CORS for browser origins.
+// With AUTOHEAL_TEST_MCP_TRANSPORT=stdio the command is instead spawned by the SDK's
+// StdioClientTransport for each connect() (Node tests only; the browser needs HTTP).
 import { fileURLToPath } from 'node:url';
+
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 
 import { startProcess } from './processes.mjs';
 import { waitFor } from './receiver.mjs';
@@ -21,15 +26,20 @@ export function usesDefaultServer() {
   return !process.env.AUTOHEAL_TEST_MCP_SERVER;
 }
 
+export const STDIO = process.env.AUTOHEAL_TEST_MCP_TRANSPORT === 'stdio';
+
 export async function startMcpServer({ otlpEndpoint, serviceName = 'test-mcp-server', env = {} } = {}) {
   const [cmd, ...args] = serverCommand();
-  const proc = startProcess(cmd, args, {
-    env: {
-      OTEL_EXPORTER_OTLP_ENDPOINT: otlpEndpoint,
-      OTEL_SERVICE_NAME: serviceName,
-      ...env,
-    },
-  });
+  const serverEnv = { OTEL_EXPORTER_OTLP_ENDPOINT: otlpEndpoint, OTEL_SERVICE_NAME: serviceName, ...env };
+  if (STDIO) {
+    return {
+      url: undefined,
+      transport: () => new StdioClientTransport({ command: cmd, args, env: { ...process.env, ...serverEnv }, stderr: 'inherit' }),
+      traceparents: () => [],
+      stop: async () => undefined,
+    };
+  }
+  const proc = startProcess(cmd, args, { env: serverEnv });
   const url = await waitFor(
     () => {
       if (proc.child.exitCode !== null) throw new Error(`MCP server exited early: ${proc.stderr}`);
@@ -41,6 +51,7 @@ export async function startMcpServer({ otlpEndpoint, serviceName = 'test-mcp-ser
   return {
     url,
     proc,
+    transport: () => new StreamableHTTPClientTransport(new URL(url)),
     /** Parsed `TRACEPARENT {...}` lines printed by the default test server. */
     traceparents() {
       return proc.stdout
