@@ -39,6 +39,11 @@ export interface AutohealOptions {
   consoleBufferSize?: number;
   /** Record MCP tool arguments as `gen_ai.tool.call.arguments` (opt-in per semconv; default false). */
   captureToolArguments?: boolean;
+  /**
+   * Capture the app's call site of each MCP request, appended to the stack of a failed call
+   * (default true). Costs one Error.captureStackTrace per request, a few µs.
+   */
+  captureCallSite?: boolean;
   /** Node: how long a crash waits for the export before the process dies (default 2000 ms). */
   exitTimeoutMillis?: number;
   /** Per-request export timeout. Env OTEL_EXPORTER_OTLP_TIMEOUT, default 10000 ms. */
@@ -61,6 +66,7 @@ export interface ResolvedConfig {
   consoleLevel: ConsoleLevel;
   consoleBufferSize: number;
   captureToolArguments: boolean;
+  captureCallSite: boolean;
   exitTimeoutMillis: number;
   exportTimeoutMillis: number;
   maxQueueSize: number;
@@ -126,6 +132,7 @@ export function resolveConfig(options: AutohealOptions, isNode: boolean): Resolv
     consoleLevel: ['debug', 'info', 'warn', 'error', 'off'].includes(level) ? level : 'info',
     consoleBufferSize: Math.floor(finiteOr(options.consoleBufferSize, 100)),
     captureToolArguments: options.captureToolArguments ?? false,
+    captureCallSite: options.captureCallSite ?? true,
     exitTimeoutMillis: finiteOr(options.exitTimeoutMillis, 2000),
     exportTimeoutMillis: finiteOr(options.exportTimeoutMillis, envTimeout > 0 ? envTimeout : 10000, 1),
     maxQueueSize: Math.floor(finiteOr(options.maxQueueSize, 2048, 1)),

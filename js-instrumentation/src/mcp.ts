@@ -180,9 +180,11 @@ export function instrumentMcpClientWith<T extends McpClientLike>(client: T, getS
         injectContext(trace.setSpan(parent, span), meta);
         outgoing = { ...request, params: { ...(request.params ?? {}), _meta: meta } };
         // Captured now because the response (and any McpError) arrives on another stack.
-        const ErrorCtor = Error as unknown as { captureStackTrace?: (o: object, f: unknown) => void };
-        if (typeof ErrorCtor.captureStackTrace === 'function') ErrorCtor.captureStackTrace(site, wrapped);
-        else site.stack = new Error().stack;
+        if (sdk.config.captureCallSite) {
+          const ErrorCtor = Error as unknown as { captureStackTrace?: (o: object, f: unknown) => void };
+          if (typeof ErrorCtor.captureStackTrace === 'function') ErrorCtor.captureStackTrace(site, wrapped);
+          else site.stack = new Error().stack;
+        }
       } catch {
         return original.call(this, request, resultSchema, options);
       }
