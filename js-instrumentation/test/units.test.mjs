@@ -218,3 +218,13 @@ test('the browser bundle is one self-contained IIFE within its size budget', () 
   // 16 KiB gzip budget for a <script> tag that every page load pays for.
   assert.ok(sizes.gzip < 16 * 1024, `gzip size ${sizes.gzip}`);
 });
+
+test('the published types accept the real MCP SDK Client (tsc on test/types)', async () => {
+  const { execFile } = await import('node:child_process');
+  const tsc = new URL('../node_modules/typescript/bin/tsc', import.meta.url).pathname;
+  const project = new URL('./types/tsconfig.json', import.meta.url).pathname;
+  const result = await new Promise((resolve) =>
+    execFile(process.execPath, [tsc, '-p', project], (error, stdout, stderr) => resolve({ error, out: stdout + stderr })),
+  );
+  assert.equal(result.error, null, result.out);
+});
