@@ -44,6 +44,8 @@ export interface AutohealOptions {
    * (default true). Costs one Error.captureStackTrace per request, a few µs.
    */
   captureCallSite?: boolean;
+  /** Exceptions recorded per minute at most; the rest are counted and dropped (default 100). */
+  maxExceptionsPerMinute?: number;
   /** Node: how long a crash waits for the export before the process dies (default 2000 ms). */
   exitTimeoutMillis?: number;
   /** Per-request export timeout. Env OTEL_EXPORTER_OTLP_TIMEOUT, default 10000 ms. */
@@ -67,6 +69,7 @@ export interface ResolvedConfig {
   consoleBufferSize: number;
   captureToolArguments: boolean;
   captureCallSite: boolean;
+  maxExceptionsPerMinute: number;
   exitTimeoutMillis: number;
   exportTimeoutMillis: number;
   maxQueueSize: number;
@@ -133,6 +136,7 @@ export function resolveConfig(options: AutohealOptions, isNode: boolean): Resolv
     consoleBufferSize: Math.floor(finiteOr(options.consoleBufferSize, 100)),
     captureToolArguments: options.captureToolArguments ?? false,
     captureCallSite: options.captureCallSite ?? true,
+    maxExceptionsPerMinute: Math.floor(finiteOr(options.maxExceptionsPerMinute, 100)),
     exitTimeoutMillis: finiteOr(options.exitTimeoutMillis, 2000),
     exportTimeoutMillis: finiteOr(options.exportTimeoutMillis, envTimeout > 0 ? envTimeout : 10000, 1),
     maxQueueSize: Math.floor(finiteOr(options.maxQueueSize, 2048, 1)),

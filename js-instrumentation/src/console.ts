@@ -24,10 +24,34 @@ function formatArg(a: unknown): string {
   return s.length > MAX_ARG_LENGTH ? s.slice(0, MAX_ARG_LENGTH) + '…' : s;
 }
 
+const FORMAT_RE = /%[sdifoOjc%]/g;
+
+/** Joins console arguments as the console shows them, including `%s`-style substitutions. */
 export function formatConsoleArgs(args: unknown[]): string {
   let out = '';
-  for (let i = 0; i < args.length && out.length < MAX_BODY_LENGTH; i++) {
-    out += (i ? ' ' : '') + formatArg(args[i]);
+  let start = 0;
+  if (typeof args[0] === 'string' && args[0].includes('%')) {
+    let next = 1;
+    out = args[0].replace(FORMAT_RE, (spec) => {
+      if (spec === '%%') return '%';
+      if (next >= args.length) return spec;
+      const v = args[next++];
+      switch (spec) {
+        case '%c':
+          return ''; // CSS in browsers: not text.
+        case '%d':
+        case '%i':
+          return typeof v === 'bigint' ? `${v}n` : String(spec === '%i' ? parseInt(String(v), 10) : Number(v));
+        case '%f':
+          return String(parseFloat(String(v)));
+        default:
+          return formatArg(v);
+      }
+    });
+    start = next;
+  }
+  for (let i = start; i < args.length && out.length < MAX_BODY_LENGTH; i++) {
+    out += (out || i ? ' ' : '') + formatArg(args[i]);
   }
   return out.length > MAX_BODY_LENGTH ? out.slice(0, MAX_BODY_LENGTH) + '…' : out;
 }

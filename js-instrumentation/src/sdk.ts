@@ -44,11 +44,16 @@ export class AutohealSdk {
   private consoleBuffer: LogData[] = [];
   private undo: Array<() => void> = [];
   private urgentTimer: ReturnType<typeof setTimeout> | undefined;
+  // Token bucket against error storms (a render loop throwing every frame, a retry loop).
+  private exceptionTokens: number;
+  private tokensAt = nowMillis();
+  private exceptionsDropped = 0;
 
   constructor(options: AutohealOptions = {}) {
     this.isNode = nodeProcess() !== undefined;
     this.config = resolveConfig(options, this.isNode);
     this.enabled = this.config.enabled;
+    this.exceptionTokens = this.config.maxExceptionsPerMinute;
     this.resource = {
       ...detectResource(),
       ...this.config.resourceAttributes,
@@ -94,8 +99,22 @@ export class AutohealSdk {
     }
   }
 
-  stats(): ExporterStats & { consoleBuffered: number } {
-    return { ...this.exporter.stats, consoleBuffered: this.consoleBuffer.length };
+  stats(): ExporterStats & { consoleBuffered: number; exceptionsDropped: number } {
+    return { ...this.exporter.stats, consoleBuffered: this.consoleBuffer.length, exceptionsDropped: this.exceptionsDropped };
+  }
+
+  /** Takes one token from the per-minute exception budget; false when the storm limit is hit. */
+  private allowException(): boolean {
+    const limit = this.config.maxExceptionsPerMinute;
+    const now = nowMillis();
+    this.exceptionTokens = Math.min(limit, this.exceptionTokens + ((now - this.tokensAt) * limit) / 60000);
+    this.tokensAt = now;
+    if (this.exceptionTokens < 1) {
+      this.exceptionsDropped++;
+      return false;
+    }
+    this.exceptionTokens--;
+    return true;
   }
 
   exportSpan(data: SpanData): void {
@@ -171,6 +190,8 @@ export class AutohealSdk {
   failSpan(span: Span, exc: Attributes, statusMessage: string | undefined, extra?: Attributes, severityNumber?: number): void {
     try {
       span.setStatus({ code: SpanStatusCode.ERROR, message: statusMessage });
+      // Over budget the span keeps its error status but the heavy parts (stack, log) are skipped.
+      if (!this.allowException()) return;
       span.addEvent('exception', exc);
       this.attachBufferedLogs(span);
       this.emitExceptionLog(span, exc, extra, severityNumber);

@@ -228,3 +228,25 @@ test('the published types accept the real MCP SDK Client (tsc on test/types)', a
   );
   assert.equal(result.error, null, result.out);
 });
+
+test('console formatting applies %s-style substitutions like the console does', () => {
+  assert.equal(formatConsoleArgs(['user %s has %d items (%i%%)', 'ann', '3', 42.7, 'extra']), 'user ann has 3 items (42%) extra');
+  assert.equal(formatConsoleArgs(['%cstyled', 'color: red']), 'styled');
+  assert.equal(formatConsoleArgs(['%o', { a: 1 }]), '{"a":1}');
+  assert.equal(formatConsoleArgs(['missing %s']), 'missing %s');
+  assert.equal(formatConsoleArgs([1, 'two']), '1 two');
+});
+
+test('an error storm is cut to the per-minute exception budget', async () => {
+  const receiver = await startReceiver();
+  try {
+    const sdk = init({ endpoint: receiver.url, serviceName: 'storm', captureGlobalErrors: false, consoleLevel: 'off', maxExceptionsPerMinute: 5 });
+    for (let i = 0; i < 50; i++) sdk.captureException(new Error(`storm ${i}`));
+    assert.equal(sdk.stats().exceptionsDropped, 45);
+    await shutdown(5000);
+    const logs = receiver.logs().filter((l) => l.resource['service.name'] === 'storm');
+    assert.deepEqual(logs.map((l) => l.attrs['exception.message']), ['storm 0', 'storm 1', 'storm 2', 'storm 3', 'storm 4']);
+  } finally {
+    await receiver.close();
+  }
+});
