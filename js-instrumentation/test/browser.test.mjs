@@ -196,13 +196,14 @@ test('Chromium exports real V8 stacks and preceding console lines, correlated by
   await page.close();
 });
 
-test('the same page reaches the real otel-autoheal service through CORS and becomes browser issues', {
+test('the same page reaches the real otel-autoheal service (CORS preflight with a bearer token) and becomes browser issues', {
   skip: serviceAvailable ? false : `otel_autoheal not importable with ${PYTHON} (set AUTOHEAL_PYTHON)`,
 }, async () => {
-  const service = await startAutoheal({ corsOrigins: [site.origin] });
+  const token = 'browser-ingest-token-7f3a';
+  const service = await startAutoheal({ corsOrigins: [site.origin], env: { AUTOHEAL_INGEST_TOKEN: token } });
   const svcMcp = await startMcpServer({ otlpEndpoint: service.httpEndpoint, serviceName: 'browser-test-mcp-server' });
   try {
-    files['/svc.html'] = shopPage({ otlpEndpoint: service.httpEndpoint, mcpUrl: svcMcp.url, failingTool: FAILING_TOOL });
+    files['/svc.html'] = shopPage({ otlpEndpoint: service.httpEndpoint, mcpUrl: svcMcp.url, failingTool: FAILING_TOOL, ingestToken: token });
     const page = await browser.newPage();
     await page.goto(`${site.origin}/svc.html`);
     await page.waitForFunction(() => window.__done === true, null, { timeout: 60000 });
