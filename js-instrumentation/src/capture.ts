@@ -25,7 +25,7 @@ function installNode(sdk: AutohealSdk, proc: NodeProcess, captureErrors: boolean
 
   const onBeforeExit = (): void => {
     // beforeExit fires again after the flush's I/O completes; it stops once nothing is queued.
-    if (sdk.hasPending()) void sdk.flush(sdk.config.exitTimeoutMillis);
+    if (sdk.hasPending()) void sdk.flush(sdk.config.exitTimeoutMillis, true);
   };
 
   const onException = (err: unknown, origin?: string): void => {
@@ -75,7 +75,7 @@ function installNode(sdk: AutohealSdk, proc: NodeProcess, captureErrors: boolean
       return;
     }
     crashing = removeExceptionListener;
-    void sdk.flush(sdk.config.exitTimeoutMillis).then(() => {
+    void sdk.flush(sdk.config.exitTimeoutMillis, true).then(() => {
       if (removeExceptionListener) {
         proc.removeListener('uncaughtException', onException);
         proc.removeListener('unhandledRejection', onRejection);

@@ -34,6 +34,7 @@ export class OtlpJsonExporter {
   private logs: LogData[] = [];
   private timer: ReturnType<typeof setTimeout> | undefined;
   private inFlight = new Set<Promise<void>>();
+  private controllers = new Set<AbortController>();
   private readonly tracesUrl: string;
   private readonly logsUrl: string;
 
@@ -92,6 +93,17 @@ export class OtlpJsonExporter {
     }
   }
 
+  /** Gives up on requests still running (after a bounded flush at exit or shutdown). */
+  abortInFlight(): void {
+    for (const c of this.controllers) {
+      try {
+        c.abort();
+      } catch {
+        // Ignore: the request is being abandoned anyway.
+      }
+    }
+  }
+
   hasPending(): boolean {
     return this.spans.length > 0 || this.logs.length > 0;
   }
@@ -135,6 +147,7 @@ export class OtlpJsonExporter {
       return;
     }
     const controller = typeof AbortController === 'function' ? new AbortController() : undefined;
+    if (controller) this.controllers.add(controller);
     const timeout = setTimeout(() => controller?.abort(), this.opts.exportTimeoutMillis);
     const t = timeout as unknown as { unref?: () => void };
     if (typeof t.unref === 'function') t.unref();
@@ -162,10 +175,12 @@ export class OtlpJsonExporter {
     } catch {
       this.stats.failedRequests++;
       clearTimeout(timeout);
+      if (controller) this.controllers.delete(controller);
       return;
     }
     const tracked: Promise<void> = p.then(() => {
       clearTimeout(timeout);
+      if (controller) this.controllers.delete(controller);
       this.inFlight.delete(tracked);
       if (this.spans.length >= this.opts.maxExportBatchSize || this.logs.length >= this.opts.maxExportBatchSize) this.drain();
       else if (this.hasPending()) this.schedule(false);

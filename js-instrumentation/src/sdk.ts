@@ -236,14 +236,21 @@ export class AutohealSdk {
     return this.exporter.hasPending();
   }
 
-  /** Exports everything queued; resolves (never rejects) when done or after `timeoutMillis`. */
-  flush(timeoutMillis?: number): Promise<void> {
+  /**
+   * Exports everything queued; resolves (never rejects) when done or after `timeoutMillis`.
+   * With `abandon`, requests still running at the deadline are aborted so they cannot hold a
+   * finishing Node process open.
+   */
+  flush(timeoutMillis?: number, abandon = false): Promise<void> {
     if (this.urgentTimer !== undefined) clearTimeout(this.urgentTimer);
     this.urgentTimer = undefined;
     const done = this.exporter.flush();
     if (timeoutMillis === undefined) return done;
     return new Promise<void>((resolve) => {
-      const t = setTimeout(resolve, timeoutMillis);
+      const t = setTimeout(() => {
+        if (abandon) this.exporter.abortInFlight();
+        resolve();
+      }, timeoutMillis);
       done.then(() => {
         clearTimeout(t);
         resolve();
@@ -262,6 +269,6 @@ export class AutohealSdk {
     }
     if (this.urgentTimer !== undefined) clearTimeout(this.urgentTimer);
     this.urgentTimer = undefined;
-    return this.flush(timeoutMillis);
+    return this.flush(timeoutMillis, true);
   }
 }

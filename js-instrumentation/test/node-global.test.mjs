@@ -124,3 +124,24 @@ test('an endpoint that never answers is cut off by the exit timeout', async () =
     await new Promise((r) => blackhole.close(r));
   }
 });
+
+test('a normal exit is not held open by an export that never completes', async () => {
+  const { createServer } = await import('node:net');
+  const sockets = [];
+  const blackhole = createServer((s) => sockets.push(s));
+  await new Promise((r) => blackhole.listen(0, '127.0.0.1', r));
+  try {
+    // The export timeout is ten minutes, far beyond this test's timeout: only the exit bound
+    // (300 ms) can end the process in time.
+    const run = await runApp('captured', {
+      OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${blackhole.address().port}`,
+      OTEL_EXPORTER_OTLP_TIMEOUT: '600000',
+      EXIT_TIMEOUT: '300',
+    });
+    assert.equal(run.code, 0);
+    assert.ok(sockets.length >= 1, 'the export was attempted');
+  } finally {
+    sockets.forEach((s) => s.destroy());
+    await new Promise((r) => blackhole.close(r));
+  }
+});
