@@ -52,11 +52,13 @@ function installNode(sdk: AutohealSdk, proc: NodeProcess, captureErrors: boolean
   const onRejection = (reason: unknown): void => {
     if (reRaised !== undefined && reRaised.reason === reason) return;
     const fatal = othersFor('unhandledRejection', onRejection) === 0;
+    // Node turns it into an uncaught exception; only without app listeners there does it kill.
+    const kills = fatal && othersFor('uncaughtException', onException) === 0;
     sdk.captureException(reason, {
       context: ROOT_CONTEXT,
       spanName: 'unhandled_rejection',
       attributes: { 'autoheal.capture': 'process.unhandledRejection' },
-      severityNumber: fatal ? SEVERITY.FATAL : SEVERITY.ERROR,
+      severityNumber: kills ? SEVERITY.FATAL : SEVERITY.ERROR,
     });
     if (fatal) {
       // Re-rejecting with our listener gone lets Node apply its own --unhandled-rejections mode
@@ -70,10 +72,9 @@ function installNode(sdk: AutohealSdk, proc: NodeProcess, captureErrors: boolean
   };
 
   const crash = (reRaise: () => void, removeExceptionListener = true): void => {
-    if (crashing && removeExceptionListener) {
-      reRaise();
-      return;
-    }
+    // A second uncaught error while the first one's export is flushing: it is recorded above,
+    // and the process dies with the first one, as Node would have.
+    if (crashing && removeExceptionListener) return;
     crashing = removeExceptionListener;
     void sdk.flush(sdk.config.exitTimeoutMillis, true).then(() => {
       if (removeExceptionListener) {

@@ -192,9 +192,17 @@ export function instrumentMcpClientWith<T extends McpClientLike>(client: T, getS
       try {
         pending = original.call(this, outgoing, resultSchema, options);
       } catch (err) {
-        handleError(sdk, span, err, attrs, site);
-        span.end();
+        try {
+          handleError(sdk, span, err, attrs, site);
+          span.end();
+        } catch {
+          // The app gets its own error below, untouched.
+        }
         throw err;
+      }
+      if (!pending || typeof (pending as { then?: unknown }).then !== 'function') {
+        span.end();
+        return pending;
       }
       return pending.then(
         (result) => {

@@ -88,7 +88,9 @@ test("an app uncaughtException listener still receives rejections Node converts"
   assert.equal(run.code, 0);
   assert.match(run.stdout, /app saw: rejected under an app listener/);
   assert.match(run.stdout, /survived/);
-  assert.equal(exceptionLogs('node-app-app-exception-listener-only').length, 1);
+  const logs = exceptionLogs('node-app-app-exception-listener-only');
+  assert.equal(logs.length, 1);
+  assert.equal(logs[0].severityNumber, 17, 'not fatal: the app listener keeps the process alive');
 });
 
 test('captureException before a normal exit is flushed on beforeExit', async () => {
