@@ -11,7 +11,7 @@ import { build } from 'esbuild';
 import { chromium } from 'playwright-core';
 
 import { autohealAvailable, PYTHON, startAutoheal } from './helpers/autoheal.mjs';
-import { FAILING_TOOL, startMcpServer, usesDefaultServer } from './helpers/mcp.mjs';
+import { FAILING_ARGS, FAILING_MESSAGE, FAILING_TOOL, startMcpServer, usesDefaultServer } from './helpers/mcp.mjs';
 import { killAll } from './helpers/processes.mjs';
 import { startReceiver } from './helpers/receiver.mjs';
 
@@ -96,7 +96,7 @@ before(async () => {
     '/next.html': { type: 'text/html', body: '<!doctype html><title>next</title>' },
   };
   site = await startSite(files);
-  files['/'] = shopPage({ otlpEndpoint: receiver.url, mcpUrl: mcp.url, failingTool: FAILING_TOOL });
+  files['/'] = shopPage({ otlpEndpoint: receiver.url, mcpUrl: mcp.url, failingTool: FAILING_TOOL, failingArgs: FAILING_ARGS });
   profile = await mkdtemp(join(tmpdir(), 'autoheal-chromium-'));
   browser = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
@@ -153,7 +153,7 @@ test('Chromium exports real V8 stacks and preceding console lines, correlated by
   assert.equal(rejection.attrs['autoheal.capture'], 'window.unhandledrejection');
 
   assert.equal(tool.attrs['exception.type'], 'McpToolError');
-  assert.match(tool.attrs['exception.message'], /inventory lookup failed for B-2/);
+  assert.match(tool.attrs['exception.message'], FAILING_MESSAGE);
   assert.match(tool.attrs['exception.stacktrace'], new RegExp(`at (async )?step3 \\(${appJs}:\\d+:\\d+\\)`));
 
   // Every exception log carries the trace and span of its error span.
@@ -203,7 +203,7 @@ test('the same page reaches the real otel-autoheal service (CORS preflight with 
   const service = await startAutoheal({ corsOrigins: [site.origin], env: { AUTOHEAL_INGEST_TOKEN: token } });
   const svcMcp = await startMcpServer({ otlpEndpoint: service.httpEndpoint, serviceName: 'browser-test-mcp-server' });
   try {
-    files['/svc.html'] = shopPage({ otlpEndpoint: service.httpEndpoint, mcpUrl: svcMcp.url, failingTool: FAILING_TOOL, ingestToken: token });
+    files['/svc.html'] = shopPage({ otlpEndpoint: service.httpEndpoint, mcpUrl: svcMcp.url, failingTool: FAILING_TOOL, failingArgs: FAILING_ARGS, ingestToken: token });
     const page = await browser.newPage();
     await page.goto(`${site.origin}/svc.html`);
     await page.waitForFunction(() => window.__done === true, null, { timeout: 60000 });

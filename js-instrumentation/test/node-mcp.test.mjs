@@ -5,7 +5,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 
 import { forceFlush, init, instrumentMcpClient, setEnabled, shutdown } from '../dist/index.js';
-import { FAILING_TOOL, STDIO, startMcpServer, usesDefaultServer } from './helpers/mcp.mjs';
+import { FAILING_ARGS, FAILING_MESSAGE, FAILING_TOOL, OK_ARGS, OK_TOOL, STDIO, startMcpServer, usesDefaultServer } from './helpers/mcp.mjs';
 import { killAll } from './helpers/processes.mjs';
 import { startReceiver } from './helpers/receiver.mjs';
 
@@ -36,7 +36,7 @@ function spansOfTrace(traceId) {
 test('a failing tool call shares one trace between the client span, the server span and the exception log', async () => {
   console.log('loading cart for user 42');
   console.warn('inventory cache is cold');
-  const result = await client.callTool({ name: FAILING_TOOL, arguments: { sku: 'A-1' } });
+  const result = await client.callTool({ name: FAILING_TOOL, arguments: FAILING_ARGS });
   assert.equal(result.isError, true);
   await forceFlush();
 
@@ -60,7 +60,7 @@ test('a failing tool call shares one trace between the client span, the server s
   const event = clientSpan.events.find((e) => e.name === 'exception');
   assert.ok(event, 'exception event on the client span');
   assert.equal(event.attrs['exception.type'], 'McpToolError');
-  assert.match(event.attrs['exception.message'], /inventory lookup failed for A-1/);
+  assert.match(event.attrs['exception.message'], FAILING_MESSAGE);
   // The call site is in the stack, so the issue points at the app's code.
   assert.match(event.attrs['exception.stacktrace'], /node-mcp\.test\.mjs:\d+:\d+/);
 
@@ -101,16 +101,18 @@ test('a failing tool call shares one trace between the client span, the server s
 });
 
 test('a JSON-RPC error sets error.type to the code and records the McpError', async () => {
-  await assert.rejects(client.readResource({ uri: 'test://missing' }), /not found/);
+  await assert.rejects(client.readResource({ uri: 'test://missing' }), /not found/i);
   await forceFlush();
   const span = await receiver.waitFor(
     (r) => r.spans().find((s) => s.name === 'resources/read' && s.attrs['mcp.resource.uri'] === 'test://missing'),
     { what: 'the resources/read span' },
   );
-  assert.equal(span.attrs['error.type'], '-32602');
-  assert.equal(span.attrs['rpc.response.status_code'], '-32602');
+  // The TS SDK answers -32602 for an unknown resource; other servers may say -32601/-32002.
+  assert.match(span.attrs['error.type'], /^-3\d{4}$/);
+  if (usesDefaultServer()) assert.equal(span.attrs['error.type'], '-32602');
+  assert.equal(span.attrs['rpc.response.status_code'], span.attrs['error.type']);
   assert.equal(span.status.code, 2);
-  assert.match(span.status.message, /not found/);
+  assert.match(span.status.message, /not found/i);
   const event = span.events.find((e) => e.name === 'exception');
   assert.equal(event.attrs['exception.type'], 'McpError');
   const log = await receiver.waitFor(
@@ -122,11 +124,12 @@ test('a JSON-RPC error sets error.type to the code and records the McpError', as
 });
 
 test('a successful call produces an OK client span without error attributes', async () => {
-  const result = await client.callTool({ name: 'ok', arguments: { text: 'fine' } });
-  assert.equal(result.content[0].text, 'fine');
+  const result = await client.callTool({ name: OK_TOOL, arguments: OK_ARGS });
+  assert.notEqual(result.isError, true);
+  if (usesDefaultServer()) assert.equal(result.content[0].text, 'fine');
   await forceFlush();
   const span = await receiver.waitFor(
-    (r) => r.spans().find((s) => s.name === 'tools/call ok' && s.kind === 3),
+    (r) => r.spans().find((s) => s.name === `tools/call ${OK_TOOL}` && s.kind === 3),
     { what: 'the ok span' },
   );
   assert.equal(span.attrs['error.type'], undefined);
@@ -153,10 +156,10 @@ test('disabled at runtime: no telemetry and no injected _meta', async () => {
   setEnabled(false);
   try {
     const before = clientSpans();
-    await client.callTool({ name: 'ok', arguments: { text: 'quiet' } });
+    await client.callTool({ name: OK_TOOL, arguments: OK_ARGS });
     await forceFlush();
     if (usesDefaultServer()) {
-      assert.equal(server.traceparents().filter((t) => t.target === 'ok').at(-1).traceparent, null);
+      assert.equal(server.traceparents().filter((t) => t.target === OK_TOOL).at(-1).traceparent, null);
     }
     assert.equal(clientSpans(), before);
   } finally {
@@ -164,7 +167,7 @@ test('disabled at runtime: no telemetry and no injected _meta', async () => {
   }
   // Enabled again: the next call is traced.
   const whileDisabled = clientSpans();
-  await client.callTool({ name: 'ok', arguments: { text: 'loud' } });
+  await client.callTool({ name: OK_TOOL, arguments: OK_ARGS });
   await forceFlush();
   await receiver.waitFor(() => clientSpans() > whileDisabled, { what: 're-enabled tracing' });
   if (usesDefaultServer()) assert.notEqual(server.traceparents().at(-1).traceparent, null);
@@ -172,7 +175,7 @@ test('disabled at runtime: no telemetry and no injected _meta', async () => {
 
 test('a traceparent the app already put into _meta becomes the parent of the client span', async () => {
   const appTraceId = '4bf92f3577b34da6a3ce929d0e0e4736';
-  await client.callTool({ name: 'ok', arguments: {}, _meta: { traceparent: `00-${appTraceId}-00f067aa0ba902b7-01` } });
+  await client.callTool({ name: OK_TOOL, arguments: OK_ARGS, _meta: { traceparent: `00-${appTraceId}-00f067aa0ba902b7-01` } });
   await forceFlush();
   const span = await receiver.waitFor(
     (r) => r.spans().find((s) => s.traceId === appTraceId && s.kind === 3),

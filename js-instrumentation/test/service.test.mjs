@@ -8,7 +8,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 
 import { forceFlush, init, instrumentMcpClient, shutdown } from '../dist/index.js';
 import { autohealAvailable, PYTHON, startAutoheal } from './helpers/autoheal.mjs';
-import { FAILING_TOOL, startMcpServer, usesDefaultServer } from './helpers/mcp.mjs';
+import { FAILING_ARGS, FAILING_MESSAGE, FAILING_TOOL, startMcpServer, usesDefaultServer } from './helpers/mcp.mjs';
 import { killAll } from './helpers/processes.mjs';
 
 const available = await autohealAvailable();
@@ -40,7 +40,7 @@ after(async () => {
 
 test('a failing tool call yields one issue for the shared trace, with the client as a symptom and its logs', { skip }, async () => {
   console.log('reserving stock for order 77');
-  const result = await client.callTool({ name: FAILING_TOOL, arguments: { sku: 'Z-9' } });
+  const result = await client.callTool({ name: FAILING_TOOL, arguments: FAILING_ARGS });
   assert.equal(result.isError, true);
   await forceFlush();
   const find = (list) => list.find((i) => /McpToolError/.test(i.body) && /reserving stock for order 77/.test(i.body));
@@ -49,7 +49,7 @@ test('a failing tool call yields one issue for the shared trace, with the client
   const traceId = issue.trace_ids[0];
   assert.match(traceId, /^[0-9a-f]{32}$/);
   assert.match(issue.body, new RegExp(traceId));
-  assert.match(issue.body, /inventory lookup failed for Z-9/);
+  assert.match(issue.body, FAILING_MESSAGE);
   assert.match(issue.body, /node-mcp-client/, 'the client span shows up in the issue');
   if (usesDefaultServer()) {
     // The server received the client's trace context, and the service grouped both sides as one trace.

@@ -3,7 +3,11 @@
 //   AUTOHEAL_TEST_MCP_SERVER='["python3","-m","examples.mcp_server","--port","0"]'
 // Contract: listen on 127.0.0.1 (free port), print a line containing `http://127.0.0.1:PORT/mcp`,
 // export OTLP to OTEL_EXPORTER_OTLP_ENDPOINT, serve a tool named $AUTOHEAL_TEST_MCP_FAILING_TOOL
-// (default `fail`) that raises, and answer CORS for browser origins.
+// (default `fail`) that raises, and answer CORS for browser origins. The Python example server:
+//   AUTOHEAL_TEST_MCP_SERVER='["python","examples/mcp_server/server.py","--transport","http","--port","0"]'
+//   AUTOHEAL_TEST_MCP_FAILING_TOOL=divide AUTOHEAL_TEST_MCP_FAILING_ARGS='{"a":1,"b":0}'
+//   AUTOHEAL_TEST_MCP_FAILING_MESSAGE='division by zero'
+//   AUTOHEAL_TEST_MCP_OK_TOOL=add AUTOHEAL_TEST_MCP_OK_ARGS='{"a":1,"b":2}'
 // With AUTOHEAL_TEST_MCP_TRANSPORT=stdio the command is instead spawned by the SDK's
 // StdioClientTransport for each connect() (Node tests only; the browser needs HTTP).
 import { fileURLToPath } from 'node:url';
@@ -14,7 +18,12 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { startProcess } from './processes.mjs';
 import { waitFor } from './receiver.mjs';
 
+// Tool names, arguments and the failing tool's expected message, all swappable with the server.
 export const FAILING_TOOL = process.env.AUTOHEAL_TEST_MCP_FAILING_TOOL ?? 'fail';
+export const FAILING_ARGS = JSON.parse(process.env.AUTOHEAL_TEST_MCP_FAILING_ARGS ?? '{"sku":"A-1"}');
+export const FAILING_MESSAGE = new RegExp(process.env.AUTOHEAL_TEST_MCP_FAILING_MESSAGE ?? 'inventory lookup failed for A-1');
+export const OK_TOOL = process.env.AUTOHEAL_TEST_MCP_OK_TOOL ?? 'ok';
+export const OK_ARGS = JSON.parse(process.env.AUTOHEAL_TEST_MCP_OK_ARGS ?? '{"text":"fine"}');
 export const DEFAULT_SERVER = [process.execPath, fileURLToPath(new URL('../fixtures/mcp-server.mjs', import.meta.url))];
 
 export function serverCommand() {
