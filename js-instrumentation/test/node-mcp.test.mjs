@@ -64,14 +64,16 @@ test('a failing tool call shares one trace between the client span, the server s
   // The call site is in the stack, so the issue points at the app's code.
   assert.match(event.attrs['exception.stacktrace'], /node-mcp\.test\.mjs:\d+:\d+/);
 
-  // The server's span is a child of the client span in the same trace.
-  const serverSpan = await receiver.waitFor(
-    () => spansOfTrace(clientSpan.traceId).find((s) => s.kind === 2),
-    { what: 'the server span in the client trace' },
-  );
-  assert.equal(serverSpan.parentSpanId, clientSpan.spanId);
-  assert.notEqual(serverSpan.resource['service.name'], 'node-client');
+  // The server's span is a child of the client span in the same trace. This receiver reads
+  // OTLP/JSON only, so a swapped server exporting protobuf (the Python example) is checked
+  // end to end in service.test.mjs instead.
   if (usesDefaultServer()) {
+    const serverSpan = await receiver.waitFor(
+      () => spansOfTrace(clientSpan.traceId).find((s) => s.kind === 2),
+      { what: 'the server span in the client trace' },
+    );
+    assert.equal(serverSpan.parentSpanId, clientSpan.spanId);
+    assert.notEqual(serverSpan.resource['service.name'], 'node-client');
     const seen = server.traceparents().filter((t) => t.target === FAILING_TOOL);
     assert.equal(seen.at(-1).traceparent, `00-${clientSpan.traceId}-${clientSpan.spanId}-01`);
     assert.equal(serverSpan.status.code, 2);
@@ -101,7 +103,7 @@ test('a failing tool call shares one trace between the client span, the server s
 });
 
 test('a JSON-RPC error sets error.type to the code and records the McpError', async () => {
-  await assert.rejects(client.readResource({ uri: 'test://missing' }), /not found/i);
+  await assert.rejects(client.readResource({ uri: 'test://missing' }), /not found|unknown/i);
   await forceFlush();
   const span = await receiver.waitFor(
     (r) => r.spans().find((s) => s.name === 'resources/read' && s.attrs['mcp.resource.uri'] === 'test://missing'),
@@ -112,7 +114,7 @@ test('a JSON-RPC error sets error.type to the code and records the McpError', as
   if (usesDefaultServer()) assert.equal(span.attrs['error.type'], '-32602');
   assert.equal(span.attrs['rpc.response.status_code'], span.attrs['error.type']);
   assert.equal(span.status.code, 2);
-  assert.match(span.status.message, /not found/i);
+  assert.match(span.status.message, /not found|unknown/i);
   const event = span.events.find((e) => e.name === 'exception');
   assert.equal(event.attrs['exception.type'], 'McpError');
   const log = await receiver.waitFor(
