@@ -19,7 +19,8 @@ let current: AutohealSdk | undefined;
  * replaces the previous instance (its hooks are removed first).
  */
 export function init(options: AutohealOptions = {}): AutohealSdk {
-  if (current) void current.shutdown(0);
+  // The old instance's hooks go at once; its queued data still gets its normal export time.
+  if (current) void current.shutdown();
   const sdk = new AutohealSdk(options);
   current = sdk;
   try {
