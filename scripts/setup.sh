@@ -37,3 +37,13 @@ bash "$ROOT/collector-config/build.sh"
 if [ ! -d "$ROOT/tests/collector/node_modules" ]; then
   npm ci --prefix "$ROOT/tests/collector" --no-audit --no-fund --loglevel=error
 fi
+
+# Headless Chromium from Debian for the browser tests (test tools may not download browsers here).
+if [ ! -x "${AUTOHEAL_CHROMIUM:-/usr/bin/chromium}" ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+fi
+
+# The JavaScript SDK: pinned packages, TypeScript build and the browser bundle.
+(cd "$ROOT/js-instrumentation" && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build)
