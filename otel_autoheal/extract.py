@@ -36,21 +36,45 @@ def _norm(text: str) -> str:
     return " ".join(text.split())[:2000]
 
 
-def _from_event(span: SpanData, time: int, attrs: dict[str, object]) -> ExceptionRecord:
+def _on_span(span: SpanData, type_: str, message: str, stacktrace: str, time: int, origin: str) -> ExceptionRecord:
+    """An exception located on ``span`` (its attributes copied: merging must not touch the span)."""
     return ExceptionRecord(
-        type=str(attrs.get("exception.type") or span.attributes.get("error.type") or "Exception"),
-        message=str(attrs.get("exception.message") or ""),
-        stacktrace=str(attrs.get("exception.stacktrace") or ""),
-        time_unix_nano=time or span.end_unix_nano,
+        type=type_,
+        message=message,
+        stacktrace=stacktrace,
+        time_unix_nano=time,
         trace_id=span.trace_id,
         span_id=span.span_id,
-        origin="span_event",
+        origin=origin,
         resource=span.resource,
         span_name=span.name,
         span_kind=span.kind,
-        span_attributes=span.attributes,
+        span_attributes=dict(span.attributes),
         parent_span_id=span.parent_span_id,
         span_start_unix_nano=span.start_unix_nano,
+    )
+
+
+def _from_event(span: SpanData, time: int, attrs: dict[str, object]) -> ExceptionRecord:
+    return _on_span(
+        span,
+        str(attrs.get("exception.type") or span.attributes.get("error.type") or "Exception"),
+        str(attrs.get("exception.message") or ""),
+        str(attrs.get("exception.stacktrace") or ""),
+        time or span.end_unix_nano,
+        "span_event",
+    )
+
+
+def _synthesized(span: SpanData) -> ExceptionRecord:
+    """An error status without any exception (e.g. an MCP ``isError`` result)."""
+    return _on_span(
+        span,
+        str(span.attributes.get("error.type") or SPAN_ERROR_TYPE),
+        span.status_message or f"{span.name} failed",
+        "",
+        span.end_unix_nano or span.start_unix_nano,
+        "span_status",
     )
 
 
@@ -71,25 +95,6 @@ def _from_log(log: LogData, span: SpanData | None) -> ExceptionRecord:
         span_attributes={**(span.attributes if span else {}), **{k: v for k, v in attrs.items() if not k.startswith("exception.")}},
         parent_span_id=span.parent_span_id if span else "",
         span_start_unix_nano=span.start_unix_nano if span else 0,
-    )
-
-
-def _synthesized(span: SpanData) -> ExceptionRecord:
-    error_type = str(span.attributes.get("error.type") or SPAN_ERROR_TYPE)
-    return ExceptionRecord(
-        type=error_type,
-        message=span.status_message or f"{span.name} failed",
-        stacktrace="",
-        time_unix_nano=span.end_unix_nano or span.start_unix_nano,
-        trace_id=span.trace_id,
-        span_id=span.span_id,
-        origin="span_status",
-        resource=span.resource,
-        span_name=span.name,
-        span_kind=span.kind,
-        span_attributes=span.attributes,
-        parent_span_id=span.parent_span_id,
-        span_start_unix_nano=span.start_unix_nano,
     )
 
 

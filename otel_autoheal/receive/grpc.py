@@ -39,18 +39,14 @@ class GrpcReceiver:
             futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="autoheal-grpc"),
             options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", 4 * 1024 * 1024)],
         )
-        handlers = {
-            "Export": grpc.unary_unary_rpc_method_handler(
-                self._handler(intake.traces, self._trace_response), request_deserializer=None,
+        def raw_export(accept: Callable[[bytes, str], IntakeResult], respond: Callable[[IntakeResult], Any]) -> Any:
+            return {"Export": grpc.unary_unary_rpc_method_handler(
+                self._handler(accept, respond), request_deserializer=None,
                 response_serializer=lambda m: m.SerializeToString(),
-            )
-        }
-        log_handlers = {
-            "Export": grpc.unary_unary_rpc_method_handler(
-                self._handler(intake.logs, self._logs_response), request_deserializer=None,
-                response_serializer=lambda m: m.SerializeToString(),
-            )
-        }
+            )}
+
+        handlers = raw_export(intake.traces, self._trace_response)
+        log_handlers = raw_export(intake.logs, self._logs_response)
         self.server.add_generic_rpc_handlers(
             (
                 grpc.method_handlers_generic_handler("opentelemetry.proto.collector.trace.v1.TraceService", handlers),
