@@ -44,9 +44,12 @@ class _Pending:
     has_error: bool = False
     #: span id → parent span id (raw bytes) of spans that did not fail.
     links: dict[bytes, bytes] = field(default_factory=dict)
-    records: int = 0
     dropped: int = 0
     created: float = field(default_factory=time.monotonic)
+
+    @property
+    def records(self) -> int:
+        return len(self.links) + len(self.data.spans) + len(self.data.logs)
 
 
 def _finish(pending: _Pending) -> TraceData:
@@ -109,10 +112,11 @@ class Assembler:
         """
         now = time.monotonic()
         accepted = rejected = 0
-        max_records = self._max_records
         with self._lock:
             last_raw: bytes = b""
             pending: _Pending | None = None
+            links: dict[bytes, bytes] = {}
+            touched: list[_Pending] = []
             for resource_spans in request.resource_spans:
                 resource: dict[str, Any] | None = None
                 for scope_spans in resource_spans.scope_spans:
@@ -124,24 +128,35 @@ class Assembler:
                                 continue
                             last_raw = raw
                             pending = self._pending(raw.hex(), now)
-                        accepted += 1
+                            links = pending.links
+                            touched.append(pending)
                         if may_fail and (span.events or span.status.code == STATUS_CODE_ERROR):
                             if resource is None:
                                 resource = attributes_to_dict(resource_spans.resource.attributes)
                             data = error_span(span, pending.data.trace_id, resource)
                             if data is not None:
-                                pending.records += 1
                                 pending.has_error = True
                                 pending.data.spans[data.span_id] = data
                                 continue
-                        if pending.records >= max_records:
-                            pending.dropped += 1
-                            self._dropped()
-                            continue
-                        pending.records += 1
-                        pending.links[span.span_id] = span.parent_span_id
+                        links[span.span_id] = span.parent_span_id
+                    accepted += len(scope_spans.spans)
+            accepted -= rejected
+            # The per-trace bound is enforced once per request rather than per span: cheaper,
+            # and a request holds a bounded number of spans anyway (max_request_bytes).
+            for pending in touched:
+                self._enforce_bound(pending)
             self._evict_if_needed()
         return accepted, rejected
+
+    def _enforce_bound(self, pending: _Pending) -> None:
+        """Drop the newest parent links of a trace beyond ``max_records_per_trace``; failed spans stay."""
+        excess = len(pending.links) + len(pending.data.spans) + len(pending.data.logs) - self._max_records
+        if excess <= 0:
+            return
+        for key in list(pending.links)[-excess:]:
+            del pending.links[key]
+        pending.dropped += excess
+        self._dropped(excess)
 
     def add_spans(self, spans: Iterable[SpanData]) -> int:
         """Take already-decoded spans (used by in-process exporters and tests)."""
@@ -155,7 +170,6 @@ class Assembler:
                     pending.dropped += 1
                     self._dropped()
                     continue
-                pending.records += 1
                 pending.data.spans[span.span_id] = span
                 if span.is_error:
                     pending.has_error = True
@@ -182,7 +196,6 @@ class Assembler:
                     pending.dropped += 1
                     self._dropped()
                     continue
-                pending.records += 1
                 pending.links[span_id] = parent_span_id
             self._evict_if_needed()
         return count
@@ -208,7 +221,6 @@ class Assembler:
                     pending.dropped += 1
                     self._dropped()
                     continue
-                pending.records += 1
                 pending.data.logs.append(record)
                 if record.has_exception:
                     pending.has_error = True
@@ -225,8 +237,8 @@ class Assembler:
             self._traces.move_to_end(trace_id)
         return pending
 
-    def _dropped(self) -> None:
-        self._metrics.inc("autoheal_records_dropped_total")
+    def _dropped(self, count: int = 1) -> None:
+        self._metrics.inc("autoheal_records_dropped_total", count)
         now = time.monotonic()
         if now - self._warned_drop > 60:
             self._warned_drop = now

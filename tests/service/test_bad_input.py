@@ -140,3 +140,23 @@ def test_bounded_traces_evict_with_a_hint(autoheal_factory):
     svc.wait_for_issues(lambda issues: sum(i["count"] for i in issues) >= 7)
     assert svc.metric("autoheal_traces_evicted_total") == 7
     assert "max_traces" in svc.log_text()
+
+
+def test_records_per_trace_are_bounded_but_errors_kept(autoheal_factory):
+    """A trace beyond max_records_per_trace drops ordinary spans (counted, with a hint) and keeps its error."""
+    svc = autoheal_factory(env={"AUTOHEAL_MAX_RECORDS_PER_TRACE": "10"})
+    trace_id, root = new_trace_id(), new_span_id()
+    spans = [span(trace_id, new_span_id(), f"ok{i}", parent=root) for i in range(50)]
+    spans.append(span(trace_id, new_span_id(), "boom", parent=root,
+                      exception={"type": "ValueError", "message": "kept", "stacktrace": ""}))
+    request = ExportTraceServiceRequest()
+    from google.protobuf import json_format
+
+    from otel_autoheal.otlp import _hex_ids_to_base64
+
+    json_format.ParseDict(_hex_ids_to_base64(traces_payload(spans)), request)
+    assert post(f"{svc.http_endpoint}/v1/traces", request.SerializeToString(), "application/x-protobuf")[0] == 200
+    issue = svc.wait_for_issues(1)[0]
+    assert issue["exception_type"] == "ValueError"
+    assert svc.metric("autoheal_records_dropped_total") == 41
+    assert "max_records_per_trace" in svc.log_text()
