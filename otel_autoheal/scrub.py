@@ -45,6 +45,22 @@ _TOKEN_PATTERNS: tuple[tuple[str, str], ...] = (
     ("shopify_token", r"\bshp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}\b"),
     ("huggingface_token", r"\bhf_[A-Za-z0-9]{30,}\b"),
     ("digitalocean_token", r"\bdo[opr]_v1_[a-f0-9]{64}\b"),
+    # Other vendors with a fixed prefix: Atlassian, Linear, HashiCorp Vault, Doppler, Databricks,
+    # Postman, New Relic, Grafana, Square, age, Telegram bots, Discord webhooks.
+    ("atlassian_token", r"\bATATT3[A-Za-z0-9_\-=]{20,}"),
+    ("linear_key", r"\blin_(?:api|oauth)_[A-Za-z0-9]{30,}\b"),
+    ("vault_token", r"\bhv[sb]\.[A-Za-z0-9_\-]{20,}"),
+    ("doppler_token", r"\bdp\.(?:pt|st|sa|ct|scim)\.[A-Za-z0-9]{30,}"),
+    ("databricks_token", r"\bdapi[a-f0-9]{32}\b"),
+    ("postman_key", r"\bPMAK-[a-f0-9]{24}-[a-f0-9]{34}\b"),
+    ("newrelic_key", r"\bNR(?:AK|II|JS)-[A-Za-z0-9]{20,}"),
+    ("grafana_token", r"\bgl(?:c|sa)_[A-Za-z0-9_\-=+/]{30,}"),
+    ("square_token", r"\b(?:sq0atp|sq0csp|EAAA)[A-Za-z0-9_\-]{22,}"),
+    ("age_secret_key", r"\bAGE-SECRET-KEY-1[0-9A-Z]{58}\b"),
+    ("telegram_bot_token", r"\b\d{8,10}:AA[A-Za-z0-9_\-]{33}\b"),
+    ("discord_webhook", r"https://(?:canary\.|ptb\.)?discord(?:app)?\.com/api/webhooks/\d+/[A-Za-z0-9_\-]+"),
+    # A bearer token on its own, outside an Authorization header.
+    ("bearer_token", r"(?i)(?<=\bbearer )[A-Za-z0-9\-._~+/]{16,}=*"),
     # JSON Web Tokens (header.payload.signature, base64url).
     ("jwt", r"\beyJ[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}"),
     # Azure storage / service bus connection strings.
@@ -55,6 +71,8 @@ _TOKEN_PATTERNS: tuple[tuple[str, str], ...] = (
 _AUTH_HEADER = re.compile(
     r"(?i)(\b(?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?)((?:bearer|basic|token|digest|negotiate|apikey)\s+)?([^\s\"',;]+)"
 )
+#: ``Cookie:`` / ``Set-Cookie:`` header values, all of them (several ``name=value`` pairs).
+_COOKIE_HEADER = re.compile(r"(?im)(\b(?:set-)?cookie[\"']?\s*[:=]\s*[\"']?)([^\n\"']+)")
 #: ``scheme://user:password@host``: the password only.
 _URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://[^:/@\s]*:)([^@\s/]+)(@)")
 
@@ -143,6 +161,9 @@ class Scrubber:
             lambda m: m.group(0) if m.group(3) in allow or m.group(3).startswith("[redacted")
             else f"{m.group(1)}{m.group(2) or ''}[redacted:authorization]",
             value,
+        )
+        value = _COOKIE_HEADER.sub(
+            lambda m: m.group(0) if m.group(2).startswith("[redacted") else f"{m.group(1)}[redacted:cookie]", value
         )
         value = _URL_PASSWORD.sub(
             lambda m: m.group(0) if m.group(2) in allow or m.group(2).startswith("[redacted")

@@ -1,4 +1,7 @@
-"""Stack trace text → parsed exceptions and frames, for Python, JavaScript (V8, Firefox/Safari), Java and Go.
+"""Stack trace text → parsed exceptions and frames.
+
+Formats: Python (with chained causes and exception groups), JavaScript (V8, Firefox/Safari),
+Java/Kotlin/Scala (with Caused by, Suppressed), Go panics, .NET (with inner exceptions), Ruby and PHP.
 
 Conventions of the result: ``parse_stacktrace`` returns the exception chain with the reported
 (outermost) exception first and the root cause last; each exception's frames are ordered
@@ -23,7 +26,7 @@ _PY_CHAIN = re.compile(
     r"|During handling of the above exception, another exception occurred:)\s*$"
 )
 _V8_FRAME = re.compile(r"^\s*at (?:(?P<func>.+?) \((?P<loc>.+)\)|(?P<bare>.+))\s*$")
-_GECKO_FRAME = re.compile(r"^\s*(?P<func>[^@\s]*)@(?P<loc>.+?)\s*$")
+_GECKO_FRAME = re.compile(r"^\s*(?P<func>[^@]*)@(?P<loc>\S+:\d+(?::\d+)?)\s*$")
 _LOCATION = re.compile(r"^(?P<file>.+?)(?::(?P<line>\d+))?(?::(?P<col>\d+))?$")
 _JAVA_FRAME = re.compile(r"^\s*at (?:[\w.\-]+/)*(?P<cls>[\w$.]+)\.(?P<method>[\w$<>]+)\((?P<loc>[^)]*)\)\s*$")
 _JAVA_HEADER = re.compile(r"^(?:Caused by: |Suppressed: |\s*Caused by: )?(?P<type>[\w$.]+(?:Exception|Error|Throwable|[A-Z]\w*))(?:: (?P<msg>.*))?$")
@@ -48,6 +51,7 @@ class InAppRules:
     LIBRARY_MODULE_PREFIXES: Sequence[str] = (
         "java.", "javax.", "jdk.", "sun.", "com.sun.", "kotlin.", "kotlinx.", "scala.", "org.junit.",
         "org.springframework.", "org.apache.", "io.netty.", "runtime.", "net/http.", "testing.",
+        "System.", "Microsoft.",
     )
 
     def __init__(self, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> None:
@@ -124,6 +128,8 @@ def _parse_python(text: str, rules: InAppRules) -> list[ParsedException]:
             elif seen_frame and line and not line[0].isspace() and not exc_line:
                 exc_line = line
             elif exc_line and line.strip():
+                if re.match(r"^\s*\+[-+]", line):
+                    break  # the sub-exceptions of an ExceptionGroup follow
                 message_tail.append(line.strip())
             i += 1
         if not exc_line and not frames:
@@ -156,6 +162,13 @@ def _split_location(loc: str) -> tuple[str, int | None, int | None]:
     return match.group("file"), int(line) if line else None, int(col) if col else None
 
 
+def _js_in_app(filename: str, rules: InAppRules) -> bool:
+    """V8 prints runtime frames without a file ("at async Promise.all (index 0)", "[native code]")."""
+    if not any(c in filename for c in "/\\:") or filename.startswith("["):
+        return False
+    return rules.is_in_app(filename)
+
+
 def _parse_js(text: str, rules: InAppRules, fallback_type: str) -> list[ParsedException]:
     frames: list[Frame] = []
     header: list[str] = []
@@ -167,13 +180,14 @@ def _parse_js(text: str, rules: InAppRules, fallback_type: str) -> list[ParsedEx
             for prefix in ("async ", "new "):
                 func = func.removeprefix(prefix)
             filename, lineno, colno = _split_location(loc)
-            frames.append(Frame(filename, func, lineno, colno, in_app=rules.is_in_app(filename)))
+            frames.append(Frame(filename, func, lineno, colno, in_app=_js_in_app(filename, rules)))
             continue
         gecko = _GECKO_FRAME.match(line)
         if gecko and ("/" in gecko.group("loc") or ":" in gecko.group("loc")):
             filename, lineno, colno = _split_location(gecko.group("loc"))
-            func = gecko.group("func") or "<anonymous>"
-            frames.append(Frame(filename, func, lineno, colno, in_app=rules.is_in_app(filename)))
+            # Firefox marks async boundaries as "cause*name" ("async*load", "setTimeout handler*").
+            func = gecko.group("func").rsplit("*", 1)[-1].strip() or "<anonymous>"
+            frames.append(Frame(filename, func, lineno, colno, in_app=_js_in_app(filename, rules)))
             continue
         if not frames and line.strip():
             header.append(line.strip())
@@ -194,7 +208,16 @@ def _parse_java(text: str, rules: InAppRules) -> list[ParsedException]:
             frames.reverse()  # Java prints the innermost frame first.
             chain.append(ParsedException(current[0], current[1], _cap_frames(frames), "java"))
 
+    suppressed_indent: int | None = None
     for line in text.splitlines():
+        indent = len(line) - len(line.lstrip())
+        if suppressed_indent is not None:
+            if line.strip() and indent > suppressed_indent:
+                continue  # frames of a suppressed exception don't belong to the chain
+            suppressed_indent = None
+        if line.strip().startswith("Suppressed:"):
+            suppressed_indent = indent
+            continue
         frame = _JAVA_FRAME.match(line)
         if frame:
             cls, method = frame.group("cls"), frame.group("method")
@@ -251,6 +274,89 @@ def _parse_go(text: str, rules: InAppRules) -> list[ParsedException]:
     return [ParsedException(exc_type, message, _cap_frames(frames), "go")]
 
 
+_DOTNET_FRAME = re.compile(r"^\s*at (?P<func>[^(]+?)\((?P<args>[^)]*)\)(?: in (?P<file>.+?):line (?P<line>\d+))?\s*$")
+_RUBY_FRAME = re.compile(r"^\s*(?:from )?(?P<file>[^\s:][^:]*):(?P<line>\d+):in [`'](?P<func>[^'`]+)'(?P<rest>.*)$")
+_PHP_FRAME = re.compile(r"^#\d+ (?P<file>[^(]+)\((?P<line>\d+)\): (?P<func>[^(]+)\(")
+_PHP_HEADER = re.compile(r"^(?:PHP )?(?:Fatal error:\s+Uncaught )?(?P<type>[\w\\]+): (?P<msg>.*?)(?: in (?P<file>\S+):(?P<line>\d+))?$")
+
+
+def _parse_dotnet(text: str, rules: InAppRules) -> list[ParsedException]:
+    lines = text.splitlines()
+    header = lines[0].strip() if lines else ""
+    names = [part.strip() for part in header.split(" ---> ")]
+    for line in lines[1:]:
+        if line.strip().startswith("---> "):
+            names.append(line.strip()[5:])
+    chain_heads = [_split_type_message(name, "Exception") for name in names if name]
+    blocks: list[list[Frame]] = [[]]
+    for line in lines[1:]:
+        if "--- End of inner exception stack trace ---" in line:
+            blocks.append([])
+            continue
+        match = _DOTNET_FRAME.match(line)
+        if not match:
+            continue
+        qualified = match.group("func").strip()
+        module, _, function = qualified.rpartition(".")
+        filename = match.group("file") or module
+        frames = blocks[-1]
+        frames.append(Frame(filename, function or qualified, int(match.group("line")) if match.group("line") else None,
+                            None, module=module or None, in_app=rules.is_in_app(filename, qualified)))
+    # Frames before an "end of inner exception" marker belong to the innermost exception.
+    blocks.reverse()
+    chain = []
+    for index, (exc_type, message) in enumerate(chain_heads):
+        frames = list(reversed(blocks[index])) if index < len(blocks) else []
+        chain.append(ParsedException(exc_type, message, _cap_frames(frames), "dotnet"))
+    return chain
+
+
+def _parse_ruby(text: str, rules: InAppRules) -> list[ParsedException]:
+    frames: list[Frame] = []
+    exc_type, message = "RuntimeError", ""
+    for index, line in enumerate(text.splitlines()):
+        match = _RUBY_FRAME.match(line)
+        if not match:
+            continue
+        if index == 0 and match.group("rest").startswith(": "):
+            rest = match.group("rest")[2:]
+            tail = re.search(r"\((?P<type>[A-Z][\w:]*)\)\s*$", rest)
+            if tail:
+                exc_type, message = tail.group("type"), rest[: tail.start()].strip()
+            else:
+                message = rest
+        filename = match.group("file")
+        frames.append(Frame(filename, match.group("func"), int(match.group("line")), None,
+                            in_app=rules.is_in_app(filename) and "/gems/" not in filename and "/ruby/" not in filename))
+    frames.reverse()  # Ruby prints the innermost frame first.
+    return [ParsedException(exc_type, message, _cap_frames(frames), "ruby")]
+
+
+def _parse_php(text: str, rules: InAppRules) -> list[ParsedException]:
+    frames: list[Frame] = []
+    exc_type, message = "Exception", ""
+    thrown_at: Frame | None = None
+    for line in text.splitlines():
+        stripped = line.strip()
+        match = _PHP_FRAME.match(stripped)
+        if match:
+            filename = match.group("file").strip()
+            frames.append(Frame(filename, match.group("func").strip(), int(match.group("line")), None,
+                                in_app=rules.is_in_app(filename) and "/vendor/" not in filename))
+            continue
+        header = _PHP_HEADER.match(stripped)
+        if header and not frames and exc_type == "Exception" and not message:
+            exc_type, message = header.group("type"), header.group("msg")
+            if header.group("file"):
+                filename = header.group("file")
+                thrown_at = Frame(filename, "{throw}", int(header.group("line")), None,
+                                  in_app=rules.is_in_app(filename) and "/vendor/" not in filename)
+    frames.reverse()  # PHP prints the innermost frame first.
+    if thrown_at is not None:
+        frames.append(thrown_at)  # where it was thrown: the innermost location
+    return [ParsedException(exc_type, message, _cap_frames(frames), "php")]
+
+
 def detect_language(text: str) -> str:
     """Guess which runtime printed ``text``."""
     head = text[:20000]
@@ -262,6 +368,14 @@ def detect_language(text: str) -> str:
         r"^\s*at [\w$.]+\((?:Native Method|Unknown Source)\)", head, re.M
     ):
         return "java"
+    if re.search(r"^\s*at [^(]+\([^)]*\)(?: in .+:line \d+)?\s*$", head, re.M) and (
+        ":line " in head or re.search(r"^\s*at [\w.`<>+]+\((?:[\w.`\[\]<>]+ \w+(?:, )?)*\)\s*$", head, re.M)
+    ):
+        return "dotnet"
+    if re.search(r"^\s*(?:from )?[^\s:][^:]*:\d+:in [`'][^'`]+'", head, re.M):
+        return "ruby"
+    if re.search(r"^#\d+ [^(]+\(\d+\): ", head, re.M):
+        return "php"
     if re.search(r"^\s*at .+:\d+:\d+\)?\s*$", head, re.M) or re.search(r"^\s*at .+ \(.+\)\s*$", head, re.M):
         return "javascript"
     if re.search(r"^[^@\s]*@.+:\d+:\d+\s*$", head, re.M):
@@ -288,6 +402,12 @@ def parse_stacktrace(
         chain = _parse_java(text, rules)
     elif language == "go":
         chain = _parse_go(text, rules)
+    elif language == "dotnet":
+        chain = _parse_dotnet(text, rules)
+    elif language == "ruby":
+        chain = _parse_ruby(text, rules)
+    elif language == "php":
+        chain = _parse_php(text, rules)
     if not chain:
         chain = [ParsedException(exc_type or "Error", message, (), language)]
     head = chain[0]

@@ -147,3 +147,69 @@ def test_service_name_is_part_of_the_key():
     """The same error in two services is two groups."""
     text = PY_A.format(l1=1, l2=2, col=1, char=0)
     assert fp(text, service="a") != fp(text, service="b")
+
+
+DOTNET = '''System.InvalidOperationException: Order {id} is closed ---> System.IO.IOException: disk full
+   at Acme.Shop.Disk.Write(Byte[] data) in /src/Acme.Shop/Disk.cs:line {line}
+   --- End of inner exception stack trace ---
+   at Acme.Shop.OrderService.Close(Int32 id) in /src/Acme.Shop/OrderService.cs:line 42
+   at System.Threading.Tasks.Task.Execute()'''
+
+RUBY = '''/app/models/user.rb:{line}:in 'User#save': undefined method 'name' for nil (NoMethodError)
+\tfrom /app/controllers/users_controller.rb:5:in 'UsersController#create'
+\tfrom /usr/lib/ruby/gems/3.3.0/gems/actionpack-7.1/lib/action_controller/metal.rb:227:in 'dispatch\''''
+
+PHP = '''PHP Fatal error:  Uncaught RuntimeException: order {id} missing in /var/www/app/src/Orders.php:{line}
+Stack trace:
+#0 /var/www/app/src/Api.php(30): App\\Orders->load()
+#1 /var/www/app/vendor/slim/App.php(99): App\\Api->handle()
+#2 {{main}}'''
+
+
+def test_dotnet_inner_exception_and_frames():
+    """.NET traces: outer and inner exceptions, frames per exception, System frames not in-app."""
+    chain = parse_stacktrace(DOTNET.format(id=1, line=7))
+    assert [e.type for e in chain] == ["System.InvalidOperationException", "System.IO.IOException"]
+    assert [(f.function, f.in_app) for f in chain[0].frames] == [("Execute", False), ("Close", True)]
+    assert [f.function for f in chain[1].frames] == ["Write"]
+    assert fp(DOTNET.format(id=1, line=7)) == fp(DOTNET.format(id=99, line=8))
+
+
+def test_ruby_backtrace():
+    """Ruby traces: type from the trailing (Class), gems not in-app, innermost last."""
+    chain = parse_stacktrace(RUBY.format(line=10))
+    assert (chain[0].type, chain[0].message) == ("NoMethodError", "undefined method 'name' for nil")
+    assert [(f.function, f.in_app) for f in chain[0].frames] == [
+        ("dispatch", False), ("UsersController#create", True), ("User#save", True)]
+    assert fp(RUBY.format(line=10)) == fp(RUBY.format(line=11))
+
+
+def test_php_uncaught_exception():
+    """PHP traces: header type/message, vendor frames not in-app, the throw site innermost."""
+    chain = parse_stacktrace(PHP.format(id=3, line=12))
+    assert (chain[0].type, chain[0].message) == ("RuntimeException", "order 3 missing")
+    assert [(f.function, f.in_app) for f in chain[0].frames] == [
+        ("App\\Api->handle", False), ("App\\Orders->load", True), ("{throw}", True)]
+    assert fp(PHP.format(id=3, line=12)) == fp(PHP.format(id=4, line=13))
+
+
+def test_browser_variants_safari_firefox_async_and_v8_runtime_frames():
+    """Safari 'global code', Firefox async markers and V8 frames without a file are handled."""
+    safari = parse_stacktrace("global code@http://h/app.js:12:18\nrenderCart@http://h/app.js:5:22\nforEach@[native code]",
+                              "TypeError", "x")
+    assert [f.function for f in safari[0].frames] == ["renderCart", "global code"]
+    firefox = parse_stacktrace("renderCart@http://h/app.js:5:22\nasync*loadPage@http://h/app.js:9:3", "TypeError", "x")
+    assert [f.function for f in firefox[0].frames] == ["loadPage", "renderCart"]
+    v8 = parse_stacktrace("TypeError: x\n    at f (/srv/a.js:1:1)\n    at async Promise.all (index 0)")
+    assert [(f.function, f.in_app) for f in v8[0].frames] == [("Promise.all", False), ("f", True)]
+
+
+def test_java_suppressed_frames_stay_out_and_python_exception_group_message():
+    """Suppressed exceptions don't add frames; an ExceptionGroup's message stops at its sub-exceptions."""
+    java = parse_stacktrace("java.lang.RuntimeException: top\n\tat com.acme.A.run(A.java:10)\n"
+                            "\tSuppressed: java.io.IOException: close\n\t\tat com.acme.A.close(A.java:20)\n")
+    assert [f.function for f in java[0].frames] == ["run"]
+    group = parse_stacktrace('  + Exception Group Traceback (most recent call last):\n'
+                             '  |   File "/app/m.py", line 1, in main\n  |     raise EG\n'
+                             '  | ExceptionGroup: many (2 sub-exceptions)\n  +-+---- 1 ----\n    | ValueError: 1\n')
+    assert (group[0].type, group[0].message) == ("ExceptionGroup", "many (2 sub-exceptions)")

@@ -125,3 +125,12 @@ def test_huge_stack_and_deep_recursion_are_trimmed(autoheal, size):
         assert len(issue["body"]) <= 65_536
         assert len(issue["title"]) <= 256
         assert "trimmed by otel-autoheal" in issue["body"]
+
+
+def test_more_vendor_tokens_cookies_and_bearer():
+    """Cookie headers, stand-alone bearer tokens and other vendors' formats are redacted too."""
+    s = Scrubber()
+    assert s.text("Cookie: a=b; sid=xyz123") == "Cookie: [redacted:cookie]"
+    assert "abcdefghijklmnop1234" not in s.text("retry with bearer abcdefghijklmnop1234")
+    assert s.text("hvs." + "CAESIJlWfakefakefakefakefake12") == "[redacted:vault_token]"
+    assert s.text("the cookie jar is empty") == "the cookie jar is empty"
