@@ -416,7 +416,9 @@ class Outbox:
     @staticmethod
     def set_fix(conn: sqlite3.Connection, fix_id: int, **values: Any) -> None:
         cols = ", ".join(f"{k} = ?" for k in values)
-        conn.execute(f"UPDATE github_fixes SET {cols}, updated = ? WHERE id = ?", (*values.values(), time.time(), fix_id))
+        conn.execute(
+            f"UPDATE github_fixes SET {cols}, updated = ? WHERE id = ?", (*values.values(), time.time(), fix_id)
+        )
 
     @staticmethod
     def end_fixes(conn: sqlite3.Connection, fingerprint: str, state: str) -> None:

@@ -529,7 +529,8 @@ class GitHubSink:
                 self._apply_failure(None, f)
             else:
                 self._error(f"issue poll: {f.message}")
-                logger.warning("GitHub issue poll failed, next in %.0fs: %s", self.config.issue_poll_interval, f.message)
+                logger.warning("GitHub issue poll failed, next in %.0fs: %s", self.config.issue_poll_interval,
+                               f.message)
 
     def _poll_issues(self) -> None:
         by_number = {n: fp for fp, n in self.outbox.issue_numbers().items()}
@@ -538,7 +539,9 @@ class GitHubSink:
         since = self.outbox.meta("issue_poll_since")
         if not since:
             with self.store.transaction() as conn:
-                (oldest,) = conn.execute("SELECT MIN(created) FROM github_issues WHERE issue_number IS NOT NULL").fetchone()
+                (oldest,) = conn.execute(
+                    "SELECT MIN(created) FROM github_issues WHERE issue_number IS NOT NULL"
+                ).fetchone()
             since = _iso(float(oldest or time.time()) - 120)
         newest = since
         for page in range(1, 11):
@@ -676,8 +679,8 @@ class GitHubSink:
                 Outbox.set_issue(conn, fp, state="closed", state_reason=reason, closed_at=closed_at,
                                  closed_version=closed_version, state_checked_at=now)
             if merged is not None and new_close:
-                logger.info("issue #%s closed by %s", row.issue_number, "PR #%s" % merged.pr_number
-                            if merged.pr_number is not None else "commit %s" % merged.commit_sha[:12])
+                by = f"PR #{merged.pr_number}" if merged.pr_number is not None else f"commit {merged.commit_sha[:12]}"
+                logger.info("issue #%s closed by %s; waiting for a version carrying it", row.issue_number, by)
                 self._dirty = True
         else:
             with self.store.transaction() as conn:

@@ -38,7 +38,8 @@ def create_github_sink(
                       lambda: len(sink.outbox.issue_numbers()))
         metrics.gauge("autoheal_github_writes_last_hour", "Content-creating GitHub requests in the last hour.",
                       lambda: float(sink.budget.usage()["writes_last_hour"]))  # type: ignore[arg-type]
-        metrics.gauge("autoheal_github_fixes_awaiting_deploy", "Issues closed by a merged PR whose fix no version carries yet.",
+        metrics.gauge("autoheal_github_fixes_awaiting_deploy",
+                      "Issues closed by a merged PR whose fix no version carries yet.",
                       lambda: sink.outbox.fix_counts()["awaiting_deploy"])
         metrics.gauge("autoheal_github_fixes_verified", "Fixes verified by a silent window after their deploy.",
                       lambda: sink.outbox.fix_counts()["verified"])
