@@ -101,20 +101,43 @@ def test_silence_after_deploy_posts_one_closing_comment_across_restarts(harness:
     assert f"PR #{pr}" in comment and "deployed in version `1.1.0`" in comment
     assert "| Occurrences in total | 1 |" in comment and "| Versions seen | `1.0.0` |" in comment
     assert re.search(r"\| First seen \| \d{4}-\d\d-\d\d \d\d:\d\d UTC \|", comment)
-    assert re.search(r"\| Silent since the deploy \| \d+ seconds \|", comment)
+    assert re.search(r"\| Silent since the deploy \| \d+ (seconds|minutes) \|", comment)
     assert "<!-- autoheal:outbox=" in comment and "autoheal:fingerprint" not in comment
     assert issue_of(harness, a)["state"] == "closed" and issue_of(harness, b)["comments"]  # B: new version noted
     assert harness.status()["fixes"]["verified"] == 1
     harness.sink.close()  # type: ignore[union-attr]
 
     harness.start(issue_poll_interval=POLL, verify_window=2.0)
-    polls = len(harness.requests("GET", r"/issues$"))
-    wait_for(lambda: len(harness.requests("GET", r"/issues$")) >= polls + 3, what="three polls after the restart")
+    listed = rf"^/repos/{harness.standin.repository}/issues$"
+    polls = len(harness.requests("GET", listed))
+    wait_for(lambda: len(harness.requests("GET", listed)) >= polls + 3, what="three polls after the restart")
     harness.wait_idle()
     assert len(closing()) == 1
     assert len(harness.requests("POST", rf"/issues/{number}/comments$")) == 1
     info = offline_status(SimpleNamespace(state_dir=harness.state_dir, github={}), env=harness.standin.env())
     assert info["fixes"]["verified"] == 1 and info["fixes"]["awaiting_deploy"] == 0
+
+
+def test_without_the_poll_the_fix_is_learnt_from_the_next_occurrence(harness: Harness) -> None:
+    """With the issue poll off, the state check of a recurrence finds the merged PR; the same rule then applies."""
+    harness.start(issue_poll_interval=0.0)
+    a, b = fingerprint("nopoll-a"), fingerprint("nopoll-b")
+    harness.emit(a, version="1.0.0")
+    harness.emit(b, version="1.0.0")
+    harness.wait_idle()
+    number = issue_of(harness, a)["number"]
+    pr = harness.standin.open_pull_request(number)
+    harness.standin.merge_pull_request(pr)
+    harness.emit(a, version="1.0.0")  # the check it queues reads the close and the timeline
+    wait_for(lambda: harness.status()["fixes"]["awaiting_deploy"] == 1, what="the fix from the state check")
+    harness.wait_idle()
+    assert fix_of(harness, a).stale == 1 and issue_of(harness, a)["state"] == "closed"
+    harness.emit(b, version="2.0.0")
+    harness.emit(a, version="2.0.0")  # the first build with the fix shows the error again
+    wait_for(lambda: issue_of(harness, a)["state"] == "open", what="the reopen")
+    harness.wait_idle()
+    assert f"PR #{pr}" in issue_of(harness, a)["comments"][0] and "`2.0.0`" in issue_of(harness, a)["comments"][0]
+    assert not harness.requests("GET", rf"^/repos/{harness.standin.repository}/issues$")  # no poll was made
 
 
 def test_manual_close_without_pr_keeps_the_closing_version_rule(harness: Harness) -> None:
