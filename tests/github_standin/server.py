@@ -8,12 +8,14 @@ assert on. It enforces GitHub's secondary limit on content-creating requests (80
 runtime: 5xx for N requests or for a period, hangs, 403 secondary limit, 429, primary limit.
 
 In-process API: ``GitHubStandin(...).start()``, ``.api_url``, ``.log()``, ``.issues()``,
-``.fault(...)``, ``.close_issue(...)``, ``.open_pull_request(...)``; over HTTP:
+``.fault(...)``, ``.close_issue(...)``, ``.open_pull_request(...)``, ``.merge_pull_request(...)``
+(closes the issues its body says it fixes, with the timeline events GitHub writes); over HTTP:
 ``GET /_standin/log`` and ``GET /_standin/state``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import threading
@@ -35,6 +37,8 @@ _SECONDARY_MESSAGE = (
     "If you reach out to GitHub Support for help, please include the request ID."
 )
 _DOCS = "https://docs.github.com/rest"
+#: GitHub's closing keywords ("Fixes #12") in a PR body.
+_CLOSING = re.compile(r"(?i)\b(?:close[sd]?|fix(?:e[sd])?|resolve[sd]?)\s+#(\d+)\b")
 
 
 def _iso(ts: float) -> str:
@@ -110,6 +114,8 @@ class _Issue:
     agent_assignments: list[dict[str, Any]] = field(default_factory=list)
     is_pull: bool = False
     indexed_at: float = 0.0
+    merged_at: float | None = None
+    merge_commit_sha: str | None = None
 
 
 class _Server(ThreadingHTTPServer):
@@ -263,9 +269,27 @@ class GitHubStandin:
     def close_issue(self, number: int, reason: str = "completed") -> None:
         """Close an issue as a maintainer would in the web UI (not logged, not rate limited)."""
         with self.lock:
-            issue = self.issues_by_number[number]
+            self._close(self.issues_by_number[number], reason, time.time(), self.owner, None)
+
+    def _close(self, issue: _Issue, reason: str, now: float, actor: str, commit_id: str | None) -> None:
+        issue.state, issue.state_reason, issue.closed_at, issue.updated_at = "closed", reason, now, now
+        issue.timeline.append({"event": "closed", "created_at": now, "actor": actor, "commit_id": commit_id,
+                               "state_reason": reason, "id": self._new_id()})
+
+    def merge_pull_request(self, number: int) -> str:
+        """Merge a PR as a maintainer would: it closes (as completed) every open issue its body says it
+        fixes, with a ``closed`` timeline event carrying the merge commit. Returns the merge commit SHA."""
+        with self.lock:
+            pr = self.issues_by_number[number]
+            assert pr.is_pull and pr.merged_at is None, f"#{number} is not an open pull request"
             now = time.time()
-            issue.state, issue.state_reason, issue.closed_at, issue.updated_at = "closed", reason, now, now
+            sha = hashlib.sha1(f"{self.repository}#{number}@{now}".encode()).hexdigest()
+            pr.state, pr.closed_at, pr.updated_at, pr.merged_at, pr.merge_commit_sha = "closed", now, now, now, sha
+            for ref in _CLOSING.findall(pr.body or ""):
+                issue = self.issues_by_number.get(int(ref))
+                if issue is not None and not issue.is_pull and issue.state == "open":
+                    self._close(issue, "completed", now, self.owner, sha)
+            return sha
 
     def open_pull_request(self, issue_number: int, title: str = "Fix the bug") -> int:
         """Open a PR whose body says "Fixes #N": it shows in the issue's timeline as a cross-reference."""
@@ -407,7 +431,7 @@ class GitHubStandin:
                 "html_url": obj["html_url"],
                 "diff_url": obj["html_url"] + ".diff",
                 "patch_url": obj["html_url"] + ".patch",
-                "merged_at": None,
+                "merged_at": _iso(issue.merged_at) if issue.merged_at else None,
             }
         if search:
             obj["score"] = 1.0
@@ -732,6 +756,10 @@ class GitHubStandin:
             login = m.group(1)
             ok = login in self.assignable_users or (login == COPILOT_LOGIN and self.copilot_assignable)
             return (204, {}, None) if ok else self._not_found()
+        m = re.fullmatch(r"/pulls/(\d+)", rest)
+        if m and method == "GET":
+            pr = self.issues_by_number.get(int(m.group(1)))
+            return (200, {}, self.pull_obj(pr)) if pr is not None and pr.is_pull else self._not_found()
         m = re.fullmatch(r"/issues/(\d+)(/.*)?", rest)
         if m:
             issue = self.issues_by_number.get(int(m.group(1)))
@@ -761,10 +789,11 @@ class GitHubStandin:
                 issue.labels = [n if isinstance(n, str) else n["name"] for n in body["labels"]]
             state = body.get("state")
             if state == "closed" and issue.state != "closed":
-                issue.state, issue.closed_at = "closed", now
-                issue.state_reason = body.get("state_reason") or "completed"
+                self._close(issue, body.get("state_reason") or "completed", now, self.login, None)
             elif state == "open" and issue.state != "open":
                 issue.state, issue.closed_at, issue.state_reason = "open", None, "reopened"
+                issue.timeline.append({"event": "reopened", "created_at": now, "actor": self.login, "commit_id": None,
+                                       "state_reason": "reopened", "id": self._new_id()})
             issue.updated_at = now
             return 200, {}, self.issue_obj(issue)
         if sub == "/comments":
@@ -809,20 +838,97 @@ class GitHubStandin:
             issue.updated_at = now
             return 201, {}, self.issue_obj(issue)
         if sub == "/timeline" and method == "GET":
-            events = []
-            for ev in issue.timeline:
-                src = self.issues_by_number[ev["source_number"]]
-                events.append(
-                    {
-                        "event": "cross-referenced",
-                        "actor": self.user_obj(src.user),
-                        "created_at": _iso(ev["created_at"]),
-                        "updated_at": _iso(ev["created_at"]),
-                        "source": {"type": "issue", "issue": self.issue_obj(src)},
-                    }
-                )
-            return self._page(query, events, f"{base}/timeline")
+            return self._page(query, [self._timeline_obj(issue, ev) for ev in issue.timeline], f"{base}/timeline")
         return self._not_found()
+
+    def _timeline_obj(self, issue: _Issue, ev: dict[str, Any]) -> dict[str, Any]:
+        if ev["event"] == "cross-referenced":
+            src = self.issues_by_number[ev["source_number"]]
+            return {
+                "event": "cross-referenced",
+                "actor": self.user_obj(src.user),
+                "created_at": _iso(ev["created_at"]),
+                "updated_at": _iso(ev["created_at"]),
+                "source": {"type": "issue", "issue": self.issue_obj(src)},
+            }
+        # closed / reopened: GitHub's "state change" event; a close by a merge carries the commit
+        commit = ev["commit_id"]
+        return {
+            "id": ev["id"],
+            "node_id": f"CE_{ev['id']}",
+            "url": f"{self._base()}/issues/events/{ev['id']}",
+            "actor": self.user_obj(ev["actor"]),
+            "event": ev["event"],
+            "commit_id": commit,
+            "commit_url": f"{self._base()}/commits/{commit}" if commit else None,
+            "created_at": _iso(ev["created_at"]),
+            "performed_via_github_app": None,
+            "state_reason": ev["state_reason"],
+        }
+
+    def pull_obj(self, pr: _Issue) -> dict[str, Any]:
+        """A pull request as ``GET /repos/{o}/{r}/pulls/{n}`` returns it."""
+        b = f"{self._base()}/pulls/{pr.number}"
+        html = f"https://github.example.com/{self.repository}/pull/{pr.number}"
+        repo = {**self.repo_obj(), "has_downloads": False}
+        branch = {"label": f"{self.owner}:fix-{pr.number}", "ref": f"fix-{pr.number}", "repo": repo,
+                  "sha": hashlib.sha1(f"head{pr.number}".encode()).hexdigest(), "user": self.user_obj(pr.user)}
+        merged = pr.merged_at is not None
+        return {
+            "url": b,
+            "id": pr.id,
+            "node_id": f"PR_{pr.id}",
+            "html_url": html,
+            "diff_url": html + ".diff",
+            "patch_url": html + ".patch",
+            "issue_url": f"{self._base()}/issues/{pr.number}",
+            "commits_url": b + "/commits",
+            "review_comments_url": b + "/comments",
+            "review_comment_url": f"{self._base()}/pulls/comments{{/number}}",
+            "comments_url": f"{self._base()}/issues/{pr.number}/comments",
+            "statuses_url": f"{self._base()}/statuses/{branch['sha']}",
+            "number": pr.number,
+            "state": pr.state,
+            "locked": False,
+            "title": pr.title,
+            "user": self.user_obj(pr.user),
+            "body": pr.body,
+            "labels": [self.label_obj(n) for n in pr.labels],
+            "milestone": None,
+            "active_lock_reason": None,
+            "created_at": _iso(pr.created_at),
+            "updated_at": _iso(pr.updated_at),
+            "closed_at": _iso(pr.closed_at) if pr.closed_at else None,
+            "merged_at": _iso(pr.merged_at) if pr.merged_at else None,
+            "merge_commit_sha": pr.merge_commit_sha,
+            "assignee": None,
+            "assignees": [],
+            "requested_reviewers": [],
+            "requested_teams": [],
+            "head": branch,
+            "base": {**branch, "label": f"{self.owner}:main", "ref": "main"},
+            "_links": {k: {"href": v} for k, v in {
+                "self": b, "html": html, "issue": f"{self._base()}/issues/{pr.number}",
+                "comments": f"{self._base()}/issues/{pr.number}/comments", "review_comments": b + "/comments",
+                "review_comment": f"{self._base()}/pulls/comments{{/number}}", "commits": b + "/commits",
+                "statuses": f"{self._base()}/statuses/{branch['sha']}",
+            }.items()},
+            "author_association": "OWNER",
+            "auto_merge": None,
+            "draft": False,
+            "merged": merged,
+            "mergeable": None if merged else True,
+            "rebaseable": None if merged else True,
+            "mergeable_state": "unknown" if merged else "clean",
+            "merged_by": self.user_obj(self.owner) if merged else None,
+            "comments": len(pr.comments),
+            "review_comments": 0,
+            "maintainer_can_modify": False,
+            "commits": 1,
+            "additions": 3,
+            "deletions": 1,
+            "changed_files": 1,
+        }
 
     def _create_issue(self, body: Any, now: float) -> tuple[int, dict[str, str], Any]:
         title = str(body.get("title", ""))

@@ -199,10 +199,31 @@ class GitHubClient:
             raise
         return True
 
+    def timeline(self, number: int, max_pages: int = 5) -> list[dict[str, Any]]:
+        """The issue's timeline events, oldest first (at most ``max_pages`` pages of 100)."""
+        out: list[dict[str, Any]] = []
+        for page in range(1, max_pages + 1):
+            items = self._json(
+                "GET", f"{self._path}/issues/{number}/timeline", parameters={"per_page": 100, "page": page}
+            )
+            out += [dict(it) for it in items]
+            if len(items) < 100:
+                break
+        return out
+
+    def get_pull(self, number: int) -> dict[str, Any]:
+        return dict(self._json("GET", f"{self._path}/pulls/{number}"))
+
+    def issues_updated_since(self, since: str, page: int) -> list[dict[str, Any]]:
+        """One page of the repository's issues (and PRs) updated at or after ``since``, oldest first."""
+        params = {"state": "all", "since": since, "sort": "updated", "direction": "asc", "per_page": 100,
+                  "page": page}
+        return [dict(it) for it in self._json("GET", f"{self._path}/issues", parameters=params)]
+
     def open_pr_references(self, number: int) -> list[int]:
         """Open pull requests that cross-reference the issue (e.g. "Fixes #N", Copilot's draft PR)."""
         out = []
-        for ev in self._json("GET", f"{self._path}/issues/{number}/timeline", parameters={"per_page": 100}):
+        for ev in self.timeline(number):
             src = (ev.get("source") or {}).get("issue") or {}
             if ev.get("event") == "cross-referenced" and src.get("pull_request") and src.get("state") == "open":
                 out.append(int(src["number"]))

@@ -56,6 +56,8 @@ ENV_KEYS: dict[str, str] = {
     "handoff_allow_sources": "AUTOHEAL_GITHUB_HANDOFF_ALLOW_SOURCES",
     "handoff_base_branch": "AUTOHEAL_GITHUB_HANDOFF_BASE_BRANCH",
     "handoff_target_repo": "AUTOHEAL_GITHUB_HANDOFF_TARGET_REPO",
+    "issue_poll_interval": "AUTOHEAL_GITHUB_ISSUE_POLL_INTERVAL",
+    "verify_window": "AUTOHEAL_GITHUB_VERIFY_WINDOW",
 }
 
 _REPO_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
@@ -112,6 +114,14 @@ class GitHubConfig:
     handoff_base_branch: str = ""
     #: Repository Copilot works in (default: ``repository``).
     handoff_target_repo: str = ""
+    #: How often the worker lists the issues updated since its last look (one read per 100
+    #: issues) to learn about closes, and the PRs that fixed them, while an error is silent.
+    #: 0 turns the poll off: a close is then only read when the error occurs again.
+    issue_poll_interval: float = 300.0
+    #: After the version carrying a fix is first seen (any group of the service), how many seconds
+    #: the group must stay silent before one closing comment with the numbers is posted
+    #: (default 7 days). 0 turns the closing comment off.
+    verify_window: float = 7 * 86400.0
 
     def __post_init__(self) -> None:
         if not _REPO_RE.match(self.repository or ""):
@@ -121,7 +131,8 @@ class GitHubConfig:
         parts = urlsplit(self.api_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise _bad(ENV_API_URL, f"must be an http(s) URL, got {self.api_url!r}")
-        for name in ("min_write_interval", "comment_interval", "state_check_interval", "backoff_base"):
+        for name in ("min_write_interval", "comment_interval", "state_check_interval", "backoff_base",
+                     "issue_poll_interval", "verify_window"):
             if getattr(self, name) < 0:
                 raise _bad(ENV_KEYS[name], "must not be negative")
         if self.request_timeout <= 0:

@@ -17,7 +17,7 @@ from typing import Any
 
 from otel_autoheal.state.sqlite import SQLiteStore
 
-__all__ = ["CLOSED_AT_SLACK", "IssueRow", "Outbox", "OutboxItem"]
+__all__ = ["ACTIVE_FIX_STATES", "CLOSED_AT_SLACK", "FixRow", "IssueRow", "Outbox", "OutboxItem"]
 
 #: GitHub reports ``closed_at`` in whole seconds: a version first seen up to this long after the
 #: reported close counts as seen before it.
@@ -70,6 +70,23 @@ CREATE INDEX IF NOT EXISTS github_writes_ts ON github_writes (ts);
 CREATE TABLE IF NOT EXISTS github_labels (
     name TEXT PRIMARY KEY
 );
+CREATE TABLE IF NOT EXISTS github_fixes (
+    id                INTEGER PRIMARY KEY AUTOINCREMENT,
+    fingerprint       TEXT NOT NULL,
+    closed_at         REAL NOT NULL,
+    pr_number         INTEGER,
+    commit_sha        TEXT NOT NULL DEFAULT '',
+    merged_at         REAL NOT NULL,
+    base_version      TEXT NOT NULL DEFAULT '',
+    fix_version       TEXT NOT NULL DEFAULT '',
+    deployed_at       REAL,
+    state             TEXT NOT NULL,
+    stale             INTEGER NOT NULL DEFAULT 0,
+    regressed_version TEXT NOT NULL DEFAULT '',
+    updated           REAL NOT NULL,
+    UNIQUE (fingerprint, closed_at)
+);
+CREATE INDEX IF NOT EXISTS github_fixes_state ON github_fixes (state);
 CREATE TABLE IF NOT EXISTS github_meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -82,7 +99,7 @@ class OutboxItem:
     """One pending GitHub write (or read that may lead to one)."""
 
     id: int
-    kind: str  # create | comment | check | reopen | handoff
+    kind: str  # create | comment | check | reopen | handoff | verify
     fingerprint: str
     payload: dict[str, Any]
     attempts: int
@@ -114,6 +131,35 @@ class IssueRow:
     def muted(self) -> bool:
         return self.state == "closed" and self.state_reason == "not_planned"
 
+
+#: Fix states while the issue stays closed by that fix: ``merged`` (no version carrying it seen
+#: yet), ``deployed`` (watching for silence), ``verifying`` (closing comment queued), ``verified``.
+#: A fix ends as ``regressed`` (we reopened the issue) or ``reopened`` (someone else did).
+ACTIVE_FIX_STATES = ("merged", "deployed", "verifying", "verified")
+
+
+@dataclass(frozen=True)
+class FixRow:
+    """The change that closed an issue: a merged PR (or a commit) and the version that carries it."""
+
+    id: int
+    fingerprint: str
+    closed_at: float
+    pr_number: int | None
+    commit_sha: str
+    merged_at: float
+    base_version: str
+    fix_version: str
+    deployed_at: float | None
+    state: str
+    stale: int
+    regressed_version: str
+
+
+_FIX_COLS = (
+    "id, fingerprint, closed_at, pr_number, commit_sha, merged_at, base_version, fix_version, deployed_at,"
+    " state, stale, regressed_version"
+)
 
 _ISSUE_COLS = (
     "fingerprint, issue_number, source, count, newest_version, state, state_reason, closed_at,"
@@ -320,6 +366,88 @@ class Outbox:
             ).fetchall()
         return [(r[0], float(r[1])) for r in rows]
 
+    @staticmethod
+    def service_versions(conn: sqlite3.Connection, fingerprint: str) -> list[tuple[str, float]]:
+        """Every ``service.version`` of the group's service (any group of it), with when it was first seen."""
+        rows = conn.execute(
+            "SELECT gv.version, MIN(gv.first_seen) FROM group_versions gv JOIN groups g ON g.id = gv.group_id"
+            " WHERE g.service = (SELECT service FROM groups WHERE fingerprint = ?)"
+            " GROUP BY gv.version ORDER BY 2, 1",
+            (fingerprint,),
+        ).fetchall()
+        return [(str(r[0]), float(r[1])) for r in rows]
+
+    # ----------------------------------------------------------- fixes
+
+    @staticmethod
+    def fix(conn: sqlite3.Connection, fingerprint: str, active_only: bool = True) -> FixRow | None:
+        """The newest fix recorded for the group (only one still in force with ``active_only``)."""
+        where = f" AND state IN ({','.join('?' * len(ACTIVE_FIX_STATES))})" if active_only else ""
+        row = conn.execute(
+            f"SELECT {_FIX_COLS} FROM github_fixes WHERE fingerprint = ?{where} ORDER BY id DESC LIMIT 1",
+            (fingerprint, *(ACTIVE_FIX_STATES if active_only else ())),
+        ).fetchone()
+        return _fix(row) if row else None
+
+    @staticmethod
+    def fix_by_id(conn: sqlite3.Connection, fix_id: int) -> FixRow | None:
+        row = conn.execute(f"SELECT {_FIX_COLS} FROM github_fixes WHERE id = ?", (fix_id,)).fetchone()
+        return _fix(row) if row else None
+
+    @staticmethod
+    def fix_for_close(conn: sqlite3.Connection, fingerprint: str, closed_at: float) -> FixRow | None:
+        row = conn.execute(
+            f"SELECT {_FIX_COLS} FROM github_fixes WHERE fingerprint = ? AND abs(closed_at - ?) <= ?",
+            (fingerprint, closed_at, CLOSED_AT_SLACK),
+        ).fetchone()
+        return _fix(row) if row else None
+
+    @staticmethod
+    def add_fix(
+        conn: sqlite3.Connection, fingerprint: str, closed_at: float, pr_number: int | None, commit_sha: str,
+        merged_at: float, state: str,
+    ) -> None:
+        conn.execute(
+            "INSERT OR IGNORE INTO github_fixes (fingerprint, closed_at, pr_number, commit_sha, merged_at, state,"
+            " updated) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (fingerprint, closed_at, pr_number, commit_sha, merged_at, state, time.time()),
+        )
+
+    @staticmethod
+    def set_fix(conn: sqlite3.Connection, fix_id: int, **values: Any) -> None:
+        cols = ", ".join(f"{k} = ?" for k in values)
+        conn.execute(
+            f"UPDATE github_fixes SET {cols}, updated = ? WHERE id = ?", (*values.values(), time.time(), fix_id)
+        )
+
+    @staticmethod
+    def end_fixes(conn: sqlite3.Connection, fingerprint: str, state: str) -> None:
+        """The issue is open again: every fix still in force for it ends as ``state``."""
+        marks = ",".join("?" * len(ACTIVE_FIX_STATES))
+        conn.execute(
+            f"UPDATE github_fixes SET state = ?, updated = ? WHERE fingerprint = ? AND state IN ({marks})",
+            (state, time.time(), fingerprint, *ACTIVE_FIX_STATES),
+        )
+
+    @staticmethod
+    def fixes_in(conn: sqlite3.Connection, *states: str) -> list[FixRow]:
+        rows = conn.execute(
+            f"SELECT {_FIX_COLS} FROM github_fixes WHERE state IN ({','.join('?' * len(states))}) ORDER BY id",
+            states,
+        ).fetchall()
+        return [_fix(r) for r in rows]
+
+    def fix_counts(self) -> dict[str, int]:
+        """Fixes by outcome, for status: awaiting deploy, deployed (watched), verified, regressed."""
+        with self.store.transaction() as conn:
+            rows = dict(conn.execute("SELECT state, COUNT(*) FROM github_fixes GROUP BY state").fetchall())
+        return {
+            "awaiting_deploy": int(rows.get("merged", 0)),
+            "deployed": int(rows.get("deployed", 0)) + int(rows.get("verifying", 0)),
+            "verified": int(rows.get("verified", 0)),
+            "regressed": int(rows.get("regressed", 0)),
+        }
+
     # ----------------------------------------------------------- labels and meta
 
     def label_known(self, name: str) -> bool:
@@ -338,6 +466,23 @@ class Outbox:
     def set_meta(self, key: str, value: str) -> None:
         with self.store.transaction() as conn:
             conn.execute("INSERT OR REPLACE INTO github_meta (key, value) VALUES (?, ?)", (key, value))
+
+
+def _fix(row: tuple[Any, ...]) -> FixRow:
+    return FixRow(
+        id=int(row[0]),
+        fingerprint=str(row[1]),
+        closed_at=float(row[2]),
+        pr_number=None if row[3] is None else int(row[3]),
+        commit_sha=str(row[4]),
+        merged_at=float(row[5]),
+        base_version=str(row[6]),
+        fix_version=str(row[7]),
+        deployed_at=None if row[8] is None else float(row[8]),
+        state=str(row[9]),
+        stale=int(row[10]),
+        regressed_version=str(row[11]),
+    )
 
 
 def _item(row: tuple[Any, ...]) -> OutboxItem:

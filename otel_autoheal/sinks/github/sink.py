@@ -10,8 +10,12 @@ decisions:
 - an occurrence of a closed issue -> ``reopen`` with a comment, unless the issue was closed as
   "not planned" (muted) or the occurrence's version is older than the one it was closed in
   (see ``versions``); the issue state is read from GitHub (``check``) at most every
-  ``state_check_interval`` seconds;
-- enough occurrences, trusted source, in-app frames -> ``handoff`` to Copilot.
+  ``state_check_interval`` seconds, and the issues updated since the last look are listed every
+  ``issue_poll_interval`` seconds;
+- enough occurrences, trusted source, in-app frames -> ``handoff`` to Copilot;
+- closing the loop (``fixes``): a close as completed is traced to the merged PR; once a version
+  carrying it is seen, the threshold for a reopen is that version (older ones only count), and a
+  group silent for ``verify_window`` after the deploy gets one closing comment (``verify``).
 """
 
 from __future__ import annotations
@@ -24,15 +28,16 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from otel_autoheal.model import GroupUpdate
+from otel_autoheal.sinks.github import fixes as _fixes
 from otel_autoheal.sinks.github import handoff as _handoff
 from otel_autoheal.sinks.github.budget import Budget
 from otel_autoheal.sinks.github.client import COPILOT_LOGINS, Failure, GitHubClient, classify, marker_for
 from otel_autoheal.sinks.github.config import GitHubConfig
-from otel_autoheal.sinks.github.outbox import CLOSED_AT_SLACK, IssueRow, Outbox, OutboxItem
+from otel_autoheal.sinks.github.outbox import CLOSED_AT_SLACK, FixRow, IssueRow, Outbox, OutboxItem
 from otel_autoheal.sinks.github.versions import newest_version, not_older
 from otel_autoheal.state.sqlite import SQLiteStore
 
@@ -44,7 +49,11 @@ _MAX_BODY = 65536
 _MAX_TITLE = 256
 _IDLE_POLL = 30.0
 _PAUSED_POLL = 3600.0
-_WRITE_KIND = {"create": "issue", "comment": "comment", "reopen": "edit", "handoff": "assign", "check": ""}
+_WRITE_KIND = {"create": "issue", "comment": "comment", "reopen": "edit", "handoff": "assign", "check": "",
+               "verify": "comment"}
+#: Local bookkeeping of fixes (deploys, due closing comments) runs at most this often while
+#: occurrences arrive; otherwise when the next closing comment is due.
+_HOUSEKEEP_MIN = 0.5
 
 
 class _Stopping(Exception):
@@ -75,6 +84,10 @@ def _parse_time(text: str | None) -> float | None:
     if not text:
         return None
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class GitHubSink:
@@ -108,6 +121,10 @@ class GitHubSink:
         self._handled = 0
         self._handle_errors = 0
         self._assignees: list[str] = []
+        self._dirty = True
+        self._housekept = 0.0
+        self._housekeep_at = 0.0
+        self._next_poll = time.time() + config.issue_poll_interval
         self.outbox.set_meta("paused", "")  # a restart (with fixed settings) tries again
         if reconcile:
             self._reconcile()
@@ -142,6 +159,7 @@ class GitHubSink:
             self._handle_errors += 1
             self._error(f"cannot queue GitHub work: {type(exc).__name__}: {exc}")
             logger.exception("GitHub sink could not queue an occurrence")
+        self._dirty = True
         self._wake.set()
 
     def status(self) -> dict[str, Any]:
@@ -173,6 +191,7 @@ class GitHubSink:
                 "counts": self.outbox.handoff_counts(),
                 "last_error": self._handoff_error,
             },
+            "fixes": {**self.outbox.fix_counts(), "verify_window": self.config.verify_window},
         }
 
     def close(self, timeout: float = 5.0) -> None:
@@ -232,12 +251,10 @@ class GitHubSink:
                 reasons.append(f"first occurrence in version `{_safe(version)}`")
             if filed and row.state == "closed":
                 reasons = []  # a closed issue gets a reopen comment or nothing
-                seen = [v for (v,) in conn.execute(
-                    "SELECT version FROM github_versions WHERE fingerprint = ? AND first_seen <= ?",
-                    (fp, (row.closed_at or 0) + CLOSED_AT_SLACK),
-                )]
-                if not row.muted and not_older(version, row.closed_version, seen):
+                if self._regresses(conn, row, version):
                     self._merge(conn, "reopen", fp, snapshot)
+                else:
+                    self._count_stale(conn, fp)
             elif filed and now - row.state_checked_at >= cfg.state_check_interval:
                 self._merge(conn, "check", fp, snapshot)
             if reasons:
@@ -251,6 +268,51 @@ class GitHubSink:
                 else:
                     Outbox.enqueue(conn, "handoff", fp, {})
                     Outbox.set_issue(conn, fp, handoff="queued")
+
+    def _regresses(self, conn: Any, row: IssueRow, version: str) -> bool:
+        """Whether an occurrence in ``version`` reopens the closed issue ``row``: the one rule for every path.
+
+        With a fix in force the threshold is the version carrying it; until that version is seen
+        (merged, not deployed) every versioned occurrence comes from a build without the fix.
+        Without a fix it is the version the issue was closed in.
+        """
+        if row.muted:
+            return False
+        fix = Outbox.fix(conn, row.fingerprint)
+        if fix is None:
+            seen = [v for (v,) in conn.execute(
+                "SELECT version FROM github_versions WHERE fingerprint = ? AND first_seen <= ?",
+                (row.fingerprint, (row.closed_at or 0) + CLOSED_AT_SLACK),
+            )]
+            return not_older(version, row.closed_version, seen)
+        fix = self._settle(conn, fix, row.closed_version)
+        if not fix.fix_version:
+            return not version  # an unversioned occurrence cannot be told apart from a fixed one
+        deployed = fix.deployed_at or 0.0
+        seen = [v for v, t in Outbox.service_versions(conn, row.fingerprint) if t < deployed]
+        return not_older(version, fix.fix_version, seen)
+
+    @staticmethod
+    def _settle(conn: Any, fix: FixRow, closed_version: str) -> FixRow:
+        """A merged fix becomes deployed once a version of the service carrying it has been seen."""
+        if fix.state != "merged":
+            return fix
+        found = _fixes.deployed_version(Outbox.service_versions(conn, fix.fingerprint), fix.merged_at, closed_version)
+        if found is None:
+            return fix
+        base, version, first_seen = found
+        Outbox.set_fix(conn, fix.id, base_version=base, fix_version=version, deployed_at=first_seen, state="deployed")
+        logger.info("fix for %s (%s) deployed in version %s", fix.fingerprint[:12], _fixes.fix_reference(fix), version)
+        settled = Outbox.fix_by_id(conn, fix.id)
+        assert settled is not None
+        return settled
+
+    @staticmethod
+    def _count_stale(conn: Any, fp: str) -> None:
+        """An occurrence after the close in a build without the fix: counted, never a regression."""
+        fix = Outbox.fix(conn, fp)
+        if fix is not None:
+            Outbox.set_fix(conn, fix.id, stale=fix.stale + 1)
 
     def _queue_create(self, conn: Any, fp: str, title: str, body: str, source: str, version: str = "") -> None:
         marker = marker_for(fp)
@@ -325,8 +387,13 @@ class GitHubSink:
                 if f.kind == "not_found":
                     f = Failure("config", self._repo_help(f.message), 404)
                 return self._apply_failure(None, f)
+        best = min(_IDLE_POLL, self._housekeeping(now))
+        if self.config.issue_poll_interval > 0:
+            if now >= self._next_poll:
+                self._poll(now)
+                return 0.0
+            best = min(best, self._next_poll - now)
         numbers = self.outbox.issue_numbers()
-        best = _IDLE_POLL
         for item in self.outbox.pending():
             if item.not_before > now:
                 best = min(best, item.not_before - now)
@@ -358,6 +425,7 @@ class GitHubSink:
             "check": self._do_check,
             "reopen": self._do_reopen,
             "handoff": self._do_handoff,
+            "verify": self._do_verify,
         }[item.kind]
         try:
             note = handler(item, number)
@@ -411,6 +479,84 @@ class GitHubSink:
             self.outbox.fail(item.id, msg)
         logger.error("GitHub sink gave up on %s", msg)
         return 0.0
+
+    def _housekeeping(self, now: float) -> float:
+        """Run the local fix bookkeeping when due; seconds until it is due again."""
+        due = min(self._housekeep_at, self._housekept + _HOUSEKEEP_MIN) if self._dirty else self._housekeep_at
+        if now >= due:
+            self._dirty = False
+            self._housekept = now
+            self._housekeep_at = now + self._housekeep(now)
+            due = self._housekeep_at
+        return max(0.0, due - now)
+
+    def _housekeep(self, now: float) -> float:
+        """Settle deploys of merged fixes and queue the closing comments that are due (SQLite only).
+
+        Returns the seconds until the next closing comment is due (at most ``_IDLE_POLL``).
+        """
+        wait = _IDLE_POLL
+        window = self.config.verify_window
+        with self.store.transaction() as conn:
+            for fix in Outbox.fixes_in(conn, "merged", "deployed"):
+                row = Outbox.issue(conn, fix.fingerprint)
+                if row is None or row.state != "closed" or row.issue_number is None:
+                    continue
+                fix = self._settle(conn, fix, row.closed_version)
+                if fix.state != "deployed" or window <= 0:
+                    continue
+                last = conn.execute("SELECT last_seen FROM groups WHERE fingerprint = ?", (fix.fingerprint,)).fetchone()
+                due = max(fix.deployed_at or now, float(last[0]) if last else 0.0) + window
+                if due <= now:
+                    if Outbox.pending_item(conn, "verify", fix.fingerprint) is None:
+                        Outbox.enqueue(conn, "verify", fix.fingerprint, {"fix": fix.id})
+                    Outbox.set_fix(conn, fix.id, state="verifying")
+                    wait = 0.0
+                else:
+                    wait = min(wait, due - now)
+        return wait
+
+    def _poll(self, now: float) -> None:
+        """List the issues updated since the last look and take in their state (closes, reopens, fixes)."""
+        self._next_poll = now + self.config.issue_poll_interval
+        try:
+            self._poll_issues()
+        except _Stopping:
+            raise
+        except Exception as exc:
+            f = classify(exc)
+            if f.kind == "rate_limited":
+                self._apply_failure(None, f)
+            else:
+                self._error(f"issue poll: {f.message}")
+                logger.warning("GitHub issue poll failed, next in %.0fs: %s", self.config.issue_poll_interval,
+                               f.message)
+
+    def _poll_issues(self) -> None:
+        by_number = {n: fp for fp, n in self.outbox.issue_numbers().items()}
+        if not by_number:
+            return
+        since = self.outbox.meta("issue_poll_since")
+        if not since:
+            with self.store.transaction() as conn:
+                (oldest,) = conn.execute(
+                    "SELECT MIN(created) FROM github_issues WHERE issue_number IS NOT NULL"
+                ).fetchone()
+            since = _iso(float(oldest or time.time()) - 120)
+        newest = since
+        for page in range(1, 11):
+            if self._stop.is_set():
+                raise _Stopping()
+            items = self.client.issues_updated_since(since, page)
+            for it in items:
+                fp = by_number.get(int(it.get("number") or 0))
+                if fp is not None and "pull_request" not in it:
+                    self._apply_issue(fp, it)
+                # ISO 8601 UTC timestamps order as strings; GitHub's own clock, so no skew.
+                newest = max(newest, str(it.get("updated_at") or newest))
+            if len(items) < 100:
+                break
+        self.outbox.set_meta("issue_poll_since", newest)
 
     def _repo_help(self, message: str) -> str:
         return (
@@ -493,36 +639,62 @@ class GitHubSink:
         return f"filed #{n}"
 
     def _refresh(self, fp: str, number: int) -> IssueRow:
-        """Read the issue from GitHub and remember its state (and, on a new close, the closing version)."""
+        """Read the issue from GitHub and remember its state (see ``_apply_issue``)."""
         data = self.client.get_issue(number)
+        row = self._apply_issue(fp, data)
+        self._assignees = [str(a.get("login")) for a in data.get("assignees") or []]
+        return row
+
+    def _apply_issue(self, fp: str, data: Mapping[str, Any]) -> IssueRow:
+        """Remember an issue's state as GitHub reports it; on a new close, the closing version and fix.
+
+        A close as completed is looked up in the timeline (before anything is stored, so a failed
+        read leaves the close to be seen again). Reopened by anyone: the fix in force has ended.
+        """
         row = self.outbox.get_issue(fp)
         assert row is not None
         now = time.time()
         if data.get("state") == "closed":
             closed_at = _parse_time(data.get("closed_at")) or now
-            closed_version = row.closed_version
-            if row.state != "closed" or row.closed_at is None or abs(row.closed_at - closed_at) > 1:
-                closed_version = newest_version(self.outbox.versions_before(fp, closed_at))
-            self.outbox.update_issue(
-                fp,
-                state="closed",
-                state_reason=data.get("state_reason") or "completed",
-                closed_at=closed_at,
-                closed_version=closed_version,
-                state_checked_at=now,
-            )
+            reason = data.get("state_reason") or "completed"
+            new_close = row.state != "closed" or row.closed_at is None or abs(row.closed_at - closed_at) > 1
+            merged = None
+            if new_close and reason == "completed" and row.issue_number is not None:
+                merged = _fixes.find_merged_fix(
+                    self.client.timeline(row.issue_number), closed_at, self.config.repository, self.client.get_pull
+                )
+            with self.store.transaction() as conn:
+                closed_version = row.closed_version
+                if new_close:
+                    closed_version = newest_version(
+                        (str(v), float(t)) for v, t in conn.execute(
+                            "SELECT version, first_seen FROM github_versions WHERE fingerprint = ? AND first_seen <= ?",
+                            (fp, closed_at + CLOSED_AT_SLACK),
+                        )
+                    )
+                    Outbox.end_fixes(conn, fp, "reopened")  # a fix of an earlier close no longer holds it closed
+                    if merged is not None:
+                        Outbox.add_fix(conn, fp, closed_at, merged.pr_number, merged.commit_sha, merged.merged_at,
+                                       "merged")
+                Outbox.set_issue(conn, fp, state="closed", state_reason=reason, closed_at=closed_at,
+                                 closed_version=closed_version, state_checked_at=now)
+            if merged is not None and new_close:
+                by = f"PR #{merged.pr_number}" if merged.pr_number is not None else f"commit {merged.commit_sha[:12]}"
+                logger.info("issue #%s closed by %s; waiting for a version carrying it", row.issue_number, by)
+                self._dirty = True
         else:
-            self.outbox.update_issue(fp, state="open", state_reason=data.get("state_reason") or "", state_checked_at=now)
+            with self.store.transaction() as conn:
+                if row.state == "closed":
+                    Outbox.end_fixes(conn, fp, "reopened")
+                Outbox.set_issue(conn, fp, state="open", state_reason=data.get("state_reason") or "",
+                                 state_checked_at=now)
         row = self.outbox.get_issue(fp)
         assert row is not None
-        self._assignees = [str(a.get("login")) for a in data.get("assignees") or []]
         return row
 
     def _reopens(self, row: IssueRow, version: str) -> bool:
-        if row.muted:
-            return False
-        seen = [v for v, _ in self.outbox.versions_before(row.fingerprint, row.closed_at or 0)]
-        return not_older(version, row.closed_version, seen)
+        with self.store.transaction() as conn:
+            return self._regresses(conn, row, version)
 
     def _do_check(self, item: OutboxItem, number: int | None) -> str:
         assert number is not None
@@ -532,10 +704,12 @@ class GitHubSink:
             return "open"
         if row.muted:
             return "closed as not planned: muted"
-        if p.get("ts", 0) > (row.closed_at or 0) and self._reopens(row, p.get("version", "")):
+        if p.get("ts", 0) > (row.closed_at or 0):
             with self.store.transaction() as conn:
-                self._merge(conn, "reopen", item.fingerprint, p)
-            return "regression: reopen queued"
+                if self._regresses(conn, row, p.get("version", "")):
+                    self._merge(conn, "reopen", item.fingerprint, p)
+                    return "regression: reopen queued"
+                self._count_stale(conn, item.fingerprint)
         return "closed; occurrence older than the closing version"
 
     def _comment_text(self, item: OutboxItem, headline: str) -> str:
@@ -599,17 +773,66 @@ class GitHubSink:
                     Outbox.set_payload(conn, item.id, {**p, "reopened": True})
         elif not p.get("reopened") and item.attempts == 0:
             return "already open"
-        closed_in = _safe(row.closed_version) if row.closed_version else "an unknown version"
-        headline = (
-            f"**otel-autoheal: regression.** Seen again after this issue was closed (closed in version "
-            f"`{closed_in}`, seen in `{_safe(p.get('version') or '')}`; {p.get('count', row.count)} "
-            "occurrences in total). Reopening. Newest occurrence:"
-        )
+        version = _safe(p.get("version") or "")
+        with self.store.transaction() as conn:
+            fix = Outbox.fix_for_close(conn, fp, row.closed_at) if row.closed_at is not None else None
+        count = p.get("count", row.count)
+        if fix is not None and fix.fix_version:
+            headline = (
+                f"**otel-autoheal: regression, the fix did not hold.** This issue was closed by "
+                f"{_fixes.fix_reference(fix)}, first deployed in version `{_safe(fix.fix_version)}`, and the "
+                f"error is back in version `{version}` ({count} occurrences in total). Reopening. Newest occurrence:"
+            )
+        elif fix is not None:
+            headline = (
+                f"**otel-autoheal: regression.** This issue was closed by {_fixes.fix_reference(fix)}, and the "
+                f"error was seen again after it (version `{version}`; {count} occurrences in total). "
+                "Reopening. Newest occurrence:"
+            )
+        else:
+            closed_in = _safe(row.closed_version) if row.closed_version else "an unknown version"
+            headline = (
+                f"**otel-autoheal: regression.** Seen again after this issue was closed (closed in version "
+                f"`{closed_in}`, seen in `{version}`; {count} occurrences in total). Reopening. Newest occurrence:"
+            )
         self._post_comment(item, number, self._comment_text(item, headline))
         now = time.time()
-        self.outbox.update_issue(fp, state="open", state_reason="reopened", last_comment_at=now, state_checked_at=now)
+        with self.store.transaction() as conn:
+            if fix is not None:
+                Outbox.set_fix(conn, fix.id, state="regressed", regressed_version=p.get("version") or "")
+            Outbox.set_issue(conn, fp, state="open", state_reason="reopened", last_comment_at=now,
+                             state_checked_at=now)
         logger.info("reopened issue #%s (regression of %s)", number, fp[:12])
         return "reopened"
+
+    def _do_verify(self, item: OutboxItem, number: int | None) -> str:
+        """Post the one closing comment of a fix whose group stayed silent for the whole window."""
+        assert number is not None
+        fp = item.fingerprint
+        row = self._refresh(fp, number)  # reopened meanwhile by someone: the fix ended there
+        with self.store.transaction() as conn:
+            fix = Outbox.fix_by_id(conn, int(item.payload.get("fix", 0)))
+        if fix is None or fix.state != "verifying":
+            return f"fix is {fix.state if fix else 'gone'}: no closing comment"
+        if row.state != "closed":
+            return "issue open again: no closing comment"
+        group = self.store.group_by_fingerprint(fp)
+        if group is None:
+            return "group gone: no closing comment"
+        now = time.time()
+        due = max(fix.deployed_at or now, group.last_seen) + self.config.verify_window
+        if item.attempts == 0 and due > now:  # an (older-version) occurrence since it was queued
+            with self.store.transaction() as conn:
+                Outbox.set_fix(conn, fix.id, state="deployed")
+            self._dirty = True
+            return "not silent for the whole window yet"
+        text = f"<!-- autoheal:outbox={item.id} -->\n" + _fixes.verification_text(fix, group, now)
+        self._post_comment(item, number, text)
+        with self.store.transaction() as conn:
+            Outbox.set_fix(conn, fix.id, state="verified")
+            Outbox.set_issue(conn, fp, last_comment_at=time.time())
+        logger.info("fix for issue #%s verified (%s)", number, _fixes.fix_reference(fix))
+        return "fix verified: closing comment posted"
 
     def _do_handoff(self, item: OutboxItem, number: int | None) -> str:
         assert number is not None

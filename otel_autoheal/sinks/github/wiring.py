@@ -38,6 +38,13 @@ def create_github_sink(
                       lambda: len(sink.outbox.issue_numbers()))
         metrics.gauge("autoheal_github_writes_last_hour", "Content-creating GitHub requests in the last hour.",
                       lambda: float(sink.budget.usage()["writes_last_hour"]))  # type: ignore[arg-type]
+        metrics.gauge("autoheal_github_fixes_awaiting_deploy",
+                      "Issues closed by a merged PR whose fix no version carries yet.",
+                      lambda: sink.outbox.fix_counts()["awaiting_deploy"])
+        metrics.gauge("autoheal_github_fixes_verified", "Fixes verified by a silent window after their deploy.",
+                      lambda: sink.outbox.fix_counts()["verified"])
+        metrics.gauge("autoheal_github_fixes_regressed", "Fixes that did not hold: the issue was reopened.",
+                      lambda: sink.outbox.fix_counts()["regressed"])
     return sink
 
 
@@ -70,6 +77,7 @@ def offline_status(config: object, env: Mapping[str, str] | None = None) -> dict
         info["budget"] = Budget(outbox, cfg).usage()
         info["handoff"] = {"mode": cfg.handoff, "dry_run": cfg.handoff_dry_run, "counts": outbox.handoff_counts(),
                            "last_error": _meta(outbox, "handoff_error")}
+        info["fixes"] = {**outbox.fix_counts(), "verify_window": cfg.verify_window}
         info["paused"] = _meta(outbox, "paused")
         info["last_error"] = _meta(outbox, "last_error")
     finally:
