@@ -241,7 +241,7 @@ def _require_tools() -> str:
     node = shutil.which("node")
     missing = [what for what, ok in [
         ("node on PATH", node is not None),
-        (f"Chromium at {CHROMIUM} (apt-get install chromium)", os.access(CHROMIUM, os.X_OK)),
+        (f"Chromium at {CHROMIUM} (apt-get install chromium)", Path(CHROMIUM).is_file() and os.access(CHROMIUM, os.X_OK)),
         ("js-instrumentation/dist (npm ci && npm run build)", (JS_DIR / "dist" / "index.js").is_file()),
         ("js-instrumentation/dist/otel-autoheal.iife.min.js", (JS_DIR / "dist" / "otel-autoheal.iife.min.js").is_file()),
         ("@modelcontextprotocol/sdk in js-instrumentation/node_modules",
