@@ -455,7 +455,9 @@ def _run_stack(
             status, body = http_get(link)
             return body if status == 200 and _spans(body) else None
 
-        assert trace_id in json.dumps(_spans(wait_for(probe, timeout=DEADLINE_S, what=f"{source} trace link")))
+        linked = wait_for(probe, timeout=DEADLINE_S, what=f"{source} trace link")
+        assert trace_id in json.dumps(_spans(linked))
+        assert b"s3cret" not in linked, f"{source}: the CLI token reached Jaeger"
 
     # 8. Successful traces reach Jaeger (both MCP sides of `add`; the CLI `status` run) but no issue.
     ok_spans = _jaeger_trace(jaeger, mcp_ok_trace, 3)
