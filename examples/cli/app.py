@@ -37,7 +37,7 @@ def sync(source: str, fail: bool) -> int:
 @instrument_cli(service_name="exampleapp", service_version="0.1.0")
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    # Instrumenting the parser too names the span after the sub-command ("exampleapp sync").
+    # Instrumenting the parser too names the span after the sub-command ("app.py sync").
     parser = instrument_cli(argparse.ArgumentParser(prog="exampleapp"))
     sub = parser.add_subparsers(dest="command", required=True)
     p_sync = sub.add_parser("sync", help="synchronise the manifest")

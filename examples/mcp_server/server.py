@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import socket
+import signal
 import sys
 from typing import Any
 
@@ -126,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     # stderr only: stdout carries the protocol on stdio.
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     instrument_mcp(server, service_version="0.1.0")
+    # uvicorn re-raises SIGTERM after its own shutdown; as SystemExit it lets `finally` flush the
+    # telemetry still queued (docker stop, Kubernetes) instead of killing the process first.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         if args.transport == "stdio":
             server.run("stdio")

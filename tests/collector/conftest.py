@@ -11,7 +11,7 @@ import pytest
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 from otlp_sink import OtlpSink  # noqa: E402
-from stack import Binaries, Jaeger, ensure_binaries, start_jaeger  # noqa: E402
+from collector_stack import Binaries, Jaeger, ensure_binaries, start_jaeger  # noqa: E402
 
 
 _HERE = pathlib.Path(__file__).resolve().parent

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from otlp_sink import OtlpSink
 from scenario import send_scenario
-from stack import Binaries, Jaeger, start_collector, wait_for
+from collector_stack import Binaries, Jaeger, start_collector, wait_for
 
 
 def test_snippet_adds_autoheal_without_changing_the_existing_pipeline(

@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import Status, StatusCode
 from otlp_sink import OtlpSink
-from stack import Binaries, Jaeger, start_collector, wait_for
+from collector_stack import Binaries, Jaeger, start_collector, wait_for
 
 TRACES = 20
 

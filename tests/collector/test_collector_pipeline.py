@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from otlp_sink import OtlpSink, attrs
 from scenario import SECRETS, Scenario, send_scenario
-from stack import Binaries, Collector, Jaeger, start_collector, wait_for
+from collector_stack import Binaries, Collector, Jaeger, start_collector, wait_for
 
 DEADLINE_S = 90.0
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from scenario import SECRETS, send_scenario
-from stack import Binaries, Jaeger, start_collector, wait_for
+from collector_stack import Binaries, Jaeger, start_collector, wait_for
 
 DECISION_WAIT_S = 2
 

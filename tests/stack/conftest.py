@@ -14,12 +14,7 @@ for _p in (str(ROOT), str(ROOT / "tests" / "collector")):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-# `stack` is tests/collector/stack.py; this directory (tests/ is on pythonpath) must not shadow it as a
-# namespace package.
-if getattr(sys.modules.get("stack"), "__file__", "") is None:
-    del sys.modules["stack"]
-
-from stack import Binaries, Jaeger, ensure_binaries, start_jaeger  # noqa: E402
+from collector_stack import Binaries, Jaeger, ensure_binaries, start_jaeger  # noqa: E402
 from tests.github_standin.fixture import github_openapi, github_standin, pytest_configure  # noqa: E402,F401
 
 

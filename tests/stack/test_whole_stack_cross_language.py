@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from stack import Binaries, Collector, Jaeger, http_get, start_collector, wait_for
+from collector_stack import Binaries, Collector, Jaeger, http_get, start_collector, wait_for
 
 from tests.github_standin.server import GitHubStandin
 
