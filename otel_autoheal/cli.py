@@ -127,18 +127,32 @@ def _store(args: argparse.Namespace) -> Any:
     return SQLiteStore(path), path
 
 
+def _github_numbers(store: Any) -> dict[str, int]:
+    """fingerprint → GitHub issue number, when the GitHub sink has filed issues from this state."""
+    if store is None:
+        return {}
+    with store.transaction() as conn:
+        if not conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='github_issues'").fetchone():
+            return {}
+        rows = conn.execute("SELECT fingerprint, issue_number FROM github_issues WHERE issue_number IS NOT NULL")
+        return {str(r[0]): int(r[1]) for r in rows}
+
+
 def _issues(args: argparse.Namespace) -> int:
     store, path = _store(args)
     groups = store.groups() if store else []
+    numbers = _github_numbers(store)
     if args.json:
-        print(json.dumps([group_json(g) for g in groups], indent=2))
+        print(json.dumps([{**group_json(g), "github_issue": numbers.get(g.fingerprint)} for g in groups], indent=2))
         return 0
     if not groups:
         print(f"no issues yet (state: {path})")
         return 0
-    print(f"{'ID':>4}  {'COUNT':>6}  {'LAST SEEN':<20}  {'SERVICE':<20}  TITLE")
+    print(f"{'ID':>4}  {'COUNT':>6}  {'LAST SEEN':<20}  {'SERVICE':<20}  {'GITHUB':<7}  TITLE")
     for g in groups:
-        print(f"{g.id:>4}  {g.count:>6}  {_iso(g.last_seen)[:19]:<20}  {g.service[:20]:<20}  {g.title[:100]}")
+        number = f"#{numbers[g.fingerprint]}" if g.fingerprint in numbers else "-"
+        print(f"{g.id:>4}  {g.count:>6}  {_iso(g.last_seen)[:19]:<20}  {g.service[:20]:<20}  {number:<7}  "
+              f"{g.title[:100]}")
     return 0
 
 

@@ -73,6 +73,8 @@ def test_service_files_one_issue_per_group_with_milestones_and_handoff(
         assert f"source:{group['source']}" in issue["labels"] and "autoheal" in issue["labels"]
         assert "reached 10 occurrences" in issue["comments"][0]
         assert (issue["assignees"] == []) == (group["source"] == "browser")
+    numbers = {i["number"] for i in remote}
+    assert {group["github_issue"] for group in svc.issues()} == numbers  # `issues --json` links each group
     status = subprocess.run(
         [sys.executable, "-m", "otel_autoheal", "status", "--state", str(svc.state_dir), "--json"],
         capture_output=True, text=True, env={**svc.env}, cwd=ROOT, timeout=60,
