@@ -153,8 +153,9 @@ def drive(endpoint: str, seconds: float, clients: int) -> tuple[float, int]:
     return sum(r[0] for r in results) / elapsed, sum(r[1] for r in results)
 
 
-def start(args: list[str]) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+def start(args: list[str], env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True,
+                            env={**os.environ, **(env or {})})
     line = proc.stdout.readline() if proc.stdout else ""
     match = re.search(r"grpc=(127\.0\.0\.1:\d+)", line)
     if not match:
@@ -209,26 +210,28 @@ def main() -> int:
     # hits both alike; the medians of the rounds are compared.
     bare, bare_endpoint = start([sys.executable, "-c", BARE_RECEIVER])
     state_dir = tempfile.TemporaryDirectory()
+    nojournal_dir = tempfile.TemporaryDirectory()
     ours, ours_endpoint = start(autoheal_cmd(state_dir.name))
-    bare_rates: list[float] = []
-    ours_rates: list[float] = []
-    bare_errors = ours_errors = 0
+    fast, fast_endpoint = start(autoheal_cmd(nojournal_dir.name), {"AUTOHEAL_INTAKE_JOURNAL": "false"})
+    endpoints = {"bare": bare_endpoint, "ours": ours_endpoint, "fast": fast_endpoint}
+    rates: dict[str, list[float]] = {name: [] for name in endpoints}
+    errors: dict[str, int] = {name: 0 for name in endpoints}
     try:
-        drive(bare_endpoint, 1, args.clients)  # warm-up
-        drive(ours_endpoint, 1, args.clients)
+        for endpoint in endpoints.values():
+            drive(endpoint, 1, args.clients)  # warm-up
         per_round = args.seconds / args.rounds
         for _ in range(args.rounds):
-            rate, errors = drive(bare_endpoint, per_round, args.clients)
-            bare_rates.append(rate)
-            bare_errors += errors
-            rate, errors = drive(ours_endpoint, per_round, args.clients)
-            ours_rates.append(rate)
-            ours_errors += errors
+            for name, endpoint in endpoints.items():
+                rate, failed = drive(endpoint, per_round, args.clients)
+                rates[name].append(rate)
+                errors[name] += failed
     finally:
-        stop(bare)
-        stop(ours)
+        for proc in (bare, ours, fast):
+            stop(proc)
         state_dir.cleanup()
-    bare_rate, ours_rate = statistics.median(bare_rates), statistics.median(ours_rates)
+        nojournal_dir.cleanup()
+    bare_rate, ours_rate, fast_rate = (statistics.median(rates[n]) for n in ("bare", "ours", "fast"))
+    bare_errors, ours_errors, fast_errors = errors["bare"], errors["ours"], errors["fast"]
     with tempfile.TemporaryDirectory() as state:
         ours, ours_endpoint = start(autoheal_cmd(state))
         peak = [0.0]
@@ -259,6 +262,7 @@ def main() -> int:
     print(f"{'receiver':<34} {'spans/s':>10} {'errors':>7} {'vs bare':>8}")
     print(f"{'bare grpcio receiver (parse only)':<34} {bare_rate:>10,.0f} {bare_errors:>7} {'1.00':>8}")
     print(f"{'otel-autoheal serve':<34} {ours_rate:>10,.0f} {ours_errors:>7} {ours_rate / bare_rate:>8.2f}")
+    print(f"{'otel-autoheal, intake_journal off':<34} {fast_rate:>10,.0f} {fast_errors:>7} {fast_rate / bare_rate:>8.2f}")
     print(
         f"peak RSS of otel-autoheal over {args.rss_seconds:g}s at {sustained_rate:,.0f} spans/s: {peak[0]:.0f} MB "
         f"(target <= 300 MB)"

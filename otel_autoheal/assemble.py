@@ -102,8 +102,8 @@ class Assembler:
         if len(self._ready) >= self._max_pending:
             raise Overloaded(f"{len(self._ready)} traces are waiting for the pipeline (max_pending_traces)")
 
-    def add_trace_request(self, request: Any, may_fail: bool = True) -> tuple[int, int]:
-        """Take the spans of an ``ExportTraceServiceRequest``; returns ``(accepted, rejected)``.
+    def add_trace_request(self, request: Any, may_fail: bool = True) -> tuple[int, int, list[SpanData]]:
+        """Take the spans of an ``ExportTraceServiceRequest``; returns ``(accepted, rejected, failed spans)``.
 
         This is the hot path of the service: a span that did not fail costs one dict entry
         (its parent link, as bytes); only failed spans are converted to ``SpanData``.
@@ -117,6 +117,7 @@ class Assembler:
             pending: _Pending | None = None
             links: dict[bytes, bytes] = {}
             touched: list[_Pending] = []
+            failed: list[SpanData] = []
             for resource_spans in request.resource_spans:
                 resource: dict[str, Any] | None = None
                 for scope_spans in resource_spans.scope_spans:
@@ -137,6 +138,7 @@ class Assembler:
                             if data is not None:
                                 pending.has_error = True
                                 pending.data.spans[data.span_id] = data
+                                failed.append(data)
                                 continue
                         links[span.span_id] = span.parent_span_id
                     accepted += len(scope_spans.spans)
@@ -146,7 +148,7 @@ class Assembler:
             for pending in touched:
                 self._enforce_bound(pending)
             self._evict_if_needed()
-        return accepted, rejected
+        return accepted, rejected, failed
 
     def _enforce_bound(self, pending: _Pending) -> None:
         """Drop the newest parent links of a trace beyond ``max_records_per_trace``; failed spans stay."""

@@ -84,6 +84,10 @@ class Config:
     in_app_include: tuple[str, ...] = ()
     #: Path or module prefixes that are library code. Default: none beyond the built-in rules.
     in_app_exclude: tuple[str, ...] = ()
+    #: Write failed spans and exception logs to the state database before acknowledging them, so
+    #: that a crash (SIGKILL, power loss) never loses an acknowledged error; costs some ingest
+    #: throughput (see the README). Default: true.
+    intake_journal: bool = True
     #: Traces waiting for the pipeline before receivers answer 503/UNAVAILABLE. Default: 10000.
     max_pending_traces: int = 10_000
     #: Secret scrubbing.

@@ -17,6 +17,7 @@ _HELP = {
     "autoheal_traces_evicted_total": "Traces processed early because max_traces was reached (raise max_traces).",
     "autoheal_records_dropped_total": "Records dropped because max_records_per_trace was reached.",
     "autoheal_late_traces_total": "Traces that received data after they were processed (merged, not double-counted).",
+    "autoheal_journal_replayed_total": "Failed spans and exception logs replayed from the intake journal after an unclean stop.",
     "autoheal_pipeline_errors_total": "Internal errors while processing a trace (see the service log).",
 }
 

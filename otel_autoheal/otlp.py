@@ -7,6 +7,7 @@ costs a few small tuples, not its full attribute maps.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import gzip
 import json
 import zlib
@@ -31,8 +32,10 @@ __all__ = [
     "decode_traces",
     "decompress",
     "error_span",
+    "from_journal",
     "iter_logs",
     "iter_spans",
+    "journal_payload",
     "light_span",
 ]
 
@@ -82,6 +85,25 @@ class LogData:
     def has_exception(self) -> bool:
         a = self.attributes
         return "exception.type" in a or "exception.message" in a or "exception.stacktrace" in a
+
+
+_SPAN_FIELDS = tuple(f.name for f in dataclasses.fields(SpanData))
+_LOG_FIELDS = tuple(f.name for f in dataclasses.fields(LogData))
+
+
+def journal_payload(record: SpanData | LogData) -> str:
+    """A failed span or exception log as JSON, for the intake journal."""
+    fields = _SPAN_FIELDS if isinstance(record, SpanData) else _LOG_FIELDS
+    return json.dumps({name: getattr(record, name) for name in fields}, default=str, separators=(",", ":"))
+
+
+def from_journal(kind: str, payload: str) -> SpanData | LogData:
+    """Inverse of ``journal_payload``."""
+    data = json.loads(payload)
+    if kind == "span":
+        data["events"] = [tuple(event) for event in data.get("events", [])]
+        return SpanData(**data)
+    return LogData(**data)
 
 
 def decompress(body: bytes, encoding: str, limit: int) -> bytes:

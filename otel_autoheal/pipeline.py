@@ -90,16 +90,22 @@ class Pipeline:
                 self._recent.popitem(last=False)
 
     def process(self, trace: TraceData, orphan_logs: Sequence[LogData] = ()) -> list[GroupUpdate]:
+        # Journal entries up to here belong to data this call sees; later ones wait for their turn.
+        journal_mark = self.store.journal_high_water()
         trace, recorded = self._merge_late(trace)
         records = extract_exceptions(trace)
         fresh = [r for r in records if not any(same_exception(r, old) for old in recorded)]
         self.metrics.inc("autoheal_exceptions_seen_total", len(fresh))
         updates = []
+        incidents = [
+            incident for incident in fold_by_root_cause(records, trace.spans)
+            # Skip what was already recorded when an earlier part of this trace was processed.
+            if any(member in fresh for member in (incident.head, *incident.related))
+        ]
         for incident in fold_by_root_cause(records, trace.spans):
-            members = [incident.head, *incident.related]
-            recorded.extend(members)
-            if not any(member in fresh for member in members):
-                continue  # already recorded when the first part of this trace was processed
+            recorded.extend([incident.head, *incident.related])
+        for index, incident in enumerate(incidents):
+            last = index == len(incidents) - 1
             head = incident.head
             head.preceding_logs = preceding_logs(
                 head, trace, self.config.preceding_logs, orphan_logs, int(self.config.fallback_log_window * 1e9)
@@ -117,7 +123,8 @@ class Pipeline:
                 occurrence.title, occurrence.body = title, body
                 return title, body
 
-            update = self.store.record(occurrence, render)
+            # The journal of the trace is cleared with its last record, in the same transaction.
+            update = self.store.record(occurrence, render, journal_trace=(trace.trace_id, journal_mark) if last else None)
             self.metrics.inc("autoheal_occurrences_total")
             if update.is_new:
                 self.metrics.inc("autoheal_issues_filed_total")
@@ -128,6 +135,8 @@ class Pipeline:
                 self.metrics.inc("autoheal_pipeline_errors_total")
                 log.exception("sink %s failed to handle group %d", self.sink.name, update.group.id)
             updates.append(update)
+        if not incidents:
+            self.store.journal_done(trace.trace_id, journal_mark)
         self._remember(trace, recorded)
         return updates
 

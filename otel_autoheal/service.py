@@ -10,8 +10,10 @@ from typing import Any
 from otel_autoheal.assemble import Assembler
 from otel_autoheal.config import Config, parse_hostport, state_path
 from otel_autoheal.metrics import Metrics
+from otel_autoheal.otlp import LogData, SpanData, from_journal
 from otel_autoheal.pipeline import Pipeline
 from otel_autoheal.receive import GrpcReceiver, HttpReceiver, Intake
+from otel_autoheal.receive.journal import JournalWriter
 from otel_autoheal.sinks import select_sink
 from otel_autoheal.sinks.base import Sink
 from otel_autoheal.state.sqlite import SQLiteStore
@@ -34,7 +36,9 @@ class Service:
             self.pipeline.process, config.trace_wait, config.max_traces, config.max_records_per_trace,
             config.max_pending_traces, self.metrics,
         )
-        intake = Intake(self.assembler, self.metrics, config.ingest_token, config.max_request_bytes)
+        self.journal = JournalWriter(self.store) if config.intake_journal else None
+        intake = Intake(self.assembler, self.metrics, config.ingest_token, config.max_request_bytes, self.journal)
+        self._replay_journal()
         grpc_host, grpc_port = parse_hostport("otlp_grpc", config.otlp_grpc)
         http_host, http_port = parse_hostport("otlp_http", config.otlp_http)
         self.grpc = GrpcReceiver(intake, grpc_host, grpc_port)
@@ -42,6 +46,27 @@ class Service:
         self.metrics.gauge("autoheal_groups", "Groups (issues) in the state store.", lambda: len(self.store.groups()))
         self._stopped = threading.Event()
         self._started_at = time.time()
+
+    def _replay_journal(self) -> None:
+        """Errors acknowledged before a crash but never processed go through the pipeline again."""
+        spans: list[SpanData] = []
+        logs: list[LogData] = []
+        for _id, _trace, kind, payload in self.store.journal_entries():
+            try:
+                record = from_journal(kind, payload)
+            except (ValueError, TypeError):
+                log.warning("skipping an unreadable intake journal entry %d", _id)
+                continue
+            if isinstance(record, SpanData):
+                spans.append(record)
+            else:
+                logs.append(record)
+        if spans or logs:
+            self.assembler.add_spans(spans)
+            self.assembler.add_logs(logs)
+            self.metrics.inc("autoheal_journal_replayed_total", len(spans) + len(logs))
+            log.warning("replaying %d failed spans and %d exception logs received before an unclean stop",
+                        len(spans), len(logs))
 
     @property
     def grpc_port(self) -> int:
@@ -69,6 +94,8 @@ class Service:
         self._stopped.set()
         self.http.stop()
         self.grpc.stop(1.0)
+        if self.journal is not None:
+            self.journal.close(timeout)
         self.assembler.stop(timeout)
         self.sink.close(timeout)
         self.store.close()

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 from otel_autoheal.assemble import Assembler
 from otel_autoheal.metrics import Metrics
-from otel_autoheal.otlp import decode_logs, decode_traces, iter_logs
+from otel_autoheal.otlp import decode_logs, decode_traces, iter_logs, journal_payload
+from otel_autoheal.receive.journal import JournalWriter
 
 __all__ = ["Intake", "IntakeResult"]
 
@@ -41,8 +42,11 @@ class IntakeResult:
 class Intake:
     """Decodes OTLP payloads and hands their records to the assembler."""
 
-    def __init__(self, assembler: Assembler, metrics: Metrics, ingest_token: str, max_request_bytes: int) -> None:
+    def __init__(self, assembler: Assembler, metrics: Metrics, ingest_token: str, max_request_bytes: int,
+                 journal: JournalWriter | None = None) -> None:
         self.assembler = assembler
+        #: Where failed spans and exception logs are written before they are acknowledged.
+        self.journal = journal
         self.metrics = metrics
         self._token = ingest_token.encode()
         self.max_request_bytes = max_request_bytes
@@ -62,7 +66,9 @@ class Intake:
         """Decode and accept a trace export (raises ``OTLPDecodeError`` / ``Overloaded``)."""
         self.assembler.check_capacity()
         request = decode_traces(body, content_type)
-        accepted, rejected = self.assembler.add_trace_request(request, _may_fail(body, content_type))
+        accepted, rejected, failed = self.assembler.add_trace_request(request, _may_fail(body, content_type))
+        if failed and self.journal is not None:
+            self.journal.add([(span.trace_id, "span", journal_payload(span)) for span in failed])
         self.metrics.inc("autoheal_spans_received_total", accepted)
         return IntakeResult(accepted, rejected, "spans without a valid 16-byte trace id were rejected" if rejected else "")
 
@@ -70,6 +76,10 @@ class Intake:
         """Decode and accept a logs export (raises ``OTLPDecodeError`` / ``Overloaded``)."""
         self.assembler.check_capacity()
         request = decode_logs(body, content_type)
-        accepted = self.assembler.add_logs(iter_logs(request))
+        records = list(iter_logs(request))
+        accepted = self.assembler.add_logs(records)
+        if self.journal is not None:
+            errors = [(r.trace_id, "log", journal_payload(r)) for r in records if r.has_exception]
+            self.journal.add(errors)
         self.metrics.inc("autoheal_logs_received_total", accepted)
         return IntakeResult(accepted, 0)

@@ -49,6 +49,14 @@ CREATE TABLE IF NOT EXISTS group_versions (
     first_seen REAL NOT NULL,
     PRIMARY KEY (group_id, version)
 );
+CREATE TABLE IF NOT EXISTS intake_journal (
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    trace_id TEXT NOT NULL,
+    kind     TEXT NOT NULL,
+    payload  TEXT NOT NULL,
+    received REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS intake_journal_trace ON intake_journal (trace_id);
 CREATE TABLE IF NOT EXISTS group_traces (
     group_id INTEGER NOT NULL REFERENCES groups(id),
     trace_id TEXT NOT NULL,
@@ -115,11 +123,55 @@ class SQLiteStore:
                 except sqlite3.Error as exc:
                     raise StateError(f"cannot commit to {self.path}: {exc}") from exc
 
-    def record(self, occurrence: Occurrence, render: Renderer, now: float | None = None) -> GroupUpdate:
+    # -- intake journal -----------------------------------------------------------------------
+    # Failed spans and exception log records are written here before the receiver acknowledges
+    # them, and removed in the transaction that records their trace: a crash (SIGKILL, power loss)
+    # between the two replays them at the next start instead of losing an acknowledged error.
+
+    def journal_add(self, entries: list[tuple[str, str, str]]) -> None:
+        """Append ``(trace_id, kind, payload)`` entries in one transaction."""
+        if not entries:
+            return
+        now = time.time()
+        with self.transaction() as conn:
+            conn.executemany(
+                "INSERT INTO intake_journal (trace_id, kind, payload, received) VALUES (?, ?, ?, ?)",
+                [(t, k, p, now) for t, k, p in entries],
+            )
+
+    def journal_entries(self) -> list[tuple[int, str, str, str]]:
+        """Every journalled ``(id, trace_id, kind, payload)``, oldest first."""
+        with self._lock:
+            return [
+                (int(r[0]), str(r[1]), str(r[2]), str(r[3]))
+                for r in self._conn.execute("SELECT id, trace_id, kind, payload FROM intake_journal ORDER BY id")
+            ]
+
+    def journal_done(self, trace_id: str, up_to_id: int | None = None, conn: sqlite3.Connection | None = None) -> None:
+        """Forget the journal of a processed trace (trace-less entries: those up to ``up_to_id``)."""
+        sql = "DELETE FROM intake_journal WHERE trace_id = ?"
+        args: tuple[object, ...] = (trace_id,)
+        if up_to_id is not None:
+            sql, args = sql + " AND id <= ?", (trace_id, up_to_id)
+        if conn is not None:
+            conn.execute(sql, args)
+            return
+        with self.transaction() as own:
+            own.execute(sql, args)
+
+    def journal_high_water(self) -> int:
+        with self._lock:
+            row = self._conn.execute("SELECT COALESCE(MAX(id), 0) FROM intake_journal").fetchone()
+            return int(row[0])
+
+    def record(self, occurrence: Occurrence, render: Renderer, now: float | None = None,
+               journal_trace: tuple[str, int | None] | None = None) -> GroupUpdate:
         """Count ``occurrence`` in its group (creating the group if new) and store the rendered issue.
 
         ``render`` receives the group's numbers including this occurrence and returns
         ``(title, body)``; it runs inside the transaction so the stored body matches the counts.
+        ``journal_trace`` (trace id, high-water id) clears that trace's intake journal in the same
+        transaction.
         """
         now = time.time() if now is None else now
         exc = occurrence.exception
@@ -174,6 +226,8 @@ class SQLiteStore:
                 (title, body, count, now, exc.source, group_id),
             )
             group = self._load(conn, "id = ?", (group_id,))
+            if journal_trace is not None:
+                self.journal_done(journal_trace[0], journal_trace[1], conn)
         assert group is not None
         return GroupUpdate(group=group, occurrence=occurrence, is_new=is_new, new_version=new_version and not is_new)
 

@@ -217,3 +217,28 @@ def test_spans_arriving_after_logs_are_merged_not_double_counted(autoheal):
     assert autoheal.metric("autoheal_late_traces_total") == 1
     keyerror = [i for i in issues if i["exception_type"] == "KeyError"]
     assert len(keyerror) == 1 and keyerror[0]["count"] == 1 and keyerror[0]["id"] == first[0]["id"]
+
+
+def test_acknowledged_errors_survive_sigkill(autoheal_factory, tmp_path):
+    """An error acknowledged but not yet processed when the service is SIGKILLed is filed after restart, once."""
+    import signal
+
+    state = tmp_path / "crash"
+    first = autoheal_factory(state_dir=state, trace_wait=60)
+    trace_id, span_id = new_trace_id(), new_span_id()
+    _send_traces(first, traces_payload([span(trace_id, span_id, "pay", exception={
+        "type": "ValueError", "message": "declined", "stacktrace": PY_STACK})]))
+    _send_logs(first, logs_payload([log_record("charge failed", trace_id=trace_id, severity="ERROR",
+                                                severity_number=17, attributes={"exception.type": "KeyError",
+                                                                                "exception.message": "'card'"})]))
+    assert first.issues() == []
+    first.stop(signal.SIGKILL)
+    second = autoheal_factory(state_dir=state, trace_wait=0.5)
+    issues = second.wait_for_issues(2)
+    assert sorted(i["exception_type"] for i in issues) == ["KeyError", "ValueError"]
+    assert all(i["count"] == 1 and i["trace_ids"] == [trace_id] for i in issues)
+    assert second.metric("autoheal_journal_replayed_total") == 2
+    second.stop()
+    third = autoheal_factory(state_dir=state, trace_wait=0.5)  # the journal was cleared: nothing replays
+    assert third.metric("autoheal_journal_replayed_total") == 0
+    assert [i["count"] for i in third.issues()] == [1, 1]
