@@ -338,3 +338,34 @@ def test_argparse_parser_only(otlp_sink: OtlpSink, run_cli: Any, tmp_path: Path)
     assert span["attributes"]["service.version"] == "2.0"
     assert span["attributes"]["process.command_args"][1:] == ["load", "--password", "[redacted:password]"]
     assert span["events"][0]["attributes"]["exception.type"] == "ConnectionError"
+
+
+def test_exception_in_a_worker_thread_is_reported_and_exit_code_kept(
+    otlp_sink: OtlpSink, run_cli: Any, tmp_path: Path
+) -> None:
+    """An unhandled exception in a thread is reported, the previous threading hook still runs, exit code stays 0."""
+    script = tmp_path / "threaded.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            from autoheal_instrumentation import instrument_cli
+            @instrument_cli(service_name="threaded")
+            def main():
+                import threading
+                def work():
+                    raise ConnectionError("worker lost the database")
+                t = threading.Thread(target=work)
+                t.start()
+                t.join()
+                return 0
+            raise SystemExit(main())
+            """
+        )
+    )
+    proc = run_cli([], otlp_sink.endpoint, script=script)
+    assert proc.returncode == 0
+    assert "ConnectionError: worker lost the database" in proc.stderr  # Python's own thread hook ran
+    (span,) = otlp_sink.wait_for(_error_spans)
+    stack = span["events"][0]["attributes"]["exception.stacktrace"]
+    assert "in work" in stack and "ConnectionError" in stack
+    assert span["attributes"]["process.exit.code"] == 0

@@ -141,6 +141,19 @@ class CliRun:
         self.exception = exc
         self.exception_ns = time.time_ns()
 
+    def record_thread_exception(self, exc: BaseException) -> None:
+        """An unhandled exception in another thread: reported, but the exit code stays the process's own."""
+        if self.exception is not None or isinstance(exc, (SystemExit, KeyboardInterrupt)):
+            return
+        if getattr(exc, "__autoheal_seen__", False):
+            return
+        try:
+            exc.__autoheal_seen__ = True  # type: ignore[attr-defined]
+        except Exception:
+            pass
+        self.exception = exc
+        self.exception_ns = time.time_ns()
+
     def _atexit(self) -> None:
         self.finish(None)
 
@@ -361,15 +374,48 @@ def _excepthook(exc_type: type[BaseException], exc: BaseException, tb: Any) -> N
 
 
 _previous_hook: Callable[..., Any] | None = None
+_previous_thread_hook: Callable[..., Any] | None = None
+
+
+def _thread_excepthook(args: Any) -> None:
+    """``threading.excepthook``: a worker thread died with an exception; the previous hook still runs."""
+    try:
+        run = _active
+        if run is not None and args.exc_value is not None:
+            run.record_thread_exception(args.exc_value)
+    except Exception:
+        pass
+    finally:
+        import threading
+
+        previous = _previous_thread_hook if _previous_thread_hook is not None else threading.__excepthook__
+        previous(args)
 
 
 def _install_excepthook() -> None:
-    global _hook_installed, _previous_hook
+    global _hook_installed, _previous_hook, _previous_thread_hook
     if _hook_installed or _is_interactive():
         return
     _hook_installed = True
     _previous_hook = sys.excepthook
     sys.excepthook = _excepthook
+    # Importing threading here would cost start-up time: hook it now if the app already has it,
+    # else right after the app (or logging, which uses it) imports it.
+    if "threading" in sys.modules:
+        _install_thread_hook()
+    else:
+        from ._logbuffer import AfterImportHook
+
+        sys.meta_path.insert(0, AfterImportHook("threading", _install_thread_hook))
+
+
+def _install_thread_hook() -> None:
+    global _previous_thread_hook
+    import threading
+
+    if threading.excepthook is not _thread_excepthook:
+        _previous_thread_hook = threading.excepthook
+        threading.excepthook = _thread_excepthook
 
 
 # -- public API ----------------------------------------------------------------------------------

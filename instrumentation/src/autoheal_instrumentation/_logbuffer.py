@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     import logging
     from typing import Any
 
-__all__ = ["LogBuffer", "BufferedRecord"]
+__all__ = ["AfterImportHook", "BufferedRecord", "LogBuffer"]
 
 # (time_ns, levelno, levelname, logger name, message, exception or None, pathname, lineno)
 BufferedRecord = tuple[int, int, str, str, str, "BaseException | None", str, int]
@@ -46,7 +46,7 @@ class LogBuffer:
         if "logging" in sys.modules:
             _install_factory()
         else:
-            sys.meta_path.insert(0, _LoggingImportHook(_install_factory))
+            sys.meta_path.insert(0, AfterImportHook("logging", _install_factory))
 
     def snapshot(self) -> list[BufferedRecord]:
         return list(self.records)
@@ -88,18 +88,19 @@ def _install_factory() -> None:
     logging.setLogRecordFactory(factory)
 
 
-class _LoggingImportHook:
-    """Meta-path finder that runs a callback right after ``logging`` is first imported.
+class AfterImportHook:
+    """Meta-path finder that runs a callback right after module ``name`` is first imported.
 
-    Lets a CLI that never logs skip importing logging (~10 ms) while still capturing the
-    records of one that imports it after instrumentation started.
+    Lets a CLI that never logs (or never starts a thread) skip importing logging (~10 ms) or
+    threading while still instrumenting one that imports it after instrumentation started.
     """
 
-    def __init__(self, callback: Any) -> None:
+    def __init__(self, name: str, callback: Any) -> None:
+        self._name = name
         self._callback = callback
 
     def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
-        if name != "logging":
+        if name != self._name:
             return None
         try:
             sys.meta_path.remove(self)
