@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import gzip
 import json
 import zlib
 from collections.abc import Iterator

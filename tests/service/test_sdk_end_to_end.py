@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 import pytest
-from opentelemetry import trace
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
