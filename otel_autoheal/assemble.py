@@ -44,8 +44,6 @@ class _Pending:
     has_error: bool = False
     #: span id → parent span id (raw bytes) of spans that did not fail.
     links: dict[bytes, bytes] = field(default_factory=dict)
-    dropped: int = 0
-    created: float = field(default_factory=time.monotonic)
 
     @property
     def records(self) -> int:
@@ -152,13 +150,13 @@ class Assembler:
 
     def _enforce_bound(self, pending: _Pending) -> None:
         """Drop the newest parent links of a trace beyond ``max_records_per_trace``; failed spans stay."""
-        excess = len(pending.links) + len(pending.data.spans) + len(pending.data.logs) - self._max_records
+        excess = pending.records - self._max_records
         if excess <= 0:
             return
-        for key in list(pending.links)[-excess:]:
+        victims = list(pending.links)[-excess:]
+        for key in victims:
             del pending.links[key]
-        pending.dropped += excess
-        self._dropped(excess)
+        self._dropped(len(victims))
 
     def add_spans(self, spans: Iterable[SpanData]) -> int:
         """Take already-decoded spans (used by in-process exporters and tests)."""
@@ -169,7 +167,6 @@ class Assembler:
                 count += 1
                 pending = self._pending(span.trace_id, now)
                 if pending.records >= self._max_records and not span.is_error:
-                    pending.dropped += 1
                     self._dropped()
                     continue
                 pending.data.spans[span.span_id] = span
@@ -195,7 +192,6 @@ class Assembler:
                     last_trace = trace_id
                     pending = self._pending(trace_id, now)
                 if pending.records >= self._max_records:
-                    pending.dropped += 1
                     self._dropped()
                     continue
                 pending.links[span_id] = parent_span_id
@@ -220,7 +216,6 @@ class Assembler:
                     continue
                 pending = self._pending(record.trace_id, now)
                 if pending.records >= self._max_records and not record.has_exception:
-                    pending.dropped += 1
                     self._dropped()
                     continue
                 pending.data.logs.append(record)

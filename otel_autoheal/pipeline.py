@@ -97,13 +97,11 @@ class Pipeline:
         fresh = [r for r in records if not any(same_exception(r, old) for old in recorded)]
         self.metrics.inc("autoheal_exceptions_seen_total", len(fresh))
         updates = []
-        incidents = [
-            incident for incident in fold_by_root_cause(records, trace.spans)
-            # Skip what was already recorded when an earlier part of this trace was processed.
-            if any(member in fresh for member in (incident.head, *incident.related))
-        ]
-        for incident in fold_by_root_cause(records, trace.spans):
+        folded = fold_by_root_cause(records, trace.spans)
+        for incident in folded:
             recorded.extend([incident.head, *incident.related])
+        # Skip what was already recorded when an earlier part of this trace was processed.
+        incidents = [i for i in folded if any(member in fresh for member in (i.head, *i.related))]
         for index, incident in enumerate(incidents):
             last = index == len(incidents) - 1
             head = incident.head
