@@ -3,7 +3,6 @@
 // Exports to OTEL_EXPORTER_OTLP_ENDPOINT (the collector). It opens one app span around connect()
 // and a failing `divide` call (so the `initialize` request and the failure share a trace), then a
 // second app span around a successful `add` call, and prints one JSON line with both trace ids.
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
@@ -19,29 +18,10 @@ const { StreamableHTTPClientTransport } = await load(
   'node_modules/@modelcontextprotocol/sdk/dist/esm/client/streamableHttp.js',
 );
 
-// What an app on the OTel Node SDK registers; the MCP spans then join the app's active span.
-class AlsContextManager {
-  constructor() {
-    this.als = new AsyncLocalStorage();
-  }
-  active() {
-    return this.als.getStore() ?? api.ROOT_CONTEXT;
-  }
-  with(ctx, fn, thisArg, ...args) {
-    return this.als.run(ctx, () => fn.apply(thisArg, args));
-  }
-  bind(ctx, target) {
-    return typeof target === 'function' ? (...a) => this.with(ctx, target, undefined, ...a) : target;
-  }
-  enable() {
-    return this;
-  }
-  disable() {
-    this.als.disable();
-    return this;
-  }
-}
-api.context.setGlobalContextManager(new AlsContextManager());
+// What an app on the OTel Node SDK registers (the JS SDK's test helper); the MCP spans then join
+// the app's active span.
+const { AsyncLocalStorageContextManager } = await load('test/helpers/context-manager.mjs');
+api.context.setGlobalContextManager(new AsyncLocalStorageContextManager());
 
 autoheal.init({ serviceName: 'stack-node-client', serviceVersion: '1.0.0' });
 const tracer = autoheal.getTracer();
