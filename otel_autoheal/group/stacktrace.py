@@ -385,7 +385,7 @@ def parse_stacktrace(
     elif language == "php":
         chain = _parse_php(text, rules)
     if not chain:
-        chain = [ParsedException(exc_type or "Error", message, (), language)]
+        chain = [ParsedException(exc_type, message, (), language)]
     head = chain[0]
     chain[0] = ParsedException(exc_type or head.type, message or head.message, head.frames, head.language)
     return chain
