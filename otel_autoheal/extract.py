@@ -309,7 +309,7 @@ def _before_exception(record: ExceptionRecord, trace: TraceData) -> list[int]:
     out = []
     for index, log in enumerate(trace.logs):
         if anchor is not None and _emitter(log) == _emitter(trace.logs[anchor]):
-            if index < anchor:
+            if index <= anchor:  # the exception log itself stays unless it only restates the error
                 out.append(index)
             continue
         allowed = CLOCK_SKEW_NANOS if (log.span_id in on_path or not log.span_id) else 0

@@ -156,7 +156,7 @@ def _display_type(exc: ExceptionRecord) -> str:
 
 
 def render_title(exc: ExceptionRecord, previous: str = "") -> str:
-    """``[autoheal] Type: message`` with data masked; the culprit named when the message says little.
+    """``[autoheal] Type: message`` with data masked; the culprit named when the message is a bare value.
 
     ``previous`` is the group's current title: words that differ from it are masked too, so the
     title masks exactly what varies across the group's occurrences.
@@ -166,7 +166,7 @@ def render_title(exc: ExceptionRecord, previous: str = "") -> str:
     template = title_template(message) if message else ""
     text = f"{type_}: {template}" if type_ and template else (template or type_ or "error")
     culprit = culprit_frame(exc.chain)
-    if culprit is not None and len(template.split()) < 4:
+    if culprit is not None and len(template.split()) <= 1:  # a bare value ('x', 42, EUR) or nothing
         text += f" in {frame_label(*culprit)}"
     title = neutralize(" ".join(clean(f"[autoheal] {text}").split()))
     if previous:
