@@ -63,7 +63,7 @@ _LIBRARY_MODULES: tuple[str, ...] = (
     "MediatR.", "Swashbuckle.", "xunit.", "NUnit.",
     # PHP (OpenTelemetry's Java-style stack traces write namespaces with dots)
     "Symfony.", "Illuminate.", "Laravel.", "GuzzleHttp.", "Slim.", "Monolog.", "Psr.", "Composer.", "Doctrine.",
-    "Nyholm.", "Http.", "PHPUnit.", "PDO.", "PDOStatement.", "mysqli.", "DateTime.", "DateTimeImmutable.",
+    "Nyholm.", "PHPUnit.", "PDO.", "PDOStatement.", "mysqli.", "DateTime.", "DateTimeImmutable.",
     "Closure.", "Generator.", "ReflectionMethod.", "ReflectionFunction.", "SplFileObject.",
     # Go runtime (module names of parsed Go frames)
     "runtime.",

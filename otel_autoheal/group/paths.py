@@ -90,7 +90,11 @@ def project_relative(filename: str) -> str:
                 segments = segments[len(root):]
                 break
         segments = [_AT_VERSION.sub("", part) for part in segments]
-        segments = [part for part in segments[:-1] if not _VERSIONISH.match(part)] + segments[-1:]
+        # A version, date or hash folder is a deployment's root (…/builds/3f9a1c2/shop/cart.py).
+        for index in range(len(segments) - 2, -1, -1):
+            if _VERSIONISH.match(segments[index]):
+                segments = segments[index + 1:]
+                break
         segments = segments[-PATH_COMPONENTS_KEPT:]
     name = "/".join(segments)
     return _CONTENT_HASH.sub("", name)
