@@ -198,12 +198,7 @@ def _depth(span_id: str, spans: dict[str, SpanData]) -> int:
 
 
 def _ancestors(span_id: str, spans: dict[str, SpanData]) -> set[str]:
-    out: set[str] = set()
-    current = spans.get(span_id)
-    while current is not None and current.parent_span_id and current.parent_span_id not in out:
-        out.add(current.parent_span_id)
-        current = spans.get(current.parent_span_id)
-    return out
+    return set(_ancestors_ordered(span_id, spans))
 
 
 def fold_by_root_cause(records: Sequence[ExceptionRecord], spans: dict[str, SpanData]) -> list[Incident]:
@@ -247,11 +242,14 @@ def _inherit_request_context(incident: Incident, spans: dict[str, SpanData]) -> 
     """Give the head the request attributes (method, route, query…) of its ancestors and duplicates.
 
     The failing span is often an inner one (a handler, a middleware layer) while the request's
-    attributes sit on the server span above it.
+    attributes sit on the server span above it. Only the head's own service lends attributes.
     """
     head = incident.head
-    sources = [spans[sid].attributes for sid in _ancestors_ordered(head.span_id, spans) if sid in spans]
-    sources += [r.span_attributes for r in incident.related]
+    service = head.service_name
+    # Only the same service's spans: a calling client's url.full is not this request's.
+    sources = [spans[sid].attributes for sid in _ancestors_ordered(head.span_id, spans)
+               if sid in spans and spans[sid].resource.get("service.name", service) == service]
+    sources += [r.span_attributes for r in incident.related if r.service_name == service]
     for attributes in sources:
         for key in _REQUEST_KEYS:
             if key in attributes and key not in head.span_attributes:
