@@ -179,8 +179,9 @@ def _parse_java(text: str, rules: InAppRules, language: str = "java") -> list[Pa
     for line in text.splitlines():
         indent = len(line) - len(line.lstrip())
         if suppressed_indent is not None:
-            if line.strip() and indent > suppressed_indent:
-                continue  # frames of a suppressed exception don't belong to the chain
+            nested_cause = indent == suppressed_indent and line.strip().startswith("Caused by:")
+            if line.strip() and (indent > suppressed_indent or nested_cause):
+                continue  # a suppressed exception's frames and causes don't belong to the chain
             suppressed_indent = None
         if line.strip().startswith("Suppressed:"):
             suppressed_indent = indent
