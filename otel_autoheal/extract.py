@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from otel_autoheal.group.fingerprint import is_generic_type, short_type
+from otel_autoheal.group.fingerprint import is_generic_type, is_wrapper_type, short_type
 from otel_autoheal.model import ExceptionRecord, LogLine
 from otel_autoheal.otlp import LogData, SpanData
 
@@ -141,8 +141,8 @@ def _merge(keep: ExceptionRecord, other: ExceptionRecord) -> None:
     """Fold a duplicate report (span event ↔ log record) into ``keep``."""
     if len(other.stacktrace) > len(keep.stacktrace):
         keep.stacktrace = other.stacktrace
-    if is_generic_type(keep.type) and not is_generic_type(other.type):
-        keep.type = other.type
+    if is_wrapper_type(keep.type) and not is_wrapper_type(other.type):
+        keep.type = other.type  # Go: the logs SDK's unwrapped type says more than *fmt.wrapError
     if not keep.span_name and other.span_name:
         keep.span_name, keep.span_kind = other.span_name, other.span_kind
     for key, value in other.span_attributes.items():

@@ -5,8 +5,8 @@ The key is ``service.name`` + for each exception of the chain its type and its i
 folders or versions). Library frames count only when a chain has no in-app frame at all;
 instrumentation frames (SDKs, agents, patch wrappers) never count. Without any frame the key
 falls back to the type + the message template. Go stacks show where an error was *recorded*,
-not where it was created, so Go keys always add the message template; Go's generic wrapper types
-(``*fmt.wrapError``…) are not part of any key.
+not where it was created, so Go keys always add the message template; Go error types
+(``*fmt.wrapError`` on spans, the unwrapped ``*strconv.NumError`` on logs) are not part of any key.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ __all__ = [
     "compute_fingerprint",
     "frame_function",
     "is_generic_type",
+    "is_wrapper_type",
     "normalize_filename",
     "short_type",
 ]
@@ -53,9 +54,20 @@ def short_type(exc_type: str) -> str:
     return base.rsplit(".", 1)[-1] or exc_type
 
 
-def is_generic_type(exc_type: str) -> bool:
-    """True for a missing type and Go's wrapper types, which name no particular error."""
+def is_wrapper_type(exc_type: str) -> bool:
+    """A missing type or one of Go's wrappers (``*fmt.wrapError``…), which name no error at all."""
     return not exc_type or exc_type in _GO_GENERIC_TYPES
+
+
+def is_generic_type(exc_type: str) -> bool:
+    """True for types that cannot tell two errors apart: a missing type and Go's error types.
+
+    Go reports the *outer* type on spans (``*fmt.wrapError`` for any ``fmt.Errorf("…: %w")``)
+    while its logs SDK unwraps to the inner one (``*strconv.NumError``), so one error arrives
+    under two types; its message says more and is what Go errors are grouped by. Go types are
+    pointers (``*pkg.T``) or carry an import path (``example.com/x/pkg.T``).
+    """
+    return not exc_type or exc_type in _GO_GENERIC_TYPES or exc_type.startswith("*") or "/" in exc_type
 
 
 def normalize_filename(filename: str) -> str:

@@ -150,25 +150,27 @@ def test_middleware_layers_recording_the_same_error_are_not_related_errors(autoh
 
 
 def test_go_wrapped_errors_and_slog_report_are_one_exception_with_a_readable_title(autoheal):
-    """*fmt.wrapError is not a title or key; the same error logged through slog without a type is the same exception."""
-    def occurrence(sku: str, price: str) -> None:
+    """The span's *fmt.wrapError and the slog record's unwrapped *strconv.NumError are one exception and one group."""
+    def occurrence(sku: str, price: str, with_log: bool) -> None:
         trace_id, span_id = new_trace_id(), new_span_id()
         message = f'quote sku "{sku}": parse price "{price}": strconv.ParseFloat: parsing "{price}": invalid syntax'
         resource = {"service.name": "pricing", "telemetry.sdk.language": "go"}
         _send(autoheal, "traces", traces_payload([span(trace_id, span_id, "GET /quote", kind=2, exception={
             "type": "*fmt.wrapError", "message": message, "stacktrace": ""})], resource))
-        _send(autoheal, "logs", logs_payload([log_record("quote failed", trace_id=trace_id, span_id=span_id,
-                                                         severity="ERROR", severity_number=17,
-                                                         attributes={"exception.message": message})], resource))
+        if with_log:  # the Go logs SDK derives exception.* from the error, unwrapping fmt's wrapper
+            _send(autoheal, "logs", logs_payload([log_record("quote failed", trace_id=trace_id, span_id=span_id,
+                                                             severity="ERROR", severity_number=17, attributes={
+                "exception.message": message, "exception.type": "*strconv.NumError", "sku": sku})], resource))
 
-    occurrence("A-17", "12,50")
+    occurrence("A-17", "12,50", with_log=True)
     first = autoheal.wait_for_issues(1)
     assert first[0]["count"] == 1
     title = first[0]["title"]
-    assert "wrapError" not in title and title.startswith("[autoheal] quote sku <str>: parse price <str>")
-    occurrence("B-3", "n/a")
+    assert "wrapError" not in title and "NumError" not in title
+    assert title.startswith("[autoheal] quote sku <str>: parse price <str>"), title
+    occurrence("B-3", "n/a", with_log=False)
     issues = autoheal.wait_for_issues(lambda found: found and found[0]["count"] == 2)
-    assert len(issues) == 1
+    assert len(issues) == 1 and issues[0]["title"] == title
 
 
 def test_titles_keep_code_names_mask_what_varies_and_name_the_culprit(autoheal):
