@@ -31,7 +31,7 @@ CLOCK_SKEW_NANOS = 5_000_000
 _OBSERVED_REFINES_NANOS = 2_000_000
 #: Attributes of a log record that describe where the *log call* was made or the logging
 #: machinery, not the failing operation.
-_LOG_SITE_PREFIXES = ("code.", "thread.", "log.", "otel.", "logger.", "exception.stacktrace")
+_LOG_SITE_PREFIXES = ("code.", "thread.", "log.", "otel", "logger.", "exception.stacktrace")
 #: Attributes an ancestor span (the HTTP server span, usually) lends to the incident's context
 #: when the failing span itself lacks them.
 _REQUEST_KEYS = (

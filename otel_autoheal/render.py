@@ -66,8 +66,9 @@ CONTEXT_KEYS: tuple[str, ...] = (
 _MAX_ARG_CHARS = 120
 #: Arguments kept from a command line (the first ones, then the last few).
 _MAX_ARGS = 24
-#: Log record attributes that describe the logging call or machinery, not the event.
-_LOG_NOISE_PREFIXES = ("code.", "thread.", "log.", "otel.", "logger.", "exception.", "event.name")
+#: Log record attributes that describe the logging call or machinery, not the event (``code.*``,
+#: ``thread.*``, the ``otelSpanID``/``otelTraceID`` fields Python's logging instrumentation injects).
+_LOG_NOISE_PREFIXES = ("code.", "thread.", "log.", "otel", "logger.", "exception.", "event.name")
 #: Structured fields shown per log line, and their size.
 _MAX_LOG_FIELDS = 16
 _MAX_LOG_FIELD_CHARS = 200
