@@ -231,11 +231,25 @@ def fold_by_root_cause(records: Sequence[ExceptionRecord], spans: dict[str, Span
             home.related.append(record)
     for incident in incidents:
         _inherit_request_context(incident, spans)
-        # The head's own exception seen again on other spans (it escaped through a parent, or a
-        # framework's middleware layers recorded it on their way out) is the same error, not a
-        # related one.
-        incident.related = [r for r in incident.related if not same_exception(r, incident.head)]
+        incident.related = [r for r in incident.related if not _restates_head(r, incident.head, spans)]
     return incidents
+
+
+def _restates_head(record: ExceptionRecord, head: ExceptionRecord, spans: dict[str, SpanData]) -> bool:
+    """Folded into the head but not worth listing as a related error.
+
+    The head's own exception seen again on other spans (it escaped through a parent, or a
+    framework's middleware layers recorded it on their way out) is the same error; an error
+    status without an exception on an ancestor span of the same service (the server span
+    answering 500) is the request failing because of it, and lends the head its attributes.
+    """
+    if same_exception(record, head):
+        return True
+    return (
+        record.origin == "span_status"
+        and record.service_name == head.service_name
+        and record.span_id in _ancestors(head.span_id, spans)
+    )
 
 
 def _inherit_request_context(incident: Incident, spans: dict[str, SpanData]) -> None:

@@ -135,11 +135,12 @@ def test_older_http_conventions_code_of_log_records_and_jvm_command_line(autohea
 
 
 def test_middleware_layers_recording_the_same_error_are_not_related_errors(autoheal):
-    """Express instrumentation records one error on every middleware span it passes: one issue, no related list."""
+    """Express records one error on every middleware span it passes and the server span answers 500: one issue, no related list."""
     trace_id, server = new_trace_id(), new_span_id()
     exc = {"type": "TypeError", "message": "Cannot read properties of undefined (reading 'zone')",
            "stacktrace": NODE_STACK.format(release="1")}
-    spans = [span(trace_id, server, "GET /cart", kind=2, exception=exc, attributes={"http.request.method": "GET"})]
+    spans = [span(trace_id, server, "GET /cart", kind=2, error=True,
+                  attributes={"http.request.method": "GET", "http.response.status_code": 500})]
     spans += [span(trace_id, new_span_id(), name, parent=server, exception=exc)
               for name in ("middleware - patched", "middleware - jsonParser", "request handler - /cart")]
     _send(autoheal, "traces", traces_payload(spans, {"service.name": "shop-api"}))
