@@ -38,7 +38,7 @@ _NO_SOURCE = frozenset({
 })
 #: URL schemes of runtime or browser-extension code.
 _RUNTIME_SCHEMES = ("node:", "chrome-extension:", "moz-extension:", "safari-extension:", "safari-web-extension:",
-                    "chrome:", "about:", "wasm:", "deno:", "bun:")
+                    "chrome:", "about:", "wasm:", "deno:", "bun:", "ext:")
 #: Top-level import-path elements of Go's standard library (and ``cmd``/``vendor`` inside GOROOT).
 GO_STDLIB_ROOTS = frozenset({
     "archive", "bufio", "builtin", "bytes", "cmd", "cmp", "compress", "container", "context", "crypto", "database",

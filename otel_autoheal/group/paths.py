@@ -42,7 +42,7 @@ _VERSIONISH = re.compile(
 )
 _AT_VERSION = re.compile(r"@v?\d[\w.\-+]*$")
 _GEM_VERSION = re.compile(r"-\d+(?:\.\d+)+(?:[.\-][\w.]+)?$")
-_CONTENT_HASH = re.compile(r"([.\-_])[0-9a-f]{6,}(?=[.\-_])|([.\-_])[0-9A-Za-z_\-]{8}(?=\.(?:m?js|css)$)")
+_CONTENT_HASH = re.compile(r"[.\-_][0-9a-f]{6,}(?=[.\-_])|[.\-_][0-9A-Za-z_\-]{8}(?=\.(?:m?js|css)$)")
 _PY_STDLIB = re.compile(r"^(?:python|pypy)\d+(?:\.\d+)?t?$", re.I)
 
 

@@ -11,7 +11,6 @@ outermost call first, innermost (where it was raised) last, whatever order the l
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 
 from otel_autoheal.group.inapp import InAppRules, go_package
 from otel_autoheal.model import Frame, ParsedException
