@@ -50,11 +50,29 @@ def _dotnet_method(module: str, function: str) -> tuple[str, str]:
     return ".".join(parts), function
 
 
+_JVM_LAMBDA = re.compile(r"^lambda\$(\w+?)\$\d+$")
+#: Methods through which Kotlin/Java call a lambda or coroutine body (``Cart$total$2.invokeSuspend``).
+_JVM_BODY_METHODS = frozenset({"invokeSuspend", "invoke", "run", "call", "apply", "accept", "get"})
+
+
+def _jvm_label(cls: str, method: str) -> str:
+    """``Cart$total$2`` + ``invokeSuspend`` → ``Cart.total``; ``Main`` + ``lambda$main$0`` → ``Main.main``."""
+    lam = _JVM_LAMBDA.match(method)
+    if lam:
+        method = lam.group(1)
+    parts = [p for p in cls.rsplit(".", 1)[-1].split("$") if p and not p.isdigit()]
+    if len(parts) > 1 and parts[-1][:1].islower() and method in _JVM_BODY_METHODS:
+        method = parts.pop()  # a coroutine/lambda class named after its enclosing function
+    return ".".join([*parts, method]) if parts else method
+
+
 def frame_label(frame: Frame, language: str) -> str:
     """``CartService.total`` for class-based languages, ``pricing.(*Handler).Quote`` for Go, else the function."""
     function = _RUBY_BLOCK.sub("", frame.function) if language == "ruby" else frame.function
     if language == "go":
         return function.rsplit("/", 1)[-1]
+    if frame.module and language == "java":
+        return _jvm_label(frame.module, function)
     if frame.module and language in _CLASS_LANGUAGES:
         module = frame.module
         if language == "dotnet":
