@@ -80,11 +80,17 @@ _INSTRUMENTATION_DIRS = frozenset({
 _INSTRUMENTATION_GEM = re.compile(r"^opentelemetry-[\w\-]+-\d[\w.]*$")
 
 
+_URL_ORIGIN = re.compile(r"^[a-z][a-z0-9+.\-]*://[^/]*", re.I)
+_DRIVE = re.compile(r"^[A-Za-z]:(?=/)")
+_SCHEME_OR_ROOT = re.compile(r"^(?:[a-z][a-z0-9+.\-]*:|/|\.|[A-Za-z]:)", re.I)
+#: Frames classified per rules object; stacks repeat the same frames, so this is a cheap memo.
+_MEMO_SIZE = 4096
+
+
 def path_segments(filename: str) -> list[str]:
     """The directory and file names of ``filename`` (URL origin, drive letter and query removed)."""
     name = filename.replace("\\", "/").split("?", 1)[0].split("#", 1)[0]
-    name = re.sub(r"^[a-z][a-z0-9+.\-]*://[^/]*", "", name, flags=re.I)
-    name = re.sub(r"^[A-Za-z]:(?=/)", "", name)
+    name = _DRIVE.sub("", _URL_ORIGIN.sub("", name))
     return [part for part in name.split("/") if part not in ("", ".")]
 
 
@@ -138,6 +144,7 @@ class InAppRules:
     def __init__(self, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> None:
         self.include = tuple(include)
         self.exclude = tuple(exclude)
+        self._memo: dict[tuple[str, str | None, str, str], tuple[bool, bool]] = {}
 
     def is_in_app(self, filename: str, module: str | None = None, language: str = "") -> bool:
         return self.classify(filename, module, language=language)[0]
@@ -146,6 +153,15 @@ class InAppRules:
         self, filename: str, module: str | None = None, function: str = "", language: str = ""
     ) -> tuple[bool, bool]:
         """``(in_app, instrumentation)`` for one frame."""
+        key = (filename, module, function if language == "go" else "", language)
+        found = self._memo.get(key)
+        if found is None:
+            if len(self._memo) >= _MEMO_SIZE:
+                self._memo.clear()
+            found = self._memo[key] = self._classify(filename, module, function, language)
+        return found
+
+    def _classify(self, filename: str, module: str | None, function: str, language: str) -> tuple[bool, bool]:
         instrumentation = self._instrumentation(filename, module, function, language)
         values = [filename] + ([module] if module else [])
         if _matches(self.exclude, values):
@@ -183,7 +199,7 @@ class InAppRules:
         segments = path_segments(stripped)
         if language == "javascript":
             # Node before v16 printed core modules bare ("internal/timers.js", "events.js").
-            if not re.match(r"^(?:[a-z][a-z0-9+.\-]*:|/|\.|[A-Za-z]:)", stripped, re.I) and (
+            if not _SCHEME_OR_ROOT.match(stripped) and (
                 stripped.startswith("internal/") or "/" not in stripped.replace("\\", "/")
             ):
                 return False
