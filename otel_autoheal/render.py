@@ -213,7 +213,7 @@ def _field_value(value: Any) -> str:
 
 
 def _log_fields(line: LogLine) -> str:
-    """The structured fields of a log record (``sku=A-17 raw_price="12,50"``), bounded."""
+    """The structured fields of a log record (``sku=A-17 note="two words"``), bounded and one line."""
     fields = [(k, v) for k, v in line.attributes.items() if not k.startswith(_LOG_NOISE_PREFIXES)]
     text = " ".join(f"{' '.join(str(k).split())[:60]}={_field_value(v)}" for k, v in fields[:_MAX_LOG_FIELDS])
     if len(fields) > _MAX_LOG_FIELDS:
