@@ -5,14 +5,41 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from otel_autoheal.group.fingerprint import short_type
+from otel_autoheal.group.fingerprint import is_generic_type, is_wrapper_type, short_type
 from otel_autoheal.model import ExceptionRecord, LogLine
 from otel_autoheal.otlp import LogData, SpanData
 
-__all__ = ["Incident", "TraceData", "extract_exceptions", "fold_by_root_cause", "preceding_logs", "same_exception"]
+__all__ = [
+    "CLOCK_SKEW_NANOS",
+    "Incident",
+    "TraceData",
+    "extract_exceptions",
+    "fold_by_root_cause",
+    "log_time",
+    "preceding_logs",
+    "same_exception",
+]
 
 #: Exception type used for error spans that carry no exception (e.g. an MCP ``isError`` result).
 SPAN_ERROR_TYPE = "SpanError"
+#: How far the clocks of one request's log records and span events may disagree: the Node SDK
+#: anchors span times to a monotonic clock while log times come from millisecond ``Date.now()``;
+#: logging bridges often keep only milliseconds while span events have nanoseconds.
+CLOCK_SKEW_NANOS = 5_000_000
+#: An observed time at most this far after a record's own time refines it (same clock, finer
+#: resolution); a larger gap means a collector read it later, and the record's time is kept.
+_OBSERVED_REFINES_NANOS = 2_000_000
+#: Attributes of a log record that describe where the *log call* was made or the logging
+#: machinery, not the failing operation.
+_LOG_SITE_PREFIXES = ("code.", "thread.", "log.", "otel", "logger.", "exception.stacktrace")
+#: Attributes an ancestor span (the HTTP server span, usually) lends to the incident's context
+#: when the failing span itself lacks them.
+_REQUEST_KEYS = (
+    "http.request.method", "http.method", "http.route", "url.path", "url.query", "url.full", "url.scheme",
+    "http.target", "http.url", "http.response.status_code", "http.status_code", "server.address", "server.port",
+    "net.host.name", "net.peer.name", "client.address", "user_agent.original", "http.user_agent",
+    "rpc.system", "rpc.service", "rpc.method", "messaging.system", "messaging.destination.name",
+)
 
 
 @dataclass
@@ -58,7 +85,7 @@ def _on_span(span: SpanData, type_: str, message: str, stacktrace: str, time: in
 def _from_event(span: SpanData, time: int, attrs: dict[str, object]) -> ExceptionRecord:
     return _on_span(
         span,
-        str(attrs.get("exception.type") or span.attributes.get("error.type") or "Exception"),
+        str(attrs.get("exception.type") or span.attributes.get("error.type") or ""),
         str(attrs.get("exception.message") or ""),
         str(attrs.get("exception.stacktrace") or ""),
         time or span.end_unix_nano,
@@ -81,8 +108,11 @@ def _synthesized(span: SpanData) -> ExceptionRecord:
 def _from_log(log: LogData, span: SpanData | None) -> ExceptionRecord:
     attrs = log.attributes
     message = str(attrs.get("exception.message") or "")
+    # The log call's own attributes (structured fields) add to the context; where the log call
+    # was made (code.*) is not where the operation failed.
+    fields = {k: v for k, v in attrs.items() if not k.startswith(("exception.", *_LOG_SITE_PREFIXES))}
     return ExceptionRecord(
-        type=str(attrs.get("exception.type") or "Exception"),
+        type=str(attrs.get("exception.type") or ""),
         message=message if message or "exception.type" in attrs else log.body,
         stacktrace=str(attrs.get("exception.stacktrace") or ""),
         time_unix_nano=log.time_unix_nano,
@@ -92,14 +122,16 @@ def _from_log(log: LogData, span: SpanData | None) -> ExceptionRecord:
         resource=log.resource or (span.resource if span else {}),
         span_name=span.name if span else "",
         span_kind=span.kind if span else "",
-        span_attributes={**(span.attributes if span else {}), **{k: v for k, v in attrs.items() if not k.startswith("exception.")}},
+        span_attributes={**(span.attributes if span else {}), **fields},
         parent_span_id=span.parent_span_id if span else "",
         span_start_unix_nano=span.start_unix_nano if span else 0,
     )
 
 
 def same_exception(a: ExceptionRecord, b: ExceptionRecord) -> bool:
-    if short_type(a.type) != short_type(b.type):
+    """Same type (short name) and message; a missing or generic type (Go's ``*fmt.wrapError``, a
+    log bridge that sends no type) matches any type with the same message."""
+    if short_type(a.type) != short_type(b.type) and not (is_generic_type(a.type) or is_generic_type(b.type)):
         return False
     ma, mb = _norm(a.message), _norm(b.message)
     return ma == mb or (bool(ma) and bool(mb) and (ma in mb or mb in ma))
@@ -109,6 +141,8 @@ def _merge(keep: ExceptionRecord, other: ExceptionRecord) -> None:
     """Fold a duplicate report (span event ↔ log record) into ``keep``."""
     if len(other.stacktrace) > len(keep.stacktrace):
         keep.stacktrace = other.stacktrace
+    if is_wrapper_type(keep.type) and not is_wrapper_type(other.type):
+        keep.type = other.type  # Go: the logs SDK's unwrapped type says more than *fmt.wrapError
     if not keep.span_name and other.span_name:
         keep.span_name, keep.span_kind = other.span_name, other.span_kind
     for key, value in other.span_attributes.items():
@@ -164,12 +198,7 @@ def _depth(span_id: str, spans: dict[str, SpanData]) -> int:
 
 
 def _ancestors(span_id: str, spans: dict[str, SpanData]) -> set[str]:
-    out: set[str] = set()
-    current = spans.get(span_id)
-    while current is not None and current.parent_span_id and current.parent_span_id not in out:
-        out.add(current.parent_span_id)
-        current = spans.get(current.parent_span_id)
-    return out
+    return set(_ancestors_ordered(span_id, spans))
 
 
 def fold_by_root_cause(records: Sequence[ExceptionRecord], spans: dict[str, SpanData]) -> list[Incident]:
@@ -200,14 +229,116 @@ def fold_by_root_cause(records: Sequence[ExceptionRecord], spans: dict[str, Span
             incidents.append(Incident(record, []))
         else:
             home.related.append(record)
+    for incident in incidents:
+        _inherit_request_context(incident, spans)
+        incident.related = [r for r in incident.related if not _restates_head(r, incident.head, spans)]
     return incidents
 
 
+def _restates_head(record: ExceptionRecord, head: ExceptionRecord, spans: dict[str, SpanData]) -> bool:
+    """Folded into the head but not worth listing as a related error.
+
+    The head's own exception seen again on other spans (it escaped through a parent, or a
+    framework's middleware layers recorded it on their way out) is the same error; an error
+    status without an exception on an ancestor span of the same service (the server span
+    answering 500) is the request failing because of it, and lends the head its attributes.
+    """
+    if same_exception(record, head):
+        return True
+    return (
+        record.origin == "span_status"
+        and record.service_name == head.service_name
+        and record.span_id in _ancestors(head.span_id, spans)
+    )
+
+
+def _inherit_request_context(incident: Incident, spans: dict[str, SpanData]) -> None:
+    """Give the head the request attributes (method, route, query…) of its ancestors and duplicates.
+
+    The failing span is often an inner one (a handler, a middleware layer) while the request's
+    attributes sit on the server span above it. Only the head's own service lends attributes.
+    """
+    head = incident.head
+    service = head.service_name
+    # Only the same service's spans: a calling client's url.full is not this request's.
+    sources = [spans[sid].attributes for sid in _ancestors_ordered(head.span_id, spans)
+               if sid in spans and spans[sid].resource.get("service.name", service) == service]
+    sources += [r.span_attributes for r in incident.related if r.service_name == service]
+    for attributes in sources:
+        for key in _REQUEST_KEYS:
+            if key in attributes and key not in head.span_attributes:
+                head.span_attributes[key] = attributes[key]
+
+
+def _ancestors_ordered(span_id: str, spans: dict[str, SpanData]) -> list[str]:
+    """Ancestor span ids, nearest first."""
+    out: list[str] = []
+    current = spans.get(span_id)
+    while current is not None and current.parent_span_id and current.parent_span_id not in out:
+        out.append(current.parent_span_id)
+        current = spans.get(current.parent_span_id)
+    return out
+
+
 def _restates(log: LogData, record: ExceptionRecord) -> bool:
-    if not log.has_exception or not same_exception(_from_log(log, None), record):
+    if not _reports(log, record):
         return False
     body = _norm(log.body)
     return not body or _norm(record.message) in body
+
+
+def _reports(log: LogData, record: ExceptionRecord) -> bool:
+    """``log`` is an exception log record of this very exception."""
+    return log.has_exception and same_exception(_from_log(log, None), record)
+
+
+def log_time(log: LogData) -> int:
+    """The finest trustworthy time of ``log``: the observed time when it refines the record's own time."""
+    own, observed = log.time_unix_nano, log.observed_time_unix_nano
+    if not own:
+        return observed
+    if observed and 0 <= observed - own < _OBSERVED_REFINES_NANOS:
+        return observed
+    return own
+
+
+def _emitter(log: LogData) -> tuple[str, str]:
+    return str(log.resource.get("service.name") or ""), str(log.resource.get("service.instance.id") or "")
+
+
+def _before_exception(record: ExceptionRecord, trace: TraceData) -> list[int]:
+    """Indexes (arrival order) of the trace's logs written before ``record`` was raised.
+
+    Three signals, strongest first: when the exception was also logged, everything its emitter
+    sent before that record came first (SDKs export in emission order, whatever the clocks say);
+    a log on the failing span or one of its ancestors (the request path active at the throw)
+    counts up to ``CLOCK_SKEW_NANOS`` after the exception's time; any other log must not be later
+    than the exception.
+    """
+    cutoff = record.time_unix_nano or 2**63
+    anchor = next((i for i, log in enumerate(trace.logs) if _reports(log, record)), None)
+    on_path = {record.span_id, *_ancestors(record.span_id, trace.spans)} if record.span_id else set()
+    out = []
+    for index, log in enumerate(trace.logs):
+        if anchor is not None and _emitter(log) == _emitter(trace.logs[anchor]):
+            if index <= anchor:  # the exception log itself stays unless it only restates the error
+                out.append(index)
+            continue
+        allowed = CLOCK_SKEW_NANOS if (log.span_id in on_path or not log.span_id) else 0
+        if log_time(log) <= cutoff + allowed:
+            out.append(index)
+    return out
+
+
+def _log_line(log: LogData) -> LogLine:
+    return LogLine(
+        time_unix_nano=log.time_unix_nano,
+        severity=log.severity_text,
+        body=log.body,
+        trace_id=log.trace_id,
+        span_id=log.span_id,
+        attributes={k: v for k, v in log.attributes.items() if not k.startswith("exception.stacktrace")},
+    )
 
 
 def preceding_logs(
@@ -217,36 +348,27 @@ def preceding_logs(
     fallback: Iterable[LogData] = (),
     fallback_window_nanos: int = 0,
 ) -> list[LogLine]:
-    """The last ``limit`` logs of the trace at or before the exception, oldest first.
+    """The last ``limit`` logs of the trace written before the exception, oldest first.
 
-    When the trace has no logs of its own, logs without a trace id from the same
-    ``service.instance.id`` within ``fallback_window_nanos`` before the error are used instead;
-    logs of *other* traces are never used.
+    Order: the finest time of each record (see ``log_time``), then arrival order, so records
+    of the same millisecond keep the order they were written in. When the trace has no logs of
+    its own, logs without a trace id from the same ``service.instance.id`` within
+    ``fallback_window_nanos`` before the error are used instead; logs of *other* traces are
+    never used.
     """
     cutoff = record.time_unix_nano or 2**63
-    own = [log for log in trace.logs if log.time_unix_nano <= cutoff]
+    own = [(log_time(trace.logs[i]), i, trace.logs[i]) for i in _before_exception(record, trace)]
     if all(log.has_exception for log in trace.logs):
         # Only the error itself was logged in this trace (or it has no trace id at all).
         instance = record.resource.get("service.instance.id")
         if instance:
             own += [
-                log for log in fallback
+                (log_time(log), len(trace.logs) + n, log) for n, log in enumerate(fallback)
                 if not log.trace_id
                 and log.resource.get("service.instance.id") == instance
-                and cutoff - fallback_window_nanos <= log.time_unix_nano <= cutoff
+                and cutoff - fallback_window_nanos <= log_time(log) <= cutoff + CLOCK_SKEW_NANOS
             ]
     # A log record that only restates this very exception is the error, not context before it;
     # one with its own words ("checkout failed") stays.
-    own = [log for log in own if not _restates(log, record)]
-    own.sort(key=lambda log: log.time_unix_nano)
-    return [
-        LogLine(
-            time_unix_nano=log.time_unix_nano,
-            severity=log.severity_text,
-            body=log.body,
-            trace_id=log.trace_id,
-            span_id=log.span_id,
-            attributes={k: v for k, v in log.attributes.items() if not k.startswith("exception.stacktrace")},
-        )
-        for log in own[-limit:]
-    ]
+    kept = sorted((entry for entry in own if not _restates(entry[2], record)), key=lambda e: (e[0], e[1]))
+    return [_log_line(log) for _, _, log in kept[-limit:]] if limit > 0 else []

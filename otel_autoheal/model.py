@@ -22,7 +22,11 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Frame:
-    """One stack frame, as parsed from a stack trace text."""
+    """One stack frame, as parsed from a stack trace text.
+
+    ``instrumentation`` marks frames of the telemetry machinery itself (SDK capture helpers,
+    agents, patch wrappers): never in-app, never part of a grouping key.
+    """
 
     filename: str
     function: str
@@ -31,6 +35,7 @@ class Frame:
     module: str | None = None
     in_app: bool = True
     source_line: str | None = None
+    instrumentation: bool = False
 
 
 @dataclass(frozen=True)

@@ -79,6 +79,9 @@ class LogData:
     attributes: dict[str, Any]
     resource: dict[str, Any]
     event_name: str = ""
+    #: When the SDK or collector observed the record (0 = not sent); often a finer clock than
+    #: ``time_unix_nano``, which bridges fill from the logging library's millisecond timestamp.
+    observed_time_unix_nano: int = 0
 
     @property
     def has_exception(self) -> bool:
@@ -307,4 +310,5 @@ def iter_logs(request: ExportLogsServiceRequest) -> Iterator[LogData]:
                     attributes=attributes_to_dict(record.attributes),
                     resource=resource,
                     event_name=record.event_name,
+                    observed_time_unix_nano=record.observed_time_unix_nano,
                 )

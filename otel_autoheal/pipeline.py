@@ -109,10 +109,10 @@ class Pipeline:
                 head, trace, self.config.preceding_logs, orphan_logs, int(self.config.fallback_log_window * 1e9)
             )
             head = self._scrub_record(head)
-            head.chain = parse_stacktrace(head.stacktrace, head.type, head.message, self.rules)
             related = [self._scrub_record(r) for r in incident.related]
-            for r in related:
+            for r in (head, *related):
                 r.chain = parse_stacktrace(r.stacktrace, r.type, r.message, self.rules)
+                r.type = r.type or r.chain[0].type  # a log bridge that sent no type: the stack's
             fingerprint = compute_fingerprint(head.service_name, head.chain)
             occurrence = Occurrence(fingerprint.hex, fingerprint.fields, "", "", head, related)
 

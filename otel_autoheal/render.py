@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from otel_autoheal.group.fingerprint import Fingerprint
-from otel_autoheal.group.template import message_template
+from otel_autoheal.group.culprit import culprit_frame, frame_label
+from otel_autoheal.group.fingerprint import Fingerprint, is_generic_type
+from otel_autoheal.group.template import merge_varying, title_template
 from otel_autoheal.model import ExceptionRecord, LogLine
 from otel_autoheal.state.sqlite import GroupStats
 
@@ -46,14 +47,31 @@ _MENTION = re.compile(r"(?<![\w`])@(?=[A-Za-z0-9])")
 _REF = re.compile(r"(?<![\w&`])(#|GH-)(?=\d)", re.I)
 _INLINE_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()|~!])")
 
-#: Span/resource attributes shown as the context of the failing operation, in this order.
+#: Span/resource attributes shown as the context of the failing operation, in this order. HTTP
+#: appears under the current semantic conventions and the older names many instrumentations
+#: still emit; ``code.*`` only ever comes from spans here (a log record's ``code.*`` says where
+#: the log call was made and is dropped at extraction).
 CONTEXT_KEYS: tuple[str, ...] = (
     "process.command", "process.command_args", "process.exit.code", "process.runtime.name",
     "process.runtime.version", "mcp.method.name", "gen_ai.tool.name", "gen_ai.tool.call.arguments",
-    "mcp.session.id", "jsonrpc.request.id", "rpc.response.status_code", "error.type", "http.request.method",
-    "http.route", "url.path", "url.full", "http.response.status_code", "server.address", "browser.user_agent",
-    "user_agent.original", "code.function.name", "code.file.path", "code.line.number", "cli.command",
+    "mcp.session.id", "jsonrpc.request.id", "rpc.system", "rpc.service", "rpc.method", "rpc.response.status_code",
+    "error.type", "http.request.method", "http.method", "http.route", "url.path", "http.target", "url.query",
+    "url.full", "http.url", "http.response.status_code", "http.status_code", "server.address", "server.port",
+    "net.host.name", "net.peer.name", "client.address", "messaging.system", "messaging.destination.name",
+    "db.system.name", "db.system", "db.operation.name", "db.query.text", "db.statement", "browser.user_agent",
+    "user_agent.original", "http.user_agent", "code.function.name", "code.function", "code.namespace",
+    "code.file.path", "code.filepath", "code.line.number", "code.lineno", "cli.command",
 )
+#: Longest argument kept in the context table; class paths and the like are summarised.
+_MAX_ARG_CHARS = 120
+#: Arguments kept from a command line (the first ones, then the last few).
+_MAX_ARGS = 24
+#: Log record attributes that describe the logging call or machinery, not the event (``code.*``,
+#: ``thread.*``, the ``otelSpanID``/``otelTraceID`` fields Python's logging instrumentation injects).
+_LOG_NOISE_PREFIXES = ("code.", "thread.", "log.", "otel", "logger.", "exception.", "event.name")
+#: Structured fields shown per log line, and their size.
+_MAX_LOG_FIELDS = 16
+_MAX_LOG_FIELD_CHARS = 200
 RESOURCE_KEYS: tuple[str, ...] = (
     "service.name", "service.version", "service.namespace", "service.instance.id",
     "deployment.environment.name", "deployment.environment", "host.name", "os.type",
@@ -132,23 +150,40 @@ class RenderOptions:
     max_body_chars: int = MAX_BODY_CHARS
 
 
-def render_title(exc: ExceptionRecord) -> str:
+def _display_type(exc: ExceptionRecord) -> str:
+    """The type worth showing: ``""`` for Go's generic wrappers and missing types."""
     type_ = exc.chain[0].type if exc.chain else exc.type
-    template = message_template(exc.message) if exc.message else ""
-    title = f"[autoheal] {type_}: {template}" if template else f"[autoheal] {type_}"
-    title = neutralize(" ".join(clean(title).split()))
+    return "" if is_generic_type(type_) else type_
+
+
+def render_title(exc: ExceptionRecord, previous: str = "") -> str:
+    """``[autoheal] Type: message`` with data masked; the culprit named when the message is a bare value.
+
+    ``previous`` is the group's current title: words that differ from it are masked too, so the
+    title masks exactly what varies across the group's occurrences.
+    """
+    type_ = _display_type(exc)
+    message = exc.message.strip().splitlines()[0] if exc.message.strip() else ""
+    template = title_template(message) if message else ""
+    text = f"{type_}: {template}" if type_ and template else (template or type_ or "error")
+    culprit = culprit_frame(exc.chain)
+    if culprit is not None and len(template.split()) <= 1:  # a bare value ('x', 42, EUR) or nothing
+        text += f" in {frame_label(*culprit)}"
+    title = neutralize(" ".join(clean(f"[autoheal] {text}").split()))
+    if previous:
+        title = merge_varying(previous, title)
     if len(title) > MAX_TITLE_CHARS:
         title = title[: MAX_TITLE_CHARS - 1] + "…"
     return title
 
 
 def _top_frame(exc: ExceptionRecord) -> str:
-    for parsed in reversed(exc.chain):  # the root cause first
-        for frame in reversed(parsed.frames):
-            if frame.in_app:
-                where = f"{frame.filename}" + (f":{frame.lineno}" if frame.lineno else "")
-                return f"{code_span(frame.function, 120)} in {code_span(where, 300)}"
-    return "no in-app frame (library or runtime code only)"
+    culprit = culprit_frame(exc.chain)
+    if culprit is None:
+        return "no in-app frame (library or runtime code only)"
+    frame, language = culprit
+    where = f"{frame.filename}" + (f":{frame.lineno}" if frame.lineno else "")
+    return f"{code_span(frame_label(frame, language), 160)} in {code_span(where, 300)}"
 
 
 def _frames_text(exc: ExceptionRecord) -> str:
@@ -160,7 +195,7 @@ def _frames_text(exc: ExceptionRecord) -> str:
             lines.append("which caused:" if index else "")
         lines.append(f"{parsed.type}: {parsed.message}".rstrip(": "))
         for frame in parsed.frames:
-            mark = "▶" if frame.in_app else " "
+            mark = "▶" if frame.in_app else ("·" if frame.instrumentation else " ")
             loc = frame.filename + (f":{frame.lineno}" if frame.lineno else "") + (f":{frame.colno}" if frame.colno else "")
             lines.append(f"  {mark} {frame.function}  ({loc})")
             if frame.source_line and frame.in_app:
@@ -168,11 +203,55 @@ def _frames_text(exc: ExceptionRecord) -> str:
     return "\n".join(lines)
 
 
+def _field_value(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
+    if len(text) > _MAX_LOG_FIELD_CHARS:
+        text = text[: _MAX_LOG_FIELD_CHARS - 1] + "…"
+    if not text or any(c.isspace() or c in "\"=" for c in text):
+        text = json.dumps(text, ensure_ascii=False)  # one line, quotes and newlines escaped
+    return text
+
+
+def _log_fields(line: LogLine) -> str:
+    """The structured fields of a log record (``sku=A-17 note="two words"``), bounded and one line."""
+    fields = [(k, v) for k, v in line.attributes.items() if not k.startswith(_LOG_NOISE_PREFIXES)]
+    text = " ".join(f"{' '.join(str(k).split())[:60]}={_field_value(v)}" for k, v in fields[:_MAX_LOG_FIELDS])
+    if len(fields) > _MAX_LOG_FIELDS:
+        text += f" (+{len(fields) - _MAX_LOG_FIELDS} more)"
+    return text
+
+
 def _logs_text(logs: Sequence[LogLine]) -> str:
-    return "\n".join(
-        f"{_nano_time(line.time_unix_nano)} {line.severity:<5} {' '.join(line.body.splitlines()) if len(line.body) < 2000 else line.body[:2000] + '…'}"
-        for line in logs
-    )
+    lines = []
+    for line in logs:
+        body = " ".join(line.body.splitlines()) if len(line.body) < 2000 else line.body[:2000] + "…"
+        fields = _log_fields(line)
+        lines.append(f"{_nano_time(line.time_unix_nano)} {line.severity:<5} {body}" + (f"  {fields}" if fields else ""))
+    return "\n".join(lines)
+
+
+def _compact_arg(arg: str) -> str:
+    """A class path or other long path list becomes its first entry and a count."""
+    for sep in (":", ";"):
+        entries = arg.split(sep)
+        if len(entries) > 3 and sum("/" in e or "\\" in e for e in entries) > len(entries) // 2:
+            return f"{entries[0]}{sep}… ({len(entries)} entries)"
+    return arg if len(arg) <= _MAX_ARG_CHARS else arg[: _MAX_ARG_CHARS - 1] + "…"
+
+
+def _compact_command(value: Any) -> str:
+    """``process.command_args``/``process.command_line`` cut to what helps: no class paths, bounded."""
+    args = [str(a) for a in value] if isinstance(value, list) else str(value).split(" ")
+    args = [_compact_arg(a) for a in args]
+    if len(args) > _MAX_ARGS:
+        args = args[: _MAX_ARGS - 4] + [f"… ({len(args) - _MAX_ARGS + 4} more)"] + args[-4:]
+    return json.dumps(args, ensure_ascii=False) if isinstance(value, list) else " ".join(args)
+
+
+def _context_value(key: str, value: Any) -> str:
+    if key in ("process.command_args", "process.command_line"):
+        return _compact_command(value)
+    return value if isinstance(value, str) else json.dumps(value, default=str)
 
 
 def _context_rows(exc: ExceptionRecord) -> list[tuple[str, str]]:
@@ -181,12 +260,10 @@ def _context_rows(exc: ExceptionRecord) -> list[tuple[str, str]]:
         rows.append(("span", exc.span_name + (f" ({exc.span_kind})" if exc.span_kind else "")))
     for key in CONTEXT_KEYS:
         if key in exc.span_attributes:
-            value = exc.span_attributes[key]
-            rows.append((key, value if isinstance(value, str) else json.dumps(value, default=str)))
-    for key in ("url.full", "browser.user_agent", "user_agent.original", "process.command_args"):
+            rows.append((key, _context_value(key, exc.span_attributes[key])))
+    for key in ("url.full", "browser.user_agent", "user_agent.original", "process.command_args", "process.command_line"):
         if key in exc.resource and key not in exc.span_attributes:
-            value = exc.resource[key]
-            rows.append((key, value if isinstance(value, str) else json.dumps(value, default=str)))
+            rows.append((key, _context_value(key, exc.resource[key])))
     return rows
 
 
@@ -242,7 +319,7 @@ def render_issue(
     options: RenderOptions = RenderOptions(),
 ) -> tuple[str, str]:
     """Render ``(title, body)`` for a group whose newest occurrence is ``exc``."""
-    title = render_title(exc)
+    title = render_title(exc, stats.title)
     versions = ", ".join(stats.versions[-10:]) or "—"
     summary = _table(
         [
@@ -280,7 +357,7 @@ def render_issue(
     related_lines: list[str] = []
     for other in related[:20]:
         related_lines.append(
-            f"- {inline(other.span_name or '(log)', 120)} — {inline(other.type, 120)}: {inline(other.message, 200)}"
+            f"- {inline(other.span_name or '(log)', 120)} — {inline(_display_type(other) or 'error', 120)}: {inline(other.message, 200)}"
             f" ({inline(other.service_name, 80)})"
         )
         for key, value in _context_rows(other)[1:8]:

@@ -138,4 +138,5 @@ def logs_to_data(records: Sequence[Any]) -> Iterator[LogData]:
             attributes=_attributes(record.attributes),
             resource=_resource(resource, resources),
             event_name=record.event_name or "",
+            observed_time_unix_nano=record.observed_timestamp or 0,
         )

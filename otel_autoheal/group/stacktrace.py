@@ -11,8 +11,8 @@ outermost call first, innermost (where it was raised) last, whatever order the l
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 
+from otel_autoheal.group.inapp import InAppRules, go_package
 from otel_autoheal.model import Frame, ParsedException
 
 __all__ = ["InAppRules", "parse_stacktrace"]
@@ -28,52 +28,33 @@ _PY_CHAIN = re.compile(
 _V8_FRAME = re.compile(r"^\s*at (?:(?P<func>.+?) \((?P<loc>.+)\)|(?P<bare>.+))\s*$")
 _GECKO_FRAME = re.compile(r"^\s*(?P<func>[^@]*)@(?P<loc>\S+:\d+(?::\d+)?)\s*$")
 _LOCATION = re.compile(r"^(?P<file>.+?)(?::(?P<line>\d+))?(?::(?P<col>\d+))?$")
-_JAVA_FRAME = re.compile(r"^\s*at (?:[\w.\-]+/)*(?P<cls>[\w$.]+)\.(?P<method>[\w$<>]+)\((?P<loc>[^)]*)\)\s*$")
+# "at app//com.acme.Main.main(Main.java:5)", "at java.base@17.0.2/java.lang.Thread.run(…)"; PHP's
+# OpenTelemetry SDK writes the same shape ("at App.Orders.load(Orders.php:12)", "at {main}(…)").
+_JAVA_FRAME = re.compile(
+    r"^\s*at (?:[\w.\-@]*/)*(?:(?P<cls>[\w$.\\]+)\.)?(?P<method>[\w$<>{}\-]+)\((?P<loc>[^)]*)\)\s*(?:~?\[[^\]]*\])?$"
+)
 _JAVA_HEADER = re.compile(r"^(?:Caused by: |Suppressed: |\s*Caused by: )?(?P<type>[\w$.]+(?:Exception|Error|Throwable|[A-Z]\w*))(?:: (?P<msg>.*))?$")
-_GO_FUNC = re.compile(r"^(?P<func>[\w./*()\-\[\]{},]+?)\((?P<args>[^)]*)\)$")
+_GO_FUNC = re.compile(r"^(?:created by )?(?P<func>[\w./*()\-\[\]{},~]+?)(?:\((?P<args>[^)]*)\))?(?: in goroutine \d+)?$")
 _GO_FILE = re.compile(r"^\t(?P<file>.+?):(?P<line>\d+)(?: \+0x[0-9a-f]+)?$")
 _TYPE_LINE = re.compile(r"^(?P<type>[A-Za-z_][\w.]*(?:\[[^\]]*\])?)(?::\s?(?P<msg>.*))?$")
 
 
-class InAppRules:
-    """Decides whether a frame belongs to the application or to a library, runtime or stdlib.
-
-    ``include``/``exclude`` are path or module prefixes from the configuration; ``exclude`` wins.
-    """
-
-    #: Path fragments of third-party code and runtimes in every language we parse.
-    LIBRARY_PATH_MARKERS: Sequence[str] = (
-        "site-packages/", "dist-packages/", "/lib/python3", "/lib/python2", "<frozen ", "<string>",
-        "node_modules/", "node:", "internal/", "<anonymous>", "native", "/usr/local/go/src/",
-        "/go/pkg/mod/", "/usr/lib/go", "GOROOT/", "webpack/bootstrap", "@vite/", "chrome-extension://",
-    )
-    #: Module prefixes of runtimes and common frameworks (Java, Kotlin, Go runtime).
-    LIBRARY_MODULE_PREFIXES: Sequence[str] = (
-        "java.", "javax.", "jdk.", "sun.", "com.sun.", "kotlin.", "kotlinx.", "scala.", "org.junit.",
-        "org.springframework.", "org.apache.", "io.netty.", "runtime.", "net/http.", "testing.",
-        "System.", "Microsoft.",
-    )
-
-    def __init__(self, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> None:
-        self.include = tuple(include)
-        self.exclude = tuple(exclude)
-
-    def is_in_app(self, filename: str, module: str | None = None) -> bool:
-        candidates = [filename] + ([module] if module else [])
-        for value in candidates:
-            if any(value.startswith(p) or p in value for p in self.exclude if p):
-                return False
-        for value in candidates:
-            if any(value.startswith(p) or p in value for p in self.include if p):
-                return True
-        if any(marker in filename for marker in self.LIBRARY_PATH_MARKERS):
-            return False
-        if module and module.startswith(tuple(self.LIBRARY_MODULE_PREFIXES)):
-            return False
-        return True
-
-
 _DEFAULT_RULES = InAppRules()
+
+
+def _frame(
+    rules: InAppRules,
+    language: str,
+    filename: str,
+    function: str,
+    lineno: int | None = None,
+    colno: int | None = None,
+    module: str | None = None,
+    source_line: str | None = None,
+) -> Frame:
+    in_app, instrumentation = rules.classify(filename, module, function, language)
+    return Frame(filename, function, lineno, colno, module=module, in_app=in_app, source_line=source_line,
+                 instrumentation=instrumentation)
 
 
 def _cap_frames(frames: list[Frame]) -> tuple[Frame, ...]:
@@ -115,16 +96,8 @@ def _parse_python(text: str, rules: InAppRules) -> list[ParsedException]:
                 if i + 1 < len(block) and block[i + 1].startswith("    ") and not _PY_FRAME.match(block[i + 1]):
                     source = block[i + 1].strip()
                     i += 1
-                frames.append(
-                    Frame(
-                        filename=filename,
-                        function=(match.group("func") or "<module>").strip(),
-                        lineno=int(match.group("line")),
-                        module=_python_module(filename),
-                        in_app=rules.is_in_app(filename),
-                        source_line=source,
-                    )
-                )
+                frames.append(_frame(rules, "python", filename, (match.group("func") or "<module>").strip(),
+                                     int(match.group("line")), None, _python_module(filename), source))
             elif seen_frame and line and not line[0].isspace() and not exc_line:
                 exc_line = line
             elif exc_line and line.strip():
@@ -162,13 +135,6 @@ def _split_location(loc: str) -> tuple[str, int | None, int | None]:
     return match.group("file"), int(line) if line else None, int(col) if col else None
 
 
-def _js_in_app(filename: str, rules: InAppRules) -> bool:
-    """V8 prints runtime frames without a file ("at async Promise.all (index 0)", "[native code]")."""
-    if not any(c in filename for c in "/\\:") or filename.startswith("["):
-        return False
-    return rules.is_in_app(filename)
-
-
 def _parse_js(text: str, rules: InAppRules, fallback_type: str) -> list[ParsedException]:
     frames: list[Frame] = []
     header: list[str] = []
@@ -180,14 +146,14 @@ def _parse_js(text: str, rules: InAppRules, fallback_type: str) -> list[ParsedEx
             for prefix in ("async ", "new "):
                 func = func.removeprefix(prefix)
             filename, lineno, colno = _split_location(loc)
-            frames.append(Frame(filename, func, lineno, colno, in_app=_js_in_app(filename, rules)))
+            frames.append(_frame(rules, "javascript", filename, func, lineno, colno))
             continue
         gecko = _GECKO_FRAME.match(line)
         if gecko and ("/" in gecko.group("loc") or ":" in gecko.group("loc")):
             filename, lineno, colno = _split_location(gecko.group("loc"))
             # Firefox marks async boundaries as "cause*name" ("async*load", "setTimeout handler*").
             func = gecko.group("func").rsplit("*", 1)[-1].strip() or "<anonymous>"
-            frames.append(Frame(filename, func, lineno, colno, in_app=_js_in_app(filename, rules)))
+            frames.append(_frame(rules, "javascript", filename, func, lineno, colno))
             continue
         if not frames and line.strip():
             header.append(line.strip())
@@ -198,7 +164,7 @@ def _parse_js(text: str, rules: InAppRules, fallback_type: str) -> list[ParsedEx
     return [ParsedException(exc_type, message, _cap_frames(frames), "javascript")]
 
 
-def _parse_java(text: str, rules: InAppRules) -> list[ParsedException]:
+def _parse_java(text: str, rules: InAppRules, language: str = "java") -> list[ParsedException]:
     chain: list[ParsedException] = []
     current: tuple[str, str] | None = None
     frames: list[Frame] = []
@@ -206,14 +172,15 @@ def _parse_java(text: str, rules: InAppRules) -> list[ParsedException]:
     def flush() -> None:
         if current is not None:
             frames.reverse()  # Java prints the innermost frame first.
-            chain.append(ParsedException(current[0], current[1], _cap_frames(frames), "java"))
+            chain.append(ParsedException(current[0], current[1], _cap_frames(frames), language))
 
     suppressed_indent: int | None = None
     for line in text.splitlines():
         indent = len(line) - len(line.lstrip())
         if suppressed_indent is not None:
-            if line.strip() and indent > suppressed_indent:
-                continue  # frames of a suppressed exception don't belong to the chain
+            nested_cause = indent == suppressed_indent and line.strip().startswith("Caused by:")
+            if line.strip() and (indent > suppressed_indent or nested_cause):
+                continue  # a suppressed exception's frames and causes don't belong to the chain
             suppressed_indent = None
         if line.strip().startswith("Suppressed:"):
             suppressed_indent = indent
@@ -222,7 +189,7 @@ def _parse_java(text: str, rules: InAppRules) -> list[ParsedException]:
         if frame:
             cls, method = frame.group("cls"), frame.group("method")
             filename, lineno, _ = _split_location(frame.group("loc"))
-            frames.append(Frame(filename, method, lineno, None, module=cls, in_app=rules.is_in_app(filename, cls)))
+            frames.append(_frame(rules, language, filename, method, lineno, None, cls or None))
             continue
         stripped = line.strip()
         if not stripped or re.match(r"^\.\.\. \d+ (more|common frames omitted)", stripped):
@@ -250,7 +217,9 @@ def _parse_go(text: str, rules: InAppRules) -> list[ParsedException]:
             exc_type, message = "fatal error", line[len("fatal error: "):].strip()
             break
     frames: list[Frame] = []
-    in_first_goroutine = False
+    # runtime.Stack/debug.Stack and panics start with a goroutine header; "%+v" stacks of
+    # error-wrapping libraries have none, so then every func/file pair counts.
+    in_first_goroutine = not any(line.startswith("goroutine ") for line in lines)
     i = 0
     while i < len(lines):
         line = lines[i]
@@ -262,11 +231,9 @@ def _parse_go(text: str, rules: InAppRules) -> list[ParsedException]:
             func_match = _GO_FUNC.match(line.strip())
             file_match = _GO_FILE.match(lines[i + 1])
             if func_match and file_match:
-                func = func_match.group("func").removeprefix("created by ")
-                filename = file_match.group("file")
-                module = func.rsplit(".", 1)[0] if "." in func else None
-                frames.append(Frame(filename, func, int(file_match.group("line")), None, module=module,
-                                    in_app=rules.is_in_app(filename, func)))
+                func = func_match.group("func")
+                frames.append(_frame(rules, "go", file_match.group("file"), func, int(file_match.group("line")),
+                                     None, go_package(func)))
                 i += 2
                 continue
         i += 1
@@ -300,8 +267,9 @@ def _parse_dotnet(text: str, rules: InAppRules) -> list[ParsedException]:
         module, _, function = qualified.rpartition(".")
         filename = match.group("file") or module
         frames = blocks[-1]
+        in_app, instrumentation = rules.classify(filename, qualified, function, "dotnet")
         frames.append(Frame(filename, function or qualified, int(match.group("line")) if match.group("line") else None,
-                            None, module=module or None, in_app=rules.is_in_app(filename, qualified)))
+                            None, module=module or None, in_app=in_app, instrumentation=instrumentation))
     # Frames before an "end of inner exception" marker belong to the innermost exception.
     blocks.reverse()
     chain = []
@@ -326,34 +294,38 @@ def _parse_ruby(text: str, rules: InAppRules) -> list[ParsedException]:
             else:
                 message = rest
         filename = match.group("file")
-        frames.append(Frame(filename, match.group("func"), int(match.group("line")), None,
-                            in_app=rules.is_in_app(filename) and "/gems/" not in filename and "/ruby/" not in filename))
+        frames.append(_frame(rules, "ruby", filename, match.group("func"), int(match.group("line"))))
     frames.reverse()  # Ruby prints the innermost frame first.
     return [ParsedException(exc_type, message, _cap_frames(frames), "ruby")]
 
 
 def _parse_php(text: str, rules: InAppRules) -> list[ParsedException]:
-    frames: list[Frame] = []
+    """``getTraceAsString()``: each ``#n file(line): f()`` is a call *site* and the function it calls.
+
+    The code at ``file(line)`` runs inside the function called by the next line (``{main}`` for
+    the last); the header's ``in file:line`` is where it was thrown, inside the function of ``#0``.
+    """
+    calls: list[tuple[str, int, str]] = []
     exc_type, message = "Exception", ""
-    thrown_at: Frame | None = None
+    thrown: tuple[str, int] | None = None
     for line in text.splitlines():
         stripped = line.strip()
         match = _PHP_FRAME.match(stripped)
         if match:
-            filename = match.group("file").strip()
-            frames.append(Frame(filename, match.group("func").strip(), int(match.group("line")), None,
-                                in_app=rules.is_in_app(filename) and "/vendor/" not in filename))
+            calls.append((match.group("file").strip(), int(match.group("line")), match.group("func").strip()))
             continue
         header = _PHP_HEADER.match(stripped)
-        if header and not frames and exc_type == "Exception" and not message:
+        if header and not calls and exc_type == "Exception" and not message:
             exc_type, message = header.group("type"), header.group("msg")
             if header.group("file"):
-                filename = header.group("file")
-                thrown_at = Frame(filename, "{throw}", int(header.group("line")), None,
-                                  in_app=rules.is_in_app(filename) and "/vendor/" not in filename)
+                thrown = (header.group("file"), int(header.group("line")))
+    frames: list[Frame] = []
+    if thrown is not None:
+        frames.append(_frame(rules, "php", thrown[0], calls[0][2] if calls else "{main}", thrown[1]))
+    for index, (filename, lineno, _called) in enumerate(calls):
+        running = calls[index + 1][2] if index + 1 < len(calls) else "{main}"
+        frames.append(_frame(rules, "php", filename, running, lineno))
     frames.reverse()  # PHP prints the innermost frame first.
-    if thrown_at is not None:
-        frames.append(thrown_at)  # where it was thrown: the innermost location
     return [ParsedException(exc_type, message, _cap_frames(frames), "php")]
 
 
@@ -364,8 +336,10 @@ def detect_language(text: str) -> str:
         return "python"
     if re.search(r"^goroutine \d+ \[", head, re.M) or re.search(r"^\t.+\.go:\d+", head, re.M):
         return "go"
-    if re.search(r"^\s*at [\w$.]+\([\w$.]*\.(?:java|kt|scala|groovy):\d+\)", head, re.M) or re.search(
-        r"^\s*at [\w$.]+\((?:Native Method|Unknown Source)\)", head, re.M
+    if re.search(r"^\s*at [\w$.{}]+\([^)]*\.php:\d+\)", head, re.M):
+        return "php-otel"  # PHP's OpenTelemetry SDK formats stacks like Java
+    if re.search(r"^\s*at (?:[\w.\-@]*/)*[\w$.]+\([\w$.]*\.(?:java|kt|scala|groovy|clj):\d+\)", head, re.M) or re.search(
+        r"^\s*at (?:[\w.\-@]*/)*[\w$.]+\((?:Native Method|Unknown Source)\)", head, re.M
     ):
         return "java"
     if re.search(r"^\s*at [^(]+\([^)]*\)(?: in .+:line \d+)?\s*$", head, re.M) and (
@@ -400,6 +374,8 @@ def parse_stacktrace(
         chain = _parse_js(text, rules, exc_type or "Error")
     elif language == "java":
         chain = _parse_java(text, rules)
+    elif language == "php-otel":
+        chain, language = _parse_java(text, rules, "php"), "php"
     elif language == "go":
         chain = _parse_go(text, rules)
     elif language == "dotnet":
@@ -409,7 +385,7 @@ def parse_stacktrace(
     elif language == "php":
         chain = _parse_php(text, rules)
     if not chain:
-        chain = [ParsedException(exc_type or "Error", message, (), language)]
+        chain = [ParsedException(exc_type, message, (), language)]
     head = chain[0]
     chain[0] = ParsedException(exc_type or head.type, message or head.message, head.frames, head.language)
     return chain

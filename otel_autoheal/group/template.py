@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 
-__all__ = ["message_template"]
+__all__ = ["merge_varying", "message_template", "title_template"]
 
 #: Applied in order; earlier patterns protect their matches from later, broader ones.
 _MASKS: tuple[tuple[re.Pattern[str], str], ...] = (
@@ -29,3 +30,40 @@ def message_template(message: str) -> str:
     for pattern, replacement in _MASKS:
         text = pattern.sub(replacement, text)
     return text[:MAX_TEMPLATE_CHARS]
+
+
+#: A quoted string that names code (a property, method, class or signature) rather than data:
+#: ``'zone'``, ``"com.acme.Sku.price()"``, ``"Catalog.find(String)"``. Titles keep these until
+#: two occurrences of the group disagree on them.
+_CODE_QUOTE = re.compile(r"""(['"`])([A-Za-z_$][\w$]*(?:\.[A-Za-z_$<>][\w$<>]*)*(?:\([\w$.,\s\[\]<>]*\))?)\1""")
+_KEPT = "\ue000"
+
+
+def title_template(message: str, previous: str = "") -> str:
+    """``message`` for a title: data masked, code names kept, then whatever differs from ``previous`` masked.
+
+    ``previous`` is the same group's earlier title text (already masked); tokens where the two
+    disagree are masked, so that a title masks exactly what varies across the group.
+    """
+    kept: list[str] = []
+
+    def keep(match: re.Match[str]) -> str:
+        kept.append(match.group(0))
+        return f"{_KEPT}{chr(0xE100 + len(kept) - 1)}{_KEPT}"
+
+    text = message_template(_CODE_QUOTE.sub(keep, " ".join(message.split())[: MAX_TEMPLATE_CHARS * 4]))
+    text = re.sub(f"{_KEPT}(.){_KEPT}", lambda m: kept[ord(m.group(1)) - 0xE100], text)
+    return merge_varying(previous, text) if previous else text
+
+
+def merge_varying(previous: str, current: str) -> str:
+    """``current`` with the words that differ from ``previous`` masked (``<str>``, ``<num>``… or ``<…>``)."""
+    old, new = previous.split(), current.split()
+    out: list[str] = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=old, b=new, autojunk=False).get_opcodes():
+        if op == "equal":
+            out.extend(new[j1:j2])
+        elif j2 > j1:
+            changed = message_template(" ".join(new[j1:j2]))
+            out.append(changed if changed != " ".join(new[j1:j2]) else "<…>")
+    return " ".join(out)

@@ -74,6 +74,9 @@ class GroupStats:
     first_seen: float
     last_seen: float
     versions: tuple[str, ...]
+    #: The group's title before this occurrence ("" for a new group), so that a title can mask
+    #: exactly what varies between occurrences.
+    title: str = ""
 
 
 Renderer = Callable[[GroupStats], tuple[str, str]]
@@ -178,7 +181,7 @@ class SQLiteStore:
         version = exc.service_version
         with self.transaction() as conn:
             row = conn.execute(
-                "SELECT id, count, first_seen FROM groups WHERE fingerprint = ?",
+                "SELECT id, count, first_seen, title FROM groups WHERE fingerprint = ?",
                 (occurrence.fingerprint,),
             ).fetchone()
             is_new = row is None
@@ -198,9 +201,9 @@ class SQLiteStore:
                     ),
                 )
                 group_id = int(cur.lastrowid or 0)
-                count, first_seen = 1, now
+                count, first_seen, previous_title = 1, now, ""
             else:
-                group_id, count, first_seen = int(row[0]), int(row[1]) + 1, float(row[2])
+                group_id, count, first_seen, previous_title = int(row[0]), int(row[1]) + 1, float(row[2]), str(row[3])
             new_version = False
             if version:
                 cur = conn.execute(
@@ -219,7 +222,7 @@ class SQLiteStore:
                     (group_id, group_id, MAX_TRACE_IDS_PER_GROUP),
                 )
             versions = self._versions(conn, group_id)
-            title, body = render(GroupStats(count, first_seen, now, versions))
+            title, body = render(GroupStats(count, first_seen, now, versions, previous_title))
             conn.execute(
                 "UPDATE groups SET title = ?, body = ?, count = ?, last_seen = ?, source ="
                 " CASE WHEN source = '' THEN ? ELSE source END WHERE id = ?",

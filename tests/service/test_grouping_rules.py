@@ -185,11 +185,13 @@ def test_ruby_backtrace():
 
 
 def test_php_uncaught_exception():
-    """PHP traces: header type/message, vendor frames not in-app, the throw site innermost."""
+    """PHP traces: header type/message, vendor frames not in-app, each call site named by the function it runs in."""
     chain = parse_stacktrace(PHP.format(id=3, line=12))
     assert (chain[0].type, chain[0].message) == ("RuntimeException", "order 3 missing")
-    assert [(f.function, f.in_app) for f in chain[0].frames] == [
-        ("App\\Api->handle", False), ("App\\Orders->load", True), ("{throw}", True)]
+    assert [(f.function, f.filename, f.in_app) for f in chain[0].frames] == [
+        ("{main}", "/var/www/app/vendor/slim/App.php", False),
+        ("App\\Api->handle", "/var/www/app/src/Api.php", True),
+        ("App\\Orders->load", "/var/www/app/src/Orders.php", True)]
     assert fp(PHP.format(id=3, line=12)) == fp(PHP.format(id=4, line=13))
 
 

@@ -1,0 +1,225 @@
+"""Which frames are the application's own code, decided per language from real path segments.
+
+Every rule looks at whole path segments, URL schemes or package-name prefixes, never at
+substrings: ``node:internal/`` is a Node runtime URL, but ``…/internal/cart/`` is a Go service's
+own package and ``…/react-native-shop/`` an app's own folder.
+
+Three kinds of frames come out:
+
+- **in-app**: the application's code; these make the grouping key and name the culprit.
+- **library**: runtimes, standard libraries and third-party packages; they count in the key only
+  when a stack has no in-app frame at all.
+- **instrumentation**: the telemetry machinery itself (OpenTelemetry SDKs, agents, their
+  wrapper/patch helpers). Never part of the key nor the culprit, so that upgrading an agent or
+  SDK never splits a group.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+__all__ = ["GO_STDLIB_ROOTS", "InAppRules", "go_package", "path_segments"]
+
+#: Directory names that hold third-party or installed code in any language.
+_LIBRARY_DIRS = frozenset({
+    "site-packages", "dist-packages", "__pypackages__", ".venv", "venv", "virtualenv", ".virtualenvs", ".tox",
+    ".nox", "node_modules", "bower_components", "jspm_packages", ".pnpm", ".yarn", "vendor", "gems",
+    ".bundle",
+})
+#: ``lib/python3.12``, ``lib64/python3.9``, ``lib/pypy3.10``: an interpreter's standard library.
+_PY_STDLIB_VERSION = re.compile(r"^(?:python|pypy)\d+(?:\.\d+)?t?$", re.I)
+#: ``lib/ruby/3.3.0``: Ruby's standard library and default gems.
+_VERSION_DIR = re.compile(r"^\d+\.\d+(?:\.\d+)?$")
+#: Names a runtime prints instead of a file for frames without source.
+_NO_SOURCE = frozenset({
+    "native", "[native code]", "native code", "<anonymous>", "anonymous", "<unknown>", "unknown location",
+    "<string>", "<stdin>", "<template>", "Native Method", "Unknown Source",
+})
+#: URL schemes of runtime or browser-extension code.
+_RUNTIME_SCHEMES = ("node:", "chrome-extension:", "moz-extension:", "safari-extension:", "safari-web-extension:",
+                    "chrome:", "about:", "wasm:", "deno:", "bun:", "ext:")
+#: Top-level import-path elements of Go's standard library (and ``cmd``/``vendor`` inside GOROOT).
+GO_STDLIB_ROOTS = frozenset({
+    "archive", "bufio", "builtin", "bytes", "cmd", "cmp", "compress", "container", "context", "crypto", "database",
+    "debug", "embed", "encoding", "errors", "expvar", "flag", "fmt", "go", "hash", "html", "image", "index",
+    "internal", "io", "iter", "log", "maps", "math", "mime", "net", "os", "path", "plugin", "reflect", "regexp",
+    "runtime", "slices", "sort", "strconv", "strings", "structs", "sync", "syscall", "testing", "text", "time",
+    "unicode", "unique", "unsafe", "vendor", "weak",
+})
+_GO_MODULE_VERSION = re.compile(r"@v\d+\.\d+\.\d+")
+
+#: Dotted module/class/namespace prefixes of runtimes and common frameworks.
+_LIBRARY_MODULES: tuple[str, ...] = (
+    # JVM
+    "java.", "javax.", "jakarta.", "jdk.", "sun.", "com.sun.", "kotlin.", "kotlinx.", "scala.", "groovy.",
+    "org.codehaus.groovy.", "org.junit.", "junit.", "org.springframework.", "org.apache.", "io.netty.",
+    "org.eclipse.jetty.", "io.undertow.", "org.glassfish.", "org.hibernate.", "com.fasterxml.", "reactor.",
+    "io.micrometer.", "ch.qos.logback.", "org.slf4j.", "net.bytebuddy.", "io.grpc.", "okhttp3.", "okio.",
+    "io.vertx.", "io.quarkus.", "io.micronaut.", "akka.", "org.jboss.", "com.google.", "io.reactivex.",
+    "feign.", "retrofit2.", "com.zaxxer.", "org.postgresql.", "com.mysql.", "org.mockito.",
+    # .NET
+    "System.", "Microsoft.", "Newtonsoft.", "Npgsql.", "Grpc.", "Polly.", "Serilog.", "NLog.", "Dapper.",
+    "MediatR.", "Swashbuckle.", "xunit.", "NUnit.",
+    # PHP (OpenTelemetry's Java-style stack traces write namespaces with dots)
+    "Symfony.", "Illuminate.", "Laravel.", "GuzzleHttp.", "Slim.", "Monolog.", "Psr.", "Composer.", "Doctrine.",
+    "Nyholm.", "PHPUnit.", "PDO.", "PDOStatement.", "mysqli.", "DateTime.", "DateTimeImmutable.",
+    "Closure.", "Generator.", "ReflectionMethod.", "ReflectionFunction.", "SplFileObject.",
+    # Go runtime (module names of parsed Go frames)
+    "runtime.",
+)
+#: The telemetry machinery: OpenTelemetry SDKs and agents in every language, and the generic
+#: monkey-patching helpers their instrumentations wrap application calls with.
+_INSTRUMENTATION_MODULES: tuple[str, ...] = (
+    "io.opentelemetry.", "OpenTelemetry.", "opentelemetry.", "go.opentelemetry.io/", "wrapt.",
+)
+_INSTRUMENTATION_DIRS = frozenset({
+    "@opentelemetry", "shimmer", "require-in-the-middle", "import-in-the-middle", "opentelemetry", "wrapt",
+    "open-telemetry", "@elastic/apm-node",
+})
+_INSTRUMENTATION_GEM = re.compile(r"^opentelemetry-[\w\-]+-\d[\w.]*$")
+
+
+_URL_ORIGIN = re.compile(r"^[a-z][a-z0-9+.\-]*://[^/]*", re.I)
+_DRIVE = re.compile(r"^[A-Za-z]:(?=/)")
+_SCHEME_OR_ROOT = re.compile(r"^(?:[a-z][a-z0-9+.\-]*:|/|\.|[A-Za-z]:)", re.I)
+#: Frames classified per rules object; stacks repeat the same frames, so this is a cheap memo.
+_MEMO_SIZE = 4096
+
+
+def path_segments(filename: str) -> list[str]:
+    """The directory and file names of ``filename`` (URL origin, drive letter and query removed)."""
+    name = filename.replace("\\", "/").split("?", 1)[0].split("#", 1)[0]
+    name = _DRIVE.sub("", _URL_ORIGIN.sub("", name))
+    return [part for part in name.split("/") if part not in ("", ".")]
+
+
+def go_package(function: str) -> str:
+    """``github.com/a/b/internal/cart.(*S).Total`` → ``github.com/a/b/internal/cart``; ``main.main`` → ``main``."""
+    function = function.removeprefix("created by ").split(" in goroutine ", 1)[0]
+    slash = function.rfind("/")
+    dot = function.find(".", slash + 1)
+    return function[:dot] if dot > 0 else function
+
+
+def _has_library_dir(segments: Sequence[str]) -> bool:
+    for index, part in enumerate(segments[:-1]):
+        if part in _LIBRARY_DIRS:
+            return True
+        following = segments[index + 1]
+        if part == "pkg" and following == "mod":  # Go module cache
+            return True
+        if part.lower() in ("lib", "lib64") and _PY_STDLIB_VERSION.match(following):
+            return True
+        if part == "lib" and following == "ruby":
+            return True
+        if part.lower() == "lib" and index and segments[index - 1].lower().startswith("python"):
+            return True  # Windows: C:\Python312\Lib\json\decoder.py
+        if _GO_MODULE_VERSION.search(part):
+            return True  # a Go module at a version (module cache or -trimpath)
+    return False
+
+
+def _is_instrumentation_path(segments: Sequence[str]) -> bool:
+    """An instrumentation package inside a dependency folder (never a folder of the app itself)."""
+    inside_dependencies = False
+    for part in segments[:-1]:
+        if inside_dependencies and (part in _INSTRUMENTATION_DIRS or _INSTRUMENTATION_GEM.match(part)):
+            return True
+        inside_dependencies = inside_dependencies or part in _LIBRARY_DIRS
+    return False
+
+
+def _matches(patterns: Sequence[str], values: Sequence[str]) -> bool:
+    return any(p and (value.startswith(p) or p in value) for p in patterns for value in values)
+
+
+class InAppRules:
+    """Decides whether a frame is application code, library code or telemetry instrumentation.
+
+    ``include``/``exclude`` are path or module prefixes (or fragments) from the configuration;
+    ``exclude`` wins, and both win over the built-in rules.
+    """
+
+    def __init__(self, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> None:
+        self.include = tuple(include)
+        self.exclude = tuple(exclude)
+        self._memo: dict[tuple[str, str | None, str, str], tuple[bool, bool]] = {}
+
+    def is_in_app(self, filename: str, module: str | None = None, language: str = "") -> bool:
+        return self.classify(filename, module, language=language)[0]
+
+    def classify(
+        self, filename: str, module: str | None = None, function: str = "", language: str = ""
+    ) -> tuple[bool, bool]:
+        """``(in_app, instrumentation)`` for one frame."""
+        key = (filename, module, function if language == "go" else "", language)
+        found = self._memo.get(key)
+        if found is None:
+            if len(self._memo) >= _MEMO_SIZE:
+                self._memo.clear()
+            found = self._memo[key] = self._classify(filename, module, function, language)
+        return found
+
+    def _classify(self, filename: str, module: str | None, function: str, language: str) -> tuple[bool, bool]:
+        instrumentation = self._instrumentation(filename, module, function, language)
+        values = [filename] + ([module] if module else [])
+        if _matches(self.exclude, values):
+            return False, instrumentation
+        if instrumentation:
+            return False, True
+        if _matches(self.include, values):
+            return True, False
+        return self._builtin_in_app(filename, module, function, language), False
+
+    @staticmethod
+    def _instrumentation(filename: str, module: str | None, function: str, language: str) -> bool:
+        if language == "go":
+            return go_package(function).startswith("go.opentelemetry.io/")
+        if module:
+            if module.startswith(_INSTRUMENTATION_MODULES):
+                return True
+            # Java agents inject helper classes into the framework's own package
+            # (e.g. ``org.springframework.web.servlet.v6_0.OpenTelemetryHandlerMappingFilter``).
+            if module.rsplit(".", 1)[-1].startswith("OpenTelemetry") and module.startswith(_LIBRARY_MODULES):
+                return True
+        return _is_instrumentation_path(path_segments(filename))
+
+    @staticmethod
+    def _builtin_in_app(filename: str, module: str | None, function: str, language: str) -> bool:
+        if language == "go":
+            return _go_in_app(filename, function)
+        stripped = filename.strip()
+        if stripped in _NO_SOURCE or stripped.startswith(("<frozen ", "<internal:")):
+            return False
+        if stripped.lower().startswith(_RUNTIME_SCHEMES):
+            return False
+        if module and (module + ".").startswith(_LIBRARY_MODULES):
+            return False
+        segments = path_segments(stripped)
+        if language == "javascript":
+            # Node before v16 printed core modules bare ("internal/timers.js", "events.js").
+            if not _SCHEME_OR_ROOT.match(stripped) and (
+                stripped.startswith("internal/") or "/" not in stripped.replace("\\", "/")
+            ):
+                return False
+            if any(part in ("webpack", "@vite") for part in segments[:1]) or "webpack/bootstrap" in "/".join(segments[:2]):
+                return False
+        return not _has_library_dir(segments)
+
+
+def _go_in_app(filename: str, function: str) -> bool:
+    """Go: the main module's packages are in-app; the standard library and versioned modules are not.
+
+    The package path comes from the function name, so the decision is the same for plain and
+    ``-trimpath`` builds: ``main`` and import paths outside the standard library are the
+    application unless the file lies in a module cache, a ``vendor`` folder or at a module version
+    (``…/pkg/mod/x@v1.2.3/…``, ``x@v1.2.3/…``).
+    """
+    package = go_package(function)
+    if package == "main" or package.startswith("main."):
+        return True
+    root = package.split("/", 1)[0]
+    if "." not in root and root in GO_STDLIB_ROOTS:
+        return False
+    return not _has_library_dir(path_segments(filename))
