@@ -1,0 +1,436 @@
+"""The secret-scrubbing engine shared by the otel-autoheal service and its Python instrumentation.
+
+This file and ``scrub_rules.toml`` next to it are shipped byte-identical in both distributions
+(``otel_autoheal/`` and ``autoheal_instrumentation/``; a test checks it), so the two scrubbers
+cannot drift. It imports nothing outside the standard library except, when installed, google-re2.
+
+Time bound. Every regex in the rule file is linear-time under RE2 (google-re2, used when
+importable: the service depends on it). Without it, Python's ``re`` runs the same regexes; the
+rule file's constraints (no unbounded or multiplying nested repeats, no lookaround; checked by the
+tests) bound the work per start position by a constant, so a text costs time linear in its size.
+The instrumentation does not require google-re2 because it is a compiled wheel (abseil + RE2)
+that is not built for every platform and Python an app may run on, and the instrumentation must
+install anywhere and stay light. Texts beyond ``max_text_chars`` are cut (visibly) before
+scrubbing, a second guard on the time one text can take.
+
+Under RE2 the text is scrubbed as UTF-8 bytes: the google-re2 wrapper re-encodes a ``str`` on
+every ``match(text, pos)`` call, which would make the keyed forms quadratic.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+__all__ = ["RULES_PATH", "Engine", "load_rules", "luhn_valid", "re2_module"]
+
+#: The rule file read by default (next to this module in both distributions).
+RULES_PATH = Path(__file__).with_name("scrub_rules.toml")
+
+_REDACTED = "[redacted:"
+_NAME_WORDS = re.compile(r"[a-z0-9]+")
+_CAMEL = re.compile(r"([a-z0-9])([A-Z])")
+_LINE_LEAD = re.compile(r"[ \t]*(?:(?:export|set|-)[ \t]+)?[\"']?")
+_UPPER_NAME = re.compile(r"[A-Z][A-Z0-9_]*")
+_PORT = re.compile(r"[0-9]{1,5}(?:/|$)")
+_MAX_NAME = 200
+
+
+def re2_module() -> ModuleType | None:
+    """google-re2's ``re2`` module, or None when it is not installed."""
+    try:
+        import re2  # type: ignore[import-not-found,import-untyped,unused-ignore]
+    except ImportError:
+        return None
+    return re2  # type: ignore[no-any-return]
+
+
+def load_rules(path: Path | None = None) -> dict[str, Any]:
+    """The parsed rule file."""
+    with open(path or RULES_PATH, "rb") as handle:
+        return tomllib.load(handle)
+
+
+def luhn_valid(digits: str) -> bool:
+    """Luhn checksum of a digit string (payment card numbers)."""
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        d = ord(char) - 48
+        if index % 2 == 1:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+@dataclass(frozen=True)
+class _Rule:
+    kind: str
+    regex: Any
+    keywords: tuple[Any, ...]
+    luhn: bool = False
+    extend: Any = None
+
+
+@dataclass(frozen=True)
+class _Block:
+    kind: str
+    begin: Any
+    end: Any
+    keywords: tuple[Any, ...]
+    max_chars: int
+
+
+@dataclass(frozen=True)
+class _Keyed:
+    form: str
+    key: Any
+
+
+class Engine:
+    """Compiled rules plus the logic that applies them; ``text``, ``argv`` and ``value`` scrub.
+
+    ``regex`` is the module the rules are compiled with: google-re2's ``re2`` (default when
+    installed) or the standard ``re``. ``extra_patterns`` maps a label to a regex (the whole match
+    is replaced); ``allow`` lists literal values and names never redacted.
+    """
+
+    def __init__(
+        self,
+        *,
+        regex: ModuleType | None = None,
+        extra_patterns: Mapping[str, str] | None = None,
+        allow: Iterable[str] = (),
+        rules: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.regex = regex if regex is not None else (re2_module() or re)
+        self.engine = "re2" if self.regex is not re else "re"
+        self._bytes = self.engine == "re2"
+        data = rules if rules is not None else load_rules()
+        names = data["names"]
+        self.max_text_chars: int = int(data["max_text_chars"])
+        self._anywhere = tuple(names["anywhere"])
+        self._last_word = frozenset(names["last_word"])
+        self._suffix = tuple(names["suffix"])
+        self._not_secret_last = frozenset(names["not_secret_last_word"])
+        self._allow = frozenset(allow)
+        self._allowed_names = frozenset(n.lower() for n in (*names["allowed"], *self._allow))
+        self._kinds = tuple((word, kind) for word, kind in names["kinds"])
+        stems = "|".join(names["stems"])
+        self._blocks = [
+            _Block(
+                block["id"],
+                self._compile(block["begin"]),
+                self._compile(block["end"]),
+                tuple(self._hay(k) for k in block.get("keywords", ())),
+                int(block["max_chars"]),
+            )
+            for block in data.get("block", ())
+        ]
+        self._rules = [
+            _Rule(
+                rule["id"],
+                self._compile(rule["regex"]),
+                tuple(self._hay(k) for k in rule.get("keywords", ())),
+                rule.get("check") == "luhn",
+                self._compile(rule["extend"]) if "extend" in rule else None,
+            )
+            for rule in data["rule"]
+        ]
+        self._rules += [_Rule(name, self._compile(p), ()) for name, p in (extra_patterns or {}).items()]
+        self._keyed = [_Keyed(k["value"], self._compile(k["key"].replace("{stems}", stems))) for k in data["keyed"]]
+        values = data["values"]
+        self._values = {name: self._compile(values[name]) for name in values}
+        self._label_cache: dict[str, Any] = {}
+
+    # -- plumbing ----------------------------------------------------------------------------
+    def _compile(self, pattern: str) -> Any:
+        if self._bytes:
+            return self.regex.compile(pattern.encode())
+        return re.compile(pattern, re.ASCII)
+
+    def _hay(self, text: str) -> Any:
+        return text.encode("utf-8", "surrogatepass") if self._bytes else text
+
+    def _str(self, hay: Any) -> str:
+        return hay.decode("utf-8", "surrogatepass") if self._bytes else str(hay)
+
+    def _label(self, kind: str) -> Any:
+        label = self._label_cache.get(kind)
+        if label is None:
+            label = self._label_cache[kind] = self._hay(f"[redacted:{kind}]")
+        return label
+
+    def _allowed(self, secret: Any) -> bool:
+        return bool(self._allow) and self._str(secret) in self._allow
+
+    # -- names -------------------------------------------------------------------------------
+    def is_secret_name(self, name: str) -> bool:
+        """Tell whether an option, key, header or variable name holds a secret."""
+        name = name[-_MAX_NAME:]
+        lowered = name.lower()
+        if lowered in self._allowed_names or lowered.lstrip("-") in self._allowed_names:
+            return False
+        words = _NAME_WORDS.findall(_CAMEL.sub(r"\1_\2", name).lower())
+        if not words or words[-1] in self._not_secret_last:
+            return False
+        compact = "".join(words)
+        return (
+            words[-1] in self._last_word
+            or any(word in compact for word in self._anywhere)
+            or compact.endswith(self._suffix)
+        )
+
+    def name_kind(self, name: str) -> str:
+        """The label kind for a secret name ("db.password" → password, "X-Api-Key" → api_key)."""
+        compact = "".join(_NAME_WORDS.findall(_CAMEL.sub(r"\1_\2", name[-_MAX_NAME:]).lower()))
+        for word, kind in self._kinds:
+            if word in compact:
+                return str(kind)
+        return "secret"
+
+    # -- text --------------------------------------------------------------------------------
+    def cap(self, text: str) -> str:
+        """Cut a text longer than the size budget at whitespace, with a visible note."""
+        limit = self.max_text_chars
+        if len(text) <= limit:
+            return text
+        head = text[:limit]
+        cut = max(head.rfind("\n"), head.rfind(" "))
+        head = head[:cut] if cut > limit // 2 else head
+        return head + f"\n[… {len(text) - len(head)} characters not shown: over the scrubber's size budget]"
+
+    def text(self, text: str) -> str:
+        """Return ``text`` with every recognised secret replaced by ``[redacted:<kind>]``."""
+        if not text:
+            return text
+        hay = self._hay(self.cap(text))
+        lowered = hay.lower()
+        for block in self._blocks:
+            if any(k in lowered for k in block.keywords):
+                hay = self._apply_block(block, hay)
+        for rule in self._rules:
+            if rule.keywords and not any(k in lowered for k in rule.keywords):
+                continue
+            hay = self._apply_rule(rule, hay)
+        for keyed in self._keyed:
+            hay = self._apply_keyed(keyed, hay)
+        return self._str(hay)
+
+    def _apply_block(self, block: _Block, hay: Any) -> Any:
+        out, done = [], 0
+        for begin in block.begin.finditer(hay):
+            if begin.start() < done:
+                continue
+            limit = min(len(hay), begin.end() + block.max_chars)
+            end = block.end.search(hay, begin.end(), limit)
+            done_at = end.end() if end is not None else limit
+            out += [hay[done : begin.start()], self._label(block.kind)]
+            done = done_at
+        if not out:
+            return hay
+        out.append(hay[done:])
+        return hay[:0].join(out)
+
+    def _apply_rule(self, rule: _Rule, hay: Any) -> Any:
+        out, done = [], 0
+        for match in rule.regex.finditer(hay):
+            if match.start() < done:
+                continue  # inside the extension of the previous match
+            end = match.end()
+            if rule.extend is not None:
+                while True:
+                    more = rule.extend.match(hay, end)
+                    if more is None or more.end() == end:
+                        break
+                    end = more.end()
+            spans = self._secret_spans(hay, match, rule, end)
+            if not spans:
+                continue
+            for start, stop in spans:
+                out += [hay[done:start], self._label(rule.kind)]
+                done = stop
+        if not out:
+            return hay
+        out.append(hay[done:])
+        return hay[:0].join(out)
+
+    def _secret_spans(self, hay: Any, match: Any, rule: _Rule, end: int) -> list[tuple[int, int]]:
+        """The spans to replace: the capture groups that took part (else the whole match)."""
+        groups = rule.regex.groups
+        if groups == 0:
+            whole = hay[match.start() : end]
+            return [] if self._allowed(whole) else [(match.start(), end)]
+        spans = []
+        for index in range(1, groups + 1):
+            g_start, g_end = match.span(index)
+            if g_start < 0:
+                continue
+            secret = match.group(index)
+            if (
+                self._allowed(secret)
+                or secret.startswith(self._label_prefix)
+                or (rule.kind == "url_password" and _PORT.match(self._str(secret)))
+                or (rule.luhn and not self._luhn_card(secret))
+            ):
+                continue
+            spans.append((g_start, end if g_end == match.end() else g_end))
+        return spans
+
+    @property
+    def _label_prefix(self) -> Any:
+        return self._hay(_REDACTED)
+
+    def _luhn_card(self, secret: Any) -> bool:
+        digits = "".join(c for c in self._str(secret) if c.isdigit())
+        return 13 <= len(digits) <= 19 and luhn_valid(digits)
+
+    def _apply_keyed(self, keyed: _Keyed, hay: Any) -> Any:
+        out, done = [], 0
+        for match in keyed.key.finditer(hay):
+            if match.start(1) < done:
+                continue  # inside a value already replaced
+            name = self._str(match.group(1))
+            if not self.is_secret_name(name):
+                continue
+            span = self._value_span(keyed.form, hay, match, name)
+            if span is None:
+                continue
+            v_start, v_end = span
+            out += [hay[done:v_start], self._label(self.name_kind(name))]
+            done = v_end
+        if not out:
+            return hay
+        out.append(hay[done:])
+        return hay[:0].join(out)
+
+    def _value_span(self, form: str, hay: Any, match: Any, name: str) -> tuple[int, int] | None:
+        """Where the value after a secret name starts and ends, or None to keep it."""
+        pos = match.end(0)
+        values = self._values
+        quoted = values["double_quoted"].match(hay, pos) or values["single_quoted"].match(hay, pos)
+        if quoted is not None and form in ("assignment", "flag"):
+            start, end = quoted.span(1)
+        else:
+            if form == "assignment":
+                pattern = values["line"] if self._takes_line(hay, match, name) else values["token"]
+            else:
+                pattern = values[form]
+            found = pattern.match(hay, pos)
+            if found is None:
+                return None
+            start, end = found.span(0)
+        value = hay[start:end]
+        if values["keep"].match(value):
+            return None
+        if form == "assignment" and self._prose_colon(hay, match, name, value):
+            return None
+        return start, end
+
+    def _line_start(self, hay: Any, index: int) -> int:
+        newline = hay.rfind(b"\n" if self._bytes else "\n", max(0, index - _MAX_NAME), index)
+        return newline + 1 if newline >= 0 else max(0, index - _MAX_NAME)
+
+    def _takes_line(self, hay: Any, match: Any, name: str) -> bool:
+        """An UPPER_SNAKE name, or a name that starts its line, owns the rest of the line."""
+        sep = self._str(hay[match.end(1) : match.end(0)])
+        if "=" in sep and _UPPER_NAME.fullmatch(name):
+            return True
+        lead = self._str(hay[self._line_start(hay, match.start(1)) : match.start(1)])
+        return _LINE_LEAD.fullmatch(lead) is not None
+
+    def _prose_colon(self, hay: Any, match: Any, name: str, value: Any) -> bool:
+        """"refresh token: connection reset" is prose, not an assignment: keep all-letter values."""
+        sep = self._str(hay[match.end(1) : match.end(0)])
+        if sep.strip() != ":" or sep.endswith(":") or self._takes_line(hay, match, name):
+            return False
+        return self.name_kind(name) != "password" and self._str(value).isalpha()
+
+    # -- argv and structures -----------------------------------------------------------------
+    def argv(self, args: Sequence[str]) -> list[str]:
+        """Scrub an argument vector: ``--password x``, ``--token=x``, ``-pX`` (mysql), ``-u u:p`` (curl)."""
+        out: list[str] = []
+        program = str(args[0]).replace("\\", "/").rsplit("/", 1)[-1].lower() if args else ""
+        pending: str | None = None  # the kind of the value the previous option announced
+        user_next = False
+        for raw in args:
+            arg = str(raw)
+            is_option = arg.startswith("-") and len(arg) > 1
+            if pending is not None:
+                kind, pending = pending, None
+                if not is_option:
+                    out.append(f"[redacted:{kind}]")
+                    continue
+            if user_next:
+                user_next = False
+                if not is_option and ":" in arg:
+                    out.append(arg.split(":", 1)[0] + ":[redacted:password]")
+                    continue
+            if is_option:
+                name, sep, value = arg.partition("=")
+                if self.is_secret_name(name):
+                    kind = self.name_kind(name)
+                    if not sep:
+                        out.append(arg)
+                        pending = kind
+                    else:
+                        out.append(arg if not value or self.is_allowed(value) else f"{name}=[redacted:{kind}]")
+                    continue
+                if program in _ATTACHED_PASSWORD_FLAG and arg.startswith("-p") and not arg.startswith("--") and len(arg) > 2:
+                    out.append("-p[redacted:password]")
+                    continue
+                if arg == _SEPARATE_PASSWORD_FLAG.get(program):
+                    out.append(arg)
+                    pending = "password"
+                    continue
+                if program == "curl" and name in _CURL_USER_FLAGS:
+                    if sep and ":" in value:
+                        out.append(f"{name}={value.split(':', 1)[0]}:[redacted:password]")
+                    else:
+                        out.append(arg)
+                        user_next = True
+                    continue
+                if program == "curl" and arg.startswith("-u") and ":" in arg:
+                    out.append(arg.split(":", 1)[0] + ":[redacted:password]")
+                    continue
+            out.append(self.text(arg))
+        return out
+
+    def is_allowed(self, value: str) -> bool:
+        """Whether ``value`` is on the allow-list."""
+        return value in self._allow
+
+    def value(self, value: Any, key: str = "", depth: int = 0) -> Any:
+        """Scrub a JSON-like value: values under secret names are replaced whole, strings scrubbed."""
+        if depth > 32:
+            return "[truncated]"
+        if key and self.is_secret_name(key) and value not in (None, "", True, False):
+            if isinstance(value, (dict, list, tuple)) and not value:
+                return value
+            if isinstance(value, str) and (value in self._allow or value.startswith(_REDACTED)):
+                return value
+            return f"[redacted:{self.name_kind(key)}]"
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, Mapping):
+            return {k: self.value(v, str(k), depth + 1) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            if value and all(isinstance(v, str) for v in value):
+                return self.argv([str(v) for v in value])
+            return [self.value(v, "", depth + 1) for v in value]
+        return value
+
+
+#: Programs whose ``-p`` takes the password attached (``mysql -pS3cret``; ``-p S3cret`` would be a
+#: database name).
+_ATTACHED_PASSWORD_FLAG = frozenset({"mysql", "mysqldump", "mysqladmin", "mariadb", "mariadb-dump", "mysqlimport"})
+#: Programs with a password option that is not named like one.
+_SEPARATE_PASSWORD_FLAG = {"sshpass": "-p", "redis-cli": "-a"}
+#: ``curl -u user:password``.
+_CURL_USER_FLAGS = frozenset({"-u", "--user", "--proxy-user", "-U"})
