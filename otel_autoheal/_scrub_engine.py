@@ -239,10 +239,12 @@ class Engine:
         return hay[:0].join(out)
 
     def _apply_rule(self, rule: _Rule, hay: Any) -> Any:
-        out, done = [], 0
-        for match in rule.regex.finditer(hay):
-            if match.start() < done:
-                continue  # inside the extension of the previous match
+        out, done, pos = [], 0, 0
+        groups = rule.regex.groups
+        while pos <= len(hay):
+            match = rule.regex.search(hay, pos)
+            if match is None:
+                break
             end = match.end()
             if rule.extend is not None:
                 while True:
@@ -250,12 +252,14 @@ class Engine:
                     if more is None or more.end() == end:
                         break
                     end = more.end()
-            spans = self._secret_spans(hay, match, rule, end)
-            if not spans:
-                continue
-            for start, stop in spans:
+            for start, stop in self._secret_spans(hay, match, rule, end):
                 out += [hay[done:start], self._label(rule.kind)]
                 done = stop
+            # Resume after the last group, not after the match: the context a match consumed after
+            # its secret (a separator) may be the context the next match needs before its own.
+            last_group = max((match.end(i) for i in range(1, groups + 1) if match.start(i) >= 0), default=-1)
+            resume = end if groups == 0 or last_group == match.end() else last_group
+            pos = max(resume, done, match.start() + 1)
         if not out:
             return hay
         out.append(hay[done:])
@@ -338,12 +342,14 @@ class Engine:
         return newline + 1 if newline >= 0 else max(0, index - _MAX_NAME)
 
     def _takes_line(self, hay: Any, match: Any, name: str) -> bool:
-        """An UPPER_SNAKE name, or a name that starts its line, owns the rest of the line."""
+        """Env-style ``UPPER_NAME=v a l``, ``export x=...`` and line-leading ``name: v a l`` (YAML,
+        headers) own the rest of the line; ``name=value`` elsewhere ends at whitespace."""
         sep = self._str(hay[match.end(1) : match.end(0)])
         if "=" in sep and _UPPER_NAME.fullmatch(name):
             return True
         lead = self._str(hay[self._line_start(hay, match.start(1)) : match.start(1)])
-        return _LINE_LEAD.fullmatch(lead) is not None
+        found = _LINE_LEAD.fullmatch(lead)
+        return found is not None and (":" in sep or "export" in lead)
 
     def _prose_colon(self, hay: Any, match: Any, name: str, value: Any) -> bool:
         """"refresh token: connection reset" is prose, not an assignment: keep all-letter values."""
