@@ -331,7 +331,7 @@ class Engine:
                 return None
             start, end = found.span(0)
         value = hay[start:end]
-        if values["keep"].match(value):
+        if values["keep"].match(value) or self._allowed(value):
             return None
         if form == "assignment" and self._prose_colon(hay, match, name, value):
             return None
