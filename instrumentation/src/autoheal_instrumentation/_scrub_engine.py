@@ -247,11 +247,7 @@ class Engine:
                 break
             end = match.end()
             if rule.extend is not None:
-                while True:
-                    more = rule.extend.match(hay, end)
-                    if more is None or more.end() == end:
-                        break
-                    end = more.end()
+                end = self._extend(rule.extend, hay, end)
             for start, stop in self._secret_spans(hay, match, rule, end):
                 out += [hay[done:start], self._label(rule.kind)]
                 done = stop
@@ -318,10 +314,13 @@ class Engine:
         """Where the value after a secret name starts and ends, or None to keep it."""
         pos = match.end(0)
         values = self._values
-        quoted = values["double_quoted"].match(hay, pos) or values["single_quoted"].match(hay, pos)
-        if quoted is not None and form in ("assignment", "flag"):
-            start, end = quoted.span(1)
-        else:
+        quote = self._str(hay[pos : pos + 1])
+        span = None
+        if quote in ("\"", "'") and form in ("assignment", "flag"):
+            body_end = self._extend(values["double_quoted" if quote == '"' else "single_quoted"], hay, pos + 1)
+            if body_end > pos + 1 and self._str(hay[body_end : body_end + 1]) == quote:
+                span = (pos + 1, body_end)
+        if span is None:
             if form == "assignment":
                 pattern = values["line"] if self._takes_line(hay, match, name) else values["token"]
             else:
@@ -329,13 +328,23 @@ class Engine:
             found = pattern.match(hay, pos)
             if found is None:
                 return None
-            start, end = found.span(0)
-        value = hay[start:end]
+            span = (pos, self._extend(values[_CONTINUE.get(form, "token")] if form != "assignment" else pattern, hay, found.end()))
+        value = hay[span[0] : span[1]]
         if values["keep"].match(value) or self._allowed(value):
             return None
         if form == "assignment" and self._prose_colon(hay, match, name, value):
             return None
-        return start, end
+        return span
+
+    @staticmethod
+    def _extend(pattern: Any, hay: Any, end: int) -> int:
+        """Extend a run past the regex's repeat bound (kept small: RE2 compiles counted repeats
+        into that many instructions) by matching again where it stopped."""
+        while True:
+            more = pattern.match(hay, end)
+            if more is None or more.end() == end:
+                return end
+            end = more.end()
 
     def _line_start(self, hay: Any, index: int) -> int:
         newline = hay.rfind(b"\n" if self._bytes else "\n", max(0, index - _MAX_NAME), index)
@@ -433,6 +442,8 @@ class Engine:
         return value
 
 
+#: The value regex that continues a value of each keyed form past its repeat bound.
+_CONTINUE = {"query": "query", "flag": "token", "xml": "xml"}
 #: Programs whose ``-p`` takes the password attached (``mysql -pS3cret``; ``-p S3cret`` would be a
 #: database name).
 _ATTACHED_PASSWORD_FLAG = frozenset({"mysql", "mysqldump", "mysqladmin", "mariadb", "mariadb-dump", "mysqlimport"})
