@@ -1,4 +1,6 @@
-"""Remove secrets from argv, free text and tool arguments before they leave the process.
+"""BASELINE ONLY (bench/scrub.py): verbatim copy of autoheal_instrumentation/_scrub.py at commit 4010cca.
+
+Remove secrets from argv, free text and tool arguments before they leave the process.
 
 The service scrubs again; this is the first line, so secrets never reach the wire or the spool.
 """

@@ -1,4 +1,6 @@
-"""The scrubber: removes secrets from text and attribute maps before anything is stored or rendered.
+"""BASELINE ONLY (bench/scrub.py): verbatim copy of otel_autoheal/scrub.py at commit 4010cca, before the shared rule set.
+
+The scrubber: removes secrets from text and attribute maps before anything is stored or rendered.
 
 Values are replaced, never deleted, and each replacement names what it was
 (``[redacted:github_token]``), so an issue still shows *that* a value was there.

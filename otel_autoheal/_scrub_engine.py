@@ -2,16 +2,16 @@
 
 This file and ``scrub_rules.toml`` next to it are shipped byte-identical in both distributions
 (``otel_autoheal/`` and ``autoheal_instrumentation/``; a test checks it), so the two scrubbers
-cannot drift. It imports nothing outside the standard library except, when installed, google-re2.
+cannot drift. It imports only the standard library; the caller passes the regex module.
 
-Time bound. Every regex in the rule file is linear-time under RE2 (google-re2, used when
-importable: the service depends on it). Without it, Python's ``re`` runs the same regexes; the
-rule file's constraints (no unbounded or multiplying nested repeats, no lookaround; checked by the
-tests) bound the work per start position by a constant, so a text costs time linear in its size.
-The instrumentation does not require google-re2 because it is a compiled wheel (abseil + RE2)
-that is not built for every platform and Python an app may run on, and the instrumentation must
-install anywhere and stay light. Texts beyond ``max_text_chars`` are cut (visibly) before
-scrubbing, a second guard on the time one text can take.
+Time bound. The service compiles the rules with google-re2 (linear time by construction). The
+instrumentation compiles the same rules with Python's ``re``: the rule file's constraints (bounded
+repeats, none nested in another that can run more than once, no lookaround or backreferences;
+checked by the tests) bound the work per start position by a constant, so a text costs time
+linear in its size (bench/scrub.py measures it). The instrumentation does not use google-re2: it
+is a compiled wheel (RE2 + abseil) not built for every platform and Python an app may run on,
+and building its automata costs a failing CLI run ~250 ms more than ``re`` does. Texts beyond
+``max_text_chars`` are cut (visibly) before scrubbing, a second guard on the time one text takes.
 
 Under RE2 the text is scrubbed as UTF-8 bytes: the google-re2 wrapper re-encodes a ``str`` on
 every ``match(text, pos)`` call, which would make the keyed forms quadratic.
@@ -22,12 +22,11 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
-__all__ = ["RULES_PATH", "Engine", "load_rules", "luhn_valid", "re2_module"]
+__all__ = ["RULES_PATH", "Engine", "load_rules", "luhn_valid"]
 
 #: The rule file read by default (next to this module in both distributions).
 RULES_PATH = Path(__file__).with_name("scrub_rules.toml")
@@ -39,15 +38,6 @@ _LINE_LEAD = re.compile(r"[ \t]*(?:(?:export|set|-)[ \t]+)?[\"']?")
 _UPPER_NAME = re.compile(r"[A-Z][A-Z0-9_]*")
 _PORT = re.compile(r"[0-9]{1,5}(?:/|$)")
 _MAX_NAME = 200
-
-
-def re2_module() -> ModuleType | None:
-    """google-re2's ``re2`` module, or None when it is not installed."""
-    try:
-        import re2  # type: ignore[import-not-found,import-untyped,unused-ignore]
-    except ImportError:
-        return None
-    return re2  # type: ignore[no-any-return]
 
 
 def load_rules(path: Path | None = None) -> dict[str, Any]:
@@ -69,26 +59,23 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
-@dataclass(frozen=True)
-class _Rule:
+class _Rule(NamedTuple):
     kind: str
-    regex: Any
+    regex: str
     keywords: tuple[Any, ...]
     luhn: bool = False
-    extend: Any = None
+    extend: str | None = None
 
 
-@dataclass(frozen=True)
-class _Block:
+class _Block(NamedTuple):
     kind: str
-    begin: Any
-    end: Any
+    begin: str
+    end: str
     keywords: tuple[Any, ...]
     max_chars: int
 
 
-@dataclass(frozen=True)
-class _Keyed:
+class _Keyed(NamedTuple):
     form: str
     key: Any
 
@@ -96,8 +83,8 @@ class _Keyed:
 class Engine:
     """Compiled rules plus the logic that applies them; ``text``, ``argv`` and ``value`` scrub.
 
-    ``regex`` is the module the rules are compiled with: google-re2's ``re2`` (default when
-    installed) or the standard ``re``. ``extra_patterns`` maps a label to a regex (the whole match
+    ``regex`` is the module the rules are compiled with: google-re2's ``re2`` (the service) or
+    the standard ``re`` (default; the instrumentation). ``extra_patterns`` maps a label to a regex (the whole match
     is replaced); ``allow`` lists literal values and names never redacted.
     """
 
@@ -109,7 +96,7 @@ class Engine:
         allow: Iterable[str] = (),
         rules: Mapping[str, Any] | None = None,
     ) -> None:
-        self.regex = regex if regex is not None else (re2_module() or re)
+        self.regex = regex if regex is not None else re
         self.engine = "re2" if self.regex is not re else "re"
         self._bytes = self.engine == "re2"
         data = rules if rules is not None else load_rules()
@@ -126,8 +113,8 @@ class Engine:
         self._blocks = [
             _Block(
                 block["id"],
-                self._compile(block["begin"]),
-                self._compile(block["end"]),
+                block["begin"],
+                block["end"],
                 tuple(self._hay(k) for k in block.get("keywords", ())),
                 int(block["max_chars"]),
             )
@@ -136,14 +123,31 @@ class Engine:
         self._rules = [
             _Rule(
                 rule["id"],
-                self._compile(rule["regex"]),
+                rule["regex"],
                 tuple(self._hay(k) for k in rule.get("keywords", ())),
                 rule.get("check") == "luhn",
-                self._compile(rule["extend"]) if "extend" in rule else None,
+                rule.get("extend"),
             )
             for rule in data["rule"]
         ]
-        self._rules += [_Rule(name, self._compile(p), ()) for name, p in (extra_patterns or {}).items()]
+        self._compiled: dict[str, Any] = {}
+        self._rules += [_Rule(name, p, ()) for name, p in (extra_patterns or {}).items()]
+        for name, pattern in (extra_patterns or {}).items():
+            self._re(pattern)  # a bad extra pattern fails here, not on the first text
+        self._always = [i for i, rule in enumerate(self._rules) if not rule.keywords]
+        self._rules_by_keyword: dict[Any, list[int]] = {}
+        for index, rule in enumerate(self._rules):
+            for keyword in rule.keywords:
+                self._rules_by_keyword.setdefault(keyword, []).append(index)
+        self._stems = frozenset(self._hay(stem) for stem in names["stems"])
+        keywords = {k for item in (*self._rules, *self._blocks) for k in item.keywords} | self._stems
+        self._keyword_list = sorted(keywords)
+        self._keyword_set = None
+        if self._bytes and hasattr(self.regex, "Set"):
+            self._keyword_set = self.regex.Set.SearchSet()
+            for keyword in self._keyword_list:
+                self._keyword_set.Add(b"(?i)" + self.regex.escape(keyword))
+            self._keyword_set.Compile()
         self._keyed = [_Keyed(k["value"], self._compile(k["key"].replace("{stems}", stems))) for k in data["keyed"]]
         values = data["values"]
         self._values = {name: self._compile(values[name]) for name in values}
@@ -154,6 +158,24 @@ class Engine:
         if self._bytes:
             return self.regex.compile(pattern.encode())
         return re.compile(pattern, re.ASCII)
+
+    def _keywords_present(self, hay: Any) -> frozenset[Any]:
+        """The pre-filter keywords (rules' keywords and name stems) that occur in the text, case
+        folded. Under RE2 one pass of an RE2::Set finds them all (what gitleaks does with
+        Aho-Corasick); under re, one substring test per keyword."""
+        if self._keyword_set is not None:
+            found = self._keyword_set.Match(hay)
+            return frozenset(self._keyword_list[i] for i in found) if found else frozenset()
+        lowered = hay.lower()
+        return frozenset(k for k in self._keyword_list if k in lowered)
+
+    def _re(self, pattern: str) -> Any:
+        """The compiled form of a rule regex, compiled on first use: most texts trigger few rules,
+        and a failing CLI run should not pay for compiling all of them."""
+        compiled = self._compiled.get(pattern)
+        if compiled is None:
+            compiled = self._compiled[pattern] = self._compile(pattern)
+        return compiled
 
     def _hay(self, text: str) -> Any:
         return text.encode("utf-8", "surrogatepass") if self._bytes else text
@@ -211,25 +233,28 @@ class Engine:
         if not text:
             return text
         hay = self._hay(self.cap(text))
-        lowered = hay.lower()
+        present = self._keywords_present(hay)
         for block in self._blocks:
-            if any(k in lowered for k in block.keywords):
+            if not present.isdisjoint(block.keywords):
                 hay = self._apply_block(block, hay)
-        for rule in self._rules:
-            if rule.keywords and not any(k in lowered for k in rule.keywords):
-                continue
-            hay = self._apply_rule(rule, hay)
-        for keyed in self._keyed:
-            hay = self._apply_keyed(keyed, hay)
+        chosen = set(self._always)
+        for keyword in present:
+            chosen.update(self._rules_by_keyword.get(keyword, ()))
+        for index in sorted(chosen):
+            hay = self._apply_rule(self._rules[index], hay)
+        if not present.isdisjoint(self._stems):
+            for keyed in self._keyed:
+                hay = self._apply_keyed(keyed, hay)
         return self._str(hay)
 
     def _apply_block(self, block: _Block, hay: Any) -> Any:
         out, done = [], 0
-        for begin in block.begin.finditer(hay):
+        block_end = self._re(block.end)
+        for begin in self._re(block.begin).finditer(hay):
             if begin.start() < done:
                 continue
             limit = min(len(hay), begin.end() + block.max_chars)
-            end = block.end.search(hay, begin.end(), limit)
+            end = block_end.search(hay, begin.end(), limit)
             done_at = end.end() if end is not None else limit
             out += [hay[done : begin.start()], self._label(block.kind)]
             done = done_at
@@ -240,14 +265,15 @@ class Engine:
 
     def _apply_rule(self, rule: _Rule, hay: Any) -> Any:
         out, done, pos = [], 0, 0
-        groups = rule.regex.groups
+        regex = self._re(rule.regex)
+        groups = regex.groups
         while pos <= len(hay):
-            match = rule.regex.search(hay, pos)
+            match = regex.search(hay, pos)
             if match is None:
                 break
             end = match.end()
             if rule.extend is not None:
-                end = self._extend(rule.extend, hay, end)
+                end = self._extend(self._re(rule.extend), hay, end)
             for start, stop in self._secret_spans(hay, match, rule, end):
                 out += [hay[done:start], self._label(rule.kind)]
                 done = stop
@@ -263,7 +289,7 @@ class Engine:
 
     def _secret_spans(self, hay: Any, match: Any, rule: _Rule, end: int) -> list[tuple[int, int]]:
         """The spans to replace: the capture groups that took part (else the whole match)."""
-        groups = rule.regex.groups
+        groups = self._re(rule.regex).groups
         if groups == 0:
             whole = hay[match.start() : end]
             return [] if self._allowed(whole) else [(match.start(), end)]

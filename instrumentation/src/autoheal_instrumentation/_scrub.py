@@ -4,12 +4,13 @@ The service scrubs again; this is the first line, so secrets never reach the wir
 The rules (``scrub_rules.toml``) and the engine (``_scrub_engine.py``) are byte-identical copies
 of the service's, so both sides redact the same things with the same labels.
 
-Engine choice: google-re2 when it is installed (``pip install 'otel-autoheal-instrumentation[re2]'``),
-otherwise Python's ``re``. The instrumentation does not depend on google-re2: it is a compiled
-wheel (RE2 + abseil) not built for every platform and Python version an app may use, and this
-distribution must stay light and install anywhere. The rule file is written so that Python's
-backtracking engine also runs in linear time (bounded, non-multiplying repeats; the tests check the
-structure and bench/scrub.py measures the growth), and texts beyond the size budget are cut first.
+Engine: Python's ``re``, not google-re2 (the service's engine). google-re2 is a compiled wheel
+(RE2 + abseil) not built for every platform and Python an app may run on, and building its
+automata would cost a failing run ~250 ms; this distribution must stay light and install
+anywhere. The rule file is written so that Python's backtracking engine also runs in linear time
+(bounded repeats, none nested in another that can repeat, no lookaround; the tests check the
+structure of every regex and bench/scrub.py measures the growth), and texts beyond the size
+budget are cut first.
 """
 
 from __future__ import annotations
