@@ -140,9 +140,10 @@ class Engine:
             for keyword in rule.keywords:
                 self._rules_by_keyword.setdefault(keyword, []).append(index)
         self._stems = frozenset(self._hay(stem) for stem in names["stems"])
-        keywords = {k for item in (*self._rules, *self._blocks) for k in item.keywords} | self._stems
+        keywords = {k for rule in self._rules for k in rule.keywords}
+        keywords |= {k for block in self._blocks for k in block.keywords} | self._stems
         self._keyword_list = sorted(keywords)
-        self._keyword_set = None
+        self._keyword_set: Any = None
         if self._bytes and hasattr(self.regex, "Set"):
             self._keyword_set = self.regex.Set.SearchSet()
             for keyword in self._keyword_list:
