@@ -153,6 +153,7 @@ class Engine:
         values = data["values"]
         self._values = {name: self._compile(values[name]) for name in values}
         self._label_cache: dict[str, Any] = {}
+        self._name_cache: dict[str, bool] = {}
 
     # -- plumbing ----------------------------------------------------------------------------
     def _compile(self, pattern: str) -> Any:
@@ -196,6 +197,14 @@ class Engine:
     # -- names -------------------------------------------------------------------------------
     def is_secret_name(self, name: str) -> bool:
         """Tell whether an option, key, header or variable name holds a secret."""
+        cached = self._name_cache.get(name)
+        if cached is None:
+            if len(self._name_cache) > 4096:
+                self._name_cache.clear()
+            cached = self._name_cache[name] = self._is_secret_name(name)
+        return cached
+
+    def _is_secret_name(self, name: str) -> bool:
         name = name[-_MAX_NAME:]
         lowered = name.lower()
         if lowered in self._allowed_names or lowered.lstrip("-") in self._allowed_names:
