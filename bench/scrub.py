@@ -133,7 +133,7 @@ def main() -> None:
                 cells.append("> budget (10 s)")
                 continue
             rate = len(make(large)) / 1e6 / t_large
-            cells.append(f"{rate:.2f} ({t_large / t_small:.1f}×)")
+            cells.append(f"{rate:.3g} ({t_large / t_small:.1f}×)")
         print(f"| {label} | " + " | ".join(cells) + " |")
 
 
