@@ -277,7 +277,7 @@ def _gitleaks() -> str:
 #: made of those known ids (and the issue's own marker/data comments) are excluded BY PATTERN, and
 #: every plugin stays on.
 KNOWN_ID_LINES = (
-    r"(trace_id|span_id|trace|fingerprint|Fingerprint|autoheal:)[^\n]*\b[0-9a-f]{16,64}\b"
+    r"(trace_id|span_id|/trace/|[Tt]race\b|fingerprint|Fingerprint|autoheal:)[^\n]*\b[0-9a-f]{16,64}\b"
     r"|^\s*<!-- autoheal:"
     r"|\| *`?[0-9a-f]{32}`? *\|"
 )
