@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from otel_autoheal.errors import ConfigError
+from otel_autoheal.scrub import compile_pattern
 
 __all__ = ["ENV_PREFIX", "Config", "ScrubConfig", "default_state_dir", "load_config", "parse_hostport"]
 
@@ -45,7 +46,7 @@ class ScrubConfig:
 
     #: Scrub secrets before anything is stored or rendered. Default: true.
     enabled: bool = True
-    #: Extra ``name = "regex"`` patterns; matches become ``[redacted:name]``. Default: none.
+    #: Extra ``name = "regex"`` patterns (RE2 syntax); matches become ``[redacted:name]``. Default: none.
     extra_patterns: dict[str, str] = field(default_factory=dict)
     #: Literal values or attribute keys never redacted (false positives). Default: none.
     allow: tuple[str, ...] = ()
@@ -161,8 +162,8 @@ def _apply(base: Config, values: Mapping[str, Any], origin: str) -> Config:
                 raise ConfigError(f"{origin}scrub.extra_patterns", "expected a table of name = \"regex\"")
             for name, pattern in patterns.items():
                 try:
-                    re.compile(str(pattern))
-                except re.error as exc:
+                    compile_pattern(str(pattern))
+                except ValueError as exc:
                     raise ConfigError(f"{origin}scrub.extra_patterns.{name}", f"invalid regex: {exc}") from None
             changes["scrub"] = ScrubConfig(
                 enabled=_coerce(f"{origin}scrub.enabled", value.get("enabled", True), True),

@@ -25,6 +25,14 @@ pip_install -e "$ROOT/instrumentation[test,grpc]"
 if ! "$VENV/bin/actionlint" -version >/dev/null 2>&1; then
   GOBIN="$VENV/bin" GOFLAGS=-trimpath go install github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
 fi
+# gitleaks, one of the two independent secret scanners the scrubber tests run on scrubbed output
+# (detect-secrets, the other, is a PyPI test dependency); built from its Go module like actionlint,
+# skipped when this version is installed.
+GITLEAKS_VERSION=v8.30.1
+if [ ! -x "$VENV/bin/gitleaks" ] || [ "$(cat "$VENV/bin/.gitleaks-version" 2>/dev/null)" != "$GITLEAKS_VERSION" ]; then
+  GOBIN="$VENV/bin" GOFLAGS=-trimpath go install "github.com/zricethezav/gitleaks/v8@$GITLEAKS_VERSION"
+  echo "$GITLEAKS_VERSION" > "$VENV/bin/.gitleaks-version"
+fi
 
 # GitHub's official OpenAPI description for the REST stand-in.
 if [ ! -d "$ROOT/tests/github_standin/node_modules/@octokit/openapi" ]; then

@@ -45,7 +45,7 @@ def test_failing_command_exports_span_exception_and_preceding_logs(otlp_sink: Ot
     args = a["process.command_args"]
     assert args[1:3] == ["sync", "--source"]
     assert "[redacted:token]" in args and "s3cr3t-value" not in " ".join(args)
-    assert "https://bob:[redacted:url-password]@example.com/m" in args
+    assert "https://bob:[redacted:url_password]@example.com/m" in args
     (event,) = [e for e in span["events"] if e["name"] == "exception"]
     assert event["attributes"]["exception.type"] == "ValueError"
     stack = event["attributes"]["exception.stacktrace"]
@@ -55,7 +55,7 @@ def test_failing_command_exports_span_exception_and_preceding_logs(otlp_sink: Ot
     logs = otlp_sink.wait_for(lambda s: len(s.logs) >= 4 and s.logs)
     assert {(r["trace_id"], r["span_id"]) for r in logs} == {(span["trace_id"], span["span_id"])}
     bodies = [r["body"] for r in logs]
-    assert "starting sync from https://bob:[redacted:url-password]@example.com/m" in bodies
+    assert "starting sync from https://bob:[redacted:url_password]@example.com/m" in bodies
     assert "entry 'beta' has no checksum, continuing" in bodies
     exc_logs = [r for r in logs if r["event_name"] == "exception"]
     assert len(exc_logs) == 1

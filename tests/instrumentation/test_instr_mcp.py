@@ -67,7 +67,7 @@ def test_failing_tool_records_real_exception_continuing_callers_trace(
     assert a["error.type"] == "ZeroDivisionError"
     assert a["gen_ai.tool.name"] == "divide"
     args = json.loads(a["gen_ai.tool.call.arguments"])
-    assert args == {"a": 1, "b": 0, "api_key": "[redacted:api-key]"}
+    assert args == {"a": 1, "b": 0, "api_key": "[redacted:api_key]"}
     (event,) = [e for e in span["events"] if e["name"] == "exception"]
     assert event["attributes"]["exception.type"] == "ZeroDivisionError"
     stack = event["attributes"]["exception.stacktrace"]

@@ -12,7 +12,7 @@ def test_arguments_are_scrubbed_and_capped() -> None:
     """Tool arguments become sorted JSON with secrets redacted, capped at 4 KiB."""
     text = _arguments_json({"name": "divide", "arguments": {"token": "abc", "b": 0, "url": "https://u:p@h/"}})
     assert text is not None
-    assert json.loads(text) == {"b": 0, "token": "[redacted:token]", "url": "https://u:[redacted:url-password]@h/"}
+    assert json.loads(text) == {"b": 0, "token": "[redacted:token]", "url": "https://u:[redacted:url_password]@h/"}
     big = _arguments_json({"arguments": {"blob": "x" * 10_000}})
     assert big is not None and len(big) < 4200 and big.endswith("[truncated]")
     assert _arguments_json({"name": "noargs"}) is None

@@ -37,7 +37,7 @@ def test_scrubber_corpus_and_kinds():
     assert s.text("postgres://app:s3cr3t-pw@db:5432/x") == "postgres://app:[redacted:url_password]@db:5432/x"
     assert "hunter2" not in s.text("Authorization: Basic hunter2")
     assert s.argv(["deploy", "--password", "hunter2", "--api-key=abc123", "--verbose"]) == [
-        "deploy", "--password", "[redacted:secret]", "--api-key=[redacted:secret]", "--verbose"]
+        "deploy", "--password", "[redacted:password]", "--api-key=[redacted:api_key]", "--verbose"]
     assert s.attributes({"db.password": "x", "session_id": "y", "http.route": "/a"}) == {
         "db.password": "[redacted:password]", "session_id": "[redacted:session]", "http.route": "/a"}
 
