@@ -218,9 +218,10 @@ def _serve(args: argparse.Namespace) -> int:
     stop.wait()
     service.stop()
     if service.store.lost is not None:
-        # Leave without closing the database: closing would write our WAL into the file now at
-        # that path, which belongs to somebody else (see SQLiteStore.close).
+        # Exit without the interpreter's clean-up, which would close the database connection and
+        # so checkpoint our WAL into a file that is no longer ours (see SQLiteStore.close).
         print(f"otel-autoheal: {service.store.lost}", file=sys.stderr, flush=True)
+        logging.shutdown()
         os._exit(2)
     return 0
 

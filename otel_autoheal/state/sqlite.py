@@ -99,6 +99,7 @@ _MIGRATION_1 = (
 )
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
+_OVERWRITTEN = "overwritten in place by other content"
 
 
 def occurrence_time(time_unix_nano: int, processed: float) -> float:
@@ -179,9 +180,13 @@ class SQLiteStore:
         self._closed = False
         #: Why the file at ``path`` is no longer this database (deleted, replaced), or None.
         self.lost: str | None = None
-        stat = os.stat(self.path)
+        # Opened once and kept: closing any descriptor of the file would drop this process's POSIX
+        # locks on it, SQLite's included (another process could then checkpoint and delete our WAL).
+        self._fd = os.open(self.path, os.O_RDONLY)
+        stat = os.fstat(self._fd)
         self._file_key = (stat.st_dev, stat.st_ino)
         self._header_confirmed = False
+        self._overwritten = False
         self._checked_at = 0.0
 
     def _migrate(self, conn: sqlite3.Connection) -> int:
@@ -224,8 +229,7 @@ class SQLiteStore:
             stat = os.stat(self.path)
             if (stat.st_dev, stat.st_ino) != self._file_key:
                 return "replaced by another file"
-            with open(self.path, "rb") as handle:
-                header = handle.read(100)
+            header = os.pread(self._fd, 100, 0)
         except FileNotFoundError:
             return "deleted"
         except OSError as exc:
@@ -234,7 +238,7 @@ class SQLiteStore:
         if same:
             self._header_confirmed = True
         # Until a checkpoint has copied our header into the main file it may still show the old id.
-        return None if same or not self._header_confirmed else "overwritten by other content"
+        return None if same or not self._header_confirmed else _OVERWRITTEN
 
     def check_file(self) -> str | None:
         """Check that the file is still ours; on the first failure log it and refuse further writes."""
@@ -242,6 +246,7 @@ class SQLiteStore:
             self._checked_at = time.monotonic()
             if self.lost is None and not self._closed:
                 problem = self._file_problem()
+                self._overwritten = problem == _OVERWRITTEN
                 if problem is not None:
                     self.lost = f"state database {self.path} was {problem} while otel-autoheal was running"
                     log.error("%s: no longer writing to it; restart otel-autoheal to open the file now at that "
@@ -405,13 +410,37 @@ class SQLiteStore:
             return self._load(self._conn, "fingerprint = ?", (fingerprint,))
 
     def close(self) -> None:
+        """Close the database; when it was ``lost``, without letting our WAL reach the new file.
+
+        SQLite leaves the WAL behind when the file was deleted or renamed over (it skips the final
+        checkpoint), and the next opener of whatever is at the path would replay it there; after an
+        in-place overwrite, closing would checkpoint it straight into the new content. So the WAL
+        is moved aside first, and after an overwrite the connection is left open: the process must
+        then exit without closing it (``otel-autoheal serve`` does).
+        """
         with self._lock:
-            if not self._closed:
-                self._closed = True
-                if self.lost is None:
-                    self._conn.close()
-                # else: left open on purpose; closing checkpoints the WAL into the file at our path,
-                # which is no longer ours. The process exiting drops the connection without that.
+            if self._closed:
+                return
+            self._closed = True
+            if self.lost is not None:
+                self._move_wal_aside()
+                if self._overwritten:
+                    return
+            self._conn.close()
+            os.close(self._fd)  # only now: see __init__
+
+    def _move_wal_aside(self) -> None:
+        orphan = f"{self.path}-wal.orphaned-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+        try:
+            os.rename(f"{self.path}-wal", orphan)
+            log.error("moved this process's write-ahead log aside to %s so that it is never applied to the "
+                      "file now at %s", orphan, self.path)
+        except OSError:
+            pass
+        try:
+            os.unlink(f"{self.path}-shm")
+        except OSError:
+            pass
 
     @staticmethod
     def _versions(conn: sqlite3.Connection, group_id: int) -> tuple[str, ...]:
