@@ -15,9 +15,20 @@ from otel_autoheal.config import ENV_CONFIG_FILE, ENV_PREFIX, Config
 
 __all__ = ["known_env_vars", "unknown_env_warnings"]
 
-#: Read outside ``Config`` and the GitHub sink's settings, by modules too heavy to import here
-#: (the in-process exporters) or by other programs of the project.
+#: Read outside ``Config``, by modules too heavy to import at every start (the GitHub sink loads
+#: PyGithub, the exporters the OpenTelemetry SDK) or by other programs of the project. The tests
+#: check this list against those modules and against every name in the repository.
 _ELSEWHERE = frozenset({
+    # the GitHub sink (otel_autoheal.sinks.github.config.ENV_KEYS)
+    "AUTOHEAL_GITHUB_LABELS", "AUTOHEAL_GITHUB_MIN_WRITE_INTERVAL", "AUTOHEAL_GITHUB_WRITES_PER_MINUTE",
+    "AUTOHEAL_GITHUB_WRITES_PER_HOUR", "AUTOHEAL_GITHUB_NEW_ISSUES_PER_HOUR", "AUTOHEAL_GITHUB_COMMENT_INTERVAL",
+    "AUTOHEAL_GITHUB_STATE_CHECK_INTERVAL", "AUTOHEAL_GITHUB_TIMEOUT", "AUTOHEAL_GITHUB_BACKOFF_BASE",
+    "AUTOHEAL_GITHUB_BACKOFF_MAX", "AUTOHEAL_GITHUB_SEARCH_BEFORE_CREATE", "AUTOHEAL_GITHUB_HANDOFF",
+    "AUTOHEAL_GITHUB_HANDOFF_MIN_OCCURRENCES", "AUTOHEAL_GITHUB_HANDOFF_DAILY_BUDGET",
+    "AUTOHEAL_GITHUB_HANDOFF_DRY_RUN", "AUTOHEAL_GITHUB_HANDOFF_REQUIRE_IN_APP",
+    "AUTOHEAL_GITHUB_HANDOFF_UNTRUSTED_SOURCES", "AUTOHEAL_GITHUB_HANDOFF_ALLOW_SOURCES",
+    "AUTOHEAL_GITHUB_HANDOFF_BASE_BRANCH", "AUTOHEAL_GITHUB_HANDOFF_TARGET_REPO",
+    "AUTOHEAL_GITHUB_ISSUE_POLL_INTERVAL", "AUTOHEAL_GITHUB_VERIFY_WINDOW",
     # otel_autoheal.sinks.ENV_SINK and otel_autoheal.exporters (ENV_EXPORTER_QUEUE_SIZE)
     "AUTOHEAL_SINK", "AUTOHEAL_EXPORTER_QUEUE_SIZE",
     # the instrumentation package (instrumentation/src/autoheal_instrumentation/_config.py)
@@ -38,30 +49,17 @@ _ELSEWHERE = frozenset({
 })
 
 
-def _config_vars() -> set[str]:
-    names = {ENV_PREFIX + f.name.upper() for f in fields(Config) if f.name not in ("scrub", "github")}
-    return names | {ENV_CONFIG_FILE}
-
-
 def known_env_vars() -> frozenset[str]:
     """Every ``AUTOHEAL_*`` variable some part of otel-autoheal reads."""
-    # Imported here: it loads the GitHub sink (PyGithub), needed only when a name is not found above.
-    from otel_autoheal.sinks.github.config import ENV_KEYS
-
-    return frozenset(_config_vars() | set(ENV_KEYS.values()) | _ELSEWHERE)
+    from_config = {ENV_PREFIX + f.name.upper() for f in fields(Config) if f.name not in ("scrub", "github")}
+    return frozenset(from_config | {ENV_CONFIG_FILE} | _ELSEWHERE)
 
 
 def unknown_env_warnings(env: Mapping[str, str]) -> list[str]:
     """One warning per ``AUTOHEAL_*`` variable that nothing reads, naming the closest known one."""
-    cheap = _config_vars() | _ELSEWHERE
-    suspects = sorted(k for k in env if k.startswith(ENV_PREFIX) and k not in cheap)
-    if not suspects:
-        return []
     known = known_env_vars()
     warnings = []
-    for name in suspects:
-        if name in known:
-            continue
+    for name in sorted(k for k in env if k.startswith(ENV_PREFIX) and k not in known):
         close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.75)
         hint = f"; did you mean {close[0]}?" if close else " (see the configuration table in the README)"
         warnings.append(f"warning: {name} is not a setting otel-autoheal knows and is ignored{hint}")

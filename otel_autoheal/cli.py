@@ -101,7 +101,7 @@ class _Parser(argparse.ArgumentParser):
         return parsed
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     parser = _Parser(
         prog="otel-autoheal",
         description="Turn errors in OpenTelemetry traces and logs into grouped, scrubbed issues.",
@@ -132,18 +132,18 @@ def _parser() -> argparse.ArgumentParser:
 
     repair = sub.add_parser("repair", help="move a damaged state database aside and salvage its readable rows")
     _add_common(repair)
-    _add_onboarding(sub)
+    _add_onboarding(sub, with_arguments=bool(argv) and argv[0] == "init")
     parser.commands = dict(sub.choices)
     return parser
 
 
-def _add_onboarding(sub: Any) -> None:
-    try:
-        from otel_autoheal.onboarding import add_init_arguments
-    except ImportError:
-        return
+def _add_onboarding(sub: Any, with_arguments: bool) -> None:
+    """``init``; its options (and the onboarding package, a third of the start-up time) only when used."""
     init = sub.add_parser("init", help="prepare a GitHub repository: workflow, Copilot instructions, labels")
-    add_init_arguments(init)
+    if with_arguments:
+        from otel_autoheal.onboarding import add_init_arguments
+
+        add_init_arguments(init)
 
 
 def _load(args: argparse.Namespace, keys: Sequence[str]) -> Config:
@@ -323,7 +323,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     for warning in unknown_env_warnings(os.environ):
         print(f"otel-autoheal: {warning}", file=sys.stderr)
-    args = _parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _parser(argv).parse_args(argv)
     commands = {"serve": _serve, "issues": _issues, "show": _show, "status": _status, "repair": _repair}
     try:
         if args.command in commands:

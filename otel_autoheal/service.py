@@ -65,8 +65,9 @@ class Service:
             self.http.server.server_close()
         if getattr(self, "grpc", None) is not None:
             self.grpc.server.stop(None)
-        if getattr(self, "journal", None) is not None:
-            self.journal.close(1.0)  # type: ignore[union-attr]
+        journal = getattr(self, "journal", None)
+        if journal is not None:
+            journal.close(1.0)
         if getattr(self, "sink", None) is not None:
             self.sink.close(1.0)
         self.store.close()
