@@ -283,12 +283,12 @@ def _status(args: argparse.Namespace) -> int:
     from otel_autoheal.sinks import github_available
 
     info: dict[str, Any] = {"sink": "local", "state": str(Path(state_path(config)) / STATE_FILE)}
-    if github_available(config):
-        from otel_autoheal.sinks.github import offline_status
-
-        info.update(offline_status(config))
-    store, path = _store(args)
+    store, path = _store(args)  # checked first: the GitHub status reads the same file
     with _state_errors(path):
+        if github_available(config):
+            from otel_autoheal.sinks.github import offline_status
+
+            info.update(offline_status(config))
         info["groups"] = len(store.groups()) if store else 0
     if args.json:
         print(json.dumps(info, indent=2, default=str))
