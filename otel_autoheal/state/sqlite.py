@@ -188,6 +188,7 @@ class SQLiteStore:
         self._header_confirmed = False
         self._overwritten = False
         self._checked_at = 0.0
+        self._check_lock = threading.Lock()
 
     def _migrate(self, conn: sqlite3.Connection) -> int:
         """Create or upgrade the core schema in one transaction; return the file's instance id."""
@@ -241,8 +242,11 @@ class SQLiteStore:
         return None if same or not self._header_confirmed else _OVERWRITTEN
 
     def check_file(self) -> str | None:
-        """Check that the file is still ours; on the first failure log it and refuse further writes."""
-        with self._lock:
+        """Check that the file is still ours; on the first failure log it and refuse further writes.
+
+        Under its own lock, not the store's: a health check must not wait behind a long read.
+        """
+        with self._check_lock:
             self._checked_at = time.monotonic()
             if self.lost is None and not self._closed:
                 problem = self._file_problem()
@@ -418,7 +422,7 @@ class SQLiteStore:
         is moved aside first, and after an overwrite the connection is left open: the process must
         then exit without closing it (``otel-autoheal serve`` does).
         """
-        with self._lock:
+        with self._lock, self._check_lock:
             if self._closed:
                 return
             self._closed = True
