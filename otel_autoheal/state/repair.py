@@ -123,7 +123,10 @@ def repair_database(path: str | Path) -> RepairReport:
             version = 0
         fresh.execute(f"PRAGMA user_version = {version}")
         fresh.execute("BEGIN")
-        for name, create in _tables(damaged):
+        tables = _tables(damaged)
+        if not tables:
+            report.lost_tables.append("sqlite_master (the schema itself)")
+        for name, create in tables:
             fresh.execute(create)
             insert = (f'INSERT OR IGNORE INTO "{name}" (rowid, {_column_list(damaged, name)})'
                       f' VALUES (?{", ?" * len(_column_names(damaged, name))})')
@@ -134,6 +137,7 @@ def repair_database(path: str | Path) -> RepairReport:
             report.saved[name] = saved
             if saved == 0 and _upper_rowid(damaged, name) > 0:
                 report.lost_tables.append(name)
+        _keep_sequences(damaged, fresh)
         for create in _indexes(damaged):
             try:
                 fresh.execute(create)
@@ -149,6 +153,19 @@ def repair_database(path: str | Path) -> RepairReport:
     for suffix in ("-wal", "-shm"):
         Path(f"{building}{suffix}").unlink(missing_ok=True)
     return report
+
+
+def _keep_sequences(damaged: sqlite3.Connection, fresh: sqlite3.Connection) -> None:
+    """AUTOINCREMENT ids are never reused, not even those of rows that were lost or deleted."""
+    try:
+        sequences = damaged.execute("SELECT name, seq FROM sqlite_sequence").fetchall()
+    except sqlite3.DatabaseError:
+        return
+    for name, seq in sequences:
+        if fresh.execute("SELECT 1 FROM sqlite_sequence WHERE name = ?", (name,)).fetchone():
+            fresh.execute("UPDATE sqlite_sequence SET seq = ? WHERE name = ? AND seq < ?", (seq, name, seq))
+        else:
+            fresh.execute("INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", (name, seq))
 
 
 def _column_names(damaged: sqlite3.Connection, table: str) -> list[str]:
