@@ -1,20 +1,28 @@
-"""The ``otel-autoheal`` command: ``serve``, ``issues``, ``show``, ``status``."""
+"""The ``otel-autoheal`` command: ``serve``, ``issues``, ``show``, ``status``, ``repair``, ``init``.
+
+Every error a user can cause (a bad setting, a port in use, a damaged or unreadable database)
+ends the command with exit code 2 and one line on stderr naming the setting, address or path and
+what to do; tracebacks are for bugs only.
+"""
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import logging
+import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from otel_autoheal.config import Config, load_config, state_path
-from otel_autoheal.errors import AutohealError
+from otel_autoheal.errors import AutohealError, StateError
 from otel_autoheal.model import GroupRecord
 
 __all__ = ["main"]
@@ -24,7 +32,12 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="seconds")
 
 
+#: File name of the state database inside the state directory.
+STATE_FILE = "autoheal.sqlite3"
+
+
 def group_json(group: GroupRecord) -> dict[str, Any]:
+    """``first_seen``/``last_seen``: the errors' own times; ``*_processed``: when they were recorded."""
     return {
         "id": group.id,
         "fingerprint": group.fingerprint,
@@ -32,6 +45,8 @@ def group_json(group: GroupRecord) -> dict[str, Any]:
         "count": group.count,
         "first_seen": _iso(group.first_seen),
         "last_seen": _iso(group.last_seen),
+        "first_processed": _iso(group.first_processed),
+        "last_processed": _iso(group.last_processed),
         "service": group.service,
         "exception_type": group.exception_type,
         "source": group.source,
@@ -47,11 +62,51 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
                         "default: the user's data dir)")
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+class _VersionAction(argparse.Action):
+    """``--version``; the distribution's metadata is read only when asked (start-up stays fast)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="print the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> NoReturn:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            number = version("otel-autoheal")
+        except PackageNotFoundError:
+            number = "unknown (not installed)"
+        print(f"otel-autoheal {number}")
+        parser.exit()
+
+
+class _Parser(argparse.ArgumentParser):
+    """Errors come from the subcommand's own parser, with a "did you mean" for typos."""
+
+    commands: dict[str, argparse.ArgumentParser]
+
+    def parse_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:  # type: ignore[override]
+        argv = list(sys.argv[1:] if args is None else args)
+        if argv and not argv[0].startswith("-") and argv[0] not in self.commands:
+            close = difflib.get_close_matches(argv[0], list(self.commands), n=1, cutoff=0.5)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            self.error(f"unknown command {argv[0]!r}; {hint}(commands: {', '.join(self.commands)})")
+        parsed, extras = self.parse_known_args(argv, namespace)
+        if extras:
+            command = self.commands.get(getattr(parsed, "command", None) or "", self)
+            unknown = next((e for e in extras if e.startswith("-")), extras[0])
+            options = [o for o in command._option_string_actions if o.startswith("--")]
+            close = difflib.get_close_matches(unknown.split("=", 1)[0], options, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            command.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
+        return parsed
+
+
+def _parser(argv: Sequence[str]) -> argparse.ArgumentParser:
+    parser = _Parser(
         prog="otel-autoheal",
         description="Turn errors in OpenTelemetry traces and logs into grouped, scrubbed issues.",
     )
+    parser.add_argument("--version", action=_VersionAction)
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="receive OTLP and file issues")
     _add_common(serve)
@@ -74,17 +129,21 @@ def _parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="show the sink, its backlog, budgets and last error")
     _add_common(status)
     status.add_argument("--json", action="store_true")
-    _add_onboarding(sub)
+
+    repair = sub.add_parser("repair", help="move a damaged state database aside and salvage its readable rows")
+    _add_common(repair)
+    _add_onboarding(sub, with_arguments=bool(argv) and argv[0] == "init")
+    parser.commands = dict(sub.choices)
     return parser
 
 
-def _add_onboarding(sub: Any) -> None:
-    try:
-        from otel_autoheal.onboarding import add_init_arguments
-    except ImportError:
-        return
+def _add_onboarding(sub: Any, with_arguments: bool) -> None:
+    """``init``; its options (and the onboarding package, a third of the start-up time) only when used."""
     init = sub.add_parser("init", help="prepare a GitHub repository: workflow, Copilot instructions, labels")
-    add_init_arguments(init)
+    if with_arguments:
+        from otel_autoheal.onboarding import add_init_arguments
+
+        add_init_arguments(init)
 
 
 def _load(args: argparse.Namespace, keys: Sequence[str]) -> Config:
@@ -95,13 +154,57 @@ def _load(args: argparse.Namespace, keys: Sequence[str]) -> Config:
     return load_config(getattr(args, "config", None), overrides=overrides)
 
 
+@contextmanager
+def _created_paths_removed_on_failure(state_dir: Path) -> Iterator[None]:
+    """Remove the directories and database files a failed start created (and nothing else)."""
+    missing = []
+    parent = state_dir.absolute()
+    while not parent.exists() and parent != parent.parent:
+        missing.append(parent)
+        parent = parent.parent
+    db = state_dir / STATE_FILE
+    db_existed = db.exists()
+    try:
+        yield
+    except BaseException:
+        if not db_existed:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                try:
+                    Path(f"{db}{suffix}").unlink()
+                except OSError:
+                    pass  # never made (or the path is not even a directory)
+        for directory in missing:  # innermost first; a directory somebody else filled stays
+            try:
+                directory.rmdir()
+            except OSError:
+                break
+        raise
+
+
+@contextmanager
+def _state_errors(path: Path) -> Iterator[None]:
+    """An SQLite error while reading becomes one StateError line naming the database."""
+    import sqlite3
+
+    from otel_autoheal.state.sqlite import damaged_message, is_damaged
+
+    try:
+        yield
+    except sqlite3.Error as exc:
+        if is_damaged(exc):
+            raise StateError(damaged_message(path, str(exc))) from None
+        raise StateError(f"cannot use state database {path}: {exc}") from None
+
+
 def _serve(args: argparse.Namespace) -> int:
     config = _load(args, ("state_dir", "otlp_grpc", "otlp_http", "trace_wait", "cors_origins", "log_level"))
     logging.basicConfig(level=config.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from otel_autoheal.service import Service
 
-    service = Service(config)
+    state_dir = state_path(config)
+    with _created_paths_removed_on_failure(state_dir), _state_errors(state_dir / STATE_FILE):
+        service = Service(config)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -114,6 +217,12 @@ def _serve(args: argparse.Namespace) -> int:
           f"state={service.store.path} sink={service.sink.name}", flush=True)
     stop.wait()
     service.stop()
+    if service.store.lost is not None:
+        # Exit without the interpreter's clean-up, which would close the database connection and
+        # so checkpoint our WAL into a file that is no longer ours (see SQLiteStore.close).
+        print(f"otel-autoheal: {service.store.lost}", file=sys.stderr, flush=True)
+        logging.shutdown()
+        os._exit(2)
     return 0
 
 
@@ -121,10 +230,10 @@ def _store(args: argparse.Namespace) -> Any:
     from otel_autoheal.state.sqlite import SQLiteStore
 
     config = _load(args, ("state_dir",))
-    path = state_path(config) / "autoheal.sqlite3"
+    path = state_path(config) / STATE_FILE
     if not path.exists():
         return None, path
-    return SQLiteStore(path), path
+    return SQLiteStore(path, verify=True), path
 
 
 def _github_numbers(store: Any) -> dict[str, int]:
@@ -140,8 +249,9 @@ def _github_numbers(store: Any) -> dict[str, int]:
 
 def _issues(args: argparse.Namespace) -> int:
     store, path = _store(args)
-    groups = store.groups() if store else []
-    numbers = _github_numbers(store)
+    with _state_errors(path):
+        groups = store.groups() if store else []
+        numbers = _github_numbers(store)
     if args.json:
         print(json.dumps([{**group_json(g), "github_issue": numbers.get(g.fingerprint)} for g in groups], indent=2))
         return 0
@@ -158,7 +268,8 @@ def _issues(args: argparse.Namespace) -> int:
 
 def _show(args: argparse.Namespace) -> int:
     store, path = _store(args)
-    group = store.group(args.id) if store else None
+    with _state_errors(path):
+        group = store.group(args.id) if store else None
     if group is None:
         print(f"otel-autoheal: no issue with id {args.id} in {path}", file=sys.stderr)
         return 1
@@ -171,13 +282,14 @@ def _status(args: argparse.Namespace) -> int:
     config = _load(args, ("state_dir",))
     from otel_autoheal.sinks import github_available
 
-    info: dict[str, Any] = {"sink": "local", "state": str(Path(state_path(config)) / "autoheal.sqlite3")}
-    if github_available(config):
-        from otel_autoheal.sinks.github import offline_status
+    info: dict[str, Any] = {"sink": "local", "state": str(Path(state_path(config)) / STATE_FILE)}
+    store, path = _store(args)  # checked first: the GitHub status reads the same file
+    with _state_errors(path):
+        if github_available(config):
+            from otel_autoheal.sinks.github import offline_status
 
-        info.update(offline_status(config))
-    store, _ = _store(args)
-    info["groups"] = len(store.groups()) if store else 0
+            info.update(offline_status(config))
+        info["groups"] = len(store.groups()) if store else 0
     if args.json:
         print(json.dumps(info, indent=2, default=str))
     else:
@@ -186,17 +298,37 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _repair(args: argparse.Namespace) -> int:
+    from otel_autoheal.state.repair import repair_database
+
+    config = _load(args, ("state_dir",))
+    report = repair_database(state_path(config) / STATE_FILE)
+    print(f"moved the damaged database aside to {report.backup}")
+    for table, rows in report.saved.items():
+        print(f"  {table}: {rows} rows saved")
+    if report.lost_tables:
+        print(f"  unreadable, nothing saved: {', '.join(report.lost_tables)}")
+    print(f"repaired database: {report.path}")
+    return 0
+
+
+def _os_error(exc: OSError) -> str:
+    where = f"{exc.filename}: " if exc.filename else ""
+    return f"{where}{exc.strerror or exc} (check the path and its permissions, or choose another --state / " \
+           "AUTOHEAL_STATE_DIR)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    from otel_autoheal._envcheck import unknown_env_warnings
+
+    for warning in unknown_env_warnings(os.environ):
+        print(f"otel-autoheal: {warning}", file=sys.stderr)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _parser(argv).parse_args(argv)
+    commands = {"serve": _serve, "issues": _issues, "show": _show, "status": _status, "repair": _repair}
     try:
-        if args.command == "serve":
-            return _serve(args)
-        if args.command == "issues":
-            return _issues(args)
-        if args.command == "show":
-            return _show(args)
-        if args.command == "status":
-            return _status(args)
+        if args.command in commands:
+            return commands[args.command](args)
         if args.command == "init":
             from otel_autoheal.onboarding import run_init
 
@@ -205,7 +337,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"otel-autoheal: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
-        print(f"otel-autoheal: {exc}", file=sys.stderr)
+        print(f"otel-autoheal: {_os_error(exc)}", file=sys.stderr)
         return 2
     return 2
 

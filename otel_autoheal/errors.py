@@ -3,10 +3,11 @@
 Every error the package raises on purpose derives from one root::
 
     AutohealError
-    ├── ConfigError          a setting is missing or invalid (names the key)
+    ├── ConfigError          a setting is missing or invalid, or its address cannot be bound (names the key)
     ├── OTLPDecodeError      a request body is not valid OTLP
     │   └── PayloadTooLarge  a request (or its decompressed body) exceeds the size limit
-    ├── StateError           the SQLite state could not be read or written
+    ├── StateError           the SQLite state cannot be used: unreadable, damaged, newer schema, or
+    │                        replaced while running (names the file)
     └── SinkError            an issue sink failed
         ├── SinkConfigError  the sink's settings are wrong (bad token, unknown repository); not retried
         └── SinkUnavailable  a transient failure (outage, rate limit); the work stays queued

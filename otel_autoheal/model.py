@@ -126,7 +126,12 @@ class Occurrence:
 
 @dataclass(frozen=True)
 class GroupRecord:
-    """A group (one issue) as stored in the state database."""
+    """A group (one issue) as stored in the state database.
+
+    ``first_seen`` / ``last_seen`` are the errors' own times (from the telemetry, or the processing
+    time when the sender's clock is implausible); ``first_processed`` / ``last_processed`` are when
+    otel-autoheal recorded them.
+    """
 
     id: int
     fingerprint: str
@@ -140,6 +145,8 @@ class GroupRecord:
     source: str
     versions: tuple[str, ...]
     trace_ids: tuple[str, ...]
+    first_processed: float = 0.0
+    last_processed: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,9 @@ __all__ = ["Service"]
 
 log = logging.getLogger("otel_autoheal.service")
 
+#: Seconds between checks that the state database file is still the one opened.
+STATE_CHECK_INTERVAL = 1.0
+
 
 class Service:
     """The running service. ``start()`` binds the ports; ``stop()`` drains and is idempotent."""
@@ -29,7 +32,17 @@ class Service:
     def __init__(self, config: Config, sink: Sink | None = None) -> None:
         self.config = config
         self.metrics = Metrics()
-        self.store = SQLiteStore.in_dir(state_path(config))
+        self.store = SQLiteStore(state_path(config) / "autoheal.sqlite3", verify=True)
+        self._stopped = threading.Event()
+        try:
+            self._build(config, sink)
+        except BaseException:
+            self._abandon()
+            raise
+        self._started_at = time.time()
+        self._watchdog = threading.Thread(target=self._watch_state, name="autoheal-state-watch", daemon=True)
+
+    def _build(self, config: Config, sink: Sink | None) -> None:
         self.sink = sink or select_sink(config, self.store, self.metrics)
         self.pipeline = Pipeline(config, self.store, self.sink, self.metrics)
         self.assembler = Assembler(
@@ -38,14 +51,32 @@ class Service:
         )
         self.journal = JournalWriter(self.store) if config.intake_journal else None
         intake = Intake(self.assembler, self.metrics, config.ingest_token, config.max_request_bytes, self.journal)
-        self._replay_journal()
         grpc_host, grpc_port = parse_hostport("otlp_grpc", config.otlp_grpc)
         http_host, http_port = parse_hostport("otlp_http", config.otlp_http)
         self.grpc = GrpcReceiver(intake, grpc_host, grpc_port)
         self.http = HttpReceiver(intake, self.metrics, http_host, http_port, config.cors_origins, self.health)
+        # Replayed only once both ports are ours: a start that fails must not touch the journal.
+        self._replay_journal()
         self.metrics.gauge("autoheal_groups", "Groups (issues) in the state store.", lambda: len(self.store.groups()))
-        self._stopped = threading.Event()
-        self._started_at = time.time()
+
+    def _abandon(self) -> None:
+        """Undo a start that failed half-way: nothing stays bound, running or open."""
+        if getattr(self, "http", None) is not None:
+            self.http.server.server_close()
+        if getattr(self, "grpc", None) is not None:
+            self.grpc.server.stop(None)
+        journal = getattr(self, "journal", None)
+        if journal is not None:
+            journal.close(1.0)
+        if getattr(self, "sink", None) is not None:
+            self.sink.close(1.0)
+        self.store.close()
+
+    def _watch_state(self) -> None:
+        """Notice the database file being deleted or replaced even while no error arrives."""
+        while not self._stopped.wait(STATE_CHECK_INTERVAL):
+            if self.store.check_file() is not None:
+                return
 
     def _replay_journal(self) -> None:
         """Errors acknowledged before a crash but never processed go through the pipeline again."""
@@ -77,10 +108,17 @@ class Service:
         return self.http.port
 
     def health(self) -> dict[str, Any]:
-        return {"status": "ok", "sink": self.sink.name, "uptime_seconds": round(time.time() - self._started_at, 1)}
+        """``status`` is "ok" or "error" (then ``error`` says why; /healthz answers 503)."""
+        health: dict[str, Any] = {"status": "ok", "sink": self.sink.name,
+                                  "uptime_seconds": round(time.time() - self._started_at, 1)}
+        lost = self.store.check_file()
+        if lost is not None:
+            health.update(status="error", error=lost)
+        return health
 
     def start(self) -> None:
         self.assembler.start()
+        self._watchdog.start()
         self.grpc.start()
         self.http.start()
         log.info("otel-autoheal listening: OTLP/gRPC %s:%d, OTLP/HTTP %s:%d, state %s, sink %s",

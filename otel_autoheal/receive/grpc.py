@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Callable
 from concurrent import futures
 from typing import Any
@@ -18,7 +19,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from otel_autoheal.assemble import Overloaded
-from otel_autoheal.errors import OTLPDecodeError, PayloadTooLarge
+from otel_autoheal.errors import ConfigError, OTLPDecodeError, PayloadTooLarge
 from otel_autoheal.receive.intake import Intake, IntakeResult
 
 __all__ = ["GrpcReceiver"]
@@ -37,7 +38,13 @@ class GrpcReceiver:
         limit = intake.max_request_bytes
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="autoheal-grpc"),
-            options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", 4 * 1024 * 1024)],
+            options=[
+                ("grpc.max_receive_message_length", limit),
+                ("grpc.max_send_message_length", 4 * 1024 * 1024),
+                # grpcio sets SO_REUSEPORT by default: a second otel-autoheal on the same port would
+                # start silently and take half of the traffic into another state directory.
+                ("grpc.so_reuseport", 0),
+            ],
         )
         def raw_export(accept: Callable[[bytes, str], IntakeResult], respond: Callable[[IntakeResult], Any]) -> Any:
             return {"Export": grpc.unary_unary_rpc_method_handler(
@@ -53,9 +60,29 @@ class GrpcReceiver:
                 grpc.method_handlers_generic_handler("opentelemetry.proto.collector.logs.v1.LogsService", log_handlers),
             )
         )
-        self.port = self.server.add_insecure_port(f"{host}:{port}" if ":" not in host else f"[{host}]:{port}")
-        if self.port == 0:
-            raise OSError(f"cannot listen for OTLP/gRPC on {host}:{port}")
+        self.port = self._bind(host, port)
+
+    def _bind(self, host: str, port: int) -> int:
+        address = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
+        # grpcio reports a failed bind without its reason (and logs it to stderr itself): ask the
+        # OS first, with the same SO_REUSEADDR grpcio uses, so the error says why.
+        if port:
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            try:
+                with socket.socket(family, socket.SOCK_STREAM) as probe:
+                    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    probe.bind((host, port))
+            except OSError as exc:
+                raise ConfigError("otlp_grpc", f"cannot listen on {address}: {exc.strerror or exc} "
+                                               "(use --otlp-grpc / AUTOHEAL_OTLP_GRPC)") from None
+        try:
+            bound = self.server.add_insecure_port(address)
+        except RuntimeError:
+            bound = 0
+        if bound == 0:
+            raise ConfigError("otlp_grpc", f"cannot listen on {address}: the address is in use or not available "
+                                           "(use --otlp-grpc / AUTOHEAL_OTLP_GRPC)")
+        return int(bound)
 
     @staticmethod
     def _trace_response(result: IntakeResult) -> Any:

@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from otel_autoheal.assemble import Overloaded
-from otel_autoheal.errors import OTLPDecodeError, PayloadTooLarge
+from otel_autoheal.errors import ConfigError, OTLPDecodeError, PayloadTooLarge
 from otel_autoheal.metrics import Metrics
 from otel_autoheal.otlp import decompress
 from otel_autoheal.receive.intake import Intake, IntakeResult
@@ -107,7 +107,9 @@ class HttpReceiver:
             def do_GET(self) -> None:  # noqa: N802
                 path = self.path.split("?", 1)[0]
                 if path == "/healthz":
-                    self._send(200, json.dumps(receiver.health()).encode(), "application/json")
+                    health = receiver.health()
+                    self._send(200 if health.get("status") == "ok" else 503, json.dumps(health).encode(),
+                               "application/json")
                 elif path == "/metrics":
                     self._send(200, receiver.metrics.render().encode(), "text/plain; version=0.0.4")
                 else:
@@ -198,7 +200,11 @@ class HttpReceiver:
                 else:
                     self.close_connection = True
 
-        self.server = _Server((host, port), Handler)
+        try:
+            self.server = _Server((host, port), Handler)
+        except OSError as exc:
+            raise ConfigError("otlp_http", f"cannot listen on {host}:{port}: {exc.strerror or exc} "
+                                           "(use --otlp-http / AUTOHEAL_OTLP_HTTP)") from None
         self.port = self.server.server_address[1]
         self._thread = threading.Thread(target=self.server.serve_forever, name="autoheal-http", daemon=True)
 

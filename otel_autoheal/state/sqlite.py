@@ -8,11 +8,20 @@ Contract:
 - Every write is one transaction: a crash leaves the previous or the next state, never half.
 - Sinks that need their own tables (e.g. the GitHub outbox) call ``transaction()`` and create
   them with ``CREATE TABLE IF NOT EXISTS``; table names are prefixed with the sink's name.
+- The core schema is versioned (``PRAGMA user_version`` = ``SCHEMA_VERSION``): older files are
+  migrated at open, a newer one is refused (StateError) rather than misread.
+- A damaged file is refused at open when ``verify=True`` (``PRAGMA quick_check``; see
+  ``otel_autoheal.state.repair``); any SQLite error becomes a one-line StateError naming the file.
+- The store notices when its file is deleted, replaced or overwritten while open (``lost``) and
+  then refuses every write: writing on would damage somebody else's file.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+import secrets
 import sqlite3
 import threading
 import time
@@ -24,7 +33,20 @@ from pathlib import Path
 from otel_autoheal.errors import StateError
 from otel_autoheal.model import GroupRecord, GroupUpdate, Occurrence
 
-__all__ = ["GroupStats", "SQLiteStore"]
+__all__ = ["GroupStats", "SCHEMA_VERSION", "SQLiteStore", "damaged_message", "is_damaged", "occurrence_time"]
+
+log = logging.getLogger("otel_autoheal.state")
+
+#: Version of the core schema in ``PRAGMA user_version``. 0: before versions existed (first_seen /
+#: last_seen were processing times); 1: first_seen / last_seen are the errors' own times, with
+#: first_processed / last_processed alongside.
+SCHEMA_VERSION = 1
+#: An error's own timestamp further in the future than this (seconds) is a wrong sender clock.
+MAX_CLOCK_SKEW_SECONDS = 300.0
+#: An error's own timestamp before this (2000-01-01) is a missing or broken sender clock.
+MIN_PLAUSIBLE_TIME = 946_684_800.0
+#: Writes check at most this often (seconds) that the file is still the one opened.
+IDENTITY_CHECK_INTERVAL = 0.5
 
 #: How many distinct trace ids are kept per group (newest first); older ones are dropped.
 MAX_TRACE_IDS_PER_GROUP = 20
@@ -41,7 +63,9 @@ CREATE TABLE IF NOT EXISTS groups (
     service         TEXT NOT NULL,
     exception_type  TEXT NOT NULL,
     source          TEXT NOT NULL,
-    grouping_fields TEXT NOT NULL
+    grouping_fields TEXT NOT NULL,
+    first_processed REAL NOT NULL DEFAULT 0,
+    last_processed  REAL NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS group_versions (
     group_id   INTEGER NOT NULL REFERENCES groups(id),
@@ -66,6 +90,45 @@ CREATE TABLE IF NOT EXISTS group_traces (
 """
 
 
+#: Columns added since version 0, with their migration from a version-0 file (where first_seen /
+#: last_seen were processing times, the best figure there is for both).
+_MIGRATION_1 = (
+    "ALTER TABLE groups ADD COLUMN first_processed REAL NOT NULL DEFAULT 0",
+    "ALTER TABLE groups ADD COLUMN last_processed REAL NOT NULL DEFAULT 0",
+    "UPDATE groups SET first_processed = first_seen, last_processed = last_seen",
+)
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_OVERWRITTEN = "overwritten in place by other content"
+
+
+def occurrence_time(time_unix_nano: int, processed: float) -> float:
+    """The error's own time in seconds, or ``processed`` when the sender's clock cannot be believed.
+
+    Zero (no timestamp), before 2000 or more than ``MAX_CLOCK_SKEW_SECONDS`` ahead of our clock:
+    a group must never look "last seen" next year because one client's clock is wrong.
+    """
+    occurred = time_unix_nano / 1e9
+    if occurred < MIN_PLAUSIBLE_TIME or occurred > processed + MAX_CLOCK_SKEW_SECONDS:
+        return processed
+    return occurred
+
+
+def is_damaged(exc: sqlite3.Error) -> bool:
+    """True when SQLite says the file is corrupt or not a database at all."""
+    return getattr(exc, "sqlite_errorname", "") in ("SQLITE_CORRUPT", "SQLITE_NOTADB") or any(
+        text in str(exc) for text in ("malformed", "not a database")
+    )
+
+
+def damaged_message(path: Path, problem: str) -> str:
+    """One line: what is wrong with the file and the two ways out."""
+    problem = " ".join(problem.replace("*** in database main ***", "").split())[:300]
+    return (f"state database {path} is damaged ({problem}); stop every otel-autoheal using it, then run "
+            f"`otel-autoheal repair --state {path.parent}` (moves it aside as a backup and salvages the readable "
+            f"rows), or move the file away to start empty")
+
+
 @dataclass(frozen=True)
 class GroupStats:
     """The numbers a renderer needs about a group, including the occurrence being recorded."""
@@ -85,21 +148,117 @@ Renderer = Callable[[GroupStats], tuple[str, str]]
 class SQLiteStore:
     """Groups and occurrences in one SQLite file under the state directory."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, verify: bool = False) -> None:
+        """Open (creating or migrating) the database; ``verify`` runs ``PRAGMA quick_check`` first."""
         self.path = Path(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(
-                str(self.path), timeout=30.0, isolation_level=None, check_same_thread=False
-            )
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.execute("PRAGMA busy_timeout=30000")
-            self._conn.executescript(_SCHEMA)
-        except (OSError, sqlite3.Error) as exc:
-            raise StateError(f"cannot open state database {self.path}: {exc}") from exc
+        except OSError as exc:
+            raise StateError(f"cannot create the state directory {self.path.parent}: {exc.strerror or exc} "
+                             "(choose another --state / AUTOHEAL_STATE_DIR)") from None
+        conn: sqlite3.Connection | None = None
+        try:
+            conn = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None, check_same_thread=False)
+            if verify:
+                problems = [str(r[0]) for r in conn.execute("PRAGMA quick_check(3)")]
+                if problems != ["ok"]:
+                    raise StateError(damaged_message(self.path, "; ".join(problems)))
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._instance_id = self._migrate(conn)
+        except StateError:
+            if conn is not None:
+                conn.close()
+            raise
+        except sqlite3.Error as exc:
+            if conn is not None:
+                conn.close()
+            if is_damaged(exc):
+                raise StateError(damaged_message(self.path, str(exc))) from None
+            raise StateError(f"cannot open state database {self.path}: {exc} (check that the directory is "
+                             "writable, or choose another --state / AUTOHEAL_STATE_DIR)") from None
+        self._conn = conn
         self._lock = threading.RLock()
         self._closed = False
+        #: Why the file at ``path`` is no longer this database (deleted, replaced), or None.
+        self.lost: str | None = None
+        # Opened once and kept: closing any descriptor of the file would drop this process's POSIX
+        # locks on it, SQLite's included (another process could then checkpoint and delete our WAL).
+        self._fd = os.open(self.path, os.O_RDONLY)
+        stat = os.fstat(self._fd)
+        self._file_key = (stat.st_dev, stat.st_ino)
+        self._header_confirmed = False
+        self._overwritten = False
+        self._checked_at = 0.0
+        self._check_lock = threading.Lock()
+
+    def _migrate(self, conn: sqlite3.Connection) -> int:
+        """Create or upgrade the core schema in one transaction; return the file's instance id."""
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            if version > SCHEMA_VERSION:
+                raise StateError(
+                    f"state database {self.path} has schema version {version}, newer than this otel-autoheal "
+                    f"knows ({SCHEMA_VERSION}): upgrade otel-autoheal, or choose another --state / "
+                    "AUTOHEAL_STATE_DIR")
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            columns = {str(r[1]) for r in conn.execute("PRAGMA table_info(groups)")}
+            if "first_processed" not in columns:
+                for statement in _MIGRATION_1:
+                    conn.execute(statement)
+                log.info("migrated %s to schema version %d", self.path, SCHEMA_VERSION)
+            if version != SCHEMA_VERSION:
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            # A random id in the header's application_id field identifies this very file, so that
+            # a file copied over it while we run is recognised (its inode alone would not change).
+            instance_id = int(conn.execute("PRAGMA application_id").fetchone()[0])
+            if instance_id == 0:
+                instance_id = secrets.randbelow(2**31 - 1) + 1
+                conn.execute(f"PRAGMA application_id = {instance_id}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        # Copy the header into the main file now, so that its id can be checked from the start.
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        return instance_id
+
+    def _file_problem(self) -> str | None:
+        """Why the file at ``path`` is not the database this store opened, or None."""
+        try:
+            stat = os.stat(self.path)
+            if (stat.st_dev, stat.st_ino) != self._file_key:
+                return "replaced by another file"
+            header = os.pread(self._fd, 100, 0)
+        except FileNotFoundError:
+            return "deleted"
+        except OSError as exc:
+            return f"unreadable ({exc.strerror or exc})"
+        same = header[:16] == _SQLITE_MAGIC and int.from_bytes(header[68:72], "big", signed=True) == self._instance_id
+        if same:
+            self._header_confirmed = True
+        # Until a checkpoint has copied our header into the main file it may still show the old id.
+        return None if same or not self._header_confirmed else _OVERWRITTEN
+
+    def check_file(self) -> str | None:
+        """Check that the file is still ours; on the first failure log it and refuse further writes.
+
+        Under its own lock, not the store's: a health check must not wait behind a long read.
+        """
+        with self._check_lock:
+            self._checked_at = time.monotonic()
+            if self.lost is None and not self._closed:
+                problem = self._file_problem()
+                self._overwritten = problem == _OVERWRITTEN
+                if problem is not None:
+                    self.lost = f"state database {self.path} was {problem} while otel-autoheal was running"
+                    log.error("%s: no longer writing to it; restart otel-autoheal to open the file now at that "
+                              "path", self.lost)
+            return self.lost
 
     @classmethod
     def in_dir(cls, state_dir: str | Path) -> SQLiteStore:
@@ -111,6 +270,10 @@ class SQLiteStore:
         with self._lock:
             if self._closed:
                 raise StateError("state store is closed")
+            if self.lost is None and time.monotonic() - self._checked_at >= IDENTITY_CHECK_INTERVAL:
+                self.check_file()
+            if self.lost is not None:
+                raise StateError(self.lost)
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
@@ -178,20 +341,23 @@ class SQLiteStore:
         """
         now = time.time() if now is None else now
         exc = occurrence.exception
+        occurred = occurrence_time(exc.time_unix_nano, now)
         version = exc.service_version
         with self.transaction() as conn:
             row = conn.execute(
-                "SELECT id, count, first_seen, title FROM groups WHERE fingerprint = ?",
+                "SELECT id, count, first_seen, last_seen, title FROM groups WHERE fingerprint = ?",
                 (occurrence.fingerprint,),
             ).fetchone()
             is_new = row is None
             if is_new:
                 cur = conn.execute(
-                    "INSERT INTO groups (fingerprint, title, body, count, first_seen, last_seen,"
-                    " service, exception_type, source, grouping_fields)"
-                    " VALUES (?, '', '', 1, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO groups (fingerprint, title, body, count, first_seen, last_seen, first_processed,"
+                    " last_processed, service, exception_type, source, grouping_fields)"
+                    " VALUES (?, '', '', 1, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         occurrence.fingerprint,
+                        occurred,
+                        occurred,
                         now,
                         now,
                         exc.service_name,
@@ -201,9 +367,11 @@ class SQLiteStore:
                     ),
                 )
                 group_id = int(cur.lastrowid or 0)
-                count, first_seen, previous_title = 1, now, ""
+                count, first_seen, last_seen, previous_title = 1, occurred, occurred, ""
             else:
-                group_id, count, first_seen, previous_title = int(row[0]), int(row[1]) + 1, float(row[2]), str(row[3])
+                # Occurrences may arrive out of order (retries, spooled CLI runs): keep the extremes.
+                group_id, count, previous_title = int(row[0]), int(row[1]) + 1, str(row[4])
+                first_seen, last_seen = min(float(row[2]), occurred), max(float(row[3]), occurred)
             new_version = False
             if version:
                 cur = conn.execute(
@@ -222,11 +390,11 @@ class SQLiteStore:
                     (group_id, group_id, MAX_TRACE_IDS_PER_GROUP),
                 )
             versions = self._versions(conn, group_id)
-            title, body = render(GroupStats(count, first_seen, now, versions, previous_title))
+            title, body = render(GroupStats(count, first_seen, last_seen, versions, previous_title))
             conn.execute(
-                "UPDATE groups SET title = ?, body = ?, count = ?, last_seen = ?, source ="
-                " CASE WHEN source = '' THEN ? ELSE source END WHERE id = ?",
-                (title, body, count, now, exc.source, group_id),
+                "UPDATE groups SET title = ?, body = ?, count = ?, first_seen = ?, last_seen = ?, last_processed = ?,"
+                " source = CASE WHEN source = '' THEN ? ELSE source END WHERE id = ?",
+                (title, body, count, first_seen, last_seen, now, exc.source, group_id),
             )
             group = self._load(conn, "id = ?", (group_id,))
             if journal_trace is not None:
@@ -249,10 +417,37 @@ class SQLiteStore:
             return self._load(self._conn, "fingerprint = ?", (fingerprint,))
 
     def close(self) -> None:
-        with self._lock:
-            if not self._closed:
-                self._closed = True
-                self._conn.close()
+        """Close the database; when it was ``lost``, without letting our WAL reach the new file.
+
+        SQLite leaves the WAL behind when the file was deleted or renamed over (it skips the final
+        checkpoint), and the next opener of whatever is at the path would replay it there; after an
+        in-place overwrite, closing would checkpoint it straight into the new content. So the WAL
+        is moved aside first, and after an overwrite the connection is left open: the process must
+        then exit without closing it (``otel-autoheal serve`` does).
+        """
+        with self._lock, self._check_lock:
+            if self._closed:
+                return
+            self._closed = True
+            if self.lost is not None:
+                self._move_wal_aside()
+                if self._overwritten:
+                    return
+            self._conn.close()
+            os.close(self._fd)  # only now: see __init__
+
+    def _move_wal_aside(self) -> None:
+        orphan = f"{self.path}-wal.orphaned-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+        try:
+            os.rename(f"{self.path}-wal", orphan)
+            log.error("moved this process's write-ahead log aside to %s so that it is never applied to the "
+                      "file now at %s", orphan, self.path)
+        except OSError:
+            pass
+        try:
+            os.unlink(f"{self.path}-shm")
+        except OSError:
+            pass
 
     @staticmethod
     def _versions(conn: sqlite3.Connection, group_id: int) -> tuple[str, ...]:
@@ -265,8 +460,8 @@ class SQLiteStore:
 
     def _load(self, conn: sqlite3.Connection, where: str, args: tuple[object, ...]) -> GroupRecord | None:
         row = conn.execute(
-            "SELECT id, fingerprint, title, body, count, first_seen, last_seen, service, exception_type, source"
-            f" FROM groups WHERE {where}",
+            "SELECT id, fingerprint, title, body, count, first_seen, last_seen, service, exception_type, source,"
+            f" first_processed, last_processed FROM groups WHERE {where}",
             args,
         ).fetchone()
         if row is None:
@@ -290,4 +485,6 @@ class SQLiteStore:
             source=row[9],
             versions=self._versions(conn, row[0]),
             trace_ids=traces,
+            first_processed=row[10],
+            last_processed=row[11],
         )
