@@ -7,6 +7,8 @@ Every error the package raises on purpose derives from one root::
     ├── OTLPDecodeError      a request body is not valid OTLP
     │   └── PayloadTooLarge  a request (or its decompressed body) exceeds the size limit
     ├── StateError           the SQLite state could not be read or written
+    │   └── JournalUnavailable  a request's errors could not be journalled in time (receive/journal.py;
+    │                            also an ``assemble.Overloaded``: answered 503/UNAVAILABLE, the sender retries)
     └── SinkError            an issue sink failed
         ├── SinkConfigError  the sink's settings are wrong (bad token, unknown repository); not retried
         └── SinkUnavailable  a transient failure (outage, rate limit); the work stays queued

@@ -36,14 +36,14 @@ class Service:
             self.pipeline.process, config.trace_wait, config.max_traces, config.max_records_per_trace,
             config.max_pending_traces, self.metrics,
         )
-        self.journal = JournalWriter(self.store) if config.intake_journal else None
+        self.journal = JournalWriter(self.store, config.journal_timeout) if config.intake_journal else None
         intake = Intake(self.assembler, self.metrics, config.ingest_token, config.max_request_bytes, self.journal)
         self._replay_journal()
         grpc_host, grpc_port = parse_hostport("otlp_grpc", config.otlp_grpc)
         http_host, http_port = parse_hostport("otlp_http", config.otlp_http)
         self.grpc = GrpcReceiver(intake, grpc_host, grpc_port)
         self.http = HttpReceiver(intake, self.metrics, http_host, http_port, config.cors_origins, self.health)
-        self.metrics.gauge("autoheal_groups", "Groups (issues) in the state store.", lambda: len(self.store.groups()))
+        self.metrics.gauge("autoheal_groups", "Groups (issues) in the state store.", self.store.group_count)
         self._stopped = threading.Event()
         self._started_at = time.time()
 
