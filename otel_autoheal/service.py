@@ -10,7 +10,7 @@ from typing import Any
 from otel_autoheal.assemble import Assembler
 from otel_autoheal.config import Config, parse_hostport, state_path
 from otel_autoheal.metrics import Metrics
-from otel_autoheal.otlp import LogData, SpanData, from_journal
+from otel_autoheal.otlp import LogData, SpanData, from_journal, journal_key
 from otel_autoheal.pipeline import Pipeline
 from otel_autoheal.receive import GrpcReceiver, HttpReceiver, Intake
 from otel_autoheal.receive.journal import JournalWriter
@@ -51,16 +51,22 @@ class Service:
         """Errors acknowledged before a crash but never processed go through the pipeline again."""
         spans: list[SpanData] = []
         logs: list[LogData] = []
-        for _id, _trace, kind, payload in self.store.journal_entries():
+        rekeyed: list[tuple[str, int]] = []
+        for entry_id, key, kind, payload in self.store.journal_entries():
             try:
                 record = from_journal(kind, payload)
             except (ValueError, TypeError):
-                log.warning("skipping an unreadable intake journal entry %d", _id)
+                log.warning("skipping an unreadable intake journal entry %d", entry_id)
                 continue
+            if not key:  # written by a version that kept every trace-less log under one empty key
+                rekeyed.append((journal_key(record), entry_id))
             if isinstance(record, SpanData):
                 spans.append(record)
             else:
                 logs.append(record)
+        if rekeyed:
+            with self.store.transaction() as conn:
+                conn.executemany("UPDATE intake_journal SET trace_id = ? WHERE id = ?", rekeyed)
         if spans or logs:
             self.assembler.add_spans(spans)
             self.assembler.add_logs(logs)

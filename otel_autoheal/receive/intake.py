@@ -23,6 +23,7 @@ from otel_autoheal.otlp import (
     decode_traces,
     error_span,
     iter_logs,
+    journal_key,
     journal_payload,
 )
 from otel_autoheal.receive.journal import JournalUnavailable, JournalWriter
@@ -113,7 +114,7 @@ class Intake:
         request = decode_logs(body, content_type)
         records = list(iter_logs(request))
         if self.journal is not None:
-            self._journal([(r.trace_id, "log", journal_payload(r)) for r in records if r.has_exception])
+            self._journal([(journal_key(r), "log", journal_payload(r)) for r in records if r.has_exception])
         accepted = self.assembler.add_logs(records)
         self.metrics.inc("autoheal_logs_received_total", accepted)
         return IntakeResult(accepted, 0)

@@ -223,3 +223,20 @@ def test_journal_timeout_default_is_documented():
     assert load_config(env={}).journal_timeout == 2.0
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert "| `journal_timeout` | `2` |" in readme
+
+
+def test_traceless_exception_logs_in_flight_survive_sigkill(autoheal_factory, tmp_path):
+    """Processing one trace-less exception log never forgets the journal of another still waiting."""
+    state = tmp_path / "orphans"
+    # max_traces=1: the second log evicts the first, which is processed while the second waits.
+    first = autoheal_factory(state_dir=state, trace_wait=60, env={"AUTOHEAL_MAX_TRACES": "1"})
+    for error_type in ("OrphanFirstError", "OrphanSecondError"):
+        payload = logs_payload([log_record("failed", severity="ERROR", severity_number=17, attributes={
+            "exception.type": error_type, "exception.message": "boom"})])
+        assert _post(f"{first.http_endpoint}/v1/logs", payload)[0] == 200
+    wait_for(lambda: _counts(state, "Orphan") == {"OrphanFirstError": 1}, 60, 0.2, "the first log processed")
+    first.stop(signal.SIGKILL)
+    restarted = autoheal_factory(state_dir=state)
+    wait_for(lambda: "OrphanSecondError" in _counts(state, "Orphan"), 60, 0.2, "the second log recorded")
+    restarted.stop()
+    assert _counts(state, "Orphan") == {"OrphanFirstError": 1, "OrphanSecondError": 1}
