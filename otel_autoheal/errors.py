@@ -7,6 +7,7 @@ Every error the package raises on purpose derives from one root::
     ├── OTLPDecodeError      a request body is not valid OTLP
     │   └── PayloadTooLarge  a request (or its decompressed body) exceeds the size limit
     ├── StateError           the SQLite state could not be read or written
+    │   ├── StateBusy        the write lock could not be had within the wait asked for
     │   └── JournalUnavailable  a request's errors could not be journalled in time (receive/journal.py;
     │                            also an ``assemble.Overloaded``: answered 503/UNAVAILABLE, the sender retries)
     └── SinkError            an issue sink failed
@@ -24,6 +25,7 @@ __all__ = [
     "SinkConfigError",
     "SinkError",
     "SinkUnavailable",
+    "StateBusy",
     "StateError",
 ]
 
@@ -51,6 +53,10 @@ class PayloadTooLarge(OTLPDecodeError):
 
 class StateError(AutohealError):
     """The state database could not be read or written."""
+
+
+class StateBusy(StateError):
+    """Another writer (thread or process) held the state's write lock for longer than the caller would wait."""
 
 
 class SinkError(AutohealError):

@@ -44,6 +44,10 @@ class Service:
         self.grpc = GrpcReceiver(intake, grpc_host, grpc_port)
         self.http = HttpReceiver(intake, self.metrics, http_host, http_port, config.cors_origins, self.health)
         self.metrics.gauge("autoheal_groups", "Groups (issues) in the state store.", self.store.group_count)
+        if self.journal is not None:
+            journal = self.journal
+            self.metrics.gauge("autoheal_journal_waiting", "OTLP requests waiting for their errors to be journalled.",
+                               lambda: journal.waiting)
         self._stopped = threading.Event()
         self._started_at = time.time()
 
@@ -98,10 +102,12 @@ class Service:
         if self._stopped.is_set():
             return
         self._stopped.set()
+        if self.journal is not None:
+            # First, so that requests waiting for the journal are answered (503) at once and the
+            # servers below need not wait for them.
+            self.journal.close(timeout)
         self.http.stop()
         self.grpc.stop(1.0)
-        if self.journal is not None:
-            self.journal.close(timeout)
         self.assembler.stop(timeout)
         self.sink.close(timeout)
         self.store.close()

@@ -15,16 +15,21 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 
 from otel_autoheal.assemble import Overloaded
-from otel_autoheal.errors import StateError
+from otel_autoheal.errors import StateBusy, StateError
 from otel_autoheal.state.sqlite import SQLiteStore
 
 __all__ = ["JournalUnavailable", "JournalWriter"]
 
 log = logging.getLogger("otel_autoheal.receive.journal")
 
+#: Longest the writer waits for the write lock at a time: between attempts it notices receivers
+#: that gave up and a shutdown, and never holds the store's lock for longer while the database
+#: is locked by someone else.
+_LOCK_POLL_SECONDS = 0.1
 #: Extra wait for a batch that is already being committed when a receiver's own wait ends: the
 #: commit itself is short once the write lock is held, and its outcome decides the answer.
 _SEALED_GRACE_SECONDS = 5.0
@@ -53,6 +58,9 @@ class JournalWriter:
         self._cond = threading.Condition()
         self._queue: list[_Ticket] = []
         self._stop = False
+        #: Requests waiting for their entries to be committed (a gauge).
+        self.waiting = 0
+        self._warned = float("-inf")
         self._thread = threading.Thread(target=self._run, name="autoheal-journal", daemon=True)
         self._thread.start()
 
@@ -65,7 +73,15 @@ class JournalWriter:
             if self._stop:
                 raise JournalUnavailable("the service is shutting down; retry")
             self._queue.append(ticket)
+            self.waiting += 1
             self._cond.notify_all()
+        try:
+            self._wait(ticket)
+        finally:
+            with self._cond:
+                self.waiting -= 1
+
+    def _wait(self, ticket: _Ticket) -> None:
         if not ticket.done.wait(self._timeout):
             with self._cond:
                 if ticket.state in ("queued", "taken"):
@@ -78,7 +94,11 @@ class JournalWriter:
             ticket.done.wait(_SEALED_GRACE_SECONDS)
         if ticket.state != "committed":
             reason = ticket.error or "its commit is still under way"
-            log.warning("intake journal unavailable (%s): answering retryably, nothing acknowledged", reason)
+            now = time.monotonic()
+            if now - self._warned > 60:  # once a minute: a locked database refuses every request
+                self._warned = now
+                log.warning("intake journal unavailable (%s): requests with errors are refused (503/UNAVAILABLE) "
+                            "until it recovers; raise journal_timeout if the disk is just slow", reason)
             raise JournalUnavailable(f"cannot journal the request's errors durably ({reason}); retry later")
 
     def _run(self) -> None:
@@ -93,19 +113,34 @@ class JournalWriter:
             self._commit(batch)
 
     def _commit(self, batch: list[_Ticket]) -> None:
-        error = ""
-        try:
-            with self._store.transaction() as conn:
-                # Only now, holding the write lock, is it decided which entries go in: a receiver
-                # that gave up while we waited for the lock has already answered 503.
+        while True:
+            try:
+                with self._store.transaction(wait=_LOCK_POLL_SECONDS) as conn:
+                    # Only now, holding the write lock, is it decided which entries go in: a receiver
+                    # that gave up while we waited for the lock has already answered 503. Requests
+                    # queued meanwhile join this commit.
+                    with self._cond:
+                        batch.extend(self._queue)
+                        self._queue = []
+                        for ticket in batch:
+                            if ticket.state in ("queued", "taken"):
+                                ticket.state = "sealed"
+                    self._store.journal_add([e for t in batch if t.state == "sealed" for e in t.entries], conn)
+            except StateBusy:
                 with self._cond:
-                    sealed = [t for t in batch if t.state == "taken"]
-                    for ticket in sealed:
-                        ticket.state = "sealed"
-                self._store.journal_add([e for t in sealed for e in t.entries], conn)
-        except Exception as exc:  # noqa: BLE001 - any failure means "not durable": the senders retry
-            error = str(exc) or type(exc).__name__
-            log.error("cannot write the intake journal (%d requests): %s", len(batch), error)
+                    if not self._stop and any(t.state == "taken" for t in batch):
+                        continue  # someone still waits: try again
+                self._finish(batch, "the service is shutting down")  # (or every receiver gave up)
+                return
+            except Exception as exc:  # noqa: BLE001 - any failure means "not durable": the senders retry
+                error = str(exc) or type(exc).__name__
+                log.error("cannot write the intake journal (%d requests): %s", len(batch), error)
+                self._finish(batch, error)
+                return
+            self._finish(batch, "")
+            return
+
+    def _finish(self, batch: list[_Ticket], error: str) -> None:
         with self._cond:
             for ticket in batch:
                 if ticket.state in ("taken", "sealed"):

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from otel_autoheal.errors import StateError
+from otel_autoheal.errors import StateBusy, StateError
 from otel_autoheal.model import GroupRecord, GroupUpdate, Occurrence
 from otel_autoheal.state._readers import ReaderPool
 
@@ -112,15 +112,18 @@ class SQLiteStore:
         return cls(Path(state_dir) / "autoheal.sqlite3")
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """Run the block in one ``BEGIN IMMEDIATE`` transaction, committed on success."""
-        with self._lock:
+    def transaction(self, wait: float | None = None) -> Iterator[sqlite3.Connection]:
+        """Run the block in one ``BEGIN IMMEDIATE`` transaction, committed on success.
+
+        ``wait`` bounds how long to wait for the write lock (this process's and the database's);
+        past it ``StateBusy`` is raised before the block runs. Default: the connection's busy timeout.
+        """
+        if not self._lock.acquire(timeout=-1 if wait is None else wait):
+            raise StateBusy(f"the write lock on {self.path} is busy in this process")
+        try:
             if self._closed:
                 raise StateError("state store is closed")
-            try:
-                self._conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise StateError(f"cannot start a transaction on {self.path}: {exc}") from exc
+            self._begin(wait)
             try:
                 yield self._conn
             except BaseException:
@@ -131,6 +134,22 @@ class SQLiteStore:
                     self._conn.execute("COMMIT")
                 except sqlite3.Error as exc:
                     raise StateError(f"cannot commit to {self.path}: {exc}") from exc
+        finally:
+            self._lock.release()
+
+    def _begin(self, wait: float | None) -> None:
+        previous = self._conn.execute("PRAGMA busy_timeout").fetchone()[0] if wait is not None else None
+        try:
+            if wait is not None:
+                self._conn.execute(f"PRAGMA busy_timeout={int(wait * 1000)}")
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            if getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY:
+                raise StateBusy(f"{self.path} is locked by another writer: {exc}") from exc
+            raise StateError(f"cannot start a transaction on {self.path}: {exc}") from exc
+        finally:
+            if previous is not None:
+                self._conn.execute(f"PRAGMA busy_timeout={int(previous)}")
 
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:

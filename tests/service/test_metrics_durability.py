@@ -226,17 +226,50 @@ def test_journal_timeout_default_is_documented():
 
 
 def test_traceless_exception_logs_in_flight_survive_sigkill(autoheal_factory, tmp_path):
-    """Processing one trace-less exception log never forgets the journal of another still waiting."""
+    """Processing one trace-less exception log never forgets the journal of others still waiting."""
     state = tmp_path / "orphans"
-    # max_traces=1: the second log evicts the first, which is processed while the second waits.
-    first = autoheal_factory(state_dir=state, trace_wait=60, env={"AUTOHEAL_MAX_TRACES": "1"})
-    for error_type in ("OrphanFirstError", "OrphanSecondError"):
+    # max_traces=2: the third log evicts the first, which is processed while the other two wait.
+    first = autoheal_factory(state_dir=state, trace_wait=60, env={"AUTOHEAL_MAX_TRACES": "2"})
+    names = ["OrphanFirstError", "OrphanSecondError", "OrphanThirdError"]
+    for error_type in names:
         payload = logs_payload([log_record("failed", severity="ERROR", severity_number=17, attributes={
             "exception.type": error_type, "exception.message": "boom"})])
         assert _post(f"{first.http_endpoint}/v1/logs", payload)[0] == 200
     wait_for(lambda: _counts(state, "Orphan") == {"OrphanFirstError": 1}, 60, 0.2, "the first log processed")
     first.stop(signal.SIGKILL)
     restarted = autoheal_factory(state_dir=state)
-    wait_for(lambda: "OrphanSecondError" in _counts(state, "Orphan"), 60, 0.2, "the second log recorded")
+    wait_for(lambda: len(_counts(state, "Orphan")) == 3, 60, 0.2, "the other logs recorded")
     restarted.stop()
-    assert _counts(state, "Orphan") == {"OrphanFirstError": 1, "OrphanSecondError": 1}
+    assert _counts(state, "Orphan") == dict.fromkeys(names, 1)
+
+
+def test_shutdown_refuses_requests_waiting_for_the_journal(autoheal_factory, tmp_path):
+    """SIGTERM while a request waits for a locked journal: the service exits at once and the request is not acknowledged."""
+    state = tmp_path / "stopping"
+    svc = autoheal_factory(state_dir=state, env={"AUTOHEAL_JOURNAL_TIMEOUT": "600"})
+    payload = traces_payload([span(new_trace_id(), new_span_id(), "op", exception={
+        "type": "StoppingError", "message": "boom", "stacktrace": ""})])
+    outcome: list[object] = []
+
+    def send() -> None:
+        try:
+            outcome.append(_post(f"{svc.http_endpoint}/v1/traces", payload, timeout=120)[0])
+        except (OSError, http.client.HTTPException) as exc:  # the connection closed unanswered
+            outcome.append(repr(exc))
+
+    holder = sqlite3.connect(state / "autoheal.sqlite3", isolation_level=None)
+    sender = threading.Thread(target=send)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")
+        sender.start()
+        wait_for(lambda: svc.metric("autoheal_journal_waiting") == 1, 60, 0.1, "the request waiting for the journal")
+        assert svc.proc is not None
+        svc.proc.send_signal(signal.SIGTERM)
+        assert svc.proc.wait(60) == 0  # far less than the 600 s journal_timeout the request could wait
+        sender.join(120)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert outcome and outcome[0] != 200
+    again = autoheal_factory(state_dir=state)
+    assert again.metric("autoheal_journal_replayed_total") == 0  # nothing of the refused request was kept
