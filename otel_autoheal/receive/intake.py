@@ -1,9 +1,15 @@
 """What both receivers share: authentication, decoding, limits and hand-off to the assembler.
 
-Ordering: a request's failed spans and exception logs are journalled (committed) *before* any of
-its records reach the assembler. If the journal cannot commit them in time the request is refused
-retryably (``JournalUnavailable``, an ``Overloaded``) with nothing of it kept, so the sender's retry
-is counted once; if they are committed, the records are handed on and the request acknowledged.
+Nothing is acknowledged before its errors are durable: failed spans and exception logs are
+committed to the intake journal first, and if that fails or takes longer than ``journal_timeout``
+the request is refused retryably (``JournalUnavailable``, an ``Overloaded``: 503 / UNAVAILABLE).
+The sender then retries the same data, which must not count twice:
+- logs are journalled *before* they reach the assembler (which appends them), so a refused log
+  export leaves nothing behind;
+- spans are journalled right *after* the assembler's single pass over the export (which finds the
+  failed ones; a second pass would cost the hot path dearly). A refused export's spans stay in
+  the assembler, keyed by span id, so the retry replaces them; if their trace was processed
+  meanwhile, the retry is late data whose exceptions are already recorded (``pipeline``).
 """
 
 from __future__ import annotations
@@ -11,21 +17,10 @@ from __future__ import annotations
 import hmac
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 from otel_autoheal.assemble import Assembler
 from otel_autoheal.metrics import Metrics
-from otel_autoheal.otlp import (
-    STATUS_CODE_ERROR,
-    SpanData,
-    attributes_to_dict,
-    decode_logs,
-    decode_traces,
-    error_span,
-    iter_logs,
-    journal_key,
-    journal_payload,
-)
+from otel_autoheal.otlp import decode_logs, decode_traces, iter_logs, journal_key, journal_payload
 from otel_autoheal.receive.journal import JournalUnavailable, JournalWriter
 
 __all__ = ["Intake", "IntakeResult"]
@@ -47,24 +42,6 @@ def _may_fail(body: bytes, content_type: str) -> bool:
     if not content_type.startswith("application/x-protobuf"):
         return True
     return any(marker in body for marker in _FAILURE_MARKERS)
-
-
-def _failed_spans(request: Any) -> list[SpanData]:
-    """The spans of a trace export that the assembler will keep as failed (same rules, same order)."""
-    failed: list[SpanData] = []
-    for resource_spans in request.resource_spans:
-        resource: dict[str, Any] | None = None
-        for scope_spans in resource_spans.scope_spans:
-            for span in scope_spans.spans:
-                raw = span.trace_id
-                if len(raw) != 16 or not any(raw) or not (span.events or span.status.code == STATUS_CODE_ERROR):
-                    continue
-                if resource is None:
-                    resource = attributes_to_dict(resource_spans.resource.attributes)
-                data = error_span(span, raw.hex(), resource)
-                if data is not None:
-                    failed.append(data)
-    return failed
 
 
 @dataclass(frozen=True)
@@ -101,10 +78,10 @@ class Intake:
         """Decode and accept a trace export (raises ``OTLPDecodeError`` / ``Overloaded``)."""
         self.assembler.check_capacity()
         request = decode_traces(body, content_type)
-        may_fail = _may_fail(body, content_type)
-        if may_fail and self.journal is not None:
-            self._journal([(span.trace_id, "span", journal_payload(span)) for span in _failed_spans(request)])
-        accepted, rejected, _failed = self.assembler.add_trace_request(request, may_fail)
+        accepted, rejected, failed = self.assembler.add_trace_request(request, _may_fail(body, content_type))
+        if failed and self.journal is not None:
+            # After the assembler: the pass that finds the failed spans is the hot loop, run once.
+            self._journal([(span.trace_id, "span", journal_payload(span)) for span in failed])
         self.metrics.inc("autoheal_spans_received_total", accepted)
         return IntakeResult(accepted, rejected, "spans without a valid 16-byte trace id were rejected" if rejected else "")
 

@@ -49,7 +49,8 @@ class ReaderPool:
             try:
                 yield conn
             finally:
-                conn.execute("COMMIT")
+                if conn.in_transaction:  # an error may already have ended it
+                    conn.execute("COMMIT")
         except BaseException:
             conn.close()
             raise

@@ -187,7 +187,8 @@ class SQLiteStore:
             ]
 
     def journal_done(self, trace_id: str, up_to_id: int | None = None, conn: sqlite3.Connection | None = None) -> None:
-        """Forget the journal of a processed trace (trace-less entries: those up to ``up_to_id``)."""
+        """Forget the entries journalled under ``trace_id`` (a trace id, or a trace-less log's own key,
+        see ``otlp.journal_key``), only those up to ``up_to_id`` if given."""
         sql = "DELETE FROM intake_journal WHERE trace_id = ?"
         args: tuple[object, ...] = (trace_id,)
         if up_to_id is not None:

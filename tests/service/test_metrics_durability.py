@@ -161,11 +161,12 @@ def test_acknowledged_errors_survive_sigkill_under_scrape_load(autoheal_factory,
 
 
 def test_journal_that_cannot_commit_refuses_instead_of_acknowledging(autoheal_factory, tmp_path):
-    """A journal held off by another writer gives 503/UNAVAILABLE, and the retry after release counts once."""
+    """A journal held off by another writer gives 503/UNAVAILABLE (logs over HTTP, spans over gRPC); the retry counts once."""
     state = tmp_path / "locked"
     svc = autoheal_factory(state_dir=state, env={"AUTOHEAL_JOURNAL_TIMEOUT": "1"})
-    http_error = traces_payload([span(new_trace_id(), new_span_id(), "op", exception={
-        "type": "HttpLockedError", "message": "boom", "stacktrace": ""})])
+    http_error = logs_payload([log_record("failed", trace_id=new_trace_id(), span_id=new_span_id(), severity="ERROR",
+                                          severity_number=17, attributes={"exception.type": "HttpLockedError",
+                                                                          "exception.message": "boom"})])
     grpc_error = ExportTraceServiceRequest()
     failed = grpc_error.resource_spans.add().scope_spans.add().spans.add(
         name="op", trace_id=bytes.fromhex(new_trace_id()), span_id=bytes.fromhex(new_span_id()))
@@ -176,7 +177,7 @@ def test_journal_that_cannot_commit_refuses_instead_of_acknowledging(autoheal_fa
         export = channel.unary_unary(TRACE_METHOD, request_serializer=None, response_deserializer=None)
         try:
             holder.execute("BEGIN EXCLUSIVE")
-            status, headers = _post(f"{svc.http_endpoint}/v1/traces", http_error, timeout=60)
+            status, headers = _post(f"{svc.http_endpoint}/v1/logs", http_error, timeout=60)
             assert status == 503 and headers.get("Retry-After")
             with pytest.raises(grpc.RpcError) as info:
                 export(grpc_error.SerializeToString(), timeout=60)
@@ -195,7 +196,7 @@ def test_journal_that_cannot_commit_refuses_instead_of_acknowledging(autoheal_fa
                 assert exc.code() == grpc.StatusCode.UNAVAILABLE
                 return False
 
-        wait_for(lambda: _post(f"{svc.http_endpoint}/v1/traces", http_error, timeout=60)[0] == 200, 60, 0.2, "HTTP retry")
+        wait_for(lambda: _post(f"{svc.http_endpoint}/v1/logs", http_error, timeout=60)[0] == 200, 60, 0.2, "HTTP retry")
         wait_for(grpc_accepted, 60, 0.2, "gRPC retry")
     issues = svc.wait_for_issues(2)
     assert sorted((i["exception_type"], i["count"]) for i in issues) == [("GrpcLockedError", 1), ("HttpLockedError", 1)]
@@ -247,13 +248,13 @@ def test_shutdown_refuses_requests_waiting_for_the_journal(autoheal_factory, tmp
     """SIGTERM while a request waits for a locked journal: the service exits at once and the request is not acknowledged."""
     state = tmp_path / "stopping"
     svc = autoheal_factory(state_dir=state, env={"AUTOHEAL_JOURNAL_TIMEOUT": "600"})
-    payload = traces_payload([span(new_trace_id(), new_span_id(), "op", exception={
-        "type": "StoppingError", "message": "boom", "stacktrace": ""})])
+    payload = logs_payload([log_record("failed", severity="ERROR", severity_number=17, attributes={
+        "exception.type": "StoppingError", "exception.message": "boom"})])
     outcome: list[object] = []
 
     def send() -> None:
         try:
-            outcome.append(_post(f"{svc.http_endpoint}/v1/traces", payload, timeout=120)[0])
+            outcome.append(_post(f"{svc.http_endpoint}/v1/logs", payload, timeout=120)[0])
         except (OSError, http.client.HTTPException) as exc:  # the connection closed unanswered
             outcome.append(repr(exc))
 
