@@ -41,7 +41,8 @@ def _seed_groups(state_dir: Path, count: int = SEEDED_GROUPS) -> None:
         with store.transaction() as conn:
             conn.executemany(
                 "INSERT INTO groups (fingerprint, title, body, count, first_seen, last_seen, service,"
-                " exception_type, source, grouping_fields) VALUES (?, ?, ?, 1, 1.0, ?, 'seed', 'SeedError', 'test', '{}')",
+                " exception_type, source, grouping_fields)"
+                " VALUES (?, ?, ?, 1, 1.0, ?, 'seed', 'SeedError', 'test', '{}')",
                 ((f"seed-{i:05d}", f"SeedError {i}", body, 1.0 + i) for i in range(count)),
             )
     finally:
@@ -86,6 +87,11 @@ def _counts(state_dir: Path, prefix: str) -> dict[str, int]:
     finally:
         conn.close()
     return {str(t): int(c) for t, c in rows}
+
+
+def _metric_text_ok(text: str) -> bool:
+    """/metrics answered with the groups gauge and the process metrics."""
+    return "autoheal_groups 0" in text.replace(".0\n", "\n") and "process_resident_memory_bytes" in text
 
 
 class _Scrapers:
@@ -161,7 +167,7 @@ def test_acknowledged_errors_survive_sigkill_under_scrape_load(autoheal_factory,
 
 
 def test_journal_that_cannot_commit_refuses_instead_of_acknowledging(autoheal_factory, tmp_path):
-    """A journal held off by another writer gives 503/UNAVAILABLE (logs over HTTP, spans over gRPC); the retry counts once."""
+    """A journal held off by another writer answers 503 (HTTP logs) / UNAVAILABLE (gRPC spans); retries count once."""
     state = tmp_path / "locked"
     svc = autoheal_factory(state_dir=state, env={"AUTOHEAL_JOURNAL_TIMEOUT": "1"})
     http_error = logs_payload([log_record("failed", trace_id=new_trace_id(), span_id=new_span_id(), severity="ERROR",
@@ -207,10 +213,6 @@ def test_journal_that_cannot_commit_refuses_instead_of_acknowledging(autoheal_fa
         ("GrpcLockedError", 1), ("HttpLockedError", 1)]
 
 
-def _metric_text_ok(text: str) -> bool:
-    return "autoheal_groups 0" in text.replace(".0\n", "\n") and "process_resident_memory_bytes" in text
-
-
 @pytest.mark.parametrize("value", ["0", "-1", "nan", "inf"])
 def test_journal_timeout_is_validated(value):
     """journal_timeout must be a positive, finite number of seconds; the error names the key."""
@@ -245,7 +247,7 @@ def test_traceless_exception_logs_in_flight_survive_sigkill(autoheal_factory, tm
 
 
 def test_shutdown_refuses_requests_waiting_for_the_journal(autoheal_factory, tmp_path):
-    """SIGTERM while a request waits for a locked journal: the service exits at once and the request is not acknowledged."""
+    """SIGTERM while a request waits for a locked journal: the service exits and the request is not acknowledged."""
     state = tmp_path / "stopping"
     svc = autoheal_factory(state_dir=state, env={"AUTOHEAL_JOURNAL_TIMEOUT": "600"})
     payload = logs_payload([log_record("failed", severity="ERROR", severity_number=17, attributes={
