@@ -289,7 +289,7 @@ def _status(args: argparse.Namespace) -> int:
             from otel_autoheal.sinks.github import offline_status
 
             info.update(offline_status(config))
-        info["groups"] = len(store.groups()) if store else 0
+        info["groups"] = store.group_count() if store else 0
     if args.json:
         print(json.dumps(info, indent=2, default=str))
     else:

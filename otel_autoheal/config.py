@@ -15,6 +15,7 @@ Example ``autoheal.toml``::
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -89,6 +90,11 @@ class Config:
     #: that a crash (SIGKILL, power loss) never loses an acknowledged error; costs some ingest
     #: throughput (see the README). Default: true.
     intake_journal: bool = True
+    #: Longest a request waits for its errors to be committed to the intake journal; past it (or
+    #: when the write fails) the request is refused with 503 + Retry-After / UNAVAILABLE and the
+    #: sender retries: nothing is acknowledged that is not durable. Keep it below the senders'
+    #: export timeout (the Collector's is 5 s). Default: 2.
+    journal_timeout: float = 2.0
     #: Traces waiting for the pipeline before receivers answer 503/UNAVAILABLE. Default: 10000.
     max_pending_traces: int = 10_000
     #: Secret scrubbing.
@@ -185,11 +191,13 @@ def _validate(config: Config) -> Config:
     positive = {
         "trace_wait": config.trace_wait, "max_traces": config.max_traces,
         "max_records_per_trace": config.max_records_per_trace, "max_request_bytes": config.max_request_bytes,
-        "max_pending_traces": config.max_pending_traces,
+        "max_pending_traces": config.max_pending_traces, "journal_timeout": config.journal_timeout,
     }
     for key, value in positive.items():
         if value <= 0:
             raise ConfigError(key, f"must be greater than 0, got {value}")
+    if not math.isfinite(config.journal_timeout):
+        raise ConfigError("journal_timeout", f"must be a finite number of seconds, got {config.journal_timeout}")
     if config.preceding_logs < 0:
         raise ConfigError("preceding_logs", "must be 0 or more")
     if config.fallback_log_window < 0:

@@ -8,6 +8,9 @@ Every error the package raises on purpose derives from one root::
     │   └── PayloadTooLarge  a request (or its decompressed body) exceeds the size limit
     ├── StateError           the SQLite state cannot be used: unreadable, damaged, newer schema, or
     │                        replaced while running (names the file)
+    │   ├── StateBusy        the write lock could not be had within the wait asked for
+    │   └── JournalUnavailable  a request's errors could not be journalled in time (receive/journal.py;
+    │                            also an ``assemble.Overloaded``: answered 503/UNAVAILABLE, the sender retries)
     └── SinkError            an issue sink failed
         ├── SinkConfigError  the sink's settings are wrong (bad token, unknown repository); not retried
         └── SinkUnavailable  a transient failure (outage, rate limit); the work stays queued
@@ -23,6 +26,7 @@ __all__ = [
     "SinkConfigError",
     "SinkError",
     "SinkUnavailable",
+    "StateBusy",
     "StateError",
 ]
 
@@ -50,6 +54,10 @@ class PayloadTooLarge(OTLPDecodeError):
 
 class StateError(AutohealError):
     """The state database could not be read or written."""
+
+
+class StateBusy(StateError):
+    """Another writer (thread or process) held the state's write lock for longer than the caller would wait."""
 
 
 class SinkError(AutohealError):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import hashlib
 import json
 import zlib
 from collections.abc import Iterator
@@ -34,6 +35,7 @@ __all__ = [
     "from_journal",
     "iter_logs",
     "iter_spans",
+    "journal_key",
     "journal_payload",
     "light_span",
 ]
@@ -97,6 +99,15 @@ def journal_payload(record: SpanData | LogData) -> str:
     """A failed span or exception log as JSON, for the intake journal."""
     fields = _SPAN_FIELDS if isinstance(record, SpanData) else _LOG_FIELDS
     return json.dumps({name: getattr(record, name) for name in fields}, default=str, separators=(",", ":"))
+
+
+def journal_key(record: SpanData | LogData) -> str:
+    """What a record is journalled (and later cleared) under: its trace id, or for a trace-less
+    exception log a key of its own, so that processing one such log never clears another's entry
+    (``journal_payload`` round-trips, so a replayed record has the same key)."""
+    if record.trace_id:
+        return record.trace_id
+    return "orphan:" + hashlib.sha256(journal_payload(record).encode()).hexdigest()[:32]
 
 
 def from_journal(kind: str, payload: str) -> SpanData | LogData:

@@ -13,7 +13,7 @@ from otel_autoheal.group.fingerprint import compute_fingerprint
 from otel_autoheal.group.stacktrace import InAppRules, parse_stacktrace
 from otel_autoheal.metrics import Metrics
 from otel_autoheal.model import ExceptionRecord, GroupUpdate, Occurrence
-from otel_autoheal.otlp import LogData
+from otel_autoheal.otlp import LogData, journal_key
 from otel_autoheal.render import RenderOptions, render_issue
 from otel_autoheal.scrub import Scrubber
 from otel_autoheal.sinks.base import Sink
@@ -92,6 +92,8 @@ class Pipeline:
     def process(self, trace: TraceData, orphan_logs: Sequence[LogData] = ()) -> list[GroupUpdate]:
         # Journal entries up to here belong to data this call sees; later ones wait for their turn.
         journal_mark = self.store.journal_high_water()
+        # A trace-less "trace" is one exception log, journalled under a key of its own.
+        journal = trace.trace_id or next((journal_key(r) for r in trace.logs if r.has_exception), "")
         trace, recorded = self._merge_late(trace)
         records = extract_exceptions(trace)
         fresh = [r for r in records if not any(same_exception(r, old) for old in recorded)]
@@ -122,7 +124,7 @@ class Pipeline:
                 return title, body
 
             # The journal of the trace is cleared with its last record, in the same transaction.
-            update = self.store.record(occurrence, render, journal_trace=(trace.trace_id, journal_mark) if last else None)
+            update = self.store.record(occurrence, render, journal_trace=(journal, journal_mark) if last else None)
             self.metrics.inc("autoheal_occurrences_total")
             if update.is_new:
                 self.metrics.inc("autoheal_issues_filed_total")
@@ -134,7 +136,7 @@ class Pipeline:
                 log.exception("sink %s failed to handle group %d", self.sink.name, update.group.id)
             updates.append(update)
         if not incidents:
-            self.store.journal_done(trace.trace_id, journal_mark)
+            self.store.journal_done(journal, journal_mark)
         self._remember(trace, recorded)
         return updates
 

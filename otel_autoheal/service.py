@@ -10,7 +10,7 @@ from typing import Any
 from otel_autoheal.assemble import Assembler
 from otel_autoheal.config import Config, parse_hostport, state_path
 from otel_autoheal.metrics import Metrics
-from otel_autoheal.otlp import LogData, SpanData, from_journal
+from otel_autoheal.otlp import LogData, SpanData, from_journal, journal_key
 from otel_autoheal.pipeline import Pipeline
 from otel_autoheal.receive import GrpcReceiver, HttpReceiver, Intake
 from otel_autoheal.receive.journal import JournalWriter
@@ -49,7 +49,7 @@ class Service:
             self.pipeline.process, config.trace_wait, config.max_traces, config.max_records_per_trace,
             config.max_pending_traces, self.metrics,
         )
-        self.journal = JournalWriter(self.store) if config.intake_journal else None
+        self.journal = JournalWriter(self.store, config.journal_timeout) if config.intake_journal else None
         intake = Intake(self.assembler, self.metrics, config.ingest_token, config.max_request_bytes, self.journal)
         grpc_host, grpc_port = parse_hostport("otlp_grpc", config.otlp_grpc)
         http_host, http_port = parse_hostport("otlp_http", config.otlp_http)
@@ -57,7 +57,11 @@ class Service:
         self.http = HttpReceiver(intake, self.metrics, http_host, http_port, config.cors_origins, self.health)
         # Replayed only once both ports are ours: a start that fails must not touch the journal.
         self._replay_journal()
-        self.metrics.gauge("autoheal_groups", "Groups (issues) in the state store.", lambda: len(self.store.groups()))
+        self.metrics.gauge("autoheal_groups", "Groups (issues) in the state store.", self.store.group_count)
+        if self.journal is not None:
+            journal = self.journal
+            self.metrics.gauge("autoheal_journal_waiting", "OTLP requests waiting for their errors to be journalled.",
+                               lambda: journal.waiting)
 
     def _abandon(self) -> None:
         """Undo a start that failed half-way: nothing stays bound, running or open."""
@@ -82,16 +86,22 @@ class Service:
         """Errors acknowledged before a crash but never processed go through the pipeline again."""
         spans: list[SpanData] = []
         logs: list[LogData] = []
-        for _id, _trace, kind, payload in self.store.journal_entries():
+        rekeyed: list[tuple[str, int]] = []
+        for entry_id, key, kind, payload in self.store.journal_entries():
             try:
                 record = from_journal(kind, payload)
             except (ValueError, TypeError):
-                log.warning("skipping an unreadable intake journal entry %d", _id)
+                log.warning("skipping an unreadable intake journal entry %d", entry_id)
                 continue
+            if not key:  # written by a version that kept every trace-less log under one empty key
+                rekeyed.append((journal_key(record), entry_id))
             if isinstance(record, SpanData):
                 spans.append(record)
             else:
                 logs.append(record)
+        if rekeyed:
+            with self.store.transaction() as conn:
+                conn.executemany("UPDATE intake_journal SET trace_id = ? WHERE id = ?", rekeyed)
         if spans or logs:
             self.assembler.add_spans(spans)
             self.assembler.add_logs(logs)
@@ -130,10 +140,12 @@ class Service:
         if self._stopped.is_set():
             return
         self._stopped.set()
+        if self.journal is not None:
+            # First, so that requests waiting for the journal are answered (503) at once and the
+            # servers below need not wait for them.
+            self.journal.close(timeout)
         self.http.stop()
         self.grpc.stop(1.0)
-        if self.journal is not None:
-            self.journal.close(timeout)
         self.assembler.stop(timeout)
         self.sink.close(timeout)
         self.store.close()

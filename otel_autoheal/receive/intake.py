@@ -1,4 +1,16 @@
-"""What both receivers share: authentication, decoding, limits and hand-off to the assembler."""
+"""What both receivers share: authentication, decoding, limits and hand-off to the assembler.
+
+Nothing is acknowledged before its errors are durable: failed spans and exception logs are
+committed to the intake journal first, and if that fails or takes longer than ``journal_timeout``
+the request is refused retryably (``JournalUnavailable``, an ``Overloaded``: 503 / UNAVAILABLE).
+The sender then retries the same data, which must not count twice:
+- logs are journalled *before* they reach the assembler (which appends them), so a refused log
+  export leaves nothing behind;
+- spans are journalled right *after* the assembler's single pass over the export (which finds the
+  failed ones; a second pass would cost the hot path dearly). A refused export's spans stay in
+  the assembler, keyed by span id, so the retry replaces them; if their trace was processed
+  meanwhile, the retry is late data whose exceptions are already recorded (``pipeline``).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +20,8 @@ from dataclasses import dataclass
 
 from otel_autoheal.assemble import Assembler
 from otel_autoheal.metrics import Metrics
-from otel_autoheal.otlp import decode_logs, decode_traces, iter_logs, journal_payload
-from otel_autoheal.receive.journal import JournalWriter
+from otel_autoheal.otlp import decode_logs, decode_traces, iter_logs, journal_key, journal_payload
+from otel_autoheal.receive.journal import JournalUnavailable, JournalWriter
 
 __all__ = ["Intake", "IntakeResult"]
 
@@ -68,7 +80,8 @@ class Intake:
         request = decode_traces(body, content_type)
         accepted, rejected, failed = self.assembler.add_trace_request(request, _may_fail(body, content_type))
         if failed and self.journal is not None:
-            self.journal.add([(span.trace_id, "span", journal_payload(span)) for span in failed])
+            # After the assembler: the pass that finds the failed spans is the hot loop, run once.
+            self._journal([(span.trace_id, "span", journal_payload(span)) for span in failed])
         self.metrics.inc("autoheal_spans_received_total", accepted)
         return IntakeResult(accepted, rejected, "spans without a valid 16-byte trace id were rejected" if rejected else "")
 
@@ -77,9 +90,16 @@ class Intake:
         self.assembler.check_capacity()
         request = decode_logs(body, content_type)
         records = list(iter_logs(request))
-        accepted = self.assembler.add_logs(records)
         if self.journal is not None:
-            errors = [(r.trace_id, "log", journal_payload(r)) for r in records if r.has_exception]
-            self.journal.add(errors)
+            self._journal([(journal_key(r), "log", journal_payload(r)) for r in records if r.has_exception])
+        accepted = self.assembler.add_logs(records)
         self.metrics.inc("autoheal_logs_received_total", accepted)
         return IntakeResult(accepted, 0)
+
+    def _journal(self, entries: list[tuple[str, str, str]]) -> None:
+        assert self.journal is not None
+        try:
+            self.journal.add(entries)
+        except JournalUnavailable:
+            self.metrics.inc("autoheal_journal_unavailable_total")
+            raise

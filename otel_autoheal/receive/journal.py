@@ -3,68 +3,159 @@
 Each receiver thread queues its failed spans and exception logs and waits until a writer thread
 has committed them; the writer commits everything queued at once, so concurrent requests share one
 SQLite transaction instead of paying one each.
+
+The wait is bounded (``journal_timeout``) and never ends in an acknowledgement of data that is
+not committed: a receiver whose entries are not durable in time gets ``JournalUnavailable``
+(503 + Retry-After / UNAVAILABLE; the sender retries). Entries of a receiver that gave up are
+never written later: the writer seals a batch only once it holds the database's write lock and
+leaves out the entries whose receiver gave up, so a retry is journalled once, not twice.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
+from dataclasses import dataclass, field
 
+from otel_autoheal.assemble import Overloaded
+from otel_autoheal.errors import StateBusy, StateError
 from otel_autoheal.state.sqlite import SQLiteStore
 
-__all__ = ["JournalWriter"]
+__all__ = ["JournalUnavailable", "JournalWriter"]
 
 log = logging.getLogger("otel_autoheal.receive.journal")
 
-#: Longest a receiver waits for its entries to be committed before it acknowledges anyway: a
-#: stuck disk must slow ingestion down, not stop it.
-MAX_WAIT_SECONDS = 5.0
+#: Longest the writer waits for the write lock at a time: between attempts it notices receivers
+#: that gave up and a shutdown, and never holds the store's lock for longer while the database
+#: is locked by someone else.
+_LOCK_POLL_SECONDS = 0.1
+#: Extra wait for a batch that is already being committed when a receiver's own wait ends: the
+#: commit itself is short once the write lock is held, and its outcome decides the answer.
+_SEALED_GRACE_SECONDS = 5.0
+
+
+class JournalUnavailable(Overloaded, StateError):
+    """The request's errors could not be made durable in time: answer retryably, acknowledge nothing."""
+
+
+@dataclass
+class _Ticket:
+    entries: list[tuple[str, str, str]]
+    #: queued → taken (by the writer) → sealed (inside the transaction) → committed | failed;
+    #: queued/taken → abandoned when its receiver gives up.
+    state: str = "queued"
+    error: str = ""
+    done: threading.Event = field(default_factory=threading.Event)
 
 
 class JournalWriter:
-    """Thread-safe; ``add`` returns once the entries are committed (or after ``MAX_WAIT_SECONDS``)."""
+    """Thread-safe; ``add`` returns once the entries are committed, else raises ``JournalUnavailable``."""
 
-    def __init__(self, store: SQLiteStore) -> None:
+    def __init__(self, store: SQLiteStore, timeout: float = 2.0) -> None:
         self._store = store
+        self._timeout = timeout
         self._cond = threading.Condition()
-        self._queue: list[tuple[str, str, str]] = []
-        self._queued = 0  # sequence number of the last queued batch
-        self._committed = 0  # sequence number of the last committed batch
+        self._queue: list[_Ticket] = []
         self._stop = False
+        #: Requests waiting for their entries to be committed (a gauge).
+        self.waiting = 0
+        self._warned = float("-inf")
         self._thread = threading.Thread(target=self._run, name="autoheal-journal", daemon=True)
         self._thread.start()
 
     def add(self, entries: list[tuple[str, str, str]]) -> None:
+        """Return once ``entries`` are committed; raise ``JournalUnavailable`` if that fails or takes too long."""
         if not entries:
             return
+        ticket = _Ticket(entries)
         with self._cond:
             if self._stop:
-                return
-            self._queue.extend(entries)
-            self._queued += 1
-            ticket = self._queued
+                raise JournalUnavailable("the service is shutting down; retry")
+            self._queue.append(ticket)
+            self.waiting += 1
             self._cond.notify_all()
-            if not self._cond.wait_for(lambda: self._committed >= ticket or self._stop, MAX_WAIT_SECONDS):
-                log.warning("the intake journal is slow: acknowledged data without waiting for the disk")
+        try:
+            self._wait(ticket)
+        finally:
+            with self._cond:
+                self.waiting -= 1
+
+    def _wait(self, ticket: _Ticket) -> None:
+        if not ticket.done.wait(self._timeout):
+            with self._cond:
+                if ticket.state in ("queued", "taken"):
+                    if ticket.state == "queued":
+                        self._queue.remove(ticket)
+                    ticket.state = "abandoned"
+                    ticket.error = f"not committed within journal_timeout={self._timeout:g}s"
+                    ticket.done.set()
+            # A sealed ticket's fate is being decided by a commit already under way: wait for it.
+            ticket.done.wait(_SEALED_GRACE_SECONDS)
+        if ticket.state != "committed":
+            reason = ticket.error or "its commit is still under way"
+            now = time.monotonic()
+            if now - self._warned > 60:  # once a minute: a locked database refuses every request
+                self._warned = now
+                log.warning("intake journal unavailable (%s): requests with errors are refused (503/UNAVAILABLE) "
+                            "until it recovers; raise journal_timeout if the disk is just slow", reason)
+            raise JournalUnavailable(f"cannot journal the request's errors durably ({reason}); retry later")
 
     def _run(self) -> None:
         while True:
             with self._cond:
                 self._cond.wait_for(lambda: bool(self._queue) or self._stop)
-                if self._stop and not self._queue:
+                if not self._queue:
                     return
                 batch, self._queue = self._queue, []
-                ticket = self._queued
+                for ticket in batch:
+                    ticket.state = "taken"
+            self._commit(batch)
+
+    def _commit(self, batch: list[_Ticket]) -> None:
+        while True:
             try:
-                self._store.journal_add(batch)
-            except Exception:  # the journal is a safety net; ingestion goes on without it
-                log.exception("cannot write the intake journal (%d entries)", len(batch))
-            with self._cond:
-                self._committed = ticket
-                self._cond.notify_all()
+                with self._store.transaction(wait=_LOCK_POLL_SECONDS) as conn:
+                    # Only now, holding the write lock, is it decided which entries go in: a receiver
+                    # that gave up while we waited for the lock has already answered 503. Requests
+                    # queued meanwhile join this commit.
+                    with self._cond:
+                        batch.extend(self._queue)
+                        self._queue = []
+                        for ticket in batch:
+                            if ticket.state in ("queued", "taken"):
+                                ticket.state = "sealed"
+                    self._store.journal_add([e for t in batch if t.state == "sealed" for e in t.entries], conn)
+            except StateBusy:
+                with self._cond:
+                    if not self._stop and any(t.state == "taken" for t in batch):
+                        continue  # someone still waits: try again
+                self._finish(batch, "the service is shutting down")  # (or every receiver gave up)
+                return
+            except Exception as exc:  # noqa: BLE001 - any failure means "not durable": the senders retry
+                error = str(exc) or type(exc).__name__
+                log.error("cannot write the intake journal (%d requests): %s", len(batch), error)
+                self._finish(batch, error)
+                return
+            self._finish(batch, "")
+            return
+
+    def _finish(self, batch: list[_Ticket], error: str) -> None:
+        with self._cond:
+            for ticket in batch:
+                if ticket.state in ("taken", "sealed"):
+                    ticket.state = "failed" if error else "committed"
+                    ticket.error = error
+                    ticket.done.set()
 
     def close(self, timeout: float = 5.0) -> None:
+        """Stop taking entries, refuse queued ones, let an ongoing commit finish (bounded by ``timeout``)."""
         with self._cond:
             self._stop = True
+            for ticket in self._queue:
+                ticket.state = "failed"
+                ticket.error = "the service is shutting down"
+                ticket.done.set()
+            self._queue = []
             self._cond.notify_all()
         self._thread.join(timeout)

@@ -1,9 +1,15 @@
 """The SQLite state store (WAL mode), the embedded default issue store.
 
 Contract:
-- Thread safety: one connection guarded by a lock; every public method may be called from any
-  thread. Several *processes* may share one database file: writes use ``BEGIN IMMEDIATE`` so two
-  processes recording the same new fingerprint end with one group, never two.
+- Thread safety: every public method may be called from any thread. Writes go through one
+  connection guarded by a lock (the *write lock*) and use ``BEGIN IMMEDIATE``, so several
+  *processes* sharing one database file and recording the same new fingerprint end with one
+  group, never two.
+- Readers never take the write lock: ``read()`` and the read methods (``groups``, ``group``,
+  ``group_by_fingerprint``, ``group_count``, ``journal_entries``, ``journal_high_water``) use
+  read-only connections from a small pool; WAL lets them read the last committed state while a
+  writer (here or in another process) is in its transaction. Each call is one snapshot and sees
+  every transaction committed before it started, including this process's own.
 - "Not found" is ``None`` (``group``, ``group_by_fingerprint``), never an exception.
 - Every write is one transaction: a crash leaves the previous or the next state, never half.
 - Sinks that need their own tables (e.g. the GitHub outbox) call ``transaction()`` and create
@@ -29,9 +35,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from otel_autoheal.errors import StateError
+from otel_autoheal.errors import StateBusy, StateError
 from otel_autoheal.model import GroupRecord, GroupUpdate, Occurrence
+from otel_autoheal.state._readers import ReaderPool
 
 __all__ = ["GroupStats", "SCHEMA_VERSION", "SQLiteStore", "damaged_message", "is_damaged", "occurrence_time"]
 
@@ -192,6 +200,7 @@ class SQLiteStore:
         self._overwritten = False
         self._checked_at = 0.0
         self._check_lock = threading.Lock()
+        self._readers = ReaderPool(self.path)
 
     def _migrate(self, conn: sqlite3.Connection) -> int:
         """Create or upgrade the core schema in one transaction; return the file's instance id."""
@@ -265,19 +274,22 @@ class SQLiteStore:
         return cls(Path(state_dir) / "autoheal.sqlite3")
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """Run the block in one ``BEGIN IMMEDIATE`` transaction, committed on success."""
-        with self._lock:
+    def transaction(self, wait: float | None = None) -> Iterator[sqlite3.Connection]:
+        """Run the block in one ``BEGIN IMMEDIATE`` transaction, committed on success.
+
+        ``wait`` bounds how long to wait for the write lock (this process's and the database's);
+        past it ``StateBusy`` is raised before the block runs. Default: the connection's busy timeout.
+        """
+        if not self._lock.acquire(timeout=-1 if wait is None else wait):
+            raise StateBusy(f"the write lock on {self.path} is busy in this process")
+        try:
             if self._closed:
                 raise StateError("state store is closed")
             if self.lost is None and time.monotonic() - self._checked_at >= IDENTITY_CHECK_INTERVAL:
                 self.check_file()
             if self.lost is not None:
                 raise StateError(self.lost)
-            try:
-                self._conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise StateError(f"cannot start a transaction on {self.path}: {exc}") from exc
+            self._begin(wait)
             try:
                 yield self._conn
             except BaseException:
@@ -288,33 +300,61 @@ class SQLiteStore:
                     self._conn.execute("COMMIT")
                 except sqlite3.Error as exc:
                     raise StateError(f"cannot commit to {self.path}: {exc}") from exc
+        finally:
+            self._lock.release()
+
+    def _begin(self, wait: float | None) -> None:
+        previous = self._conn.execute("PRAGMA busy_timeout").fetchone()[0] if wait is not None else None
+        try:
+            if wait is not None:
+                self._conn.execute(f"PRAGMA busy_timeout={int(wait * 1000)}")
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            if getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY:
+                raise StateBusy(f"{self.path} is locked by another writer: {exc}") from exc
+            raise StateError(f"cannot start a transaction on {self.path}: {exc}") from exc
+        finally:
+            if previous is not None:
+                self._conn.execute(f"PRAGMA busy_timeout={int(previous)}")
+
+    @contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """A read-only connection for the block, one snapshot; never waits for the write lock."""
+        try:
+            with self._readers.read() as conn:
+                yield conn
+        except sqlite3.Error as exc:
+            raise StateError(f"cannot read {self.path}: {exc}") from exc
 
     # -- intake journal -----------------------------------------------------------------------
     # Failed spans and exception log records are written here before the receiver acknowledges
     # them, and removed in the transaction that records their trace: a crash (SIGKILL, power loss)
     # between the two replays them at the next start instead of losing an acknowledged error.
 
-    def journal_add(self, entries: list[tuple[str, str, str]]) -> None:
-        """Append ``(trace_id, kind, payload)`` entries in one transaction."""
+    def journal_add(self, entries: list[tuple[str, str, str]], conn: sqlite3.Connection | None = None) -> None:
+        """Append ``(trace_id, kind, payload)`` entries in one transaction (``conn``'s, if given)."""
         if not entries:
             return
         now = time.time()
-        with self.transaction() as conn:
-            conn.executemany(
-                "INSERT INTO intake_journal (trace_id, kind, payload, received) VALUES (?, ?, ?, ?)",
-                [(t, k, p, now) for t, k, p in entries],
-            )
+        rows = [(t, k, p, now) for t, k, p in entries]
+        sql = "INSERT INTO intake_journal (trace_id, kind, payload, received) VALUES (?, ?, ?, ?)"
+        if conn is not None:
+            conn.executemany(sql, rows)
+            return
+        with self.transaction() as own:
+            own.executemany(sql, rows)
 
     def journal_entries(self) -> list[tuple[int, str, str, str]]:
         """Every journalled ``(id, trace_id, kind, payload)``, oldest first."""
-        with self._lock:
+        with self.read() as conn:
             return [
                 (int(r[0]), str(r[1]), str(r[2]), str(r[3]))
-                for r in self._conn.execute("SELECT id, trace_id, kind, payload FROM intake_journal ORDER BY id")
+                for r in conn.execute("SELECT id, trace_id, kind, payload FROM intake_journal ORDER BY id")
             ]
 
     def journal_done(self, trace_id: str, up_to_id: int | None = None, conn: sqlite3.Connection | None = None) -> None:
-        """Forget the journal of a processed trace (trace-less entries: those up to ``up_to_id``)."""
+        """Forget the entries journalled under ``trace_id`` (a trace id, or a trace-less log's own key,
+        see ``otlp.journal_key``), only those up to ``up_to_id`` if given."""
         sql = "DELETE FROM intake_journal WHERE trace_id = ?"
         args: tuple[object, ...] = (trace_id,)
         if up_to_id is not None:
@@ -326,8 +366,9 @@ class SQLiteStore:
             own.execute(sql, args)
 
     def journal_high_water(self) -> int:
-        with self._lock:
-            row = self._conn.execute("SELECT COALESCE(MAX(id), 0) FROM intake_journal").fetchone()
+        """The newest committed journal id (receivers commit before handing data on, so it covers it)."""
+        with self.read() as conn:
+            row = conn.execute("SELECT COALESCE(MAX(id), 0) FROM intake_journal").fetchone()
             return int(row[0])
 
     def record(self, occurrence: Occurrence, render: Renderer, now: float | None = None,
@@ -403,18 +444,33 @@ class SQLiteStore:
         return GroupUpdate(group=group, occurrence=occurrence, is_new=is_new, new_version=new_version and not is_new)
 
     def groups(self) -> list[GroupRecord]:
-        """Every group, newest activity first."""
-        with self._lock:
-            ids = [r[0] for r in self._conn.execute("SELECT id FROM groups ORDER BY last_seen DESC, id DESC")]
-            return [g for g in (self._load(self._conn, "id = ?", (i,)) for i in ids) if g is not None]
+        """Every group with its body, newest activity first (three queries, whatever the number of groups)."""
+        with self.read() as conn:
+            versions: dict[int, list[str]] = {}
+            for group_id, version in conn.execute(
+                "SELECT group_id, version FROM group_versions ORDER BY group_id, first_seen, version"
+            ):
+                versions.setdefault(group_id, []).append(version)
+            traces: dict[int, list[str]] = {}
+            for group_id, trace_id in conn.execute(
+                "SELECT group_id, trace_id FROM group_traces ORDER BY group_id, seen DESC"
+            ):
+                traces.setdefault(group_id, []).append(trace_id)
+            rows = conn.execute(f"SELECT {_GROUP_COLS} FROM groups ORDER BY last_seen DESC, id DESC").fetchall()
+        return [_group(row, tuple(versions.get(row[0], ())), tuple(traces.get(row[0], ()))) for row in rows]
+
+    def group_count(self) -> int:
+        """How many groups there are, without reading them (cheap enough for every scrape)."""
+        with self.read() as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM groups").fetchone()[0])
 
     def group(self, group_id: int) -> GroupRecord | None:
-        with self._lock:
-            return self._load(self._conn, "id = ?", (group_id,))
+        with self.read() as conn:
+            return self._load(conn, "id = ?", (group_id,))
 
     def group_by_fingerprint(self, fingerprint: str) -> GroupRecord | None:
-        with self._lock:
-            return self._load(self._conn, "fingerprint = ?", (fingerprint,))
+        with self.read() as conn:
+            return self._load(conn, "fingerprint = ?", (fingerprint,))
 
     def close(self) -> None:
         """Close the database; when it was ``lost``, without letting our WAL reach the new file.
@@ -433,6 +489,7 @@ class SQLiteStore:
                 self._move_wal_aside()
                 if self._overwritten:
                     return
+            self._readers.close()
             self._conn.close()
             os.close(self._fd)  # only now: see __init__
 
@@ -459,11 +516,7 @@ class SQLiteStore:
         )
 
     def _load(self, conn: sqlite3.Connection, where: str, args: tuple[object, ...]) -> GroupRecord | None:
-        row = conn.execute(
-            "SELECT id, fingerprint, title, body, count, first_seen, last_seen, service, exception_type, source,"
-            f" first_processed, last_processed FROM groups WHERE {where}",
-            args,
-        ).fetchone()
+        row = conn.execute(f"SELECT {_GROUP_COLS} FROM groups WHERE {where}", args).fetchone()
         if row is None:
             return None
         traces = tuple(
@@ -472,19 +525,28 @@ class SQLiteStore:
                 "SELECT trace_id FROM group_traces WHERE group_id = ? ORDER BY seen DESC", (row[0],)
             )
         )
-        return GroupRecord(
-            id=row[0],
-            fingerprint=row[1],
-            title=row[2],
-            body=row[3],
-            count=row[4],
-            first_seen=row[5],
-            last_seen=row[6],
-            service=row[7],
-            exception_type=row[8],
-            source=row[9],
-            versions=self._versions(conn, row[0]),
-            trace_ids=traces,
-            first_processed=row[10],
-            last_processed=row[11],
-        )
+        return _group(row, self._versions(conn, row[0]), traces)
+
+
+_GROUP_COLS = ("id, fingerprint, title, body, count, first_seen, last_seen, service, exception_type, source,"
+               " first_processed, last_processed")
+
+
+def _group(row: Any, versions: tuple[str, ...], trace_ids: tuple[str, ...]) -> GroupRecord:
+    """A ``groups`` row (``_GROUP_COLS``) with its versions and trace ids."""
+    return GroupRecord(
+        id=row[0],
+        fingerprint=row[1],
+        title=row[2],
+        body=row[3],
+        count=row[4],
+        first_seen=row[5],
+        last_seen=row[6],
+        service=row[7],
+        exception_type=row[8],
+        source=row[9],
+        versions=versions,
+        trace_ids=trace_ids,
+        first_processed=row[10],
+        last_processed=row[11],
+    )

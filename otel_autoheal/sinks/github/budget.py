@@ -56,6 +56,14 @@ class Budget:
                 )
             return [float(r[0]) for r in rows]
 
+    def writes_since(self, since: float) -> int:
+        """Content-creating writes recorded after ``since``, counted on a read connection (for /metrics)."""
+        with self.outbox.store.read() as conn:
+            row = conn.execute(
+                "SELECT COUNT(*) FROM github_writes WHERE ts > ? AND kind != 'handoff'", (since,)
+            ).fetchone()
+        return int(row[0])
+
     def request_wait(self, now: float) -> float:
         """Seconds before any request (read or write) may be sent."""
         return max(0.0, self.blocked_until - now)

@@ -273,7 +273,8 @@ class Outbox:
             )
 
     def counts(self) -> dict[str, int]:
-        with self.store.transaction() as conn:
+        """Outbox items by state; a read (no write lock), cheap enough for every scrape."""
+        with self.store.read() as conn:
             rows = conn.execute("SELECT state, COUNT(*) FROM github_outbox GROUP BY state").fetchall()
         out = {"pending": 0, "failed": 0, "done": 0}
         out.update({r[0]: int(r[1]) for r in rows})
@@ -333,6 +334,12 @@ class Outbox:
         if values:
             cols = ", ".join(f"{k} = ?" for k in values)
             conn.execute(f"UPDATE github_issues SET {cols} WHERE fingerprint = ?", (*values.values(), fingerprint))
+
+    def issue_count(self) -> int:
+        """Groups filed as GitHub issues, counted without reading them."""
+        with self.store.read() as conn:
+            row = conn.execute("SELECT COUNT(*) FROM github_issues WHERE issue_number IS NOT NULL").fetchone()
+        return int(row[0])
 
     def issue_numbers(self) -> dict[str, int]:
         with self.store.transaction() as conn:
@@ -439,7 +446,7 @@ class Outbox:
 
     def fix_counts(self) -> dict[str, int]:
         """Fixes by outcome, for status: awaiting deploy, deployed (watched), verified, regressed."""
-        with self.store.transaction() as conn:
+        with self.store.read() as conn:
             rows = dict(conn.execute("SELECT state, COUNT(*) FROM github_fixes GROUP BY state").fetchall())
         return {
             "awaiting_deploy": int(rows.get("merged", 0)),

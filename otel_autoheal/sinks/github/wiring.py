@@ -30,14 +30,14 @@ def create_github_sink(
     cfg = GitHubConfig.from_env(os.environ if env is None else env, file=_section(config))
     sink = GitHubSink(store, cfg)
     if metrics is not None:
+        # Every gauge is a COUNT on a read connection: scrapes never wait for (or hold) the write lock.
         metrics.gauge("autoheal_github_outbox_pending", "GitHub writes waiting in the outbox.",
                       lambda: sink.outbox.counts()["pending"])
         metrics.gauge("autoheal_github_outbox_failed", "GitHub writes given up (see otel-autoheal status).",
                       lambda: sink.outbox.counts()["failed"])
-        metrics.gauge("autoheal_github_issues", "Groups filed as GitHub issues.",
-                      lambda: len(sink.outbox.issue_numbers()))
+        metrics.gauge("autoheal_github_issues", "Groups filed as GitHub issues.", sink.outbox.issue_count)
         metrics.gauge("autoheal_github_writes_last_hour", "Content-creating GitHub requests in the last hour.",
-                      lambda: float(sink.budget.usage()["writes_last_hour"]))  # type: ignore[arg-type]
+                      lambda: sink.budget.writes_since(time.time() - 3600))
         metrics.gauge("autoheal_github_fixes_awaiting_deploy",
                       "Issues closed by a merged PR whose fix no version carries yet.",
                       lambda: sink.outbox.fix_counts()["awaiting_deploy"])
