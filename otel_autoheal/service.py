@@ -42,7 +42,12 @@ class Service:
         grpc_host, grpc_port = parse_hostport("otlp_grpc", config.otlp_grpc)
         http_host, http_port = parse_hostport("otlp_http", config.otlp_http)
         self.grpc = GrpcReceiver(intake, grpc_host, grpc_port)
-        self.http = HttpReceiver(intake, self.metrics, http_host, http_port, config.cors_origins, self.health)
+        self.http = HttpReceiver(
+            intake, self.metrics, http_host, http_port, config.cors_origins, self.health,
+            metrics_token=config.metrics_token, header_timeout=config.http_header_timeout,
+            body_timeout=config.http_body_timeout, keepalive_timeout=config.http_keepalive_timeout,
+            max_connections=config.http_max_connections,
+        )
         self.metrics.gauge("autoheal_groups", "Groups (issues) in the state store.", lambda: len(self.store.groups()))
         self._stopped = threading.Event()
         self._started_at = time.time()
