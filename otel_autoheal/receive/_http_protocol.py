@@ -16,9 +16,17 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from otel_autoheal.metrics import Metrics
 
-__all__ = ["deadline_protocol"]
+__all__ = ["MAX_HEADER_BYTES", "deadline_protocol"]
+
+#: Largest request line plus headers accepted; more gets 431 (the parser itself has no bound, so
+#: endless headers would grow memory until the header deadline).
+MAX_HEADER_BYTES = 64 * 1024
 
 log = logging.getLogger("otel_autoheal.receive.http")
+
+
+class _HeadersTooLarge(Exception):
+    """Raised inside the parser to stop a request whose headers exceed ``MAX_HEADER_BYTES``."""
 
 
 class _DeadlineProtocol(HttpToolsProtocol):
@@ -33,6 +41,9 @@ class _DeadlineProtocol(HttpToolsProtocol):
         self._body_timer: asyncio.TimerHandle | None = None
         self._in_headers = False
         self._in_body = False
+        self._header_bytes = 0  # raw bytes read while the headers are incomplete
+        self._parsed_header_bytes = 0  # the request line's URL and the headers parsed so far
+        self._oversized = False
 
     # Connection events
 
@@ -47,8 +58,15 @@ class _DeadlineProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if not self._in_body:
+            self._header_bytes += len(data)
         super().data_received(data)
         if self.transport.is_closing():
+            return
+        if self._in_headers and self._header_bytes > MAX_HEADER_BYTES:
+            self._count("headers_too_large")
+            self._close_with(431, "Request Header Fields Too Large",
+                             f"request line and headers exceed {MAX_HEADER_BYTES} bytes")
             return
         if self._in_headers:
             if self._header_timer is None:
@@ -61,8 +79,22 @@ class _DeadlineProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._in_headers = True
+        self._parsed_header_bytes = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._parsed_header_bytes += len(url)
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._parsed_header_bytes += len(name) + len(value)
+        super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
+        self._header_bytes = 0
+        if self._parsed_header_bytes > MAX_HEADER_BYTES:
+            # Raising from a callback makes the parser fail; uvicorn then calls send_400_response.
+            self._oversized = True
+            raise _HeadersTooLarge
         self._in_headers = False
         self._in_body = True
         self._cancel_header_timer()
@@ -72,6 +104,17 @@ class _DeadlineProtocol(HttpToolsProtocol):
         self._in_body = False
         self._cancel_body_timer()
         super().on_message_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        # The parser refused the request (malformed, or a smuggling shape such as Content-Length
+        # with Transfer-Encoding, or two Content-Lengths); uvicorn answers 400 and closes.
+        if self._oversized:
+            self._count("headers_too_large")
+            self._close_with(431, "Request Header Fields Too Large",
+                             f"request line and headers exceed {MAX_HEADER_BYTES} bytes")
+            return
+        self._count("malformed_http")
+        super().send_400_response(msg)
 
     # Deadlines
 
@@ -93,8 +136,8 @@ class _DeadlineProtocol(HttpToolsProtocol):
             self._count("header_timeout")
             log.debug("closing %s: request headers incomplete after %ss (http_header_timeout)",
                       self.client, self.header_timeout)
-            self._close_with_408(f"request headers not received within {self.header_timeout:g} s "
-                                 "(http_header_timeout)")
+            self._close_with(408, "Request Timeout",
+                             f"request headers not received within {self.header_timeout:g} s (http_header_timeout)")
         else:
             self.transport.close()
 
@@ -109,12 +152,13 @@ class _DeadlineProtocol(HttpToolsProtocol):
         else:
             # The application is waiting for more body: closing the transport wakes it with a
             # disconnect, and it never writes to a closed connection.
-            self._close_with_408(f"request body not received within {self.body_timeout:g} s (http_body_timeout)")
+            self._close_with(408, "Request Timeout",
+                             f"request body not received within {self.body_timeout:g} s (http_body_timeout)")
 
-    def _close_with_408(self, message: str) -> None:
+    def _close_with(self, status: int, reason: str, message: str) -> None:
         body = message.encode()
-        self.transport.write(b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
-                             b"connection: close\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
+        self.transport.write(b"HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\nconnection: close\r\n"
+                             b"content-length: %d\r\n\r\n%s" % (status, reason.encode(), len(body), body))
         self.transport.close()
 
     def _count(self, reason: str) -> None:
