@@ -70,8 +70,8 @@ class _OTLPEndpoint:
                                 "(use application/x-protobuf or application/json)", as_json)
         limit = self.intake.max_request_bytes
         declared = request.headers.get("content-length")
-        # The parser has already refused a malformed Content-Length, so it is digits here.
-        if declared is not None and int(declared) > limit:
+        # llhttp refuses a malformed Content-Length before we get here; isdigit() is belt and braces.
+        if declared is not None and declared.isdigit() and int(declared) > limit:
             return self._refuse(request, "too_large", 413, f"request body of {declared} bytes exceeds the limit of "
                                 f"{limit} bytes (max_request_bytes)", as_json)
         chunks: list[bytes] = []
