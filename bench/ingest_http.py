@@ -10,7 +10,9 @@ pre-serialised once and POSTed over keep-alive connections by client processes. 
 - bare grpcio receiver and otel-autoheal over OTLP/gRPC (the figures of ``bench/ingest.py``).
 
 All run at once and take turns in alternating rounds, so noise on the shared machine hits all
-alike; medians of the rounds are printed with ratios.
+alike; medians of the rounds are printed with ratios. Because throughput on a busy shared machine
+swings with the other work, each receiver's own CPU time per 1,000 spans (user + system, from
+/proc) is printed too: it measures the cost of the receiver itself and barely moves with load.
 
     python bench/ingest_http.py [--seconds 5] [--rounds 3] [--clients 2] [--compare-with ../main]
 """
@@ -140,6 +142,12 @@ def launch(args: list[str], cwd: Path = HERE, env: dict[str, str] | None = None)
     return proc, found
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its threads so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def halt(proc: subprocess.Popen[str]) -> None:
     os.killpg(proc.pid, signal.SIGTERM)
     try:
@@ -164,40 +172,44 @@ def main() -> int:
         return launch(autoheal_cmd(states[-1].name), cwd=checkout, env={"PYTHONPATH": str(checkout)})
 
     procs: list[subprocess.Popen[str]] = []
-    # name -> (protocol, address)
-    targets: dict[str, tuple[str, str]] = {}
+    # name -> (protocol, address, server pid)
+    targets: dict[str, tuple[str, str, int]] = {}
     try:
         proc, found = launch([sys.executable, "-c", BARE_UVICORN])
         procs.append(proc)
-        targets["bare uvicorn+httptools (parse only)"] = ("http", found["http"])
+        targets["bare uvicorn+httptools (parse only)"] = ("http", found["http"], proc.pid)
         proc, found = launch([sys.executable, "-c", BARE_STDLIB])
         procs.append(proc)
-        targets["bare stdlib ThreadingHTTPServer (parse only)"] = ("http", found["http"])
+        targets["bare stdlib ThreadingHTTPServer (parse only)"] = ("http", found["http"], proc.pid)
         proc, found = service(HERE)
         procs.append(proc)
-        targets["otel-autoheal, OTLP/HTTP"] = ("http", found["http"])
-        ours_grpc = found["grpc"]
+        targets["otel-autoheal, OTLP/HTTP"] = ("http", found["http"], proc.pid)
+        ours_grpc = (found["grpc"], proc.pid)
         if args.compare_with:
             proc, found = service(args.compare_with.resolve())
             procs.append(proc)
-            targets[f"otel-autoheal {args.compare_with.name}, OTLP/HTTP"] = ("http", found["http"])
+            targets[f"otel-autoheal {args.compare_with.name}, OTLP/HTTP"] = ("http", found["http"], proc.pid)
         proc, found = launch([sys.executable, "-c", BARE_RECEIVER])
         procs.append(proc)
-        targets["bare grpcio receiver (parse only)"] = ("grpc", found["grpc"])
-        targets["otel-autoheal, OTLP/gRPC"] = ("grpc", ours_grpc)
+        targets["bare grpcio receiver (parse only)"] = ("grpc", found["grpc"], proc.pid)
+        targets["otel-autoheal, OTLP/gRPC"] = ("grpc", *ours_grpc)
 
         def run(protocol: str, address: str, seconds: float) -> tuple[float, int]:
             if protocol == "http":
                 return drive_http(address, seconds, args.clients)
             return drive(address, seconds, args.clients)
 
-        for protocol, address in targets.values():
+        for protocol, address, _pid in targets.values():
             run(protocol, address, 1.0)  # warm-up
         rates: dict[str, list[float]] = {name: [] for name in targets}
+        cpu_per_k: dict[str, list[float]] = {name: [] for name in targets}
         errors = dict.fromkeys(targets, 0)
         for _ in range(args.rounds):
-            for name, (protocol, address) in targets.items():
+            for name, (protocol, address, pid) in targets.items():
+                cpu_before, started = cpu_seconds(pid), time.monotonic()
                 rate, failed = run(protocol, address, args.seconds)
+                spans = rate * (time.monotonic() - started)
+                cpu_per_k[name].append((cpu_seconds(pid) - cpu_before) / max(spans, 1) * 1e6)
                 rates[name].append(rate)
                 errors[name] += failed
     finally:
@@ -207,14 +219,15 @@ def main() -> int:
             state.cleanup()
 
     median = {name: statistics.median(values) for name, values in rates.items()}
+    cpu = {name: statistics.median(values) for name, values in cpu_per_k.items()}
     http_floor = median["bare uvicorn+httptools (parse only)"]
     grpc_floor = median["bare grpcio receiver (parse only)"]
     print(f"OTLP protobuf ingest, 5-span traces, 1% with an exception + 5 logs, {args.clients} client processes, "
           f"{args.seconds:g} s per server per round, {args.rounds} alternating rounds (medians)")
-    print(f"{'receiver':<46} {'spans/s':>10} {'errors':>7} {'vs bare':>8}")
-    for name, (protocol, _) in targets.items():
+    print(f"{'receiver':<46} {'spans/s':>10} {'errors':>7} {'vs bare':>8} {'CPU ms/1k spans':>16}")
+    for name, (protocol, _, _) in targets.items():
         floor = http_floor if protocol == "http" else grpc_floor
-        print(f"{name:<46} {median[name]:>10,.0f} {errors[name]:>7} {median[name] / floor:>8.2f}")
+        print(f"{name:<46} {median[name]:>10,.0f} {errors[name]:>7} {median[name] / floor:>8.2f} {cpu[name]:>16.2f}")
     print("(HTTP rows are relative to the bare uvicorn app, gRPC rows to the bare grpcio receiver)")
     return 0
 

@@ -12,6 +12,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import uvicorn
@@ -27,6 +28,11 @@ __all__ = ["HttpReceiver"]
 
 log = logging.getLogger("otel_autoheal.receive.http")
 
+#: Requests decoded at once. Decoding holds the GIL, so more threads would not go faster; the
+#: journal's group commit is shared by whatever is waiting, so a few concurrent waiters suffice.
+_INTAKE_THREADS = 8
+#: Scrapes rendered at once (their own pool, so that scrapers never take intake's threads).
+_SCRAPE_THREADS = 2
 #: Seconds ``stop()`` lets requests in flight finish before their connections are dropped.
 _GRACEFUL_STOP = 2.0
 #: Seconds ``stop()`` waits for the server thread beyond the graceful period.
@@ -53,7 +59,10 @@ class HttpReceiver:
         body_timeout: float = 30.0, keepalive_timeout: float = 15.0, max_connections: int = 1000,
         extra_routes: Sequence[BaseRoute] = (),
     ) -> None:
-        self.app = build_app(intake, metrics, cors_origins, health, metrics_token, extra_routes)
+        self._intake_pool = ThreadPoolExecutor(_INTAKE_THREADS, thread_name_prefix="autoheal-http-intake")
+        self._scrape_pool = ThreadPoolExecutor(_SCRAPE_THREADS, thread_name_prefix="autoheal-http-scrape")
+        self.app = build_app(intake, metrics, cors_origins, health, self._intake_pool, self._scrape_pool,
+                             metrics_token, extra_routes)
         self._socket = _listen(host, port)
         self.port: int = self._socket.getsockname()[1]
         config = uvicorn.Config(
@@ -108,3 +117,6 @@ class HttpReceiver:
             if self._thread.is_alive():
                 log.warning("the OTLP/HTTP server thread did not stop within %.0f s", _GRACEFUL_STOP + 2 * _JOIN_MARGIN)
         self._socket.close()
+        # Requests still decoding finish (they were acknowledged to nobody yet, but are cheap).
+        self._intake_pool.shutdown(wait=True, cancel_futures=True)
+        self._scrape_pool.shutdown(wait=False, cancel_futures=True)
