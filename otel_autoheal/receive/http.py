@@ -68,7 +68,7 @@ class HttpReceiver:
         config = uvicorn.Config(
             self.app,
             http=deadline_protocol(header_timeout, body_timeout, metrics),
-            loop="asyncio",
+            loop="auto",  # uvloop when installed (a dependency on Linux and macOS): cheaper thread hand-offs
             lifespan="off",
             ws="none",
             interface="asgi3",
