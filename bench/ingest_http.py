@@ -61,7 +61,7 @@ BARE_UVICORN = textwrap.dedent("""
 
     sock = socket.create_server(("127.0.0.1", 0))
     print(f"ready http=127.0.0.1:{sock.getsockname()[1]}", flush=True)
-    uvicorn.Server(uvicorn.Config(app, http="httptools", loop="asyncio", lifespan="off", log_config=None,
+    uvicorn.Server(uvicorn.Config(app, http="httptools", loop="auto", lifespan="off", log_config=None,
                                   access_log=False)).run(sockets=[sock])
 """)
 
