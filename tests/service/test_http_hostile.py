@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
 from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceRequest,
@@ -24,6 +25,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
+from otel_autoheal.config import load_config
+from otel_autoheal.errors import ConfigError
 from otlp_payloads import new_span_id, new_trace_id, post, span, traces_payload
 from polling import wait_for
 
@@ -261,7 +264,13 @@ def test_deeply_nested_json_gets_400_and_the_service_stays_healthy(autoheal):
         assert status == 400, answer
         assert "nested deeper than 128 levels" in json.loads(answer)["message"]
     assert _healthy(autoheal)
-    assert post(f"{autoheal.http_endpoint}/v1/traces", _failing_trace("after deep json"))[0] == 200
+    # Legitimately nested data (20 nested AnyValue maps, about 90 JSON levels) is still accepted.
+    value: dict = {"stringValue": "leaf"}
+    for _ in range(20):
+        value = {"kvlistValue": {"values": [{"key": "k", "value": value}]}}
+    payload = json.loads(_failing_trace("after deep json"))
+    payload["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["attributes"].append({"key": "nested", "value": value})
+    assert post(f"{autoheal.http_endpoint}/v1/traces", json.dumps(payload).encode())[0] == 200
     autoheal.wait_for_issues(1)
     assert "RecursionError" not in autoheal.log_text()
 
@@ -353,3 +362,14 @@ def test_busy_http_port_is_a_one_line_error_naming_the_setting(tmp_path):
     assert f"otlp_http: cannot listen on 127.0.0.1:{port}" in message
     assert "--otlp-http" in message and "AUTOHEAL_OTLP_HTTP" in message
     assert "Traceback" not in result.stderr
+
+
+def test_http_limits_are_validated_with_their_key():
+    """Each HTTP bound refuses a non-positive value with an error naming its key, and has its documented default."""
+    defaults = load_config(env={})
+    assert (defaults.http_header_timeout, defaults.http_body_timeout, defaults.http_keepalive_timeout,
+            defaults.http_max_connections, defaults.metrics_token) == (10.0, 30.0, 15.0, 1000, "")
+    for key in ("http_header_timeout", "http_body_timeout", "http_keepalive_timeout", "http_max_connections"):
+        with pytest.raises(ConfigError) as info:
+            load_config(env={f"AUTOHEAL_{key.upper()}": "0"})
+        assert info.value.key == key
