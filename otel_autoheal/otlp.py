@@ -46,10 +46,10 @@ STATUS_CODE_ERROR = 2
 #: Longest string kept from any single attribute value; longer values are cut with a marker.
 MAX_ATTRIBUTE_CHARS = 200_000
 
-#: Deepest JSON nesting accepted in an OTLP/JSON body. The envelope takes 7 levels (resourceSpans,
-#: scopeSpans, spans, attributes, value) and each nested AnyValue 3-4 more (kvlistValue, values,
-#: KeyValue, value), so 128 admits about 30 nested AnyValues: what the protobuf decoder admits
-#: (100 nested messages). Deeper JSON is refused with a clear 400 instead of exhausting the stack.
+#: Deepest JSON nesting accepted in an OTLP/JSON body. The envelope down to an attribute's value
+#: takes 10 levels and each nested AnyValue 3-4 more (kvlistValue, values, KeyValue, value), so 128
+#: admits about 29 nested maps, as many as the protobuf decoder admits (100 nested messages, 3 per
+#: map). Deeper JSON is refused with a clear 400 instead of exhausting the stack.
 MAX_JSON_DEPTH = 128
 
 _SPAN_KINDS = {0: "", 1: "INTERNAL", 2: "SERVER", 3: "CLIENT", 4: "PRODUCER", 5: "CONSUMER"}
