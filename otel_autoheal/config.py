@@ -78,6 +78,21 @@ class Config:
     fallback_log_window: float = 60.0
     #: When set, requests need ``Authorization: Bearer <token>``. Default: empty (no auth).
     ingest_token: str = ""
+    #: When set, ``GET /metrics`` needs ``Authorization: Bearer <metrics_token>``. Default: empty (open).
+    metrics_token: str = ""
+    #: Seconds a client has to send a request's headers, counted from the connection (or the
+    #: request's first byte on a kept-alive connection); then the connection is closed (slowloris).
+    #: Default: 10.
+    http_header_timeout: float = 10.0
+    #: Seconds a client has to send a request's body once its headers arrived; then it gets 408 and
+    #: the connection is closed (a body shorter than its Content-Length). OTLP exporters give up
+    #: after 10 s (SDKs) or 30 s (Collector). Default: 30.
+    http_body_timeout: float = 30.0
+    #: Seconds an idle kept-alive HTTP connection stays open between requests. Default: 15.
+    http_keepalive_timeout: float = 15.0
+    #: HTTP connections served at once; a request on a further connection gets 503 and the
+    #: connection is closed. Default: 1000.
+    http_max_connections: int = 1000
     #: Origins allowed to POST OTLP/JSON from browsers (CORS), e.g. ``http://localhost:5173``. Default: none.
     cors_origins: tuple[str, ...] = ()
     #: Link to a trace viewer; ``{trace_id}`` is replaced. Default: local Jaeger.
@@ -191,7 +206,9 @@ def _validate(config: Config) -> Config:
     positive = {
         "trace_wait": config.trace_wait, "max_traces": config.max_traces,
         "max_records_per_trace": config.max_records_per_trace, "max_request_bytes": config.max_request_bytes,
-        "max_pending_traces": config.max_pending_traces, "journal_timeout": config.journal_timeout,
+        "max_pending_traces": config.max_pending_traces, "journal_timeout": config.journal_timeout, "http_header_timeout": config.http_header_timeout,
+        "http_body_timeout": config.http_body_timeout, "http_keepalive_timeout": config.http_keepalive_timeout,
+        "http_max_connections": config.http_max_connections,
     }
     for key, value in positive.items():
         if value <= 0:

@@ -28,6 +28,7 @@ __all__ = [
     "LogData",
     "SpanData",
     "attributes_to_dict",
+    "count_log_records",
     "decode_logs",
     "decode_traces",
     "decompress",
@@ -38,6 +39,7 @@ __all__ = [
     "journal_key",
     "journal_payload",
     "light_span",
+    "loads_bounded",
 ]
 
 #: OTLP span status code for ERROR (opentelemetry.proto.trace.v1.Status.STATUS_CODE_ERROR).
@@ -45,6 +47,12 @@ STATUS_CODE_ERROR = 2
 
 #: Longest string kept from any single attribute value; longer values are cut with a marker.
 MAX_ATTRIBUTE_CHARS = 200_000
+
+#: Deepest JSON nesting accepted in an OTLP/JSON body. The envelope down to an attribute's value
+#: takes 10 levels and each nested AnyValue 3-4 more (kvlistValue, values, KeyValue, value), so 128
+#: admits about 29 nested maps, as many as the protobuf decoder admits (100 nested messages, 3 per
+#: map). Deeper JSON is refused with a clear 400 instead of exhausting the stack.
+MAX_JSON_DEPTH = 128
 
 _SPAN_KINDS = {0: "", 1: "INTERNAL", 2: "SERVER", 3: "CLIENT", 4: "PRODUCER", 5: "CONSUMER"}
 _ID_FIELDS = {"traceId": 16, "spanId": 8, "parentSpanId": 8}
@@ -139,8 +147,13 @@ def decompress(body: bytes, encoding: str, limit: int) -> bytes:
     return out
 
 
-def _hex_ids_to_base64(node: Any) -> Any:
-    """OTLP/JSON carries ids as hex; protobuf's JSON mapping expects base64 for bytes fields."""
+def _hex_ids_to_base64(node: Any, depth: int = 1) -> Any:
+    """OTLP/JSON carries ids as hex; protobuf's JSON mapping expects base64 for bytes fields.
+
+    The walk also enforces ``MAX_JSON_DEPTH`` (it visits every node anyway, so the check is free).
+    """
+    if depth > MAX_JSON_DEPTH:
+        raise OTLPDecodeError(_TOO_DEEP)
     if isinstance(node, dict):
         for key, value in node.items():
             if key in _ID_FIELDS and isinstance(value, str):
@@ -153,27 +166,44 @@ def _hex_ids_to_base64(node: Any) -> Any:
                 if len(raw) != _ID_FIELDS[key]:
                     raise OTLPDecodeError(f"{key} must be {_ID_FIELDS[key] * 2} hex characters, got {len(value)}")
                 node[key] = base64.b64encode(raw).decode()
-            else:
-                _hex_ids_to_base64(value)
+            elif isinstance(value, (dict, list)):
+                _hex_ids_to_base64(value, depth + 1)
     elif isinstance(node, list):
         for item in node:
-            _hex_ids_to_base64(item)
+            if isinstance(item, (dict, list)):
+                _hex_ids_to_base64(item, depth + 1)
     return node
+
+
+_TOO_DEEP = f"OTLP/JSON body is nested deeper than {MAX_JSON_DEPTH} levels"
+
+
+def loads_bounded(body: bytes | str) -> Any:
+    """``json.loads`` that turns nesting too deep for the interpreter's stack into ``OTLPDecodeError``.
+
+    The C decoder stops at the recursion limit (about 1,000 levels) with ``RecursionError``; catching
+    it costs nothing on the normal path, unlike a Python-level scan of the body.
+    """
+    try:
+        return json.loads(body)
+    except RecursionError:
+        raise OTLPDecodeError(_TOO_DEEP) from None
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise OTLPDecodeError(f"body is not valid JSON: {exc}") from exc
 
 
 def _parse(message: Any, body: bytes, content_type: str) -> Any:
     ctype = (content_type or "application/x-protobuf").split(";")[0].strip().lower()
     if ctype == "application/json":
-        try:
-            doc = json.loads(body)
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise OTLPDecodeError(f"body is not valid JSON: {exc}") from exc
+        doc = loads_bounded(body)
         if not isinstance(doc, dict):
             raise OTLPDecodeError("OTLP/JSON body must be a JSON object")
         try:
             json_format.ParseDict(_hex_ids_to_base64(doc), message, ignore_unknown_fields=True)
         except json_format.ParseError as exc:
             raise OTLPDecodeError(f"body is not valid OTLP/JSON: {exc}") from exc
+        except RecursionError:
+            raise OTLPDecodeError(_TOO_DEEP) from None
     elif ctype in ("application/x-protobuf", "application/protobuf"):
         try:
             message.ParseFromString(body)
@@ -302,12 +332,24 @@ def severity_name(number: int, text: str) -> str:
     return "UNSPECIFIED"
 
 
+def count_log_records(request: ExportLogsServiceRequest) -> int:
+    """How many log records a logs export carries (``iter_logs`` yields fewer when ids are malformed)."""
+    return sum(len(scope_logs.log_records) for resource_logs in request.resource_logs
+               for scope_logs in resource_logs.scope_logs)
+
+
 def iter_logs(request: ExportLogsServiceRequest) -> Iterator[LogData]:
-    """Yield every log record with its resource attributes (shared per resource)."""
+    """Yield every log record with its resource attributes (shared per resource).
+
+    Records whose trace or span id is present but of the wrong length are skipped (the receivers
+    report them as rejected): linking them to no trace would hide the error's context silently.
+    """
     for resource_logs in request.resource_logs:
         resource = attributes_to_dict(resource_logs.resource.attributes)
         for scope_logs in resource_logs.scope_logs:
             for record in scope_logs.log_records:
+                if len(record.trace_id) not in (0, 16) or len(record.span_id) not in (0, 8):
+                    continue
                 body = any_value(record.body) if record.HasField("body") else ""
                 if not isinstance(body, str):
                     body = json.dumps(body, default=str)[:MAX_ATTRIBUTE_CHARS]

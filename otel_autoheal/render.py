@@ -292,7 +292,7 @@ def machine_data(exc: ExceptionRecord, fingerprint: str) -> dict[str, Any]:
         if isinstance(raw, str):
             try:
                 raw = json.loads(raw)
-            except ValueError:
+            except (ValueError, RecursionError):  # arguments are the caller's text: anything may come
                 pass
         data["mcp_arguments"] = raw if isinstance(raw, dict) else {}
     return data

@@ -54,7 +54,12 @@ class Service:
         grpc_host, grpc_port = parse_hostport("otlp_grpc", config.otlp_grpc)
         http_host, http_port = parse_hostport("otlp_http", config.otlp_http)
         self.grpc = GrpcReceiver(intake, grpc_host, grpc_port)
-        self.http = HttpReceiver(intake, self.metrics, http_host, http_port, config.cors_origins, self.health)
+        self.http = HttpReceiver(
+            intake, self.metrics, http_host, http_port, config.cors_origins, self.health,
+            metrics_token=config.metrics_token, header_timeout=config.http_header_timeout,
+            body_timeout=config.http_body_timeout, keepalive_timeout=config.http_keepalive_timeout,
+            max_connections=config.http_max_connections,
+        )
         # Replayed only once both ports are ours: a start that fails must not touch the journal.
         self._replay_journal()
         self.metrics.gauge("autoheal_groups", "Groups (issues) in the state store.", self.store.group_count)
@@ -66,7 +71,7 @@ class Service:
     def _abandon(self) -> None:
         """Undo a start that failed half-way: nothing stays bound, running or open."""
         if getattr(self, "http", None) is not None:
-            self.http.server.server_close()
+            self.http.stop()
         if getattr(self, "grpc", None) is not None:
             self.grpc.server.stop(None)
         journal = getattr(self, "journal", None)

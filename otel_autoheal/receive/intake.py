@@ -20,10 +20,10 @@ from dataclasses import dataclass
 
 from otel_autoheal.assemble import Assembler
 from otel_autoheal.metrics import Metrics
-from otel_autoheal.otlp import decode_logs, decode_traces, iter_logs, journal_key, journal_payload
+from otel_autoheal.otlp import count_log_records, decode_logs, decode_traces, iter_logs, journal_key, journal_payload
 from otel_autoheal.receive.journal import JournalUnavailable, JournalWriter
 
-__all__ = ["Intake", "IntakeResult"]
+__all__ = ["Intake", "IntakeResult", "bearer_matches"]
 
 log = logging.getLogger("otel_autoheal.receive")
 
@@ -42,6 +42,14 @@ def _may_fail(body: bytes, content_type: str) -> bool:
     if not content_type.startswith("application/x-protobuf"):
         return True
     return any(marker in body for marker in _FAILURE_MARKERS)
+
+
+def bearer_matches(header: str | None, token: bytes) -> bool:
+    """Whether an ``Authorization`` header carries ``Bearer <token>`` (compared in constant time)."""
+    if not header:
+        return False
+    scheme, _, value = header.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), token)
 
 
 @dataclass(frozen=True)
@@ -64,12 +72,7 @@ class Intake:
         self.max_request_bytes = max_request_bytes
 
     def authorized(self, header: str | None) -> bool:
-        if not self._token:
-            return True
-        if not header:
-            return False
-        scheme, _, value = header.partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), self._token)
+        return not self._token or bearer_matches(header, self._token)
 
     def reject(self, reason: str) -> None:
         self.metrics.inc("autoheal_requests_rejected_total", reason=reason)
@@ -90,11 +93,13 @@ class Intake:
         self.assembler.check_capacity()
         request = decode_logs(body, content_type)
         records = list(iter_logs(request))
+        rejected = count_log_records(request) - len(records)
         if self.journal is not None:
             self._journal([(journal_key(r), "log", journal_payload(r)) for r in records if r.has_exception])
         accepted = self.assembler.add_logs(records)
         self.metrics.inc("autoheal_logs_received_total", accepted)
-        return IntakeResult(accepted, 0)
+        return IntakeResult(accepted, rejected,
+                            "log records with a trace or span id of the wrong length were rejected" if rejected else "")
 
     def _journal(self, entries: list[tuple[str, str, str]]) -> None:
         assert self.journal is not None
