@@ -55,10 +55,10 @@ def _post(url: str, payload: dict[str, object], timeout: float = POST_TIMEOUT) -
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             response.read()
-            return response.status, dict(response.headers)
+            return response.status, {k.lower(): v for k, v in response.headers.items()}
     except urllib.error.HTTPError as exc:
         exc.read()
-        return exc.code, dict(exc.headers)
+        return exc.code, {k.lower(): v for k, v in exc.headers.items()}
 
 
 def _error_type(tag: str, index: int) -> str:
@@ -184,7 +184,7 @@ def test_journal_that_cannot_commit_refuses_instead_of_acknowledging(autoheal_fa
         try:
             holder.execute("BEGIN EXCLUSIVE")
             status, headers = _post(f"{svc.http_endpoint}/v1/logs", http_error, timeout=60)
-            assert status == 503 and headers.get("Retry-After")
+            assert status == 503 and headers.get("retry-after")
             with pytest.raises(grpc.RpcError) as info:
                 export(grpc_error.SerializeToString(), timeout=60)
             assert info.value.code() == grpc.StatusCode.UNAVAILABLE
