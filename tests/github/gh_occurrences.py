@@ -6,6 +6,7 @@ import time
 import uuid
 
 from otel_autoheal.model import ExceptionRecord, Frame, Occurrence, ParsedException
+from otel_autoheal.sinks.github.markers import data_line, marker_for
 
 __all__ = ["fingerprint", "make_occurrence"]
 
@@ -37,10 +38,12 @@ def make_occurrence(
         resource={"service.name": "shop", "service.version": version, "autoheal.source": source},
         chain=[ParsedException("ValueError", "bad order", frames, "python")],
     )
+    # The renderer's layout: marker and data block on lines 1 and 2, untrusted text fenced below.
+    data = {"fingerprint": fp, "exception_type": "ValueError", "service": "shop", "source": source}
     body = (
+        f"{marker_for(fp)}\n{data_line(data)}\n"
         f"## ValueError: bad order\n\nService `shop` version `{version}`\n\n```text\n{exc.stacktrace}\n```\n"
         + ("x" * body_size)
-        + f"\n<!-- autoheal:fingerprint={fp} -->\n"
     )
     return Occurrence(fingerprint=fp, grouping_fields=["ValueError", "app/handlers.py:handle_order"],
                       title=f"ValueError: bad order in handle_order ({fp[:6]})", body=body, exception=exc)
