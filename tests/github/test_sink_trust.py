@@ -153,3 +153,20 @@ def test_data_block_carries_provenance_and_current_facts(harness: Harness) -> No
     harness.emit(cli, ingest_trust="untrusted")  # one untrusted occurrence taints the group for good
     wait_for(lambda: data(cli)["count"] == 4 and data(cli)["trusted_source"] is False, what="the refreshed block")
     assert data(cli)["provenance"] == "receiver"
+
+
+def test_api_hand_off_checks_the_issue_is_still_ours(harness: Harness) -> None:
+    """When the issue's header is gone by the time of the hand-off, Copilot is not assigned and the block not rewritten."""
+    fp = fingerprint("edited-away")
+    harness.start(handoff="copilot", handoff_min_occurrences=2)
+    harness.emit(fp)
+    number = _number(harness, fp)
+    harness.wait_idle()
+    with harness.standin.lock:
+        harness.standin.issues_by_number[number].body = "Rewritten by hand.\n"
+    harness.emit(fp)
+    wait_for(lambda: harness.status()["handoff"]["counts"].get("skipped_unverified") == 1, what="the refusal")
+    harness.wait_idle()
+    assert harness.requests("POST", r"/assignees$") == []
+    assert harness.requests("PATCH", rf"/issues/{number}$") == []
+    assert _issue_of(harness.standin, number)["body"] == "Rewritten by hand.\n"
