@@ -183,6 +183,7 @@ class GitHubSink:
             "repo": self.config.repository,
             "api_url": self.config.api_url,
             "token_source": self.config.token_source,
+            "identity": self._identity,
             "running": self._thread is not None and self._thread.is_alive(),
             "paused": self._paused,
             "issues_filed": len(self.outbox.issue_numbers()),
