@@ -61,6 +61,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -258,6 +259,38 @@ def _open_prs_referencing(gh: GitHub, repo: str, number: int) -> list[int]:
     return sorted(set(found))
 
 
+@dataclass(frozen=True)
+class Rules:
+    """The hand-off rules' settings as the repository variables give them."""
+
+    min_occurrences: int = DEFAULT_MIN_OCCURRENCES
+    require_in_app: bool = True
+    allow_sources: frozenset[str] = frozenset()
+    daily_budget: int = DEFAULT_DAILY_BUDGET
+
+    @classmethod
+    def from_env(cls) -> Rules:
+        allow = {x.strip() for x in os.environ.get("AUTOHEAL_ALLOW_SOURCES", "").split(",") if x.strip()}
+        if _flag("AUTOHEAL_ALLOW_UNTRUSTED", False):
+            allow.add("*")
+        return cls(
+            min_occurrences=_count("AUTOHEAL_MIN_OCCURRENCES", DEFAULT_MIN_OCCURRENCES, 1),
+            require_in_app=_flag("AUTOHEAL_REQUIRE_IN_APP", True),
+            allow_sources=frozenset(allow),
+            daily_budget=_count("AUTOHEAL_DAILY_BUDGET", DEFAULT_DAILY_BUDGET, 0),
+        )
+
+    def refusal(self, data: Mapping[str, Any], assigned_today: int | None = None) -> tuple[str, str] | None:
+        return handoff_refusal(
+            data,
+            min_occurrences=self.min_occurrences,
+            require_in_app=self.require_in_app,
+            allow_sources=self.allow_sources,
+            daily_budget=self.daily_budget,
+            assigned_today=assigned_today,
+        )
+
+
 def _copilot_assignments_today(gh: GitHub, repo: str) -> int:
     """Issues assigned to Copilot in ``repo`` since 00:00 UTC, from the repository's issue events.
 
@@ -383,12 +416,7 @@ def run() -> int:
             file=sys.stderr,
         )
         return 1
-    min_occurrences = _count("AUTOHEAL_MIN_OCCURRENCES", DEFAULT_MIN_OCCURRENCES, 1)
-    daily_budget = _count("AUTOHEAL_DAILY_BUDGET", DEFAULT_DAILY_BUDGET, 0)
-    require_in_app = _flag("AUTOHEAL_REQUIRE_IN_APP", True)
-    allow = {x.strip() for x in os.environ.get("AUTOHEAL_ALLOW_SOURCES", "").split(",") if x.strip()}
-    if _flag("AUTOHEAL_ALLOW_UNTRUSTED", False):
-        allow.add("*")
+    rules = Rules.from_env()
     copilot_token = os.environ.get("AUTOHEAL_COPILOT_TOKEN", "")
     read_token = os.environ.get("GITHUB_TOKEN") or copilot_token
     gh = GitHub(api_url, read_token)
@@ -412,13 +440,7 @@ def run() -> int:
     data = parse_header(issue.get("body"))
     if data is None:
         return _refuse(gh, repo, issue, "the body does not start with otel-autoheal's marker and data block")
-    def refusal(assigned_today: int | None) -> tuple[str, str] | None:
-        return handoff_refusal(
-            data or {}, min_occurrences=min_occurrences, require_in_app=require_in_app, allow_sources=allow,
-            daily_budget=daily_budget, assigned_today=assigned_today,
-        )
-
-    refused = refusal(None)
+    refused = rules.refusal(data)
     if refused is not None:
         rule, reason = refused
         hint = " (AUTOHEAL_ALLOW_SOURCES / AUTOHEAL_ALLOW_UNTRUSTED allow it)" if rule == "untrusted" else ""
@@ -426,9 +448,8 @@ def run() -> int:
     prs = _open_prs_referencing(gh, repo, number)
     if prs:
         return decide(number, "skipped", f"open pull request #{prs[0]} references the issue")
-    if daily_budget > 0:
-        today = _copilot_assignments_today(gh, repo)
-        refused = refusal(today)
+    if rules.daily_budget > 0:
+        refused = rules.refusal(data, _copilot_assignments_today(gh, repo))
         if refused is not None:
             return decide(number, "skipped", refused[1])
     if os.environ.get("AUTOHEAL_COPILOT", "").strip().lower() == "false":

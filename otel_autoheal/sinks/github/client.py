@@ -20,9 +20,9 @@ from urllib.parse import quote
 from github import Auth, Github, GithubException
 
 from otel_autoheal.sinks.github.config import COPILOT_LOGIN, GitHubConfig
-from otel_autoheal.sinks.github.markers import marker_for, parse_header
+from otel_autoheal.sinks.github.markers import parse_header
 
-__all__ = ["COPILOT_LOGINS", "Failure", "GitHubClient", "classify", "is_ours", "marker_for"]
+__all__ = ["COPILOT_LOGINS", "Failure", "GitHubClient", "classify", "is_ours"]
 
 #: How Copilot shows up as an assignee (REST login, GraphQL login, display login).
 COPILOT_LOGINS = frozenset({COPILOT_LOGIN, "copilot-swe-agent", "Copilot"})

@@ -43,8 +43,8 @@ from otel_autoheal.sinks.github import fixes as _fixes
 from otel_autoheal.sinks.github import handoff as _handoff
 from otel_autoheal.sinks.github.budget import Budget
 from otel_autoheal.sinks.github.client import COPILOT_LOGINS, Failure, GitHubClient, classify, is_ours
-from otel_autoheal.sinks.github.markers import parse_header, replace_data, strip_header, with_header
 from otel_autoheal.sinks.github.config import GitHubConfig
+from otel_autoheal.sinks.github.markers import parse_header, replace_data, strip_header, with_header
 from otel_autoheal.sinks.github.outbox import CLOSED_AT_SLACK, FixRow, IssueRow, Outbox, OutboxItem
 from otel_autoheal.sinks.github.versions import newest_version, not_older
 from otel_autoheal.state.sqlite import SQLiteStore
