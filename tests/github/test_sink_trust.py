@@ -6,7 +6,7 @@ from pathlib import Path
 
 from gh_harness import Harness, fingerprint, wait_for
 
-from otel_autoheal.sinks.github.markers import data_line, marker_for, parse_header
+from otel_autoheal.sinks.github.markers import data_line, marker_for, parse_header, replace_data, with_header
 from tests.github_standin.server import GitHubStandin
 
 
@@ -170,3 +170,21 @@ def test_api_hand_off_checks_the_issue_is_still_ours(harness: Harness) -> None:
     assert harness.requests("POST", r"/assignees$") == []
     assert harness.requests("PATCH", rf"/issues/{number}$") == []
     assert _issue_of(harness.standin, number)["body"] == "Rewritten by hand.\n"
+
+
+def test_header_round_trip_escapes_and_trims() -> None:
+    """The header parses back; "--", "<" and ">" never appear raw in the block; a huge block keeps the gate's keys."""
+    fp = fingerprint("round-trip")
+    hostile = {"source": "cli", "count": 3, "in_app": True, "trusted_source": True, "provenance": "attribute",
+               "mcp_arguments": {"q": "--> <script>" * 2000}}
+    body = with_header(fp, hostile, f"{marker_for(fp)}\n{data_line({'fingerprint': fp})}\nrendered text\n")
+    first, second, rest = body.split("\n", 2)
+    assert first == marker_for(fp) and "--" not in second[len("<!-- autoheal:data "):-len(" -->")]
+    assert rest == "rendered text\n"  # the renderer's own header lines were replaced, not repeated
+    data = parse_header(body)
+    assert data is not None and "mcp_arguments" not in data and len(second) < 4500
+    assert {k: data[k] for k in ("fingerprint", "count", "in_app", "trusted_source")} == {
+        "fingerprint": fp, "count": 3, "in_app": True, "trusted_source": True}
+    changed = replace_data(body, {"count": 7})
+    assert changed is not None and parse_header(changed)["count"] == 7  # type: ignore[index]
+    assert replace_data("no header\n", {"count": 7}) is None
