@@ -82,6 +82,11 @@ class ExceptionRecord:
     span_start_unix_nano: int = 0
     preceding_logs: list[LogLine] = field(default_factory=list)
     chain: list[ParsedException] = field(default_factory=list)
+    #: The ingest path's verdict on where this came from, never taken from the data itself:
+    #: ``trusted`` (an authenticated ingest token mapped to a trusted source), ``untrusted``
+    #: (browser/CORS or unauthenticated ingest) or ``""`` when the receiver gave none; then the
+    #: GitHub sink falls back to ``autoheal.source``, untrusted for browser and unknown sources.
+    ingest_trust: str = ""
 
     @property
     def service_name(self) -> str:

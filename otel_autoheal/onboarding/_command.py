@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shlex
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -26,17 +27,23 @@ DEFAULT_API_URL = "https://api.github.com"
 _REPO_RE = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
 _REMOTE_RE = re.compile(r"github\.com[:/]+([A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+?)(?:\.git)?/?$")
 
+_LOGIN_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})(?:\[bot\])?")
+
 NEXT_STEPS = """\
 Next steps:
   1. Commit and push the .github/ changes to the default branch (workflows only run from there).
-  2. Add the repository secret AUTOHEAL_COPILOT_TOKEN: a user token (fine-grained PAT with read and
+  2. Set the REQUIRED repository variable AUTOHEAL_BOT_LOGIN (see above): the gate hands over only
+     issues opened by this login whose body starts with otel-autoheal's marker and data block.
+  3. Add the repository secret AUTOHEAL_COPILOT_TOKEN: a user token (fine-grained PAT with read and
      write on Actions, Contents, Issues and Pull requests, or a classic PAT with `repo`) of a user
      with a Copilot plan that includes the coding agent. GITHUB_TOKEN and GitHub App tokens cannot
      assign Copilot.
-  3. Optional repository variables: AUTOHEAL_BASE_BRANCH, AUTOHEAL_ALLOW_UNTRUSTED=true (hand over
-     source:browser issues too), AUTOHEAL_COPILOT=false (gates only), AUTOHEAL_FALLBACK_PR=true
-     (draft PR with a failing test scaffold when Copilot is unavailable; also enable "Allow GitHub
-     Actions to create and approve pull requests"), AUTOHEAL_CUSTOM_INSTRUCTIONS."""
+  4. Optional repository variables: AUTOHEAL_BASE_BRANCH, AUTOHEAL_MIN_OCCURRENCES (3),
+     AUTOHEAL_REQUIRE_IN_APP (true), AUTOHEAL_DAILY_BUDGET (5), AUTOHEAL_ALLOW_SOURCES=browser or
+     AUTOHEAL_ALLOW_UNTRUSTED=true (hand over groups the service marked untrusted too),
+     AUTOHEAL_COPILOT=false (gates only), AUTOHEAL_FALLBACK_PR=true (draft PR with a failing test
+     scaffold when Copilot is unavailable; also enable "Allow GitHub Actions to create and approve
+     pull requests"), AUTOHEAL_CUSTOM_INSTRUCTIONS."""
 
 
 def add_init_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,6 +59,13 @@ def add_init_arguments(parser: argparse.ArgumentParser) -> None:
         help="branch Copilot starts from (default: the repository's default branch)",
     )
     parser.add_argument("--dry-run", action="store_true", help="show the plan and write nothing")
+    parser.add_argument(
+        "--bot-login",
+        default=None,
+        metavar="LOGIN",
+        help="login otel-autoheal files issues as, for the AUTOHEAL_BOT_LOGIN variable (default: the user of "
+        "$GITHUB_TOKEN; a GitHub App files as <app-slug>[bot])",
+    )
     parser.add_argument(
         "--repo",
         default=None,
@@ -144,7 +158,10 @@ def run_init(
     yes = bool(_option(options, "yes", False))
     dry_run = bool(_option(options, "dry_run", False))
     base_branch = _option(options, "base_branch", None)
+    bot_login = str(_option(options, "bot_login", "")).strip()
     try:
+        if bot_login and not _LOGIN_RE.fullmatch(bot_login):
+            raise ConfigError("--bot-login", f"{bot_login!r} is not a GitHub login (a user, or <app-slug>[bot])")
         root = _git_toplevel(Path(_option(options, "repo_dir", ".")))
         changes = plan_files(root, base_branch)
         repository = _resolve_repository(_option(options, "repo", None), root)
@@ -181,6 +198,7 @@ def run_init(
             out.write(f"  {'create' if lab in to_create else 'exists':<10} label {lab.name}\n")
     else:
         out.write(f"  {'by hand':<10} {len(by_hand)} labels: {label_note}\n")
+    out.write(_bot_login_line(bot_login, client, repository))
 
     writes = [c for c in changes if c.writes]
     if not writes and not to_create:
@@ -211,6 +229,25 @@ def run_init(
     _print_by_hand(out, by_hand, repository)
     out.write(NEXT_STEPS + "\n")
     return status
+
+
+def _bot_login_line(explicit: str, client: LabelClient | None, repository: str | None) -> str:
+    """The plan's line for the required AUTOHEAL_BOT_LOGIN variable: given, derived from the token, or unknown."""
+    how, login = "from --bot-login", explicit
+    if not login and client is not None:
+        try:
+            login, how = client.authenticated_login() or "", "the user of the token in the environment"
+        except LabelError as exc:
+            how = f"cannot read the token's user ({exc})"
+        if not login and not how.startswith("cannot"):
+            how = "the token may not read its user (a GitHub App's?)"
+    repo = f" --repo {shlex.quote(repository)}" if repository else ""
+    if not login:
+        return (f"  {'by hand':<10} variable AUTOHEAL_BOT_LOGIN: unknown, {how or 'no token'}; set it to the login "
+                f"otel-autoheal files issues as (re-run with --bot-login LOGIN, or: gh variable set "
+                f"AUTOHEAL_BOT_LOGIN --body LOGIN{repo})\n")
+    return (f"  {'by hand':<10} variable AUTOHEAL_BOT_LOGIN={login} ({how}): "
+            f"gh variable set AUTOHEAL_BOT_LOGIN --body {shlex.quote(login)}{repo}\n")
 
 
 def _print_by_hand(out: TextIO, labels: list[Label], repository: str | None) -> None:

@@ -30,6 +30,7 @@ LABELS: tuple[Label, ...] = (
     Label("autoheal", "1d76db", "Filed by otel-autoheal; handed to the Copilot coding agent when the gates pass"),
     Label("autoheal:hold", "fbca04", "Do not hand this autoheal issue to an agent"),
     Label("autoheal:needs-human", "d93f0b", "The agent could not take this autoheal issue; a person has to"),
+    Label("autoheal:unverified", "b60205", "Labelled autoheal but not provably filed by otel-autoheal; never handed over"),
     Label("source:cli", "c5def5", "Error reported by a command-line program"),
     Label("source:mcp", "c5def5", "Error reported by an MCP server tool"),
     Label("source:browser", "e99695", "Error reported from a browser: untrusted input, gated before agents"),
@@ -80,6 +81,15 @@ class LabelClient:
         except ValueError:
             doc = None
         return status, doc, headers
+
+    def authenticated_login(self) -> str | None:
+        """The token's login (``GET /user``); None when the token may not read it (a GitHub App's, 403)."""
+        status, doc, _ = self._request("GET", f"{self.api_url}/user")
+        if status == 200 and isinstance(doc, dict) and doc.get("login"):
+            return str(doc["login"])
+        if status in (403, 404):
+            return None
+        raise LabelError(f"reading the token's user failed: HTTP {status} {_message(doc)}")
 
     def existing(self) -> set[str]:
         """Names of the repository's labels, lower-cased (GitHub compares them case-insensitively)."""

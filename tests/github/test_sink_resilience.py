@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from gh_harness import Harness, fingerprint, wait_for
 
+from otel_autoheal.sinks.github.markers import data_line, marker_for
 from tests.github_standin.server import GitHubStandin
 
 
@@ -126,7 +127,8 @@ def test_never_more_than_80_writes_per_minute(harness: Harness) -> None:
 def test_issue_filed_before_the_state_was_lost_is_adopted(harness: Harness) -> None:
     """A group whose issue already exists on GitHub (state database lost) is found by search, not refiled."""
     fp = fingerprint("adopt-me")
-    harness.standin.preload_issue("Old issue", f"old body\n<!-- autoheal:fingerprint={fp} -->\n")
+    header = f"{marker_for(fp)}\n{data_line({'fingerprint': fp, 'source': 'cli'})}\n"
+    harness.standin.preload_issue("Old issue", header + "old body\n")
     harness.start()
     harness.emit(fp)
     wait_for(lambda: harness.status()["issues_filed"] == 1, what="the adoption")
@@ -134,7 +136,7 @@ def test_issue_filed_before_the_state_was_lost_is_adopted(harness: Harness) -> N
     assert len(harness.standin.issues()) == 1
     assert harness.requests("POST", r"/issues$") == []
     (search,) = harness.requests("GET", r"^/search/issues$")
-    assert search.query["q"] == [f'"{fp}" is:issue repo:{harness.standin.repository}']
+    assert search.query["q"] == [f'"{fp}" is:issue repo:{harness.standin.repository} author:autoheal-bot']
 
 
 def test_searches_stay_under_the_search_limit(harness: Harness) -> None:

@@ -9,7 +9,10 @@ runtime: 5xx for N requests or for a period, hangs, 403 secondary limit, 429, pr
 
 In-process API: ``GitHubStandin(...).start()``, ``.api_url``, ``.log()``, ``.issues()``,
 ``.fault(...)``, ``.close_issue(...)``, ``.open_pull_request(...)``, ``.merge_pull_request(...)``
-(closes the issues its body says it fixes, with the timeline events GitHub writes); over HTTP:
+(closes the issues its body says it fixes, with the timeline events GitHub writes),
+``.add_user(login)`` / ``.add_app(slug)`` (more identities, each with its own token; the token
+decides who authors issues, comments and events, as on GitHub; ``GET /user`` answers an app's
+installation token with 403 "Resource not accessible by integration", as GitHub does); over HTTP:
 ``GET /_standin/log`` and ``GET /_standin/state``.
 """
 
@@ -143,6 +146,13 @@ class GitHubStandin:
         self.repository = repository
         self.token = token
         self.login = login
+        #: token -> login of every identity that may call the API; the token names the actor.
+        self.users: dict[str, str] = {token: login}
+        #: tokens of GitHub App installations: ``GET /user`` is forbidden for them.
+        self.app_tokens: set[str] = set()
+        self._actor = login
+        #: the repository's issue events (``labeled``, ``assigned``), oldest first.
+        self.issue_events: list[dict[str, Any]] = []
         self.search_lag = search_lag
         self.writes_per_minute = writes_per_minute
         self.writes_per_hour = writes_per_hour
@@ -219,6 +229,21 @@ class GitHubStandin:
             self.faults.append(f)
         return f
 
+    def add_user(self, login: str) -> str:
+        """Another user of the repository (e.g. an outsider filing issues); returns their token."""
+        token = "ghp_" + hashlib.sha1(f"user:{login}".encode()).hexdigest()[:36]
+        with self.lock:
+            self.users[token] = login
+        return token
+
+    def add_app(self, slug: str) -> str:
+        """A GitHub App installation acting as ``<slug>[bot]``; returns its installation token."""
+        token = "ghs_" + hashlib.sha1(f"app:{slug}".encode()).hexdigest()[:36]
+        with self.lock:
+            self.users[token] = f"{slug}[bot]"
+            self.app_tokens.add(token)
+        return token
+
     def clear_faults(self) -> None:
         with self.lock:
             self.faults.clear()
@@ -253,6 +278,7 @@ class GitHubStandin:
             return [
                 {
                     "number": i.number,
+                    "user": i.user,
                     "title": i.title,
                     "body": i.body,
                     "state": i.state,
@@ -260,6 +286,7 @@ class GitHubStandin:
                     "labels": list(i.labels),
                     "assignees": list(i.assignees),
                     "comments": [c["body"] for c in i.comments],
+                    "comment_authors": [c["user"] for c in i.comments],
                     "agent_assignments": list(i.agent_assignments),
                 }
                 for i in sorted(self.issues_by_number.values(), key=lambda x: x.number)
@@ -302,12 +329,14 @@ class GitHubStandin:
             )
             return pr.number
 
-    def preload_issue(self, title: str, body: str, labels: tuple[str, ...] = ("autoheal",)) -> int:
-        """An issue that exists before the test (filed by an earlier instance); searchable at once."""
+    def preload_issue(
+        self, title: str, body: str, labels: tuple[str, ...] = ("autoheal",), user: str | None = None
+    ) -> int:
+        """An issue that exists before the test (filed by an earlier instance, or by ``user``); searchable at once."""
         with self.lock:
             for n in labels:
                 self._ensure_label(n)
-            issue = self._new_issue(title, body, self.login, list(labels), time.time() - 86400)
+            issue = self._new_issue(title, body, user or self.login, list(labels), time.time() - 86400)
             issue.indexed_at = 0.0
             return issue.number
 
@@ -316,6 +345,42 @@ class GitHubStandin:
             self.issues_by_number[number].state = state
 
     # ---------------------------------------------------------------- objects
+
+    def _event(self, issue: _Issue, kind: str, now: float, *, label: str = "", assignee: str = "") -> None:
+        self.issue_events.append({"id": self._new_id(), "number": issue.number, "event": kind, "actor": self._actor,
+                                  "created_at": now, "label": label, "assignee": assignee})
+
+    def backdate_events(self, seconds: float) -> None:
+        """Move every issue event ``seconds`` into the past (e.g. yesterday's Copilot assignments)."""
+        with self.lock:
+            for ev in self.issue_events:
+                ev["created_at"] -= seconds
+
+    def _issue_event_obj(self, ev: dict[str, Any]) -> dict[str, Any]:
+        obj: dict[str, Any] = {
+            "id": ev["id"],
+            "node_id": f"IE_{ev['id']}",
+            "url": f"{self._base()}/issues/events/{ev['id']}",
+            "actor": self.user_obj(ev["actor"]),
+            "event": ev["event"],
+            "commit_id": None,
+            "commit_url": None,
+            "created_at": _iso(ev["created_at"]),
+            "performed_via_github_app": None,
+        }
+        if ev["label"]:
+            obj["label"] = {"name": ev["label"], "color": self.labels[ev["label"].lower()]["color"]}
+        if ev["assignee"]:
+            obj["assignee"] = self.user_obj(ev["assignee"])
+            obj["assigner"] = self.user_obj(ev["actor"])
+        return obj
+
+    def authenticated_user_obj(self, login: str) -> dict[str, Any]:
+        """``GET /user`` for a user token: the public profile fields GitHub always returns."""
+        ts = _iso(self._created)
+        return {**self.user_obj(login), "name": None, "company": None, "blog": "", "location": None, "email": None,
+                "hireable": None, "bio": None, "public_repos": 1, "public_gists": 0, "followers": 0,
+                "following": 0, "created_at": ts, "updated_at": ts}
 
     def _new_id(self) -> int:
         self._next_id += 1
@@ -595,7 +660,7 @@ class GitHubStandin:
         else:
             auth = headers.get("authorization", "")
             token = auth.split(" ", 1)[1] if " " in auth else ""
-            if token != self.token:
+            if token not in self.users:
                 status, payload = 401, {"message": "Bad credentials", "documentation_url": _DOCS, "status": "401"}
                 fault_name = "auth"
             elif path == "/search/issues" and not self._admit_search(start):
@@ -611,7 +676,8 @@ class GitHubStandin:
                 payload = {"message": _SECONDARY_MESSAGE, "documentation_url": _DOCS}
             else:
                 with self.lock:
-                    status, rheaders, payload = self._route(method, path, query, body)
+                    self._actor = self.users[token]
+                    status, rheaders, payload = self._route(method, path, query, body, token)
                 if fault_name is None and status == 403 and "copilot" in json.dumps(payload).lower():
                     fault_name = "copilot-forbidden"
         if process_then_hang is not None:
@@ -709,8 +775,15 @@ class GitHubStandin:
             "status": "422",
         }
 
-    def _route(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> tuple[int, dict[str, str], Any]:
+    def _route(
+        self, method: str, path: str, query: dict[str, list[str]], body: Any, token: str = ""
+    ) -> tuple[int, dict[str, str], Any]:
         now = time.time()
+        if path == "/user" and method == "GET":
+            if token in self.app_tokens:
+                return 403, {}, {"message": "Resource not accessible by integration",
+                                 "documentation_url": f"{_DOCS}/users/users#get-the-authenticated-user", "status": "403"}
+            return 200, {}, self.authenticated_user_obj(self._actor)
         if path == "/rate_limit" and method == "GET":
             core = {"limit": 5000, "remaining": 4990, "reset": int(now) + 3600, "used": 10}
             search = {"limit": 30, "remaining": 29, "reset": int(now) + 60, "used": 1}
@@ -728,6 +801,10 @@ class GitHubStandin:
                 return self._create_issue(body, now)
             if method == "GET":
                 return self._list_issues(query)
+        if rest == "/issues/events" and method == "GET":
+            # GitHub lists a repository's issue events newest first.
+            events = sorted(self.issue_events, key=lambda e: e["id"], reverse=True)
+            return self._page(query, [self._issue_event_obj(e) for e in events], f"{prefix}/issues/events")
         if rest == "/labels":
             if method == "POST":
                 name = str(body.get("name", ""))
@@ -789,10 +866,10 @@ class GitHubStandin:
                 issue.labels = [n if isinstance(n, str) else n["name"] for n in body["labels"]]
             state = body.get("state")
             if state == "closed" and issue.state != "closed":
-                self._close(issue, body.get("state_reason") or "completed", now, self.login, None)
+                self._close(issue, body.get("state_reason") or "completed", now, self._actor, None)
             elif state == "open" and issue.state != "open":
                 issue.state, issue.closed_at, issue.state_reason = "open", None, "reopened"
-                issue.timeline.append({"event": "reopened", "created_at": now, "actor": self.login, "commit_id": None,
+                issue.timeline.append({"event": "reopened", "created_at": now, "actor": self._actor, "commit_id": None,
                                        "state_reason": "reopened", "id": self._new_id()})
             issue.updated_at = now
             return 200, {}, self.issue_obj(issue)
@@ -801,7 +878,7 @@ class GitHubStandin:
                 text = str(body.get("body", ""))
                 if len(text) > 65536:
                     return self._invalid("IssueComment", "body", "body is too long (maximum is 65536 characters)")
-                c = {"id": self._new_id(), "body": text, "user": self.login, "created_at": now}
+                c = {"id": self._new_id(), "body": text, "user": self._actor, "created_at": now}
                 issue.comments.append(c)
                 issue.updated_at = now
                 return 201, {"location": f"{self.api_url}{base}/comments"}, self.comment_obj(issue, c)
@@ -818,6 +895,7 @@ class GitHubStandin:
                 self._ensure_label(name)
                 if name not in issue.labels:
                     issue.labels.append(name)
+                    self._event(issue, "labeled", now, label=name)
             return 200, {}, [self.label_obj(n) for n in issue.labels]
         if sub == "/assignees" and method == "POST":
             wanted = list(body.get("assignees", []))
@@ -833,8 +911,10 @@ class GitHubStandin:
                 if login == COPILOT_LOGIN:
                     if self.copilot_assignable and "Copilot" not in issue.assignees:
                         issue.assignees.append("Copilot")
+                        self._event(issue, "assigned", now, assignee="Copilot")
                 elif login in self.assignable_users and login not in issue.assignees:
                     issue.assignees.append(login)
+                    self._event(issue, "assigned", now, assignee=login)
             issue.updated_at = now
             return 201, {}, self.issue_obj(issue)
         if sub == "/timeline" and method == "GET":
@@ -944,7 +1024,7 @@ class GitHubStandin:
             if len(n) > 50:
                 return self._invalid("Label", "name", "name is too long (maximum is 50 characters)")
             self._ensure_label(n)
-        issue = self._new_issue(title, text, self.login, labels, now)
+        issue = self._new_issue(title, text, self._actor, labels, now)
         for login in body.get("assignees", []):
             if login in self.assignable_users:
                 issue.assignees.append(login)
@@ -955,10 +1035,12 @@ class GitHubStandin:
         state = query.get("state", ["open"])[0]
         labels = [x for x in query.get("labels", [""])[0].split(",") if x]
         since = query.get("since", [None])[0]
+        creator = query.get("creator", [None])[0]
         items = [
             i
             for i in self.issues_by_number.values()
             if (state == "all" or i.state == state)
+            and (creator is None or i.user.lower() == creator.lower())
             and all(lab in i.labels for lab in labels)
             and (since is None or i.updated_at >= _parse_iso(since))
         ]
@@ -984,6 +1066,7 @@ class GitHubStandin:
             if now < i.indexed_at:
                 continue
             ok = True
+            scope = "both"
             for t in quals:
                 k, _, v = t.partition(":")
                 if k == "repo":
@@ -996,7 +1079,12 @@ class GitHubStandin:
                     ok &= i.state == v
                 elif k == "label":
                     ok &= v.strip('"') in i.labels
-            text = f"{i.title}\n{i.body or ''}".lower()
+                elif k == "author":
+                    # users by login, GitHub Apps as author:app/<slug> (their bot login is <slug>[bot])
+                    ok &= (i.user.lower() == v.lower()) or (v.startswith("app/") and i.user.lower() == f"{v[4:]}[bot]".lower())
+                elif k == "in" and v in ("title", "body"):
+                    scope = v
+            text = {"title": i.title, "body": i.body or "", "both": f"{i.title}\n{i.body or ''}"}[scope].lower()
             ok &= all(p.lower() in text for p in phrases) and all(w.lower() in text for w in words)
             if ok:
                 items.append(self.issue_obj(i, search=True))

@@ -66,11 +66,11 @@ def tool(name: str) -> str:
     return found
 
 
-def api(standin: GitHubStandin, method: str, path: str, body: Any = None) -> Any:
-    """Call the stand-in's REST API as a maintainer would (through HTTP, so it is validated and logged)."""
+def api(standin: GitHubStandin, method: str, path: str, body: Any = None, token: str | None = None) -> Any:
+    """Call the stand-in's REST API as a maintainer (or the user of ``token``) would, through HTTP."""
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(standin.api_url + path, data=data, method=method)
-    req.add_header("Authorization", f"Bearer {standin.token}")
+    req.add_header("Authorization", f"Bearer {token or standin.token}")
     req.add_header("Accept", "application/vnd.github+json")
     if data is not None:
         req.add_header("Content-Type", "application/json")

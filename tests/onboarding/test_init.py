@@ -222,6 +222,7 @@ def test_label_definitions_fit_githubs_limits() -> None:
         "autoheal",
         "autoheal:hold",
         "autoheal:needs-human",
+        "autoheal:unverified",
         "source:cli",
         "source:mcp",
         "source:browser",
@@ -281,7 +282,10 @@ def test_workflow_never_interpolates_expressions_into_run(git_repo: Path) -> Non
     assert doc["jobs"]["gate"]["permissions"] == {"contents": "read", "issues": "write", "pull-requests": "read"}
     assert "autoheal-issue-" in doc["concurrency"]["group"]
     on = doc["on"]
-    assert on["issues"]["types"] == ["opened", "labeled"]
+    assert on["issues"]["types"] == ["opened", "labeled", "edited"]
+    env = doc["jobs"]["gate"]["steps"][1]["env"]
+    assert env["AUTOHEAL_BOT_LOGIN"] == "${{ vars.AUTOHEAL_BOT_LOGIN }}"
+    assert "vars.AUTOHEAL_BOT_LOGIN" in doc["jobs"]["gate"]["if"]  # edits by anyone else start no run
     assert on["workflow_dispatch"]["inputs"]["issue"]["required"] is True
 
 
@@ -310,6 +314,34 @@ def test_repository_comes_from_the_origin_remote(git_repo: Path, url: str) -> No
     assert f"plan for {git_repo} (acme/widgets)" in result.stdout
     assert "no GITHUB_TOKEN/GH_TOKEN in the environment" in result.stdout
     assert "gh label create autoheal:hold --color fbca04" in result.stdout
-    assert result.stdout.count("--repo acme/widgets") == len(LABELS)
+    assert result.stdout.count("gh label create") == result.stdout.count("--repo acme/widgets") - 1 == len(LABELS)
+    assert "gh variable set AUTOHEAL_BOT_LOGIN --body LOGIN --repo acme/widgets" in result.stdout
     explicit = run_init_cli(git_repo, "--dry-run", "--repo", "other/repo")
     assert "(other/repo)" in explicit.stdout
+
+
+def test_bot_login_is_derived_from_the_token(git_repo: Path, github: GitHubStandin) -> None:
+    """init names the AUTOHEAL_BOT_LOGIN value from GET /user of the token, with the command that sets it."""
+    result = run_init_cli(git_repo, "--dry-run", env=clean_env(**github.env()))
+    assert result.returncode == 0, result.stdout
+    assert ("variable AUTOHEAL_BOT_LOGIN=autoheal-bot (the user of the token in the environment): "
+            f"gh variable set AUTOHEAL_BOT_LOGIN --body autoheal-bot --repo {github.repository}") in result.stdout
+
+
+def test_app_token_leaves_the_bot_login_to_the_user(git_repo: Path, github: GitHubStandin) -> None:
+    """A GitHub App token cannot read GET /user (403): init says so and how to set the variable by hand."""
+    env = clean_env(**(github.env() | {"GITHUB_TOKEN": github.add_app("autoheal-app")}))
+    result = run_init_cli(git_repo, "--dry-run", env=env)
+    assert result.returncode == 0, result.stdout
+    assert "variable AUTOHEAL_BOT_LOGIN: unknown, the token may not read its user" in result.stdout
+    assert "--bot-login LOGIN" in result.stdout
+    explicit = run_init_cli(git_repo, "--dry-run", "--bot-login", "autoheal-app[bot]", env=env)
+    assert "variable AUTOHEAL_BOT_LOGIN=autoheal-app[bot] (from --bot-login)" in explicit.stdout
+
+
+def test_bad_bot_login_is_refused(git_repo: Path) -> None:
+    """--bot-login must look like a GitHub login; nothing is written otherwise."""
+    result = run_init_cli(git_repo, "--yes", "--bot-login", "alice; rm -rf /")
+    assert result.returncode == 2
+    assert "--bot-login" in result.stdout
+    assert snapshot(git_repo) == {}

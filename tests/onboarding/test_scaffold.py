@@ -204,6 +204,14 @@ def test_malformed_data_blocks_are_refused(body: str, problem: str) -> None:
         scaffold.parse_data(body)
 
 
+def test_block_at_the_fixed_place_wins_over_copies_in_error_text() -> None:
+    """With the service's header on top, only line 2 is read: a fake block further down neither wins nor refuses."""
+    header = '<!-- autoheal:fingerprint=ab12cd34ef56ab12 -->\n<!-- autoheal:data {"cli_argv": ["app", "sync"]} -->\n'
+    body = header + "```\n" + block({"cli_argv": ["rm", "-rf", "/"]}) + "\n```\n"
+    data = scaffold.parse_data(body)
+    assert data is not None and data["cli_argv"] == ["app", "sync"]
+
+
 def test_body_without_data_block() -> None:
     """An issue without the block yields nothing to scaffold."""
     assert scaffold.parse_data("## KeyError\n```\nTraceback ...\n```") is None

@@ -54,9 +54,14 @@ def _reject_constant(name: str) -> Any:
 def parse_data(body: str) -> dict[str, Any] | None:
     """The validated autoheal:data object from an issue body, or None when the body has none.
 
-    Exactly one block is accepted: a second one (for example inside quoted error text) makes
-    the body ambiguous and is refused rather than guessed at.
+    otel-autoheal writes its block on line 2, right under the fingerprint marker (the gate hands
+    over only issues laid out so); when it is there, only that line is read and copies further
+    down (error text can carry anything) are ignored. Otherwise exactly one block is accepted: a
+    second one makes the body ambiguous and is refused rather than guessed at.
     """
+    lines = body.split("\n", 2)
+    if len(lines) >= 2 and lines[0].startswith("<!-- autoheal:fingerprint=") and lines[1].startswith(DATA_MARKER):
+        body = lines[1]
     blocks: list[Any] = []
     pos = body.find(DATA_MARKER)
     while pos >= 0:

@@ -20,17 +20,26 @@ from urllib.parse import quote
 from github import Auth, Github, GithubException
 
 from otel_autoheal.sinks.github.config import COPILOT_LOGIN, GitHubConfig
+from otel_autoheal.sinks.github.markers import parse_header
 
-__all__ = ["COPILOT_LOGINS", "Failure", "GitHubClient", "classify", "marker_for"]
+__all__ = ["COPILOT_LOGINS", "Failure", "GitHubClient", "classify", "is_ours"]
 
 #: How Copilot shows up as an assignee (REST login, GraphQL login, display login).
 COPILOT_LOGINS = frozenset({COPILOT_LOGIN, "copilot-swe-agent", "Copilot"})
 _USER_AGENT = "otel-autoheal"
 
 
-def marker_for(fingerprint: str) -> str:
-    """The hidden marker the renderer puts in every issue body."""
-    return f"<!-- autoheal:fingerprint={fingerprint} -->"
+def _login_of(item: Any) -> str:
+    return str((item.get("user") or {}).get("login") or "")
+
+
+def is_ours(issue: Any, fingerprint: str, login: str) -> bool:
+    """True when ``issue`` is the sink's issue for ``fingerprint``: authored by ``login`` (the token's
+    own identity) with an intact header naming ``fingerprint``. Foreign or fenced copies never are."""
+    if "pull_request" in issue or not login or _login_of(issue).lower() != login.lower():
+        return False
+    data = parse_header(issue.get("body"))
+    return data is not None and data.get("fingerprint") == fingerprint
 
 
 @dataclass(frozen=True)
@@ -155,40 +164,60 @@ class GitHubClient:
         data = self._json("GET", f"{self._path}/issues/{number}")
         return dict(data)
 
+    def authenticated_login(self) -> str | None:
+        """The token's own login (``GET /user``), or None when the token may not read it.
+
+        GitHub App installation tokens get 403 "Resource not accessible by integration"; the
+        caller then falls back to the author of an issue it filed itself.
+        """
+        try:
+            data = self._json("GET", "/user")
+        except GithubException as exc:
+            if exc.status in (403, 404):
+                return None
+            raise
+        return str(data.get("login") or "") or None
+
     def find_issue_by_marker(
-        self, fingerprint: str, since: float | None, before_search: Callable[[], None] = lambda: None
+        self, fingerprint: str, since: float | None, login: str, before_search: Callable[[], None] = lambda: None
     ) -> int | None:
-        """The issue whose body holds the fingerprint marker, or None.
+        """The issue ``login`` filed for ``fingerprint`` (see ``is_ours``), or None.
 
         With ``since`` (a create that may have reached GitHub), issues updated since then are
-        listed first: listing has no index lag. Issue search (quoted fingerprint, ``is:issue
-        repo:o/r``) then covers older issues, e.g. after the local state was lost. Hits are
-        confirmed by reading the body, since search matches words, not our exact marker.
+        listed first: listing has no index lag. Issue search (quoted fingerprint,
+        ``is:issue repo:o/r author:…``) then covers older issues, e.g. after the local state was
+        lost. Every hit is confirmed by its author and the header at the top of its body:
+        search matches words anywhere, including an attacker's copy of our marker.
         """
-        marker = marker_for(fingerprint)
         if since is not None:
             params = {"state": "all", "since": _iso(since - 120), "sort": "created", "direction": "desc",
                       "per_page": 100}
             for page in range(1, 4):
                 items = self._json("GET", f"{self._path}/issues", parameters={**params, "page": page})
                 for it in items:
-                    if "pull_request" not in it and marker in (it.get("body") or ""):
+                    if is_ours(it, fingerprint, login):
                         return int(it["number"])
                 if len(items) < 100:
                     break
-        q = f'"{fingerprint}" is:issue repo:{self.config.repository}'
+        # Search names a GitHub App's bot "<slug>[bot]" as author:app/<slug>.
+        author = f"app/{login[:-5]}" if login.endswith("[bot]") else login
+        q = f'"{fingerprint}" is:issue repo:{self.config.repository} author:{author}'
         before_search()
         data = self._json("GET", "/search/issues", parameters={"q": q, "advanced_search": "true", "per_page": 30})
         for it in data.get("items", []):
-            if marker in (it.get("body") or ""):
+            if is_ours(it, fingerprint, login):
                 return int(it["number"])
         return None
 
-    def comment_exists(self, number: int, token: str, since: float) -> bool:
+    def comment_exists(self, number: int, token: str, since: float, login: str | None) -> bool:
+        """Whether a comment starting with ``token`` exists, by ``login`` when the identity is known."""
         items = self._json(
             "GET", f"{self._path}/issues/{number}/comments", parameters={"since": _iso(since - 120), "per_page": 100}
         )
-        return any(token in (c.get("body") or "") for c in items)
+        return any(
+            (c.get("body") or "").startswith(token) and (login is None or _login_of(c).lower() == login.lower())
+            for c in items
+        )
 
     def label_exists(self, name: str) -> bool:
         try:
@@ -242,9 +271,13 @@ class GitHubClient:
                 return
             raise
 
-    def create_issue(self, title: str, body: str, labels: list[str]) -> int:
-        issue = self.repo.create_issue(title=title, body=body, labels=labels)
-        return int(issue.number)
+    def create_issue(self, title: str, body: str, labels: list[str]) -> tuple[int, str]:
+        """File an issue; returns its number and its author's login (the token's identity)."""
+        data = self._json("POST", f"{self._path}/issues", body={"title": title, "body": body, "labels": labels})
+        return int(data["number"]), _login_of(data)
+
+    def update_body(self, number: int, body: str) -> None:
+        self._json("PATCH", f"{self._path}/issues/{number}", body={"body": body})
 
     def comment(self, number: int, body: str) -> None:
         self._json("POST", f"{self._path}/issues/{number}/comments", body={"body": body})

@@ -58,6 +58,7 @@ ENV_KEYS: dict[str, str] = {
     "handoff_target_repo": "AUTOHEAL_GITHUB_HANDOFF_TARGET_REPO",
     "issue_poll_interval": "AUTOHEAL_GITHUB_ISSUE_POLL_INTERVAL",
     "verify_window": "AUTOHEAL_GITHUB_VERIFY_WINDOW",
+    "login": "AUTOHEAL_GITHUB_LOGIN",
 }
 
 _REPO_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
@@ -122,6 +123,11 @@ class GitHubConfig:
     #: the group must stay silent before one closing comment with the numbers is posted
     #: (default 7 days). 0 turns the closing comment off.
     verify_window: float = 7 * 86400.0
+    #: The login the token files issues as. Empty (default): learned from ``GET /user``; a
+    #: GitHub App installation token may not read it (403), then from the author of the first
+    #: issue the sink files. Only issues by this login are ever taken for the sink's own; set
+    #: it (``my-app[bot]``) so that an app token can adopt its issues after a lost state.
+    login: str = ""
 
     def __post_init__(self) -> None:
         if not _REPO_RE.match(self.repository or ""):
@@ -151,6 +157,8 @@ class GitHubConfig:
         for lab in self.all_labels("x" * 8):
             if len(lab) > 50:
                 raise _bad(ENV_KEYS["labels"], f"label {lab!r} is longer than GitHub's 50 characters")
+        if self.login and not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})(?:\[bot\])?", self.login):
+            raise _bad(ENV_KEYS["login"], f"must be a GitHub login (a user, or <app-slug>[bot]), got {self.login!r}")
         if self.handoff_target_repo and not _REPO_RE.match(self.handoff_target_repo):
             raise _bad(ENV_KEYS["handoff_target_repo"], "must be 'owner/name'")
 

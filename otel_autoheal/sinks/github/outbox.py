@@ -53,7 +53,9 @@ CREATE TABLE IF NOT EXISTS github_issues (
     milestone          INTEGER NOT NULL DEFAULT 0,
     has_in_app         INTEGER NOT NULL DEFAULT 0,
     handoff            TEXT NOT NULL DEFAULT '',
-    created            REAL NOT NULL
+    created            REAL NOT NULL,
+    trusted            INTEGER,
+    provenance         TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS github_versions (
     fingerprint TEXT NOT NULL,
@@ -99,7 +101,7 @@ class OutboxItem:
     """One pending GitHub write (or read that may lead to one)."""
 
     id: int
-    kind: str  # create | comment | check | reopen | handoff | verify
+    kind: str  # create | comment | check | reopen | handoff | verify | data
     fingerprint: str
     payload: dict[str, Any]
     attempts: int
@@ -126,11 +128,20 @@ class IssueRow:
     milestone: int
     has_in_app: bool
     handoff: str
+    #: The service's verdict on where the group's data came from (None: not known yet). Once an
+    #: occurrence from an untrusted origin joins the group it stays untrusted.
+    trusted: bool | None = None
+    #: What the verdict rests on: ``receiver`` (the ingest path said so) or ``attribute``
+    #: (only the sender's ``autoheal.source``; see ``handoff.provenance``).
+    provenance: str = ""
 
     @property
     def muted(self) -> bool:
         return self.state == "closed" and self.state_reason == "not_planned"
 
+
+#: Columns added after the first release, created on databases that predate them.
+_ADDED_ISSUE_COLUMNS = {"trusted": "INTEGER", "provenance": "TEXT NOT NULL DEFAULT ''"}
 
 #: Fix states while the issue stays closed by that fix: ``merged`` (no version carrying it seen
 #: yet), ``deployed`` (watching for silence), ``verifying`` (closing comment queued), ``verified``.
@@ -163,7 +174,7 @@ _FIX_COLS = (
 
 _ISSUE_COLS = (
     "fingerprint, issue_number, source, count, newest_version, state, state_reason, closed_at,"
-    " closed_version, state_checked_at, last_comment_at, milestone, has_in_app, handoff"
+    " closed_version, state_checked_at, last_comment_at, milestone, has_in_app, handoff, trusted, provenance"
 )
 
 
@@ -176,6 +187,10 @@ class Outbox:
             for stmt in _SCHEMA.split(";"):
                 if stmt.strip():
                     conn.execute(stmt)
+            have = {str(r[1]) for r in conn.execute("PRAGMA table_info(github_issues)")}
+            for name, decl in _ADDED_ISSUE_COLUMNS.items():
+                if name not in have:
+                    conn.execute(f"ALTER TABLE github_issues ADD COLUMN {name} {decl}")
 
     # ----------------------------------------------------------- outbox rows
 
@@ -316,6 +331,8 @@ class Outbox:
             milestone=row[11],
             has_in_app=bool(row[12]),
             handoff=row[13],
+            trusted=None if row[14] is None else bool(row[14]),
+            provenance=str(row[15] or ""),
         )
 
     def get_issue(self, fingerprint: str) -> IssueRow | None:

@@ -4,6 +4,10 @@
 one transaction); a worker thread performs the GitHub calls within the write budgets. The
 decisions:
 
+- every issue body starts with the service's header (``markers``): line 1 the fingerprint
+  marker, line 2 the ``autoheal:data`` block. An issue is taken for a group's only when it was
+  authored by the token's own login and its header names that group; an attacker's copy of a
+  marker inside error text is never believed;
 - new group -> ``create`` (labels ``autoheal``, configured ones, ``source:<source>``);
 - count reaches 10, 100, 1000... or a new ``service.version`` -> ``comment`` (one pending comment
   per issue, coalesced; at most one comment per issue per ``comment_interval``);
@@ -12,7 +16,10 @@ decisions:
   (see ``versions``); the issue state is read from GitHub (``check``) at most every
   ``state_check_interval`` seconds, and the issues updated since the last look are listed every
   ``issue_poll_interval`` seconds;
-- enough occurrences, trusted source, in-app frames -> ``handoff`` to Copilot;
+- enough occurrences, trusted provenance, in-app frames -> ``handoff`` to Copilot (the rules
+  are the repository gate's, ``handoff.refusal``);
+- the facts the gate reads (occurrences, in-app frames, provenance) changed -> ``data``: the
+  ``autoheal:data`` block on line 2 of the issue body is rewritten;
 - closing the loop (``fixes``): a close as completed is traced to the merged PR; once a version
   carrying it is seen, the threshold for a reopen is that version (older ones only count), and a
   group silent for ``verify_window`` after the deploy gets one closing comment (``verify``).
@@ -35,8 +42,9 @@ from otel_autoheal.model import GroupUpdate
 from otel_autoheal.sinks.github import fixes as _fixes
 from otel_autoheal.sinks.github import handoff as _handoff
 from otel_autoheal.sinks.github.budget import Budget
-from otel_autoheal.sinks.github.client import COPILOT_LOGINS, Failure, GitHubClient, classify, marker_for
+from otel_autoheal.sinks.github.client import COPILOT_LOGINS, Failure, GitHubClient, classify, is_ours
 from otel_autoheal.sinks.github.config import GitHubConfig
+from otel_autoheal.sinks.github.markers import parse_header, replace_data, strip_header, with_header
 from otel_autoheal.sinks.github.outbox import CLOSED_AT_SLACK, FixRow, IssueRow, Outbox, OutboxItem
 from otel_autoheal.sinks.github.versions import newest_version, not_older
 from otel_autoheal.state.sqlite import SQLiteStore
@@ -50,7 +58,9 @@ _MAX_TITLE = 256
 _IDLE_POLL = 30.0
 _PAUSED_POLL = 3600.0
 _WRITE_KIND = {"create": "issue", "comment": "comment", "reopen": "edit", "handoff": "assign", "check": "",
-               "verify": "comment"}
+               "verify": "comment", "data": "edit"}
+#: What a skipped hand-off is recorded as, per rule of ``handoff.refusal`` (``occurrences``: wait).
+_SKIPPED = {"untrusted": "skipped_untrusted", "in_app": "skipped_no_in_app"}
 #: Local bookkeeping of fixes (deploys, due closing comments) runs at most this often while
 #: occurrences arrive; otherwise when the next closing comment is due.
 _HOUSEKEEP_MIN = 0.5
@@ -121,6 +131,9 @@ class GitHubSink:
         self._handled = 0
         self._handle_errors = 0
         self._assignees: list[str] = []
+        self._issue: dict[str, Any] = {}
+        self._identity: str | None = config.login or None
+        self._user_forbidden = False
         self._dirty = True
         self._housekept = 0.0
         self._housekeep_at = 0.0
@@ -170,6 +183,7 @@ class GitHubSink:
             "repo": self.config.repository,
             "api_url": self.config.api_url,
             "token_source": self.config.token_source,
+            "identity": self._identity,
             "running": self._thread is not None and self._thread.is_alive(),
             "paused": self._paused,
             "issues_filed": len(self.outbox.issue_numbers()),
@@ -214,6 +228,7 @@ class GitHubSink:
         version = occ.exception.service_version
         source = occ.exception.source or group.source
         in_app = _handoff.has_in_app_frames(occ)
+        trusted, basis = _handoff.provenance(occ.exception, cfg.handoff_untrusted_sources)
         with self.store.transaction() as conn:
             Outbox.set_issue(conn, fp)
             row = Outbox.issue(conn, fp)
@@ -222,6 +237,11 @@ class GitHubSink:
                 Outbox.see_version(conn, fp, version, now)
             count = max(row.count, group.count)
             milestone = is_milestone(count)
+            # One occurrence from an untrusted origin makes the whole group untrusted, for good.
+            if row.trusted is not None and trusted:
+                trusted, basis = row.trusted, row.provenance or basis
+            facts = {"count": count, "in_app": bool(row.has_in_app or in_app), "trusted_source": trusted,
+                     "provenance": basis}
             Outbox.set_issue(
                 conn,
                 fp,
@@ -230,6 +250,8 @@ class GitHubSink:
                 source=row.source or source,  # the first source wrote the issue body
                 has_in_app=int(row.has_in_app or in_app),
                 milestone=max(row.milestone, milestone),
+                trusted=int(trusted),
+                provenance=basis,
             )
             filed = row.issue_number is not None
             queued = Outbox.pending_item(conn, "create", fp) is not None
@@ -239,10 +261,20 @@ class GitHubSink:
                     (fp,),
                 ).fetchone()
                 if failed is None:
-                    self._queue_create(conn, fp, occ.title, occ.body, source, version)
+                    self._queue_create(conn, fp, occ.title, occ.body, source, version, facts,
+                                       self._data_of(occ.body, occ.exception.type, occ.exception.service_name, source))
                     queued = True
             if not (filed or queued):
                 return
+            gate_facts_changed = (
+                row.count < cfg.handoff_min_occurrences <= count
+                or milestone > row.milestone
+                or (row.trusted is not None and row.trusted != trusted)
+                or (in_app and not row.has_in_app)
+            )
+            # Only an open issue can still be handed over; a closed one keeps the facts it was closed with.
+            if gate_facts_changed and not update.is_new and row.state != "closed":
+                self._merge(conn, "data", fp, facts)
             snapshot = {"version": version, "ts": now, "body": occ.body, "count": count}
             reasons: list[str] = []
             if milestone > row.milestone and not update.is_new:
@@ -259,15 +291,15 @@ class GitHubSink:
                 self._merge(conn, "check", fp, snapshot)
             if reasons:
                 self._merge(conn, "comment", fp, {**snapshot, "reasons": reasons})
-            if cfg.handoff == "copilot" and not row.handoff and count >= cfg.handoff_min_occurrences and not row.muted:
-                if not (_handoff.source_gate(cfg, source) and _handoff.source_gate(cfg, row.source or source)):
-                    Outbox.set_issue(conn, fp, handoff="skipped_untrusted")
-                    logger.info("not handing %s off to Copilot: source %r is untrusted", fp[:12], source)
-                elif cfg.handoff_require_in_app and not (row.has_in_app or in_app):
-                    Outbox.set_issue(conn, fp, handoff="skipped_no_in_app")
-                else:
+            if cfg.handoff == "copilot" and not row.handoff and not row.muted:
+                refused = _handoff.refusal(cfg, source=row.source or source, trusted=trusted, basis=basis,
+                                           count=count, in_app=bool(facts["in_app"]))
+                if refused is None:
                     Outbox.enqueue(conn, "handoff", fp, {})
                     Outbox.set_issue(conn, fp, handoff="queued")
+                elif refused[0] in _SKIPPED:
+                    Outbox.set_issue(conn, fp, handoff=_SKIPPED[refused[0]])
+                    logger.info("not handing %s off to Copilot: %s", fp[:12], refused[1])
 
     def _regresses(self, conn: Any, row: IssueRow, version: str) -> bool:
         """Whether an occurrence in ``version`` reopens the closed issue ``row``: the one rule for every path.
@@ -314,10 +346,20 @@ class GitHubSink:
         if fix is not None:
             Outbox.set_fix(conn, fix.id, stale=fix.stale + 1)
 
-    def _queue_create(self, conn: Any, fp: str, title: str, body: str, source: str, version: str = "") -> None:
-        marker = marker_for(fp)
-        if marker not in body:
-            body = f"{body}\n\n{marker}\n"
+    @staticmethod
+    def _data_of(body: str, exception_type: str, service: str, source: str) -> dict[str, Any]:
+        """The renderer's data block (at its fixed place in ``body``), or the basic facts without one."""
+        data = parse_header(body)
+        if data is not None:
+            return data
+        return {"exception_type": exception_type, "service": service, "source": source}
+
+    def _queue_create(
+        self, conn: Any, fp: str, title: str, body: str, source: str, version: str, facts: dict[str, Any],
+        data: dict[str, Any],
+    ) -> None:
+        # The header is written here, whatever the renderer put where: it is what makes the issue ours.
+        body = with_header(fp, {**data, **facts}, body)
         Outbox.enqueue(
             conn,
             "create",
@@ -352,9 +394,13 @@ class GitHubSink:
         for group in self.store.groups():
             if group.fingerprint in known:
                 continue
+            trusted = bool(group.source) and group.source not in self.config.handoff_untrusted_sources
+            facts = {"count": group.count, "in_app": False, "trusted_source": trusted, "provenance": "attribute"}
             with self.store.transaction() as conn:
-                Outbox.set_issue(conn, group.fingerprint, count=group.count, source=group.source)
-                self._queue_create(conn, group.fingerprint, group.title, group.body, group.source)
+                Outbox.set_issue(conn, group.fingerprint, count=group.count, source=group.source,
+                                 trusted=int(trusted), provenance="attribute")
+                self._queue_create(conn, group.fingerprint, group.title, group.body, group.source, "", facts,
+                                   self._data_of(group.body, group.exception_type, group.service, group.source))
 
     # ------------------------------------------------------------------ worker side
 
@@ -426,6 +472,7 @@ class GitHubSink:
             "reopen": self._do_reopen,
             "handoff": self._do_handoff,
             "verify": self._do_verify,
+            "data": self._do_data,
         }[item.kind]
         try:
             note = handler(item, number)
@@ -614,9 +661,14 @@ class GitHubSink:
         # A retry may have reached GitHub; a first attempt may predate a lost state database.
         found = None
         if item.attempts > 0 or self.config.search_before_create:
-            found = self.client.find_issue_by_marker(
-                fp, item.created if item.attempts > 0 else None, before_search=self._search_slot
-            )
+            login = self._own_login()
+            if login is None:
+                logger.warning("cannot look for an existing issue of %s: the token's login is unknown (GET /user is "
+                               "forbidden; set AUTOHEAL_GITHUB_LOGIN)", fp[:12])
+            else:
+                found = self.client.find_issue_by_marker(
+                    fp, item.created if item.attempts > 0 else None, login, before_search=self._search_slot
+                )
         if found is not None:
             self.outbox.update_issue(fp, issue_number=found, state_checked_at=0.0)
             with self.store.transaction() as conn:  # it may have been closed: read its state now
@@ -633,8 +685,10 @@ class GitHubSink:
             self.outbox.remember_label(label)
         with self._write("issue"):
             self.outbox.begin_attempt(item.id)
-            n = self.client.create_issue(p["title"], p["body"], p["labels"])
+            n, author = self.client.create_issue(p["title"], p["body"], p["labels"])
         self.outbox.update_issue(fp, issue_number=n, state="open", state_checked_at=time.time())
+        if self._identity is None and author:
+            self._learn_login(author, "the author of the issue it filed")
         logger.info("filed issue #%s for %s", n, fp[:12])
         return f"filed #{n}"
 
@@ -642,8 +696,43 @@ class GitHubSink:
         """Read the issue from GitHub and remember its state (see ``_apply_issue``)."""
         data = self.client.get_issue(number)
         row = self._apply_issue(fp, data)
+        self._issue = data
         self._assignees = [str(a.get("login")) for a in data.get("assignees") or []]
         return row
+
+    def _learn_login(self, login: str, how: str) -> None:
+        self._identity = login
+        self.outbox.set_meta("github_login", login)
+        logger.info("GitHub identity of the token: %s (%s)", login, how)
+
+    def _own_login(self) -> str | None:
+        """The login the token files as: configured, else ``GET /user`` (once), else learned earlier.
+
+        A GitHub App installation token may not read ``GET /user`` (403); its login is then the
+        author of the first issue this sink filed, remembered in the state database.
+        """
+        if self._identity is not None:
+            return self._identity
+        if not self._user_forbidden:
+            login = self.client.authenticated_login()
+            if login is not None:
+                self._learn_login(login, "GET /user")
+                return login
+            self._user_forbidden = True
+            logger.info("GET /user is not allowed for this token (GitHub App?); using the login learned from an "
+                        "issue it filed, or AUTOHEAL_GITHUB_LOGIN")
+        stored = self.outbox.meta("github_login")
+        if stored:
+            self._identity = stored
+        return self._identity
+
+    def _still_ours(self, fp: str) -> bool:
+        """The issue just read (``_refresh``) is authored by us and starts with this group's header."""
+        login = self._own_login()
+        if login is None:  # unknown identity: the number came from our own map; check the header only
+            data = parse_header(self._issue.get("body"))
+            return data is not None and data.get("fingerprint") == fp
+        return is_ours(self._issue, fp, login)
 
     def _apply_issue(self, fp: str, data: Mapping[str, Any]) -> IssueRow:
         """Remember an issue's state as GitHub reports it; on a new close, the closing version and fix.
@@ -713,7 +802,7 @@ class GitHubSink:
         return "closed; occurrence older than the closing version"
 
     def _comment_text(self, item: OutboxItem, headline: str) -> str:
-        body = str(item.payload.get("body", "")).replace(marker_for(item.fingerprint), "")
+        body = strip_header(str(item.payload.get("body", "")))
         head = f"<!-- autoheal:outbox={item.id} -->\n{headline}\n\n"
         room = _MAX_BODY - len(head) - 200
         if len(body) > room:
@@ -722,7 +811,7 @@ class GitHubSink:
 
     def _post_comment(self, item: OutboxItem, number: int, text: str) -> None:
         token = f"<!-- autoheal:outbox={item.id} -->"
-        if item.attempts > 0 and self.client.comment_exists(number, token, item.created):
+        if item.attempts > 0 and self.client.comment_exists(number, token, item.created, self._own_login()):
             return
         with self._write("comment"):
             self.outbox.begin_attempt(item.id)
@@ -842,6 +931,8 @@ class GitHubSink:
             return self._handoff_outcome(fp, "skipped_closed")
         if any(a in COPILOT_LOGINS for a in self._assignees):
             return self._handoff_outcome(fp, "already_assigned")
+        if not self._still_ours(fp):
+            return self._handoff_outcome(fp, "skipped_unverified", "the issue's author or header is not ours")
         prs = self.client.open_pr_references(number)
         if prs:
             return self._handoff_outcome(fp, "skipped_open_pr", f"open PR #{prs[0]} references the issue")
@@ -881,6 +972,23 @@ class GitHubSink:
             return self._handoff_outcome(fp, "not_assignable")
         logger.info("assigned issue #%s to the Copilot coding agent", number)
         return self._handoff_outcome(fp, "assigned")
+
+    def _do_data(self, item: OutboxItem, number: int | None) -> str:
+        """Rewrite the ``autoheal:data`` block (line 2) with the group's current facts for the gate."""
+        assert number is not None
+        row = self._refresh(item.fingerprint, number)
+        if row.state == "closed":
+            return "issue closed: data block left as it was"
+        if not self._still_ours(item.fingerprint):
+            return "the issue's author or header is not ours: data block not refreshed"
+        body = str(self._issue.get("body") or "")
+        new = replace_data(body, item.payload)
+        if new is None or new == body:
+            return "data block already current"
+        with self._write("edit"):
+            self.outbox.begin_attempt(item.id)
+            self.client.update_body(number, new)
+        return "data block refreshed"
 
     def _handoff_outcome(self, fp: str, outcome: str, note: str = "") -> str:
         self.outbox.update_issue(fp, handoff=outcome)

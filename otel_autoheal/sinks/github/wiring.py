@@ -79,6 +79,7 @@ def offline_status(config: object, env: Mapping[str, str] | None = None) -> dict
                            "last_error": _meta(outbox, "handoff_error")}
         info["fixes"] = {**outbox.fix_counts(), "verify_window": cfg.verify_window}
         info["paused"] = _meta(outbox, "paused")
+        info["identity"] = cfg.login or outbox.meta("github_login")
         info["last_error"] = _meta(outbox, "last_error")
     finally:
         store.close()
