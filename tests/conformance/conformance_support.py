@@ -263,12 +263,16 @@ def check_group(checks: Checks, issue: RenderedIssue, spec: GroupSpec, name: str
         checks.check(not any(in_app and library in line for in_app, line in frames),
                      f"{pre}library frame matching {library!r} marked in-app: {[l for a, l in frames if a and library in l]}")
 
-    stack = issue.stack_text() + "\n" + issue.title
+    stack = issue.section("Stack trace") + "\n" + issue.title
     shown = [o for o in spec.occurrences if o.marker in stack]
     if not checks.check(len(shown) == 1, f"{pre}expected the stack of exactly one of {[o.marker for o in spec.occurrences]}, "
                                         f"found {[o.marker for o in shown]}"):
         return
     occurrence = shown[0]
+    # The same exception reported a second way (a log bridge's error record) is not a related error.
+    related = issue.section("Related errors")
+    checks.check(occurrence.marker not in related,
+                 f"{pre}the failure itself is listed again as a related error: {related.strip()!r}")
     logs = issue.log_lines()
     position = -1
     for message, attributes in occurrence.logs:
