@@ -39,7 +39,8 @@ telemetrygen_version="v0.161.0"
 javaagent_version="2.31.0"
 annotations_version="2.31.1"
 slf4j_version="2.0.17"
-logback_version="1.5.18"
+logback_version="1.5.34"
+otel_api_version="1.58.0"
 
 setup_python() {
   # The app's own virtualenv, like a user's: its pins need not match the service's test tools.
@@ -98,7 +99,7 @@ setup_java() {
   # The agent and the jars the program compiles against, copied out of Maven's local repository;
   # then the program itself is compiled with javac.
   local dir="$cache/java" stamp="$cache/java.stamp" extra sum
-  extra="$javaagent_version $annotations_version $slf4j_version $logback_version $(javac -version 2>&1)"
+  extra="$javaagent_version $annotations_version $otel_api_version $slf4j_version $logback_version $(javac -version 2>&1)"
   sum="$(digest $(find "$apps/java/src" -name '*.java' | sort))"
   if current "$stamp" "$sum" && [[ -f "$dir/opentelemetry-javaagent.jar" && -d "$dir/classes" ]]; then
     log "java agent and program are current"; return
@@ -109,16 +110,15 @@ setup_java() {
   for artifact in \
     "io.opentelemetry.javaagent:opentelemetry-javaagent:$javaagent_version" \
     "io.opentelemetry.instrumentation:opentelemetry-instrumentation-annotations:$annotations_version" \
-    "io.opentelemetry:opentelemetry-api:1.55.0" \
-    "io.opentelemetry:opentelemetry-context:1.55.0" \
+    "io.opentelemetry:opentelemetry-api:$otel_api_version" \
+    "io.opentelemetry:opentelemetry-context:$otel_api_version" \
     "org.slf4j:slf4j-api:$slf4j_version" \
     "ch.qos.logback:logback-classic:$logback_version" \
     "ch.qos.logback:logback-core:$logback_version"; do
-    mvn -q -B dependency:copy -Dartifact="$artifact" -DoutputDirectory="$dir/lib" -Dmdep.stripVersion=true >&2
+    mvn -q -B -Dstyle.color=never dependency:copy -Dartifact="$artifact" -DoutputDirectory="$dir/lib" -Dmdep.stripVersion=true >&2
   done
   mv "$dir/lib/opentelemetry-javaagent.jar" "$dir/opentelemetry-javaagent.jar"
   javac -d "$dir/classes" -cp "$dir/lib/*" $(find "$apps/java/src" -name '*.java')
-  cp -r "$apps/java/resources/." "$dir/classes/"
   printf '%s\n' "$sum" >"$stamp"
 }
 

@@ -227,7 +227,7 @@ class GroupSpec:
     title_has: Sequence[str]
     culprit: str
     culprit_file: str
-    in_app: Sequence[str]
+    in_app: Sequence[tuple[str, str]]
     not_in_app: Sequence[str] = ()
     route: str = ""
     method: str = "GET"
@@ -256,9 +256,9 @@ def check_group(checks: Checks, issue: RenderedIssue, spec: GroupSpec, name: str
     checks.check(spec.culprit in where and spec.culprit_file in where,
                  f"{pre}Where is {where!r}, expected {spec.culprit!r} in {spec.culprit_file!r}")
     frames = issue.frames()
-    for function in spec.in_app:
-        checks.check(any(in_app and function in line for in_app, line in frames),
-                     f"{pre}frame {function!r} not marked in-app; in-app frames: {[l for a, l in frames if a]}")
+    for function, filename in spec.in_app:
+        checks.check(any(in_app and function in line and filename in line for in_app, line in frames),
+                     f"{pre}frame {function!r} ({filename}) not marked in-app; in-app frames: {[l for a, l in frames if a]}")
     for library in spec.not_in_app:
         checks.check(not any(in_app and library in line for in_app, line in frames),
                      f"{pre}library frame matching {library!r} marked in-app: {[l for a, l in frames if a and library in l]}")
