@@ -34,6 +34,7 @@ __all__ = [
     "check_groups",
     "otel_env",
     "require",
+    "wait_for_groups",
 ]
 
 HERE = Path(__file__).resolve().parent
@@ -125,6 +126,16 @@ class ProducerApp:
         if self.proc.stdout:
             self.proc.stdout.close()
         self._log.close()
+
+
+def wait_for_groups(autoheal: Any, app: ProducerApp, occurrences: int, timeout: float = 120) -> list[dict[str, Any]]:
+    """Wait until the groups hold ``occurrences`` in all; on timeout show what the app and service said."""
+    try:
+        return autoheal.wait_for_issues(  # type: ignore[no-any-return]
+            lambda found: sum(i["count"] for i in found) >= occurrences, timeout=timeout)
+    except AssertionError as error:
+        raise AssertionError(f"{error}\n--- app output ---\n{app.output()[-3000:]}\n--- service log ---\n"
+                             f"{autoheal.log_text()[-2000:]}") from None
 
 
 class Checks:

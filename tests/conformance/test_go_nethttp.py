@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from conformance_support import CACHE, HERE, GroupSpec, Occurrence, ProducerApp, check_groups, otel_env, require
+from conformance_support import (
+    CACHE, HERE, GroupSpec, Occurrence, ProducerApp, check_groups, otel_env, require, wait_for_groups,
+)
 
 PRICE_INPUTS = [("A-100", "12,50"), ("B-200", "free"), ("C-300", "7.5.0")]
 # Frames every Go stack recorded by the SDK starts with, and the server's own: never the culprit.
@@ -65,6 +67,5 @@ def test_go_service_with_otelhttp_and_slog(autoheal_factory: Callable[..., objec
     autoheal = autoheal_factory()
     app = producer([str(binary)], otel_env("shop-go", protocol, autoheal), HERE / "go")
     drive(app)
-    issues = autoheal.wait_for_issues(  # type: ignore[attr-defined]
-        lambda found: sorted(i["count"] for i in found) == [1, 3] or sum(i["count"] for i in found) >= 4, timeout=120)
+    issues = wait_for_groups(autoheal, app, 4)
     check_groups(issues, go_specs())

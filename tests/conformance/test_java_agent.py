@@ -6,7 +6,9 @@ import shutil
 from collections.abc import Callable
 
 import pytest
-from conformance_support import CACHE, HERE, GroupSpec, Occurrence, ProducerApp, check_groups, otel_env, require
+from conformance_support import (
+    CACHE, HERE, GroupSpec, Occurrence, ProducerApp, check_groups, otel_env, require, wait_for_groups,
+)
 
 PRICE_INPUTS = [("A-100", "12,50"), ("B-200", "free"), ("C-300", "9EUR")]
 # The agent's own frames and the JDK server's dispatch: never part of the key or the culprit.
@@ -73,6 +75,5 @@ def test_java_agent_with_withspan_and_logback(autoheal_factory: Callable[..., ob
     classpath = f"{java_dir / 'classes'}:{java_dir / 'lib'}/*"
     app = producer([java, f"-javaagent:{agent}", "-cp", classpath, "shop.Shop"], env, HERE / "java")
     drive(app)
-    issues = autoheal.wait_for_issues(  # type: ignore[attr-defined]
-        lambda found: sorted(i["count"] for i in found) == [1, 3] or sum(i["count"] for i in found) >= 4, timeout=120)
+    issues = wait_for_groups(autoheal, app, 4)
     check_groups(issues, java_specs())

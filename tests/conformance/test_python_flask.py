@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from conformance_support import CACHE, HERE, GroupSpec, Occurrence, ProducerApp, check_groups, otel_env, require
+from conformance_support import (
+    CACHE, HERE, GroupSpec, Occurrence, ProducerApp, check_groups, otel_env, require, wait_for_groups,
+)
 
 APP_DIR = HERE / "python"
 
@@ -66,6 +68,5 @@ def test_flask_under_opentelemetry_instrument(autoheal_factory: Callable[..., ob
                    PYTHONPATH=str(APP_DIR))
     app = producer([str(venv / "opentelemetry-instrument"), str(venv / "python"), "-m", "shop.app"], env, APP_DIR)
     drive(app)
-    issues = autoheal.wait_for_issues(  # type: ignore[attr-defined]
-        lambda found: sorted(i["count"] for i in found) == [1, 3] or sum(i["count"] for i in found) >= 4, timeout=120)
+    issues = wait_for_groups(autoheal, app, 4)
     check_groups(issues, python_specs())
