@@ -14,6 +14,7 @@ import signal
 import subprocess
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ __all__ = [
     "CACHE",
     "HERE",
     "REPO",
+    "TRACE_WAIT",
     "Checks",
     "GroupSpec",
     "Occurrence",
@@ -41,6 +43,11 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 #: Where scripts/setup_conformance.sh installs what the apps need (outside the work tree).
 CACHE = Path(os.environ.get("AUTOHEAL_CONFORMANCE_CACHE", Path.home() / ".cache" / "otel-autoheal" / "conformance"))
+
+
+#: The service's default trace wait: the apps export spans and logs in separate batches, and on a
+#: loaded 2-core machine they can arrive more than the fixture's short 0.5 s apart.
+TRACE_WAIT = 3.0
 
 
 def require(path: Path, what: str) -> Path:
@@ -310,7 +317,8 @@ def check_group(checks: Checks, issue: RenderedIssue, spec: GroupSpec, name: str
         checks.check(spec.culprit_file in context["code.file.path"],
                      f"{pre}context names a location other than the culprit: code.file.path={context['code.file.path']!r}")
     if occurrence.query:
-        checks.check(any(occurrence.query in context.get(k, "") for k in _QUERY_KEYS),
+        # SDKs differ in percent-encoding the query (Node sends "12%2C50"): compare decoded.
+        checks.check(any(occurrence.query in urllib.parse.unquote(context.get(k, "")) for k in _QUERY_KEYS),
                      f"{pre}query {occurrence.query!r} not in context {context}")
 
 

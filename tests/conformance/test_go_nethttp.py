@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 from conformance_support import (
-    CACHE, HERE, GroupSpec, Occurrence, ProducerApp, check_groups, otel_env, require, wait_for_groups,
+    CACHE, GroupSpec, HERE, Occurrence, ProducerApp, TRACE_WAIT, check_groups, otel_env, require, wait_for_groups,
 )
 
 PRICE_INPUTS = [("A-100", "12,50"), ("B-200", "free"), ("C-300", "7.5.0")]
@@ -19,8 +19,8 @@ def go_specs() -> dict[str, GroupSpec]:
     price = GroupSpec(
         count=3,
         occurrences=[
-            Occurrence(f'"{raw}"', [("loading cart", {"sku": sku}), ("parsing price", {"raw_price": raw})],
-                       query=f"price={raw}")
+            # otelhttp v0.72 records url.path but not url.query on server spans: no query to expect.
+            Occurrence(f'"{raw}"', [("loading cart", {"sku": sku}), ("parsing price", {"raw_price": raw})])
             for sku, raw in PRICE_INPUTS
         ],
         title_has=["invalid syntax"],
@@ -35,7 +35,7 @@ def go_specs() -> dict[str, GroupSpec]:
     zone = GroupSpec(
         count=1,
         occurrences=[Occurrence("ZZ", [("shipping order", {"country": "ZZ"}),
-                                       ("looking up shipping zone", {"country": "ZZ"})], query="country=ZZ")],
+                                       ("looking up shipping zone", {"country": "ZZ"})])],
         title_has=["ZoneError", "no shipping zone for country ZZ"],
         culprit="Ship",
         culprit_file="internal/cart/handlers.go",
@@ -64,7 +64,7 @@ def test_go_service_with_otelhttp_and_slog(autoheal_factory: Callable[..., objec
                                            build: str, protocol: str) -> None:
     """A cmd/+internal/ Go service, plain and -trimpath builds, over gRPC and HTTP: two well-formed issues."""
     binary = require(CACHE / "go" / "current" / build, f"the Go app build {build!r}")
-    autoheal = autoheal_factory()
+    autoheal = autoheal_factory(trace_wait=TRACE_WAIT)
     app = producer([str(binary)], otel_env("shop-go", protocol, autoheal), HERE / "go")
     drive(app)
     issues = wait_for_groups(autoheal, app, 4)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 from conformance_support import (
-    CACHE, HERE, GroupSpec, Occurrence, ProducerApp, check_groups, otel_env, require, wait_for_groups,
+    CACHE, GroupSpec, HERE, Occurrence, ProducerApp, TRACE_WAIT, check_groups, otel_env, require, wait_for_groups,
 )
 
 PRICE_INPUTS = [("A-100", "12,50"), ("B-200", "free"), ("C-300", "9EUR")]
@@ -69,7 +69,7 @@ def test_java_agent_with_withspan_and_logback(autoheal_factory: Callable[..., ob
     require(java_dir / "classes" / "shop" / "Shop.class", "the compiled Java program")
     java = shutil.which("java")
     assert java, "a JDK (17+) must be on PATH"
-    autoheal = autoheal_factory()
+    autoheal = autoheal_factory(trace_wait=TRACE_WAIT)
     env = otel_env("shop-java", protocol, autoheal,
                    OTEL_INSTRUMENTATION_LOGBACK_APPENDER_EXPERIMENTAL_CAPTURE_KEY_VALUE_PAIR_ATTRIBUTES="true")
     classpath = f"{java_dir / 'classes'}:{java_dir / 'lib'}/*"

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 from conformance_support import (
-    HERE, GroupSpec, Occurrence, ProducerApp, check_groups, otel_env, require, wait_for_groups,
+    GroupSpec, HERE, Occurrence, ProducerApp, TRACE_WAIT, check_groups, otel_env, require, wait_for_groups,
 )
 
 APP_DIR = HERE / "node"
@@ -66,7 +66,7 @@ def test_express_with_sdk_node_auto_instrumentations(autoheal_factory: Callable[
     require(APP_DIR / "node_modules" / "@opentelemetry" / "auto-instrumentations-node", "the Node app's packages")
     node = shutil.which("node")
     assert node, "Node 20+ must be on PATH"
-    autoheal = autoheal_factory()
+    autoheal = autoheal_factory(trace_wait=TRACE_WAIT)
     # Only what the app uses, so a start on a 2-core machine stays quick (documented OTEL_* variable).
     env = otel_env("shop-node", protocol, autoheal, OTEL_NODE_ENABLED_INSTRUMENTATIONS="http,express,pino")
     app = producer([node, "--require", "@opentelemetry/auto-instrumentations-node/register", "app.js"], env, APP_DIR)

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 from conformance_support import (
-    CACHE, HERE, GroupSpec, Occurrence, ProducerApp, check_groups, otel_env, require, wait_for_groups,
+    CACHE, GroupSpec, HERE, Occurrence, ProducerApp, TRACE_WAIT, check_groups, otel_env, require, wait_for_groups,
 )
 
 APP_DIR = HERE / "python"
@@ -63,7 +63,7 @@ def test_flask_under_opentelemetry_instrument(autoheal_factory: Callable[..., ob
                                               protocol: str) -> None:
     """Flask + opentelemetry-instrument sending OTLP straight to the service: two well-formed issues."""
     venv = require(CACHE / "python-venv" / "bin", "the Python app's virtualenv")
-    autoheal = autoheal_factory()
+    autoheal = autoheal_factory(trace_wait=TRACE_WAIT)
     env = otel_env("shop-flask", protocol, autoheal, OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED="true",
                    PYTHONPATH=str(APP_DIR))
     app = producer([str(venv / "opentelemetry-instrument"), str(venv / "python"), "-m", "shop.app"], env, APP_DIR)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conformance_support import CACHE, Checks, RenderedIssue, require
+from conformance_support import CACHE, TRACE_WAIT, Checks, RenderedIssue, require
 
 TELEMETRYGEN = CACHE / "bin" / "telemetrygen-v0.161.0"
 
@@ -26,7 +26,7 @@ def telemetrygen(autoheal: Any, protocol: str, *args: str) -> None:
 @pytest.mark.parametrize("protocol", ["grpc", "http"])
 def test_telemetrygen_error_spans_and_logs(autoheal_factory: Callable[..., Any], protocol: str) -> None:
     """Error spans without exceptions and exception logs become one group per cause with exact counts."""
-    autoheal = autoheal_factory()
+    autoheal = autoheal_factory(trace_wait=TRACE_WAIT)
     telemetrygen(autoheal, protocol, "traces", "--traces", "3", "--status-code", "Error", "--service", "tg-checkout")
     telemetrygen(autoheal, protocol, "traces", "--traces", "1", "--status-code", "Error", "--service", "tg-inventory")
     telemetrygen(autoheal, protocol, "logs", "--logs", "3", "--severity-text", "ERROR", "--severity-number", "17",
