@@ -71,7 +71,9 @@ def test_java_agent_with_withspan_and_logback(autoheal_factory: Callable[..., ob
     assert java, "a JDK (17+) must be on PATH"
     autoheal = autoheal_factory(trace_wait=TRACE_WAIT)
     env = otel_env("shop-java", protocol, autoheal,
-                   OTEL_INSTRUMENTATION_LOGBACK_APPENDER_EXPERIMENTAL_CAPTURE_KEY_VALUE_PAIR_ATTRIBUTES="true")
+                   OTEL_INSTRUMENTATION_LOGBACK_APPENDER_EXPERIMENTAL_CAPTURE_KEY_VALUE_PAIR_ATTRIBUTES="true",
+                   # Never probe cloud metadata addresses off this machine.
+                   OTEL_RESOURCE_PROVIDERS_AWS_ENABLED="false", OTEL_RESOURCE_PROVIDERS_GCP_ENABLED="false")
     classpath = f"{java_dir / 'classes'}:{java_dir / 'lib'}/*"
     app = producer([java, f"-javaagent:{agent}", "-cp", classpath, "shop.Shop"], env, HERE / "java")
     drive(app)

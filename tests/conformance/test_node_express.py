@@ -68,7 +68,10 @@ def test_express_with_sdk_node_auto_instrumentations(autoheal_factory: Callable[
     assert node, "Node 20+ must be on PATH"
     autoheal = autoheal_factory(trace_wait=TRACE_WAIT)
     # Only what the app uses, so a start on a 2-core machine stays quick (documented OTEL_* variable).
-    env = otel_env("shop-node", protocol, autoheal, OTEL_NODE_ENABLED_INSTRUMENTATIONS="http,express,pino")
+    # Local resource detectors only: the default set includes cloud detectors that probe metadata
+    # addresses off this machine.
+    env = otel_env("shop-node", protocol, autoheal, OTEL_NODE_ENABLED_INSTRUMENTATIONS="http,express,pino",
+                   OTEL_NODE_RESOURCE_DETECTORS="env,host,os,process,serviceinstance")
     app = producer([node, "--require", "@opentelemetry/auto-instrumentations-node/register", "app.js"], env, APP_DIR)
     drive(app)
     issues = wait_for_groups(autoheal, app, 4)
