@@ -35,12 +35,6 @@ timed() { # name command... : run, then log how long it took
 
 # telemetrygen: the collector modules of this repo are at v0.161.0 (collector-config/).
 telemetrygen_version="v0.161.0"
-# The Java agent and the annotations it honours, from Maven Central.
-javaagent_version="2.31.0"
-annotations_version="2.31.1"
-slf4j_version="2.0.17"
-logback_version="1.5.34"
-otel_api_version="1.58.0"
 
 setup_python() {
   # The app's own virtualenv, like a user's: its pins need not match the service's test tools.
@@ -96,29 +90,21 @@ setup_telemetrygen() {
 }
 
 setup_java() {
-  # The agent and the jars the program compiles against, copied out of Maven's local repository;
-  # then the program itself is compiled with javac.
-  local dir="$cache/java" stamp="$cache/java.stamp" extra sum
-  extra="$javaagent_version $annotations_version $otel_api_version $slf4j_version $logback_version $(javac -version 2>&1)"
-  sum="$(digest $(find "$apps/java/src" -name '*.java' | sort))"
+  # The agent and the jars the program compiles against (pinned in java/pom.xml, from Maven
+  # Central, resolved transitively in one Maven run), then the program itself, compiled by javac.
+  local dir="$cache/java" stamp="$cache/java.stamp" extra sum out
+  extra="$(javac -version 2>&1)"
+  sum="$(digest "$apps/java/pom.xml" $(find "$apps/java/src" -name '*.java' | sort))"
   if current "$stamp" "$sum" && [[ -f "$dir/opentelemetry-javaagent.jar" && -d "$dir/classes" ]]; then
     log "java agent and program are current"; return
   fi
   rm -rf "$dir"
   mkdir -p "$dir/lib" "$dir/classes"
-  local artifact
-  for artifact in \
-    "io.opentelemetry.javaagent:opentelemetry-javaagent:$javaagent_version" \
-    "io.opentelemetry.instrumentation:opentelemetry-instrumentation-annotations:$annotations_version" \
-    "io.opentelemetry:opentelemetry-api:$otel_api_version" \
-    "io.opentelemetry:opentelemetry-context:$otel_api_version" \
-    "org.slf4j:slf4j-api:$slf4j_version" \
-    "ch.qos.logback:logback-classic:$logback_version" \
-    "ch.qos.logback:logback-core:$logback_version"; do
-    mvn -q -B -Dstyle.color=never dependency:copy -Dartifact="$artifact" -DoutputDirectory="$dir/lib" -Dmdep.stripVersion=true >&2
-  done
+  # Maven prints colour resets even with -q: show its output only when it fails.
+  out="$(mvn -q -B -f "$apps/java/pom.xml" dependency:copy-dependencies -DoutputDirectory="$dir/lib" \
+    -Dmdep.stripVersion=true 2>&1)" || { printf '%s\n' "$out" >&2; return 1; }
   mv "$dir/lib/opentelemetry-javaagent.jar" "$dir/opentelemetry-javaagent.jar"
-  javac -d "$dir/classes" -cp "$dir/lib/*" $(find "$apps/java/src" -name '*.java')
+  javac -d "$dir/classes" -cp "$dir/lib/*" $(find "$apps/java/src" -name '*.java' | sort)
   printf '%s\n' "$sum" >"$stamp"
 }
 

@@ -44,8 +44,6 @@ def test_telemetrygen_error_spans_and_logs(autoheal_factory: Callable[..., Any],
     # Nothing varies across the three traces (telemetrygen names every server span okey-dokey-0).
     checks.check("okey-dokey-0 failed" in spans.title, f"span group title {spans.title!r} masks a constant span name")
     checks.check(spans.context().get("span", "").startswith("okey-dokey-0"), f"span context {spans.context()}")
-    checks.check("lets-go" in spans.section("Related errors"),
-                 "the failing client span of the same trace is not shown as related")
     logs = by_service["tg-payments"]
     checks.check(logs.title == "[autoheal] GatewayTimeout: payment gateway timed out", f"log group title {logs.title!r}")
     checks.raise_if_failed("\n\n".join(f"{i.title}\n{i.body}" for i in by_service.values()))
