@@ -76,6 +76,8 @@ setup_go() {
   mv -f "$out/shop.tmp" "$out/shop"
   mv -f "$out/shop-trimpath.tmp" "$out/shop-trimpath"
   ln -sfn "$out" "$cache/go/current"
+  # Builds of older sources are never used again.
+  find "$cache/go" -mindepth 1 -maxdepth 1 -type d ! -name "$sum" -exec rm -rf {} +
 }
 
 setup_telemetrygen() {
