@@ -46,6 +46,9 @@ if [ ! -d "$ROOT/tests/collector/node_modules" ]; then
   npm ci --prefix "$ROOT/tests/collector" --no-audit --no-fund --loglevel=error
 fi
 
+# The conformance suite's producer apps (Python, Node, Go, Java, telemetrygen), cached.
+bash "$ROOT/scripts/setup_conformance.sh"
+
 # Headless Chromium from Debian for the browser tests (test tools may not download browsers here).
 if [ ! -x "${AUTOHEAL_CHROMIUM:-/usr/bin/chromium}" ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

@@ -1,0 +1,1 @@
+"""A small shop service: the Python producer of the conformance suite."""

@@ -1,0 +1,72 @@
+"""Python producer: a Flask app under ``opentelemetry-instrument`` with the logging auto-instrumentation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from conformance_support import (
+    CACHE, GroupSpec, HERE, Occurrence, ProducerApp, TRACE_WAIT, check_groups, otel_env, require, wait_for_groups,
+)
+
+APP_DIR = HERE / "python"
+
+PRICE_INPUTS = [("A-100", "12,50"), ("B-200", "free"), ("C-300", "7.5.0")]
+
+
+def python_specs() -> dict[str, GroupSpec]:
+    """The two bugs of the Flask shop as a person reading the issues expects them."""
+    price = GroupSpec(
+        count=3,
+        occurrences=[
+            Occurrence(f"'{raw}'", [("loading cart", {"sku": sku}), ("parsing price", {"raw_price": raw})],
+                       query=f"price={raw}")
+            for sku, raw in PRICE_INPUTS
+        ],
+        title_has=["ValueError", "could not convert string to float"],
+        title_lacks=[raw for _, raw in PRICE_INPUTS],
+        culprit="parse_price",
+        culprit_file="shop/pricing.py",
+        in_app=[("parse_price", "shop/pricing.py"), ("checkout", "shop/app.py")],
+        not_in_app=["flask/app.py", "werkzeug/"],
+        route="/checkout",
+        foreign_logs=["health check ok", "OK-1", "ZZ"],
+    )
+    zone = GroupSpec(
+        count=1,
+        occurrences=[Occurrence("'ZZ'", [("shipping order", {"country": "ZZ"}),
+                                         ("looking up shipping zone", {"country": "ZZ"})], query="country=ZZ")],
+        title_has=["KeyError", "'ZZ'", "zone_for"],
+        culprit="zone_for",
+        culprit_file="shop/shipping.py",
+        in_app=[("zone_for", "shop/shipping.py"), ("ship", "shop/app.py")],
+        not_in_app=["flask/app.py", "werkzeug/"],
+        route="/ship",
+        foreign_logs=["health check ok", "A-100", "B-200", "C-300", "OK-1"],
+    )
+    return {"price": price, "zone": zone}
+
+
+def drive(app: ProducerApp) -> None:
+    """Three failures of one bug on different inputs, successes in between, one other bug."""
+    sku, raw = PRICE_INPUTS[0]
+    assert app.get(f"/checkout?sku={sku}&price={raw}") == 500
+    assert app.get("/health") == 200
+    for sku, raw in PRICE_INPUTS[1:]:
+        assert app.get(f"/checkout?sku={sku}&price={raw}") == 500
+    assert app.get("/checkout?sku=OK-1&price=3.25") == 200
+    assert app.get("/ship?country=ZZ") == 500
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
+def test_flask_under_opentelemetry_instrument(autoheal_factory: Callable[..., object], producer: Callable[..., ProducerApp],
+                                              protocol: str) -> None:
+    """Flask + opentelemetry-instrument sending OTLP straight to the service: two well-formed issues."""
+    venv = require(CACHE / "python-venv" / "bin", "the Python app's virtualenv")
+    autoheal = autoheal_factory(trace_wait=TRACE_WAIT)
+    env = otel_env("shop-flask", protocol, autoheal, OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED="true",
+                   PYTHONPATH=str(APP_DIR))
+    app = producer([str(venv / "opentelemetry-instrument"), str(venv / "python"), "-m", "shop.app"], env, APP_DIR)
+    drive(app)
+    issues = wait_for_groups(autoheal, app, 4)
+    check_groups(issues, python_specs())
