@@ -69,6 +69,16 @@ class Config:
     max_records_per_trace: int = 5_000
     #: Largest request body accepted, before and after decompression, in bytes. Default: 8 MiB.
     max_request_bytes: int = 8 * 1024 * 1024
+    #: Estimated bytes one trace may hold while it is assembled; beyond it ordinary records are
+    #: dropped and errors kept with long values truncated (a trace whose errors alone reach it is
+    #: processed at once, later parts merged as late data). Default: 4 MiB.
+    max_trace_bytes: int = 4 * 1024 * 1024
+    #: Estimated bytes held in total: traces being assembled or waiting for the pipeline, trace-less
+    #: logs (up to 1/8) and the recent-trace cache for late data (up to 1/4). Beyond it the oldest
+    #: traces are processed early; when finished traces alone fill it, receivers answer 503/UNAVAILABLE.
+    #: With the other defaults this keeps the service's peak RSS at or below 300 MB (README,
+    #: "Limits"). Default: 64 MiB.
+    max_held_bytes: int = 64 * 1024 * 1024
     #: Log records shown before each exception. Default: 50.
     preceding_logs: int = 50
     #: Without logs in the trace, use trace-less logs of the same service.instance.id this many
@@ -184,11 +194,15 @@ def _validate(config: Config) -> Config:
     positive = {
         "trace_wait": config.trace_wait, "max_traces": config.max_traces,
         "max_records_per_trace": config.max_records_per_trace, "max_request_bytes": config.max_request_bytes,
-        "max_pending_traces": config.max_pending_traces,
+        "max_pending_traces": config.max_pending_traces, "max_trace_bytes": config.max_trace_bytes,
+        "max_held_bytes": config.max_held_bytes,
     }
     for key, value in positive.items():
         if value <= 0:
             raise ConfigError(key, f"must be greater than 0, got {value}")
+    if config.max_trace_bytes > config.max_held_bytes:
+        raise ConfigError("max_trace_bytes", f"must not exceed max_held_bytes ({config.max_held_bytes}), "
+                                             f"got {config.max_trace_bytes}")
     if config.preceding_logs < 0:
         raise ConfigError("preceding_logs", "must be 0 or more")
     if config.fallback_log_window < 0:
