@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import islice
 
 from otel_autoheal.assemble import Assembler
 from otel_autoheal.metrics import Metrics
@@ -38,7 +39,7 @@ def _may_fail(body: bytes, content_type: str) -> bool:
 #: Request bodies decoded at once, in multiples of ``max_request_bytes``: decoding holds a body
 #: about three times over (parsed message, decoded records, journal entries), so this bounds the
 #: memory of decoding whatever the number of receiver threads (README, "Limits").
-DECODE_BUDGET_REQUESTS = 2
+DECODE_BUDGET_REQUESTS = 1
 
 
 class _ByteBudget:
@@ -62,6 +63,10 @@ class _ByteBudget:
             with self._cond:
                 self._used -= size
                 self._cond.notify_all()
+
+
+#: Log records decoded and handed to the assembler at a time.
+LOG_SLICE = 1_000
 
 
 @dataclass(frozen=True)
@@ -112,12 +117,18 @@ class Intake:
     def logs(self, body: bytes, content_type: str) -> IntakeResult:
         """Decode and accept a logs export (raises ``OTLPDecodeError`` / ``Overloaded``)."""
         self.assembler.check_capacity()
+        accepted = 0
+        entries: list[tuple[str, str, str]] = []
         with self._decoding.hold(len(body)):
-            records = list(iter_logs(decode_logs(body, content_type)))
-            accepted = self.assembler.add_logs(records)
-            journaled = records if self.journal is not None else []
-            entries = [(r.trace_id, "log", journal_payload(r)) for r in journaled if r.has_exception]
-            del records, journaled
+            records = iter_logs(decode_logs(body, content_type))
+            # In slices, so that records beyond the assembler's bounds are dropped as they are
+            # decoded instead of all being materialised first (a request of tiny records would
+            # otherwise expand to many times its size).
+            while batch := list(islice(records, LOG_SLICE)):
+                accepted += self.assembler.add_logs(batch)
+                if self.journal is not None:
+                    entries += [(r.trace_id, "log", journal_payload(r)) for r in batch if r.has_exception]
+                del batch
         if self.journal is not None:
             self.journal.add(entries)
         self.metrics.inc("autoheal_logs_received_total", accepted)
