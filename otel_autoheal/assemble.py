@@ -209,22 +209,22 @@ class Assembler:
     def _enforce_bound(self, pending: _Pending) -> None:
         """Drop the newest parent links of a trace beyond its count and byte bounds; failed spans stay."""
         excess = pending.records - self._max_records
-        if excess > 0:
-            self._drop_links(pending, excess)
-            self._dropped(excess)
+        if excess > 0 and pending.links:
+            self._dropped(self._drop_links(pending, excess))
         over = pending.bytes - self._max_trace_bytes
         # A trace whose errors alone are over the bound is split (see _split_overfull) with its
         # links, which folding needs; otherwise the newest links make room.
         if over > 0 and pending.links and not (pending.has_error and pending.record_bytes > self._max_trace_bytes):
-            count = min(len(pending.links), -(-over // LINK_BYTES))
-            self._drop_links(pending, count)
-            self._dropped_bytes(count)
+            self._dropped_bytes(self._drop_links(pending, -(-over // LINK_BYTES)))
         self._recount(pending)
 
     @staticmethod
-    def _drop_links(pending: _Pending, count: int) -> None:
-        for key in list(pending.links)[-count:]:
+    def _drop_links(pending: _Pending, count: int) -> int:
+        """Drop the ``count`` newest parent links (fewer if there are fewer); returns how many."""
+        victims = list(pending.links)[-count:] if count > 0 else []
+        for key in victims:
             del pending.links[key]
+        return len(victims)
 
     def _recount(self, pending: _Pending) -> None:
         size = pending.bytes

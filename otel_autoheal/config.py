@@ -76,8 +76,10 @@ class Config:
     #: Estimated bytes held in total: traces being assembled or waiting for the pipeline, trace-less
     #: logs (up to 1/8) and the recent-trace cache for late data (up to 1/4). Beyond it the oldest
     #: traces are processed early; when finished traces alone fill it, receivers answer 503/UNAVAILABLE.
-    #: With the other defaults this keeps the service's peak RSS at or below 300 MB (README,
-    #: "Limits"). Default: 64 MiB.
+    #: Peak RSS at the defaults ≈ 60 MB (interpreter, grpcio, protobuf, SQLite) + this (≈ 80 MB
+    #: with allocator slack) + one 8 MiB request being decoded (≈ 25 MB) + one trace in the pipeline
+    #: (≤ 8 MiB) ≈ 175 MB, leaving ≈ 125 MB for request bodies in flight (README, "Memory").
+    #: Default: 64 MiB.
     max_held_bytes: int = 64 * 1024 * 1024
     #: Log records shown before each exception. Default: 50.
     preceding_logs: int = 50
