@@ -128,6 +128,8 @@ class Assembler:
         self._pending_bytes = 0
         self._ready_bytes = 0
         self._orphan_bytes = 0
+        #: An error was admitted beyond ``max_trace_bytes`` during the current call.
+        self._overfull = False
         #: Setting → last time a warning naming it was logged (at most one a minute each).
         self._warned: dict[str, float] = {}
         metrics.gauge("autoheal_traces_held", "Traces currently held by the assembler.", lambda: len(self._traces))
@@ -208,6 +210,12 @@ class Assembler:
 
     def _enforce_bound(self, pending: _Pending) -> None:
         """Drop the newest parent links of a trace beyond its count and byte bounds; failed spans stay."""
+        links = len(pending.links)
+        size = pending.record_bytes + links * LINK_BYTES
+        if size <= self._max_trace_bytes and links + len(pending.data.spans) + len(pending.data.logs) <= self._max_records:
+            self._pending_bytes += size - pending.counted  # the common case, on the hot path
+            pending.counted = size
+            return
         excess = pending.records - self._max_records
         if excess > 0 and pending.links:
             self._dropped(self._drop_links(pending, excess))
@@ -241,6 +249,7 @@ class Assembler:
                 record = truncate_log(record)
                 size = log_bytes(record)
             self._metrics.inc("autoheal_trace_bytes_truncated_total")
+            self._overfull = True
             self._warn("max_trace_bytes", "a trace reached max_trace_bytes=%d: ordinary records are dropped and "
                        "errors kept with long values truncated", self._max_trace_bytes)
         pending.record_bytes += size
@@ -261,6 +270,9 @@ class Assembler:
 
         Data arriving for it later starts a new part, which the pipeline merges as late data.
         """
+        if not self._overfull:
+            return
+        self._overfull = False
         for pending in touched:
             if pending.bytes > self._max_trace_bytes and pending.has_error:
                 if self._traces.get(pending.key) is pending:
