@@ -5,8 +5,13 @@ Contract:
 - A trace is handed to ``on_trace`` (from the assembler's own thread) once no data arrived for
   it during ``trace_wait`` seconds, or early when ``max_traces`` forces an eviction. Traces with
   no error are dropped at that point without reaching ``on_trace``.
-- Memory is bounded by ``max_traces`` x ``max_records_per_trace`` plus the trace-less log ring.
-  Records beyond the per-trace bound are dropped, except error spans and exception logs.
+- Memory is bounded in count (``max_traces``, ``max_records_per_trace``) and in estimated bytes
+  (``sizes.py``): a trace holds at most ``max_trace_bytes`` (ordinary records beyond it are
+  dropped; errors are kept with their long values truncated, and a trace whose errors alone
+  reach the bound is processed at once, later data merging as late data); everything held —
+  traces waiting, finished traces not yet processed, the trace-less log ring and the pipeline's
+  recent-trace cache (``other_held``) — stays within ``max_held_bytes``, the oldest traces being
+  processed early beyond it. When even finished traces fill it, receivers are told to retry.
 """
 
 from __future__ import annotations
@@ -17,11 +22,13 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from otel_autoheal.extract import TraceData
 from otel_autoheal.metrics import Metrics
 from otel_autoheal.otlp import STATUS_CODE_ERROR, LogData, SpanData, attributes_to_dict, error_span, light_span
+from otel_autoheal.config import Config
+from otel_autoheal.sizes import LIGHT_SPAN_BYTES, LINK_BYTES, log_bytes, span_bytes, truncate_log, truncate_span, value_bytes
 
 __all__ = ["Assembler", "Overloaded"]
 
@@ -31,6 +38,14 @@ _ZERO_TRACE = bytes(16)
 
 #: Trace-less log records kept for the service.instance.id fallback.
 ORPHAN_LOG_RING = 5_000
+#: Share of ``max_held_bytes`` the trace-less log ring may use (1/8).
+ORPHAN_SHARE = 8
+#: A trace-less log larger than this is truncated before it enters the ring: only its first
+#: 4,000 characters are ever shown.
+ORPHAN_LOG_BYTES = 8_192
+
+
+_Record = TypeVar("_Record", SpanData, LogData)
 
 
 class Overloaded(Exception):
@@ -44,20 +59,34 @@ class _Pending:
     has_error: bool = False
     #: span id → parent span id (raw bytes) of spans that did not fail.
     links: dict[bytes, bytes] = field(default_factory=dict)
+    #: Estimated bytes of the failed spans, logs and resources held (links are counted apart).
+    record_bytes: int = 0
+    #: What this trace adds to the assembler's held bytes, as last counted.
+    counted: int = 0
+    #: Its key in the assembler (the trace id, or ``orphan-N`` for a trace-less exception log).
+    key: str = ""
 
     @property
     def records(self) -> int:
         return len(self.links) + len(self.data.spans) + len(self.data.logs)
 
+    @property
+    def bytes(self) -> int:
+        return self.record_bytes + len(self.links) * LINK_BYTES
 
-def _finish(pending: _Pending) -> TraceData:
-    """Materialise the parent links of spans that did not fail, for root-cause folding."""
+
+def _finish(pending: _Pending) -> tuple[TraceData, int]:
+    """Materialise the parent links of spans that did not fail, for root-cause folding.
+
+    Returns the trace and its estimated bytes as a finished trace (light spans cost more than links).
+    """
     spans = pending.data.spans
+    size = pending.record_bytes + len(pending.links) * LIGHT_SPAN_BYTES
     for span_id, parent in pending.links.items():
         light = light_span(pending.data.trace_id, span_id, parent)
         spans.setdefault(light.span_id, light)
     pending.links = {}
-    return pending.data
+    return pending.data, size
 
 
 class Assembler:
@@ -71,34 +100,59 @@ class Assembler:
         max_records_per_trace: int,
         max_pending: int,
         metrics: Metrics,
+        max_trace_bytes: int = Config.max_trace_bytes,
+        max_held_bytes: int = Config.max_held_bytes,
+        other_held: Callable[[], int] = lambda: 0,
     ) -> None:
         self._on_trace = on_trace
         self._trace_wait = trace_wait
         self._max_traces = max_traces
         self._max_records = max_records_per_trace
         self._max_pending = max_pending
+        self._max_trace_bytes = max_trace_bytes
+        self._max_held_bytes = max_held_bytes
+        self._max_orphan_bytes = max_held_bytes // ORPHAN_SHARE
+        #: Bytes held elsewhere that count against ``max_held_bytes`` (the pipeline's recent traces).
+        self._other_held = other_held
         self._metrics = metrics
         self._lock = threading.Lock()
         self._traces: OrderedDict[str, _Pending] = OrderedDict()
-        self._orphan_logs: deque[LogData] = deque(maxlen=ORPHAN_LOG_RING)
+        self._orphan_logs: deque[tuple[LogData, int]] = deque()
         self._orphan_seq = 0
-        self._ready: deque[TraceData] = deque()
+        self._ready: deque[tuple[TraceData, int]] = deque()
         self._wake = threading.Condition(self._lock)
         self._stop = False
         self._busy = False
         self._thread = threading.Thread(target=self._run, name="autoheal-assembler", daemon=True)
-        self._warned_evict = 0.0
-        self._warned_drop = 0.0
+        #: Estimated bytes held: traces being assembled, finished traces waiting, trace-less logs.
+        self._pending_bytes = 0
+        self._ready_bytes = 0
+        self._orphan_bytes = 0
+        #: An error was admitted beyond ``max_trace_bytes`` during the current call.
+        self._overfull = False
+        #: Setting → last time a warning naming it was logged (at most one a minute each).
+        self._warned: dict[str, float] = {}
         metrics.gauge("autoheal_traces_held", "Traces currently held by the assembler.", lambda: len(self._traces))
         metrics.gauge("autoheal_traces_ready", "Finished traces waiting for the pipeline.", lambda: len(self._ready))
+        metrics.gauge("autoheal_held_bytes", "Estimated bytes held: traces being assembled or waiting for the "
+                      "pipeline, trace-less logs, the pipeline's recent traces (bounded by max_held_bytes).",
+                      self.held_bytes)
 
     def start(self) -> None:
         self._thread.start()
+
+    def held_bytes(self) -> int:
+        """Estimated bytes held against ``max_held_bytes``."""
+        return self._pending_bytes + self._ready_bytes + self._orphan_bytes + self._other_held()
 
     # -- intake ---------------------------------------------------------------------------
     def check_capacity(self) -> None:
         if len(self._ready) >= self._max_pending:
             raise Overloaded(f"{len(self._ready)} traces are waiting for the pipeline (max_pending_traces)")
+        behind = self._ready_bytes + self._orphan_bytes + self._other_held()
+        if behind >= self._max_held_bytes:
+            # Evicting traces being assembled cannot help: what fills the bound is already finished.
+            raise Overloaded(f"{behind} bytes of finished traces are waiting for the pipeline (max_held_bytes)")
 
     def add_trace_request(self, request: Any, may_fail: bool = True) -> tuple[int, int, list[SpanData]]:
         """Take the spans of an ``ExportTraceServiceRequest``; returns ``(accepted, rejected, failed spans)``.
@@ -118,6 +172,7 @@ class Assembler:
             failed: list[SpanData] = []
             for resource_spans in request.resource_spans:
                 resource: dict[str, Any] | None = None
+                resource_cost = 0
                 for scope_spans in resource_spans.scope_spans:
                     for span in scope_spans.spans:
                         raw = span.trace_id
@@ -132,8 +187,12 @@ class Assembler:
                         if may_fail and (span.events or span.status.code == STATUS_CODE_ERROR):
                             if resource is None:
                                 resource = attributes_to_dict(resource_spans.resource.attributes)
+                                # Shared by the spans of this resource: counted once, where first held.
+                                resource_cost = value_bytes(resource)
                             data = error_span(span, pending.data.trace_id, resource)
                             if data is not None:
+                                data = self._admit_error(pending, data, span_bytes(data) + resource_cost)
+                                resource_cost = 0
                                 pending.has_error = True
                                 pending.data.spans[data.span_id] = data
                                 failed.append(data)
@@ -141,37 +200,119 @@ class Assembler:
                         links[span.span_id] = span.parent_span_id
                     accepted += len(scope_spans.spans)
             accepted -= rejected
-            # The per-trace bound is enforced once per request rather than per span: cheaper,
-            # and a request holds a bounded number of spans anyway (max_request_bytes).
+            # The per-trace bounds on links are enforced once per request rather than per span:
+            # cheaper, and a request holds a bounded number of spans anyway (max_request_bytes).
             for pending in touched:
                 self._enforce_bound(pending)
+            self._split_overfull(touched)
             self._evict_if_needed()
         return accepted, rejected, failed
 
     def _enforce_bound(self, pending: _Pending) -> None:
-        """Drop the newest parent links of a trace beyond ``max_records_per_trace``; failed spans stay."""
-        excess = pending.records - self._max_records
-        if excess <= 0:
+        """Drop the newest parent links of a trace beyond its count and byte bounds; failed spans stay."""
+        links = len(pending.links)
+        size = pending.record_bytes + links * LINK_BYTES
+        if size <= self._max_trace_bytes and links + len(pending.data.spans) + len(pending.data.logs) <= self._max_records:
+            self._pending_bytes += size - pending.counted  # the common case, on the hot path
+            pending.counted = size
             return
-        victims = list(pending.links)[-excess:]
+        excess = pending.records - self._max_records
+        if excess > 0 and pending.links:
+            self._dropped(self._drop_links(pending, excess))
+        over = pending.bytes - self._max_trace_bytes
+        # A trace whose errors alone are over the bound is split (see _split_overfull) with its
+        # links, which folding needs; otherwise the newest links make room.
+        if over > 0 and pending.links and not (pending.has_error and pending.record_bytes > self._max_trace_bytes):
+            self._dropped_bytes(self._drop_links(pending, -(-over // LINK_BYTES)))
+        self._recount(pending)
+
+    @staticmethod
+    def _drop_links(pending: _Pending, count: int) -> int:
+        """Drop the ``count`` newest parent links (fewer if there are fewer); returns how many."""
+        victims = list(pending.links)[-count:] if count > 0 else []
         for key in victims:
             del pending.links[key]
-        self._dropped(len(victims))
+        return len(victims)
+
+    def _recount(self, pending: _Pending) -> None:
+        size = pending.bytes
+        self._pending_bytes += size - pending.counted
+        pending.counted = size
+
+    def _admit_error(self, pending: _Pending, record: _Record, size: int) -> _Record:
+        """An error is always kept; beyond ``max_trace_bytes`` its long values are truncated."""
+        if pending.bytes + size > self._max_trace_bytes:
+            if isinstance(record, SpanData):
+                record = truncate_span(record)
+                size = span_bytes(record)
+            else:
+                record = truncate_log(record)
+                size = log_bytes(record)
+            self._metrics.inc("autoheal_trace_bytes_truncated_total")
+            self._overfull = True
+            self._warn("max_trace_bytes", "a trace reached max_trace_bytes=%d: ordinary records are dropped and "
+                       "errors kept with long values truncated", self._max_trace_bytes)
+        pending.record_bytes += size
+        return record
+
+    def _admit_ordinary(self, pending: _Pending, size: int) -> bool:
+        if pending.records >= self._max_records:
+            self._dropped()
+            return False
+        if pending.bytes + size > self._max_trace_bytes:
+            self._dropped_bytes()
+            return False
+        pending.record_bytes += size
+        return True
+
+    def _split_overfull(self, touched: Iterable[_Pending]) -> None:
+        """A trace whose errors alone exceed ``max_trace_bytes`` is processed now, not held further.
+
+        Data arriving for it later starts a new part, which the pipeline merges as late data.
+        """
+        if not self._overfull:
+            return
+        self._overfull = False
+        for pending in touched:
+            if pending.bytes > self._max_trace_bytes and pending.has_error:
+                if self._traces.get(pending.key) is pending:
+                    del self._traces[pending.key]
+                    self._metrics.inc("autoheal_traces_split_total")
+                    self._release(pending)
+
+    def _release(self, pending: _Pending) -> None:
+        """``pending`` left ``_traces``: hand it to the pipeline if it failed, else forget it."""
+        self._pending_bytes -= pending.counted
+        pending.counted = 0
+        if pending.has_error:
+            data, size = _finish(pending)
+            self._ready.append((data, size))
+            self._ready_bytes += size
+            self._wake.notify()
 
     def add_spans(self, spans: Iterable[SpanData]) -> int:
         """Take already-decoded spans (used by in-process exporters and tests)."""
         now = time.monotonic()
         count = 0
+        touched: list[_Pending] = []
         with self._lock:
+            resources: set[int] = set()
             for span in spans:
                 count += 1
                 pending = self._pending(span.trace_id, now)
-                if pending.records >= self._max_records and not span.is_error:
-                    self._dropped()
+                touched.append(pending)
+                size = span_bytes(span)
+                if id(span.resource) not in resources:
+                    resources.add(id(span.resource))
+                    size += value_bytes(span.resource)
+                if span.is_error:
+                    span = self._admit_error(pending, span, size)
+                    pending.has_error = True
+                elif not self._admit_ordinary(pending, size):
                     continue
                 pending.data.spans[span.span_id] = span
-                if span.is_error:
-                    pending.has_error = True
+                self._recount(pending)
+            self._split_overfull(touched)
             self._evict_if_needed()
         return count
 
@@ -186,75 +327,109 @@ class Assembler:
         with self._lock:
             last_trace = ""
             pending: _Pending | None = None
+            touched: list[_Pending] = []
             for trace_id, span_id, parent_span_id in links:
                 count += 1
                 if trace_id != last_trace or pending is None:
                     last_trace = trace_id
                     pending = self._pending(trace_id, now)
-                if pending.records >= self._max_records:
-                    self._dropped()
-                    continue
+                    touched.append(pending)
                 pending.links[span_id] = parent_span_id
+            for pending in touched:
+                self._enforce_bound(pending)
             self._evict_if_needed()
         return count
 
     def add_logs(self, logs: Iterable[LogData]) -> int:
         now = time.monotonic()
         count = 0
+        touched: list[_Pending] = []
         with self._lock:
+            resources: set[int] = set()
             for record in logs:
                 count += 1
-                if not record.trace_id:
-                    if record.has_exception:
-                        self._orphan_seq += 1
-                        key = f"orphan-{self._orphan_seq}"
-                        pending = self._pending(key, now)
-                        pending.data.logs.append(record)
-                        pending.has_error = True
-                    else:
-                        self._orphan_logs.append(record)
+                size = log_bytes(record)
+                if id(record.resource) not in resources:
+                    resources.add(id(record.resource))
+                    size += value_bytes(record.resource)
+                if not record.trace_id and not record.has_exception:
+                    self._keep_orphan(record, size)
                     continue
-                pending = self._pending(record.trace_id, now)
-                if pending.records >= self._max_records and not record.has_exception:
-                    self._dropped()
+                if record.trace_id:
+                    pending = self._pending(record.trace_id, now)
+                else:  # an exception without a trace is a trace of its own
+                    self._orphan_seq += 1
+                    pending = self._pending(f"orphan-{self._orphan_seq}", now)
+                touched.append(pending)
+                if record.has_exception:
+                    record = self._admit_error(pending, record, size)
+                    pending.has_error = True
+                elif not self._admit_ordinary(pending, size):
                     continue
                 pending.data.logs.append(record)
-                if record.has_exception:
-                    pending.has_error = True
+                self._recount(pending)
+            self._split_overfull(touched)
             self._evict_if_needed()
         return count
+
+    def _keep_orphan(self, record: LogData, size: int) -> None:
+        """Trace-less logs feed the fallback context: a ring bounded in count and in bytes."""
+        if size > ORPHAN_LOG_BYTES:
+            record = truncate_log(record)
+            size = log_bytes(record)
+        self._orphan_logs.append((record, size))
+        self._orphan_bytes += size
+        while len(self._orphan_logs) > ORPHAN_LOG_RING or self._orphan_bytes > self._max_orphan_bytes:
+            _, old = self._orphan_logs.popleft()
+            self._orphan_bytes -= old
 
     def _pending(self, trace_id: str, now: float) -> _Pending:
         pending = self._traces.get(trace_id)
         if pending is None:
-            pending = _Pending(TraceData(trace_id if not trace_id.startswith("orphan-") else ""), now)
+            orphan = trace_id.startswith("orphan-")
+            pending = _Pending(TraceData(trace_id if not orphan else ""), now, key=trace_id)
             self._traces[trace_id] = pending
         else:
             pending.last_update = now
             self._traces.move_to_end(trace_id)
         return pending
 
+    def _warn(self, setting: str, message: str, *args: object) -> None:
+        """Log ``message`` naming the setting to raise, at most once a minute per setting."""
+        now = time.monotonic()
+        if now - self._warned.get(setting, -1e9) > 60:
+            self._warned[setting] = now
+            env = "AUTOHEAL_" + setting.upper()
+            log.warning(message + ". Raise %s (%s) to keep more.", *args, setting, env)
+
     def _dropped(self, count: int = 1) -> None:
         self._metrics.inc("autoheal_records_dropped_total", count)
-        now = time.monotonic()
-        if now - self._warned_drop > 60:
-            self._warned_drop = now
-            log.warning("a trace exceeded max_records_per_trace=%d; ordinary records are dropped (errors kept). "
-                        "Raise max_records_per_trace (AUTOHEAL_MAX_RECORDS_PER_TRACE) to keep them.", self._max_records)
+        self._warn("max_records_per_trace", "a trace exceeded max_records_per_trace=%d; ordinary records are "
+                   "dropped (errors kept)", self._max_records)
+
+    def _dropped_bytes(self, count: int = 1) -> None:
+        self._metrics.inc("autoheal_trace_bytes_dropped_total", count)
+        self._warn("max_trace_bytes", "a trace reached max_trace_bytes=%d: ordinary records are dropped and "
+                   "errors kept with long values truncated", self._max_trace_bytes)
 
     def _evict_if_needed(self) -> None:
         while len(self._traces) > self._max_traces:
             _, pending = self._traces.popitem(last=False)
             self._metrics.inc("autoheal_traces_evicted_total")
-            if pending.has_error:
-                self._ready.append(_finish(pending))
-                self._wake.notify()
-            now = time.monotonic()
-            if now - self._warned_evict > 60:
-                self._warned_evict = now
-                log.warning("more than max_traces=%d traces in flight; the oldest are processed early "
-                            "(possibly incomplete). Raise max_traces (AUTOHEAL_MAX_TRACES) or lower trace_wait.",
-                            self._max_traces)
+            self._release(pending)
+            self._warn("max_traces", "more than max_traces=%d traces in flight; the oldest are processed early "
+                       "(possibly incomplete), or lower trace_wait", self._max_traces)
+        # A failed trace still holds its bytes until the pipeline is done with it, so evict
+        # only as much as the excess (not until the total is below the bound, which could empty
+        # the assembler while the pipeline catches up; check_capacity pushes back meanwhile).
+        excess = self.held_bytes() - self._max_held_bytes
+        while excess > 0 and self._traces:
+            _, pending = self._traces.popitem(last=False)
+            excess -= pending.counted
+            self._metrics.inc("autoheal_traces_evicted_bytes_total")
+            self._release(pending)
+            self._warn("max_held_bytes", "more than max_held_bytes=%d bytes held; the oldest traces are processed "
+                       "early (possibly incomplete)", self._max_held_bytes)
 
     # -- release --------------------------------------------------------------------------
     def _collect_expired(self, now: float) -> None:
@@ -263,8 +438,7 @@ class Assembler:
             if now - pending.last_update < self._trace_wait:
                 break
             del self._traces[trace_id]
-            if pending.has_error:
-                self._ready.append(_finish(pending))
+            self._release(pending)
 
     def _run(self) -> None:
         tick = min(0.2, self._trace_wait / 4)
@@ -277,14 +451,17 @@ class Assembler:
                     return
                 batch = list(self._ready)
                 self._ready.clear()
-                orphans = list(self._orphan_logs)
+                orphans = [record for record, _ in self._orphan_logs]
                 self._busy = bool(batch)
-            for trace in batch:
+            for trace, size in batch:
                 try:
                     self._on_trace(trace, orphans)
                 except Exception:  # one bad trace must not stop the service
                     self._metrics.inc("autoheal_pipeline_errors_total")
                     log.exception("failed to process trace %s", trace.trace_id or "(no trace id)")
+                with self._lock:
+                    self._ready_bytes -= size
+            del batch, orphans
             with self._lock:
                 self._busy = False
 
@@ -293,8 +470,7 @@ class Assembler:
         deadline = time.monotonic() + timeout
         with self._lock:
             for pending in self._traces.values():
-                if pending.has_error:
-                    self._ready.append(_finish(pending))
+                self._release(pending)
             self._traces.clear()
             self._wake.notify()
         while time.monotonic() < deadline:

@@ -71,6 +71,18 @@ class Config:
     max_records_per_trace: int = 5_000
     #: Largest request body accepted, before and after decompression, in bytes. Default: 8 MiB.
     max_request_bytes: int = 8 * 1024 * 1024
+    #: Estimated bytes one trace may hold while it is assembled; beyond it ordinary records are
+    #: dropped and errors kept with long values truncated (a trace whose errors alone reach it is
+    #: processed at once, later parts merged as late data). Default: 4 MiB.
+    max_trace_bytes: int = 4 * 1024 * 1024
+    #: Estimated bytes held in total: traces being assembled or waiting for the pipeline, trace-less
+    #: logs (up to 1/8) and the recent-trace cache for late data (up to 1/4). Beyond it the oldest
+    #: traces are processed early; when finished traces alone fill it, receivers answer 503/UNAVAILABLE.
+    #: Peak RSS at the defaults ≈ 60 MB (interpreter, grpcio, protobuf, SQLite) + this (≈ 80 MB
+    #: with allocator slack) + one 8 MiB request being decoded (≈ 25 MB) + one trace in the pipeline
+    #: (≤ 8 MiB) ≈ 175 MB, leaving ≈ 125 MB for request bodies in flight (README, "Memory").
+    #: Default: 64 MiB.
+    max_held_bytes: int = 64 * 1024 * 1024
     #: Log records shown before each exception. Default: 50.
     preceding_logs: int = 50
     #: Without logs in the trace, use trace-less logs of the same service.instance.id this many
@@ -208,13 +220,17 @@ def _validate(config: Config) -> Config:
         "max_records_per_trace": config.max_records_per_trace, "max_request_bytes": config.max_request_bytes,
         "max_pending_traces": config.max_pending_traces, "journal_timeout": config.journal_timeout, "http_header_timeout": config.http_header_timeout,
         "http_body_timeout": config.http_body_timeout, "http_keepalive_timeout": config.http_keepalive_timeout,
-        "http_max_connections": config.http_max_connections,
+        "http_max_connections": config.http_max_connections, "max_trace_bytes": config.max_trace_bytes,
+        "max_held_bytes": config.max_held_bytes,
     }
     for key, value in positive.items():
         if value <= 0:
             raise ConfigError(key, f"must be greater than 0, got {value}")
     if not math.isfinite(config.journal_timeout):
         raise ConfigError("journal_timeout", f"must be a finite number of seconds, got {config.journal_timeout}")
+    if config.max_trace_bytes > config.max_held_bytes:
+        raise ConfigError("max_trace_bytes", f"must not exceed max_held_bytes ({config.max_held_bytes}), "
+                                             f"got {config.max_trace_bytes}")
     if config.preceding_logs < 0:
         raise ConfigError("preceding_logs", "must be 0 or more")
     if config.fallback_log_window < 0:

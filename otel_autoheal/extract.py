@@ -16,6 +16,7 @@ __all__ = [
     "extract_exceptions",
     "fold_by_root_cause",
     "log_time",
+    "identity",
     "preceding_logs",
     "same_exception",
 ]
@@ -135,6 +136,20 @@ def same_exception(a: ExceptionRecord, b: ExceptionRecord) -> bool:
         return False
     ma, mb = _norm(a.message), _norm(b.message)
     return ma == mb or (bool(ma) and bool(mb) and (ma in mb or mb in ma))
+
+
+def identity(record: ExceptionRecord) -> ExceptionRecord:
+    """Only what ``same_exception`` and ``fold_by_root_cause`` read of ``record``: what the pipeline
+    remembers of an exception it recorded, to recognise it (and fold with it) in late data."""
+    return ExceptionRecord(
+        type=record.type[:500],
+        message=_norm(record.message),
+        stacktrace="",
+        time_unix_nano=record.time_unix_nano,
+        trace_id=record.trace_id,
+        span_id=record.span_id,
+        origin=record.origin,
+    )
 
 
 def _merge(keep: ExceptionRecord, other: ExceptionRecord) -> None:

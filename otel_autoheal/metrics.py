@@ -38,6 +38,10 @@ _HELP = {
     "autoheal_issues_filed_total": "New groups (issues) created.",
     "autoheal_traces_evicted_total": "Traces processed early because max_traces was reached (raise max_traces).",
     "autoheal_records_dropped_total": "Records dropped because max_records_per_trace was reached.",
+    "autoheal_trace_bytes_dropped_total": "Ordinary records (spans that did not fail, logs) dropped because their trace reached max_trace_bytes (raise max_trace_bytes).",
+    "autoheal_trace_bytes_truncated_total": "Error records kept with long values truncated because their trace reached max_trace_bytes.",
+    "autoheal_traces_split_total": "Traces processed in parts because their errors alone reached max_trace_bytes (later parts merged as late data).",
+    "autoheal_traces_evicted_bytes_total": "Traces processed early because the bytes held reached max_held_bytes (raise max_held_bytes).",
     "autoheal_late_traces_total": "Traces that received data after they were processed (merged, not double-counted).",
     "autoheal_journal_replayed_total": "Failed spans and exception logs replayed from the intake journal after an unclean stop.",
     "autoheal_journal_unavailable_total": "OTLP requests refused (503/UNAVAILABLE) because their errors could not be "

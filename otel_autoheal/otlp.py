@@ -24,10 +24,14 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from otel_autoheal.errors import OTLPDecodeError, PayloadTooLarge
 
 __all__ = [
+    "MAX_ATTRIBUTE_CHARS",
+    "MAX_BODY_CHARS",
+    "MAX_CONTEXT_CHARS",
     "STATUS_CODE_ERROR",
     "LogData",
     "SpanData",
     "attributes_to_dict",
+    "cap_text",
     "count_log_records",
     "decode_logs",
     "decode_traces",
@@ -39,14 +43,21 @@ __all__ = [
     "journal_key",
     "journal_payload",
     "light_span",
+    "limit_for",
     "loads_bounded",
 ]
 
 #: OTLP span status code for ERROR (opentelemetry.proto.trace.v1.Status.STATUS_CODE_ERROR).
 STATUS_CODE_ERROR = 2
 
-#: Longest string kept from any single attribute value; longer values are cut with a marker.
+#: Longest string kept from an ``exception.*`` attribute value (stack traces); longer values are
+#: cut with a marker.
 MAX_ATTRIBUTE_CHARS = 200_000
+#: Longest string kept from any other attribute value: an issue shows at most 400 characters of
+#: one (4,000 of MCP tool arguments), so more would only cost memory and scrubbing time.
+MAX_CONTEXT_CHARS = 4_000
+#: Longest log body kept: what an issue shows of a log line or uses as an exception message.
+MAX_BODY_CHARS = 8_000
 
 #: Deepest JSON nesting accepted in an OTLP/JSON body. The envelope down to an attribute's value
 #: takes 10 levels and each nested AnyValue 3-4 more (kvlistValue, values, KeyValue, value), so 128
@@ -226,17 +237,23 @@ def decode_logs(body: bytes, content_type: str) -> ExportLogsServiceRequest:
     return _parse(ExportLogsServiceRequest(), body, content_type)  # type: ignore[no-any-return]
 
 
-def _cap(text: str) -> str:
-    if len(text) > MAX_ATTRIBUTE_CHARS:
-        return text[:MAX_ATTRIBUTE_CHARS] + f"… [truncated {len(text) - MAX_ATTRIBUTE_CHARS} chars]"
+def cap_text(text: str, limit: int = MAX_ATTRIBUTE_CHARS) -> str:
+    """``text`` cut to ``limit`` characters with a marker saying how much was dropped."""
+    if len(text) > limit:
+        return text[:limit] + f"… [truncated {len(text) - limit} chars]"
     return text
 
 
-def any_value(value: AnyValue, depth: int = 0) -> Any:
-    """Convert an OTLP ``AnyValue`` into plain Python (bytes as hex, nesting capped)."""
+def limit_for(key: str) -> int:
+    """Longest string kept from the value of attribute ``key``."""
+    return MAX_ATTRIBUTE_CHARS if key.startswith("exception.") else MAX_CONTEXT_CHARS
+
+
+def any_value(value: AnyValue, depth: int = 0, limit: int = MAX_ATTRIBUTE_CHARS) -> Any:
+    """Convert an OTLP ``AnyValue`` into plain Python (bytes as hex, strings cut at ``limit``, nesting capped)."""
     kind = value.WhichOneof("value")
     if kind == "string_value":
-        return _cap(value.string_value)
+        return cap_text(value.string_value, limit)
     if kind == "int_value":
         return value.int_value
     if kind == "bool_value":
@@ -248,9 +265,9 @@ def any_value(value: AnyValue, depth: int = 0) -> Any:
     if depth > 8:
         return "[nested too deep]"
     if kind == "array_value":
-        return [any_value(v, depth + 1) for v in value.array_value.values[:1000]]
+        return [any_value(v, depth + 1, limit) for v in value.array_value.values[:1000]]
     if kind == "kvlist_value":
-        return {kv.key: any_value(kv.value, depth + 1) for kv in value.kvlist_value.values[:1000]}
+        return {kv.key: any_value(kv.value, depth + 1, limit) for kv in value.kvlist_value.values[:1000]}
     return None
 
 
@@ -259,7 +276,7 @@ def attributes_to_dict(attributes: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     kv: KeyValue
     for kv in attributes:
-        out[kv.key] = any_value(kv.value)
+        out[kv.key] = any_value(kv.value, 0, limit_for(kv.key))
     return out
 
 
@@ -288,7 +305,7 @@ def error_span(span: Any, trace_id: str, resource: dict[str, Any]) -> SpanData |
         start_unix_nano=span.start_time_unix_nano,
         end_unix_nano=span.end_time_unix_nano,
         is_error=True,
-        status_message=_cap(span.status.message),
+        status_message=cap_text(span.status.message, MAX_BODY_CHARS),
         attributes=attributes_to_dict(span.attributes),
         events=[(e.name, e.time_unix_nano, attributes_to_dict(e.attributes)) for e in span.events if e.name == "exception"],
         resource=resource,
@@ -350,9 +367,9 @@ def iter_logs(request: ExportLogsServiceRequest) -> Iterator[LogData]:
             for record in scope_logs.log_records:
                 if len(record.trace_id) not in (0, 16) or len(record.span_id) not in (0, 8):
                     continue
-                body = any_value(record.body) if record.HasField("body") else ""
+                body = any_value(record.body, 0, MAX_BODY_CHARS) if record.HasField("body") else ""
                 if not isinstance(body, str):
-                    body = json.dumps(body, default=str)[:MAX_ATTRIBUTE_CHARS]
+                    body = cap_text(json.dumps(body, default=str), MAX_BODY_CHARS)
                 yield LogData(
                     trace_id=_id(record.trace_id, 16),
                     span_id=_id(record.span_id, 8),

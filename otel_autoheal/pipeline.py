@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -14,6 +13,7 @@ from otel_autoheal.group.stacktrace import InAppRules, parse_stacktrace
 from otel_autoheal.metrics import Metrics
 from otel_autoheal.model import ExceptionRecord, GroupUpdate, Occurrence
 from otel_autoheal.otlp import LogData, journal_key
+from otel_autoheal.recent import RecentTraces
 from otel_autoheal.render import RenderOptions, render_issue
 from otel_autoheal.scrub import Scrubber
 from otel_autoheal.sinks.base import Sink
@@ -30,6 +30,8 @@ MAX_MESSAGE_CHARS = 8_000
 #: Processed traces remembered so that data arriving late (e.g. spans held back by a collector's
 #: tail-sampling decision while the logs went straight through) is merged, not counted twice.
 RECENT_TRACES = 5_000
+#: Share of ``max_held_bytes`` the remembered traces may use (1/4).
+RECENT_SHARE = 4
 
 
 def _cap_text(text: str, limit: int) -> str:
@@ -54,8 +56,14 @@ class Pipeline:
         )
         self.rules = InAppRules(config.in_app_include, config.in_app_exclude)
         self.render_options = RenderOptions(trace_url_template=config.trace_url_template)
-        # trace id → (everything seen of it, the exceptions already recorded from it)
-        self._recent: OrderedDict[str, tuple[TraceData, list[ExceptionRecord]]] = OrderedDict()
+        self._recent = RecentTraces(RECENT_TRACES, config.max_held_bytes // RECENT_SHARE, config.preceding_logs)
+        metrics.gauge("autoheal_recent_traces", "Processed traces remembered to merge late data with.",
+                      lambda: len(self._recent))
+
+    @property
+    def recent_bytes(self) -> int:
+        """Estimated bytes of the remembered traces (counted against ``max_held_bytes``)."""
+        return self._recent.bytes
 
     def _scrub_record(self, record: ExceptionRecord) -> ExceptionRecord:
         s = self.scrubber
@@ -73,21 +81,15 @@ class Pipeline:
         )
 
     def _merge_late(self, trace: TraceData) -> tuple[TraceData, list[ExceptionRecord]]:
-        """Join ``trace`` with what was processed earlier under the same trace id."""
-        if not trace.trace_id:
-            return trace, []
-        previous = self._recent.pop(trace.trace_id, None)
+        """Join ``trace`` with what was processed earlier under the same trace id.
+
+        Returns the merged trace and the identities of the exceptions recorded earlier.
+        """
+        previous = self._recent.take(trace.trace_id) if trace.trace_id else None
         if previous is None:
             return trace, []
-        merged = TraceData(trace.trace_id, {**previous[0].spans, **trace.spans}, previous[0].logs + trace.logs)
         self.metrics.inc("autoheal_late_traces_total")
-        return merged, previous[1]
-
-    def _remember(self, trace: TraceData, recorded: list[ExceptionRecord]) -> None:
-        if trace.trace_id:
-            self._recent[trace.trace_id] = (trace, recorded)
-            while len(self._recent) > RECENT_TRACES:
-                self._recent.popitem(last=False)
+        return previous.merged_with(trace), previous.recorded
 
     def process(self, trace: TraceData, orphan_logs: Sequence[LogData] = ()) -> list[GroupUpdate]:
         # Journal entries up to here belong to data this call sees; later ones wait for their turn.
@@ -96,14 +98,18 @@ class Pipeline:
         journal = trace.trace_id or next((journal_key(r) for r in trace.logs if r.has_exception), "")
         trace, recorded = self._merge_late(trace)
         records = extract_exceptions(trace)
-        fresh = [r for r in records if not any(same_exception(r, old) for old in recorded)]
+        fresh = {id(r) for r in records if not any(same_exception(r, old) for old in recorded)}
         self.metrics.inc("autoheal_exceptions_seen_total", len(fresh))
         updates = []
-        folded = fold_by_root_cause(records, trace.spans)
-        for incident in folded:
-            recorded.extend([incident.head, *incident.related])
-        # Skip what was already recorded when an earlier part of this trace was processed.
-        incidents = [i for i in folded if any(member in fresh for member in (i.head, *i.related))]
+        # Exceptions recorded from an earlier part of the trace take part in folding (a late
+        # symptom joins its recorded root cause) but are never recorded again: an incident counts
+        # only when its head is new, and earlier exceptions are not repeated as its related errors.
+        earlier = {id(r) for r in recorded}
+        incidents = []
+        for incident in fold_by_root_cause([*recorded, *records], trace.spans):
+            if id(incident.head) in fresh:
+                incident.related = [r for r in incident.related if id(r) not in earlier]
+                incidents.append(incident)
         for index, incident in enumerate(incidents):
             last = index == len(incidents) - 1
             head = incident.head
@@ -137,6 +143,6 @@ class Pipeline:
             updates.append(update)
         if not incidents:
             self.store.journal_done(journal, journal_mark)
-        self._remember(trace, recorded)
+        self._recent.remember(trace, [*recorded, *records])
         return updates
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from opentelemetry.trace import StatusCode
 
-from otel_autoheal.otlp import MAX_ATTRIBUTE_CHARS, LogData, SpanData, severity_name
+from otel_autoheal.otlp import MAX_ATTRIBUTE_CHARS, MAX_BODY_CHARS, LogData, SpanData, cap_text, limit_for, severity_name
 
 __all__ = ["SpanLink", "logs_to_data", "split_spans"]
 
@@ -24,12 +24,10 @@ OWN_SCOPE_PREFIX = "otel_autoheal"
 _ERROR = StatusCode.ERROR
 
 
-def _value(value: Any, depth: int = 0) -> Any:
+def _value(value: Any, depth: int = 0, limit: int = MAX_ATTRIBUTE_CHARS) -> Any:
     """Attribute value as the OTLP decoder would produce it (lists, capped strings, hex bytes)."""
     if isinstance(value, str):
-        if len(value) > MAX_ATTRIBUTE_CHARS:
-            return value[:MAX_ATTRIBUTE_CHARS] + f"… [truncated {len(value) - MAX_ATTRIBUTE_CHARS} chars]"
-        return value
+        return cap_text(value, limit)
     if isinstance(value, (bool, int, float)) or value is None:
         return value
     if isinstance(value, (bytes, bytearray)):
@@ -37,16 +35,16 @@ def _value(value: Any, depth: int = 0) -> Any:
     if depth > 8:
         return "[nested too deep]"
     if isinstance(value, Mapping):
-        return {str(k): _value(v, depth + 1) for k, v in list(value.items())[:1000]}
+        return {str(k): _value(v, depth + 1, limit) for k, v in list(value.items())[:1000]}
     if isinstance(value, (list, tuple)):
-        return [_value(v, depth + 1) for v in value[:1000]]
-    return _value(str(value), depth + 1)
+        return [_value(v, depth + 1, limit) for v in value[:1000]]
+    return _value(str(value), depth + 1, limit)
 
 
 def _attributes(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
     if not attributes:
         return {}
-    return {str(k): _value(v) for k, v in attributes.items()}
+    return {str(k): _value(v, 0, limit_for(str(k))) for k, v in attributes.items()}
 
 
 def _trace_hex(trace_id: int | None) -> str:
@@ -101,7 +99,7 @@ def split_spans(spans: Sequence[Any]) -> tuple[list[SpanData], list[SpanLink]]:
             start_unix_nano=span.start_time or 0,
             end_unix_nano=span.end_time or 0,
             is_error=True,
-            status_message=_value(span.status.description or ""),
+            status_message=cap_text(str(span.status.description or ""), MAX_BODY_CHARS),
             attributes=_attributes(span.attributes),
             events=[(e.name, e.timestamp or 0, _attributes(e.attributes)) for e in events if e.name == "exception"],
             resource=_resource(span.resource, resources),
@@ -113,8 +111,8 @@ def _body(body: Any) -> str:
     if body is None:
         return ""
     if isinstance(body, str):
-        return str(_value(body))
-    return json.dumps(_value(body), default=str)[:MAX_ATTRIBUTE_CHARS]
+        return cap_text(body, MAX_BODY_CHARS)
+    return cap_text(json.dumps(_value(body), default=str), MAX_BODY_CHARS)
 
 
 def logs_to_data(records: Sequence[Any]) -> Iterator[LogData]:

@@ -200,6 +200,7 @@ class AutohealEngine:
             self.assembler = Assembler(
                 _suppressed(self._process), self.config.trace_wait, self.config.max_traces,
                 self.config.max_records_per_trace, self.config.max_pending_traces, self.metrics,
+                self.config.max_trace_bytes, self.config.max_held_bytes, lambda: self.pipeline.recent_bytes,
             )
         except BaseException:
             self.store.close()

@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import hmac
 import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from otel_autoheal.assemble import Assembler
@@ -52,6 +55,36 @@ def bearer_matches(header: str | None, token: bytes) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), token)
 
 
+#: Request bodies decoded at once, in multiples of ``max_request_bytes``: decoding holds a body
+#: about three times over (parsed message, decoded records, journal entries), so this bounds the
+#: memory of decoding whatever the number of receiver threads (README, "Limits").
+DECODE_BUDGET_REQUESTS = 1
+
+
+class _ByteBudget:
+    """At most ``limit`` bytes of request bodies decoded at once; others wait for their turn."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._used = 0
+        self._cond = threading.Condition()
+
+    @contextmanager
+    def hold(self, size: int) -> Iterator[None]:
+        size = min(size, self._limit)
+        with self._cond:
+            while self._used + size > self._limit:
+                self._cond.wait()
+            self._used += size
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._used -= size
+                self._cond.notify_all()
+
+
+
 @dataclass(frozen=True)
 class IntakeResult:
     accepted: int
@@ -70,6 +103,7 @@ class Intake:
         self.metrics = metrics
         self._token = ingest_token.encode()
         self.max_request_bytes = max_request_bytes
+        self._decoding = _ByteBudget(DECODE_BUDGET_REQUESTS * max_request_bytes)
 
     def authorized(self, header: str | None) -> bool:
         return not self._token or bearer_matches(header, self._token)
@@ -80,21 +114,29 @@ class Intake:
     def traces(self, body: bytes, content_type: str) -> IntakeResult:
         """Decode and accept a trace export (raises ``OTLPDecodeError`` / ``Overloaded``)."""
         self.assembler.check_capacity()
-        request = decode_traces(body, content_type)
-        accepted, rejected, failed = self.assembler.add_trace_request(request, _may_fail(body, content_type))
-        if failed and self.journal is not None:
+        with self._decoding.hold(len(body)):
+            request = decode_traces(body, content_type)
+            accepted, rejected, failed = self.assembler.add_trace_request(request, _may_fail(body, content_type))
+            del request
+            entries = [(span.trace_id, "span", journal_payload(span)) for span in failed] if self.journal else []
+        if entries:
             # After the assembler: the pass that finds the failed spans is the hot loop, run once.
-            self._journal([(span.trace_id, "span", journal_payload(span)) for span in failed])
+            self._journal(entries)
         self.metrics.inc("autoheal_spans_received_total", accepted)
         return IntakeResult(accepted, rejected, "spans without a valid 16-byte trace id were rejected" if rejected else "")
 
     def logs(self, body: bytes, content_type: str) -> IntakeResult:
         """Decode and accept a logs export (raises ``OTLPDecodeError`` / ``Overloaded``)."""
         self.assembler.check_capacity()
-        request = decode_logs(body, content_type)
-        records = list(iter_logs(request))
-        rejected = count_log_records(request) - len(records)
+        with self._decoding.hold(len(body)):
+            request = decode_logs(body, content_type)
+            total = count_log_records(request)
+            records = list(iter_logs(request))
+            del request
+        rejected = total - len(records)
         if self.journal is not None:
+            # Before the assembler, which appends logs: a refused export leaves nothing behind that
+            # the sender's retry would add a second time.
             self._journal([(journal_key(r), "log", journal_payload(r)) for r in records if r.has_exception])
         accepted = self.assembler.add_logs(records)
         self.metrics.inc("autoheal_logs_received_total", accepted)

@@ -37,6 +37,9 @@ def test_precedence_flag_over_env_over_file(tmp_path):
         ("trace_url_template = 'http://x/'", {}, "trace_url_template"),
         ("", {"AUTOHEAL_MAX_TRACES": "many"}, "AUTOHEAL_MAX_TRACES"),
         ("cors_origins = ['example.com']", {}, "cors_origins"),
+        ("max_held_bytes = 0", {}, "max_held_bytes"),
+        ("max_trace_bytes = 2048\nmax_held_bytes = 1024", {}, "max_trace_bytes"),
+        ("", {"AUTOHEAL_MAX_TRACE_BYTES": "-1"}, "max_trace_bytes"),
     ],
 )
 def test_invalid_values_name_the_key(tmp_path, toml, env, key):
