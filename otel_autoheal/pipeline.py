@@ -70,6 +70,8 @@ class Pipeline:
         return replace(
             record,
             type=s.text(record.type[:500]),
+            # Span names carry routes and, from careless instrumentations, raw URLs with tokens.
+            span_name=s.text(record.span_name[:1000]),
             message=s.text(_cap_text(record.message, MAX_MESSAGE_CHARS)),
             stacktrace=s.text(_cap_text(record.stacktrace, MAX_STACKTRACE_CHARS)),
             resource=s.attributes(record.resource),

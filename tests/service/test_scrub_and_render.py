@@ -134,3 +134,19 @@ def test_more_vendor_tokens_cookies_and_bearer():
     assert "abcdefghijklmnop1234" not in s.text("retry with bearer abcdefghijklmnop1234")
     assert s.text("hvs." + "CAESIJlWfakefakefakefakefake12") == "[redacted:vault_token]"
     assert s.text("the cookie jar is empty") == "the cookie jar is empty"
+
+
+def test_span_names_are_scrubbed(autoheal):
+    """A token in a span name (a raw URL used as the name) never reaches the issue, the related list included."""
+    trace_id, server, client = new_trace_id(), new_span_id(), new_span_id()
+    token = "reset-" + "9f8e7d6c5b4a39281706f5e4d3c2b1a0"
+    spans = [
+        span(trace_id, server, f"GET /password-reset?token={token}", kind=2, error=True),
+        span(trace_id, client, f"POST https://api.example.com/v1/reset?access_token={token}", parent=server, kind=3,
+             exception={"type": "ResetError", "message": "reset failed",
+                        "stacktrace": 'Traceback (most recent call last):\n  File "/app/reset.py", line 3, in reset\nResetError: reset failed\n'}),
+    ]
+    assert post(f"{autoheal.http_endpoint}/v1/traces", traces_payload(spans))[0] == 200
+    issue = autoheal.wait_for_issues(1)[0]
+    assert token not in issue["body"] and token not in issue["title"]
+    assert "/password-reset" in issue["body"] or "/v1/reset" in issue["body"]
