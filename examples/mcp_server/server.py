@@ -124,8 +124,13 @@ def main(argv: list[str] | None = None) -> int:
         help="browser origin allowed to call the server (repeatable; localhost origins are always allowed; '*' = any)",
     )
     args = parser.parse_args(argv)
-    # stderr only: stdout carries the protocol on stdio.
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    # stderr only: stdout carries the protocol on stdio. force=True: MCPServer() already configured
+    # the root logger at import (a RichHandler when rich is installed), which would make this call a
+    # no-op; its traceback rendering holds a failing tool call for most of a second, long enough
+    # for the logs before the error to be exported, and the trace released, without the error.
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s", force=True
+    )
     instrument_mcp(server, service_version="0.1.0")
     # uvicorn re-raises SIGTERM after its own shutdown; as SystemExit it lets `finally` flush the
     # telemetry still queued (docker stop, Kubernetes) instead of killing the process first.

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import socket
 import textwrap
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-from _pyinstr_helpers import OtlpSink, free_port
+from _pyinstr_helpers import OtlpSink, attrs, free_port
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 
 def _error_spans(sink: OtlpSink) -> list[dict[str, Any]]:
@@ -142,6 +146,64 @@ def test_hanging_endpoint_does_not_hang_the_cli(black_hole: str, run_cli: Any, s
     assert proc.returncode == 1
     assert proc.elapsed < 10
     assert len(_spool_files(spool_dir)) == 1
+
+
+@pytest.fixture
+def slow_first_trace_request() -> Iterator[tuple[str, list[str]]]:
+    """An OTLP/HTTP receiver that holds the first traces request until another one arrives (or 3 s pass).
+
+    Yields its endpoint and the ``deployment.environment.name`` of each traces request, in the order
+    the requests were taken in.
+    """
+    taken: list[str] = []
+    another = threading.Event()
+    first = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if self.path == "/v1/traces":
+                if self.headers.get("Content-Encoding") == "gzip":
+                    body = gzip.decompress(body)
+                request = ExportTraceServiceRequest.FromString(body)
+                if first.acquire(blocking=False):
+                    another.wait(3)  # a slow service: is the next request sent meanwhile?
+                else:
+                    another.set()
+                for rs in request.resource_spans:
+                    taken.append(str(attrs(rs.resource.attributes).get("deployment.environment.name")))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", taken
+    another.set()
+    server.shutdown()
+    server.server_close()
+    thread.join(10)
+
+
+def test_spooled_errors_are_sent_before_the_runs_own(
+    slow_first_trace_request: tuple[str, list[str]], run_cli: Any, spool_dir: Path
+) -> None:
+    """A run sends its own error only after the spooled older ones: the service sees them in the order they happened."""
+    endpoint, taken = slow_first_trace_request
+    old = {"OTEL_RESOURCE_ATTRIBUTES": "deployment.environment.name=old"}
+    down = run_cli(["sync", "--fail"], f"http://127.0.0.1:{free_port()}", **old)
+    assert down.returncode == 1 and len(_spool_files(spool_dir)) == 1
+
+    new = {"OTEL_RESOURCE_ATTRIBUTES": "deployment.environment.name=new", "AUTOHEAL_EXPORT_TIMEOUT": "20"}
+    later = run_cli(["sync", "--fail"], endpoint, **new)
+    assert later.returncode == 1
+    assert taken == ["old", "new"]
+    assert _spool_files(spool_dir) == []
 
 
 def test_spool_is_bounded(run_cli: Any, spool_dir: Path) -> None:

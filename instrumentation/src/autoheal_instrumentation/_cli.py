@@ -173,7 +173,7 @@ class CliRun:
             deadline = time.monotonic() + self.settings.export_timeout
             if self.exception is not None or self.settings.mode == _config.MODE_FULL:
                 traces, logs = self._payload(end_ns)
-                _deliver(self.settings, traces, logs, deadline)
+                _deliver(self.settings, traces, logs, deadline, after=self._flush_thread)
             if self._flush_thread is not None:
                 self._flush_thread.join(max(0.0, deadline - time.monotonic()))
         except Exception as exc:
@@ -304,8 +304,13 @@ def _exception_attributes(exc: BaseException, traceback: Any, scrub_text: Callab
     }
 
 
-def _deliver(settings: Settings, traces: bytes, logs: bytes, deadline: float) -> None:
-    """Spool first, then send in a daemon thread; give up at the deadline and leave it spooled."""
+def _deliver(settings: Settings, traces: bytes, logs: bytes, deadline: float, after: Any = None) -> None:
+    """Spool first, then send in a daemon thread; give up at the deadline and leave it spooled.
+
+    ``after`` (the backlog flush thread) is waited for before sending: older errors reach the
+    service before this one, so the issue body, which shows the last occurrence received, shows
+    this run's context rather than a replayed one's.
+    """
     import threading
 
     from . import _spool
@@ -322,6 +327,8 @@ def _deliver(settings: Settings, traces: bytes, logs: bytes, deadline: float) ->
     outcome = [False]
 
     def work() -> None:
+        if after is not None:
+            after.join(max(0.0, deadline - time.monotonic()))
         ok = send(traces, logs, settings, deadline)
         outcome[0] = ok
         if path is not None and ok:
