@@ -235,7 +235,9 @@ def _compact_arg(arg: str) -> str:
     for sep in (":", ";"):
         entries = arg.split(sep)
         if len(entries) > 3 and sum("/" in e or "\\" in e for e in entries) > len(entries) // 2:
-            return f"{entries[0]}{sep}… ({len(entries)} entries)"
+            # A value cut at decode (otlp.cap_text) lost its tail: its count is a lower bound.
+            more = "+" if re.search(r"… \[truncated \d+ chars\]$", arg) else ""
+            return f"{entries[0]}{sep}… ({len(entries)}{more} entries)"
     return arg if len(arg) <= _MAX_ARG_CHARS else arg[: _MAX_ARG_CHARS - 1] + "…"
 
 
