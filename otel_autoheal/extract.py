@@ -317,22 +317,35 @@ def log_time(log: LogData) -> int:
     return own
 
 
-def _emitter(log: LogData) -> tuple[str, str]:
-    return str(log.resource.get("service.name") or ""), str(log.resource.get("service.instance.id") or "")
+def _emitter(log: LogData) -> tuple[str, str, str]:
+    """Whose records arrive in the order they were written: one logger (scope) of one instance.
+
+    SDKs export a batch grouped by instrumentation scope, so records of two loggers written
+    moments apart can arrive in either order.
+    """
+    return str(log.resource.get("service.name") or ""), str(log.resource.get("service.instance.id") or ""), log.scope
+
+
+def _descendants(span_id: str, spans: dict[str, SpanData]) -> set[str]:
+    return {sid for sid in spans if span_id in _ancestors(sid, spans)}
 
 
 def _before_exception(record: ExceptionRecord, trace: TraceData) -> list[int]:
     """Indexes (arrival order) of the trace's logs written before ``record`` was raised.
 
     Three signals, strongest first: when the exception was also logged, everything its emitter
-    sent before that record came first (SDKs export in emission order, whatever the clocks say);
-    a log on the failing span or one of its ancestors (the request path active at the throw)
-    counts up to ``CLOCK_SKEW_NANOS`` after the exception's time; any other log must not be later
-    than the exception.
+    (one logger of one instance) sent before that record came first (SDKs export in emission
+    order, whatever the clocks say); a log of the request that failed (on the failing span, its
+    ancestors, or a span it started, which ran before the throw) counts up to
+    ``CLOCK_SKEW_NANOS`` after the exception's time; any other log must not be later than the
+    exception.
     """
     cutoff = record.time_unix_nano or 2**63
     anchor = next((i for i, log in enumerate(trace.logs) if _reports(log, record)), None)
-    on_path = {record.span_id, *_ancestors(record.span_id, trace.spans)} if record.span_id else set()
+    on_path = (
+        {record.span_id, *_ancestors(record.span_id, trace.spans), *_descendants(record.span_id, trace.spans)}
+        if record.span_id else set()
+    )
     out = []
     for index, log in enumerate(trace.logs):
         if anchor is not None and _emitter(log) == _emitter(trace.logs[anchor]):

@@ -103,6 +103,9 @@ class LogData:
     #: When the SDK or collector observed the record (0 = not sent); often a finer clock than
     #: ``time_unix_nano``, which bridges fill from the logging library's millisecond timestamp.
     observed_time_unix_nano: int = 0
+    #: The instrumentation scope (usually the logger's name): SDKs export one batch grouped by
+    #: scope, so arrival order is emission order only within one scope.
+    scope: str = ""
 
     @property
     def has_exception(self) -> bool:
@@ -381,4 +384,5 @@ def iter_logs(request: ExportLogsServiceRequest) -> Iterator[LogData]:
                     resource=resource,
                     event_name=record.event_name,
                     observed_time_unix_nano=record.observed_time_unix_nano,
+                    scope=scope_logs.scope.name,
                 )

@@ -164,7 +164,7 @@ def render_title(exc: ExceptionRecord, previous: str = "") -> str:
     """
     type_ = _display_type(exc)
     message = exc.message.strip().splitlines()[0] if exc.message.strip() else ""
-    template = title_template(message) if message else ""
+    template = title_template(message, constants=(exc.span_name,)) if message else ""
     text = f"{type_}: {template}" if type_ and template else (template or type_ or "error")
     culprit = culprit_frame(exc.chain)
     if culprit is not None and len(template.split()) <= 1:  # a bare value ('x', 42, EUR) or nothing

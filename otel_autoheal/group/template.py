@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Sequence
 
 __all__ = ["merge_varying", "message_template", "title_template"]
 
@@ -39,11 +40,13 @@ _CODE_QUOTE = re.compile(r"""(['"`])([A-Za-z_$][\w$]*(?:\.[A-Za-z_$<>][\w$<>]*)*
 _KEPT = "\ue000"
 
 
-def title_template(message: str, previous: str = "") -> str:
+def title_template(message: str, previous: str = "", constants: Sequence[str] = ()) -> str:
     """``message`` for a title: data masked, code names kept, then whatever differs from ``previous`` masked.
 
     ``previous`` is the same group's earlier title text (already masked); tokens where the two
     disagree are masked, so that a title masks exactly what varies across the group.
+    ``constants`` are texts known not to vary (a span name: low-cardinality by the OpenTelemetry
+    specification), kept verbatim even when they look like data (``okey-dokey-0``).
     """
     kept: list[str] = []
 
@@ -51,7 +54,10 @@ def title_template(message: str, previous: str = "") -> str:
         kept.append(match.group(0))
         return f"{_KEPT}{chr(0xE100 + len(kept) - 1)}{_KEPT}"
 
-    text = message_template(_CODE_QUOTE.sub(keep, " ".join(message.split())[: MAX_TEMPLATE_CHARS * 4]))
+    text = " ".join(message.split())[: MAX_TEMPLATE_CHARS * 4]
+    for constant in sorted({" ".join(c.split()) for c in constants if c.strip()}, key=len, reverse=True):
+        text = re.sub(rf"(?<![\w.\-/]){re.escape(constant)}(?![\w\-/])", keep, text)
+    text = message_template(_CODE_QUOTE.sub(keep, text))
     text = re.sub(f"{_KEPT}(.){_KEPT}", lambda m: kept[ord(m.group(1)) - 0xE100], text)
     return merge_varying(previous, text) if previous else text
 

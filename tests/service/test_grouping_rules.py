@@ -215,3 +215,46 @@ def test_java_suppressed_frames_stay_out_and_python_exception_group_message():
                              '  |   File "/app/m.py", line 1, in main\n  |     raise EG\n'
                              '  | ExceptionGroup: many (2 sub-exceptions)\n  +-+---- 1 ----\n    | ValueError: 1\n')
     assert (group[0].type, group[0].message) == ("ExceptionGroup", "many (2 sub-exceptions)")
+
+
+def test_title_keeps_a_span_name_that_looks_like_data():
+    """A span name is constant by convention, so its digits stay in the title; other numbers are masked."""
+    from otel_autoheal.group.template import title_template
+
+    assert title_template("okey-dokey-0 failed", constants=["okey-dokey-0"]) == "okey-dokey-0 failed"
+    assert title_template("okey-dokey-0 failed") == "okey-dokey-<num> failed"
+    assert title_template("job-7 failed after 3 tries", constants=["job-7"]) == "job-7 failed after <num> tries"
+
+
+def test_logs_of_another_logger_arriving_after_the_exception_log_still_precede_it():
+    """SDKs export a batch grouped by logger, so a line of another logger arriving after the exception log counts by time."""
+    from otel_autoheal.extract import TraceData, extract_exceptions, preceding_logs
+    from otel_autoheal.otlp import LogData, SpanData
+
+    resource = {"service.name": "shop", "service.instance.id": "i-1"}
+    trace_id, server, child, t0 = "ab" * 16, "01" * 8, "02" * 8, 1_700_000_000_000_000_000
+
+    def line(body: str, span_id: str, offset: int, scope: str, exception: bool = False) -> LogData:
+        attributes = {"exception.type": "KeyError", "exception.message": "'ZZ'"} if exception else {}
+        return LogData(trace_id, span_id, t0 + offset, 9, "INFO", body, attributes, resource,
+                       observed_time_unix_nano=t0 + offset + 1000, scope=scope)
+
+    spans = {
+        server: SpanData(trace_id=trace_id, span_id=server, parent_span_id="", name="GET /ship", kind="SERVER",
+                         start_unix_nano=t0, end_unix_nano=t0 + 9_000_000, is_error=True,
+                         attributes={}, resource=resource, events=[]),
+        child: SpanData(trace_id=trace_id, span_id=child, parent_span_id=server, name="zone_for", kind="INTERNAL",
+                        start_unix_nano=t0 + 1_000_000, end_unix_nano=t0 + 3_000_000, is_error=True,
+                        attributes={}, resource=resource,
+                        events=[("exception", t0 + 3_000_000, {"exception.type": "KeyError", "exception.message": "'ZZ'"})]),
+    }
+    logs = [
+        line("shipping order", server, 500_000, "shop.app"),
+        line("shipping failed", server, 4_000_000, "shop.app", exception=True),
+        line("looking up shipping zone", child, 2_000_000, "shop.shipping"),  # arrived last, written second
+        line("request done", server, 8_000_000, "shop.app"),
+    ]
+    trace = TraceData(trace_id, spans, logs)
+    head = next(r for r in extract_exceptions(trace) if r.span_id == child)
+    assert [l.body for l in preceding_logs(head, trace, 10)] == [
+        "shipping order", "looking up shipping zone", "shipping failed"]

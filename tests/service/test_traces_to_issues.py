@@ -219,6 +219,40 @@ def test_spans_arriving_after_logs_are_merged_not_double_counted(autoheal):
     assert len(keyerror) == 1 and keyerror[0]["count"] == 1 and keyerror[0]["id"] == first[0]["id"]
 
 
+JAVA_STACK = """java.lang.NumberFormatException: For input string: "9EUR"
+\tat java.base/jdk.internal.math.FloatingDecimal.readJavaFormatString(FloatingDecimal.java:2054)
+\tat java.base/java.lang.Double.parseDouble(Double.java:651)
+\tat shop.Pricing.parsePrice(Pricing.java:17)
+\tat shop.Shop.checkout(Shop.java:41)
+"""
+
+
+def test_exception_log_arriving_after_its_trace_was_processed_counts_once(autoheal):
+    """An exception log sent after its trace's span event was processed is the same exception, not a second occurrence."""
+    trace_id, server_id, child_id = new_trace_id(), new_span_id(), new_span_id()
+    start = now_nanos()
+    resource = {"service.name": "shop-java", "service.instance.id": "jvm-1"}
+    exception = {"type": "java.lang.NumberFormatException", "message": 'For input string: "9EUR"',
+                 "stacktrace": JAVA_STACK}
+    _send_traces(autoheal, traces_payload([
+        span(trace_id, server_id, "GET /checkout", kind=2, error=True, start=start),
+        span(trace_id, child_id, "Pricing.parsePrice", parent=server_id, start=start + 1000, exception=exception),
+    ], resource))
+    first = autoheal.wait_for_issues(1)
+    # The logging bridge writes the caught exception on the server span, its stack formatted its own way.
+    _send_logs(autoheal, logs_payload([log_record(
+        "checkout failed", trace_id=trace_id, span_id=server_id, time_nanos=start + 3_000_000, severity="ERROR",
+        severity_number=17, attributes={"exception.type": exception["type"], "exception.message": exception["message"],
+                                        "exception.stacktrace": JAVA_STACK + "\tat shop.Shop.lambda$main$0(Shop.java:24)\n"})],
+        resource))
+    _send_traces(autoheal, traces_payload([span(new_trace_id(), new_span_id(), "later", exception={
+        "type": "OSError", "message": "disk", "stacktrace": ""})]))
+    issues = autoheal.wait_for_issues(2)
+    assert autoheal.metric("autoheal_late_traces_total") == 1
+    price = [i for i in issues if "NumberFormatException" in i["exception_type"]]
+    assert len(price) == 1 and price[0]["count"] == 1 and price[0]["id"] == first[0]["id"]
+
+
 def test_acknowledged_errors_survive_sigkill(autoheal_factory, tmp_path):
     """An error acknowledged but not yet processed when the service is SIGKILLed is filed after restart, once."""
     import signal
