@@ -425,7 +425,9 @@ class Engine:
                     continue
             if is_option:
                 name, sep, value = arg.partition("=")
-                if self.is_secret_name(name):
+                # "-p[redacted:password]" (a scrubbed mysql -pX) names no secret option: scrubbing
+                # scrubbed data again must change nothing (the intake journal's records are).
+                if self.is_secret_name(name) and _REDACTED not in name:
                     kind = self.name_kind(name)
                     if not sep:
                         out.append(arg)

@@ -10,6 +10,12 @@ The sender then retries the same data, which must not count twice:
   failed ones; a second pass would cost the hot path dearly). A refused export's spans stay in
   the assembler, keyed by span id, so the retry replaces them; if their trace was processed
   meanwhile, the retry is late data whose exceptions are already recorded (``pipeline``).
+
+Failed spans and exception logs are scrubbed here, in place, before they are journalled: no
+unscrubbed byte reaches the disk, even if the service is killed before the pipeline runs. The
+assembler holds the same (scrubbed) objects; the pipeline's own scrub of them changes nothing
+(scrubbing is idempotent) and still covers the logs that precede an error, which stay unscrubbed
+in memory only.
 """
 
 from __future__ import annotations
@@ -20,11 +26,22 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from otel_autoheal.assemble import Assembler
 from otel_autoheal.metrics import Metrics
-from otel_autoheal.otlp import count_log_records, decode_logs, decode_traces, iter_logs, journal_key, journal_payload
+from otel_autoheal.otlp import (
+    LogData,
+    SpanData,
+    count_log_records,
+    decode_logs,
+    decode_traces,
+    iter_logs,
+    journal_key,
+    journal_payload,
+)
 from otel_autoheal.receive.journal import JournalUnavailable, JournalWriter
+from otel_autoheal.scrub import Scrubber
 
 __all__ = ["Intake", "IntakeResult", "bearer_matches"]
 
@@ -85,6 +102,32 @@ class _ByteBudget:
 
 
 
+def _scrub_in_place(records: list[SpanData] | list[LogData], scrubber: Scrubber) -> None:
+    """Scrub every sender-chosen text of failed spans / exception logs (ids and numbers are ours to check)."""
+    # Records of one resource share its attribute map: scrub it once.
+    resources: dict[int, dict[str, Any]] = {}
+
+    def resource(attributes: dict[str, Any]) -> dict[str, Any]:
+        key = id(attributes)
+        if key not in resources:
+            resources[key] = scrubber.attributes(attributes)
+        return resources[key]
+
+    text = scrubber.text
+    for record in records:
+        record.attributes = scrubber.attributes(record.attributes)
+        record.resource = resource(record.resource)
+        if isinstance(record, SpanData):
+            record.name = text(record.name)
+            record.status_message = text(record.status_message)
+            record.events = [(text(name), at, scrubber.attributes(attrs)) for name, at, attrs in record.events]
+        else:
+            record.body = text(record.body)
+            record.severity_text = text(record.severity_text)
+            record.event_name = text(record.event_name)
+            record.scope = text(record.scope)
+
+
 @dataclass(frozen=True)
 class IntakeResult:
     accepted: int
@@ -96,8 +139,10 @@ class Intake:
     """Decodes OTLP payloads and hands their records to the assembler."""
 
     def __init__(self, assembler: Assembler, metrics: Metrics, ingest_token: str, max_request_bytes: int,
-                 journal: JournalWriter | None = None) -> None:
+                 journal: JournalWriter | None = None, *, scrubber: Scrubber) -> None:
         self.assembler = assembler
+        #: Scrubs failed spans and exception logs before they are journalled (``Pipeline.scrubber``).
+        self.scrubber = scrubber
         #: Where failed spans and exception logs are written before they are acknowledged.
         self.journal = journal
         self.metrics = metrics
@@ -118,6 +163,7 @@ class Intake:
             request = decode_traces(body, content_type)
             accepted, rejected, failed = self.assembler.add_trace_request(request, _may_fail(body, content_type))
             del request
+            _scrub_in_place(failed, self.scrubber)
             entries = [(span.trace_id, "span", journal_payload(span)) for span in failed] if self.journal else []
         if entries:
             # After the assembler: the pass that finds the failed spans is the hot loop, run once.
@@ -134,6 +180,7 @@ class Intake:
             records = list(iter_logs(request))
             del request
         rejected = total - len(records)
+        _scrub_in_place([r for r in records if r.has_exception], self.scrubber)
         if self.journal is not None:
             # Before the assembler, which appends logs: a refused export leaves nothing behind that
             # the sender's retry would add a second time.

@@ -173,6 +173,9 @@ class SQLiteStore:
                     raise StateError(damaged_message(self.path, "; ".join(problems)))
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
+            # Freed pages (cleared journal entries, replaced rows) are overwritten with zeros, in the
+            # file and the WAL, instead of lingering until reused.
+            conn.execute("PRAGMA secure_delete=ON")
             conn.execute("PRAGMA busy_timeout=30000")
             self._instance_id = self._migrate(conn)
         except StateError:
