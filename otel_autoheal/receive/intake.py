@@ -15,7 +15,7 @@ Failed spans and exception logs are scrubbed here, in place, before they are jou
 unscrubbed byte reaches the disk, even if the service is killed before the pipeline runs. The
 assembler holds the same (scrubbed) objects; the pipeline's own scrub of them changes nothing
 (scrubbing is idempotent) and still covers the logs that precede an error, which stay unscrubbed
-in memory only.
+in memory only. Without the journal nothing is written here, so nothing is scrubbed twice.
 """
 
 from __future__ import annotations
@@ -163,8 +163,10 @@ class Intake:
             request = decode_traces(body, content_type)
             accepted, rejected, failed = self.assembler.add_trace_request(request, _may_fail(body, content_type))
             del request
-            _scrub_in_place(failed, self.scrubber)
-            entries = [(span.trace_id, "span", journal_payload(span)) for span in failed] if self.journal else []
+            entries: list[tuple[str, str, str]] = []
+            if self.journal is not None:
+                _scrub_in_place(failed, self.scrubber)
+                entries = [(span.trace_id, "span", journal_payload(span)) for span in failed]
         if entries:
             # After the assembler: the pass that finds the failed spans is the hot loop, run once.
             self._journal(entries)
@@ -180,11 +182,12 @@ class Intake:
             records = list(iter_logs(request))
             del request
         rejected = total - len(records)
-        _scrub_in_place([r for r in records if r.has_exception], self.scrubber)
         if self.journal is not None:
             # Before the assembler, which appends logs: a refused export leaves nothing behind that
             # the sender's retry would add a second time.
-            self._journal([(journal_key(r), "log", journal_payload(r)) for r in records if r.has_exception])
+            failed = [r for r in records if r.has_exception]
+            _scrub_in_place(failed, self.scrubber)
+            self._journal([(journal_key(r), "log", journal_payload(r)) for r in failed])
         accepted = self.assembler.add_logs(records)
         self.metrics.inc("autoheal_logs_received_total", accepted)
         return IntakeResult(accepted, rejected,

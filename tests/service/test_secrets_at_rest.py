@@ -184,3 +184,25 @@ def test_cli_spool_holds_no_raw_secret(tmp_path: Path) -> None:
     assert _raw_hits(spool) == {}
     scan = _printable_copy([p for p in spool.iterdir() if p.is_file()], tmp_path / "scan")
     assert _oracle_findings(scan) == {"gitleaks": [], "detect-secrets": []}
+
+
+def test_cleared_journal_rows_leave_no_bytes_behind(tmp_path: Path) -> None:
+    """A journal row deleted once processed is overwritten (secure_delete), not left in a free page of the file."""
+    # Debian's SQLite is built with SECURE_DELETE on by default, so here this passes even without
+    # the store's pragma; it guards the builds (macOS, some wheels) where the default is off.
+    from otel_autoheal.state.sqlite import SQLiteStore
+
+    marker = "journal-row-marker-" + "q7Zx" * 8
+    store = SQLiteStore.in_dir(tmp_path / "state")
+    try:
+        # A row that stays keeps the page in use: only the deleted cell's bytes are in question.
+        store.journal_add([("t" * 32, "span", json.dumps({"name": marker})), ("u" * 32, "span", "{}")])
+        store.journal_done("t" * 32)
+        assert [entry[1] for entry in store.journal_entries()] == ["u" * 32]
+    finally:
+        store.close()  # checkpoints the WAL into the database file
+    assert _raw_hits_of(tmp_path / "state", [marker.encode()]) == {}
+
+
+def _raw_hits_of(directory: Path, needles: list[bytes]) -> dict[str, int]:
+    return {p.name: n for p in directory.iterdir() if p.is_file() and (n := sum(x in p.read_bytes() for x in needles))}
