@@ -175,7 +175,10 @@ def test_cli_spool_holds_no_raw_secret(tmp_path: Path) -> None:
     argv = [a for e in CORPUS if e["category"] in generic for a in e["input"][1:]]
     dsn = next(t for t in TEXTS if "postgresql://" in t).split("to ", 1)[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AUTOHEAL_"))}
+    # A secret in the resource attributes too (a deploy token put there by mistake).
+    token = next(e["secrets"][0] for e in CORPUS if e["category"] == "json_list_of_pairs")
     env.update(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9", AUTOHEAL_SPOOL_DIR=str(spool), DATABASE_URL=dsn,
+               OTEL_RESOURCE_ATTRIBUTES=f"deployment.environment=prod,deploy.token={token}",
                PYTHONPATH=f"{REPO / 'instrumentation' / 'src'}{os.pathsep}{env.get('PYTHONPATH', '')}")
     proc = subprocess.run([sys.executable, str(script), str(message), *argv], env=env, capture_output=True,
                           text=True, timeout=120)

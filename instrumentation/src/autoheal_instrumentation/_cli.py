@@ -192,7 +192,7 @@ class CliRun:
         import traceback
 
         from ._otlp import build_logs, build_traces
-        from ._scrub import scrub_argv, scrub_text
+        from ._scrub import scrub_argv, scrub_text, scrub_value
 
         settings = self.settings
         prog = os.path.basename(self.argv[0]) if self.argv and self.argv[0] else "python"
@@ -211,6 +211,9 @@ class CliRun:
         resource.update(settings.resource_attributes)
         if settings.service_version:
             resource["service.version"] = settings.service_version
+        # OTEL_RESOURCE_ATTRIBUTES is text someone typed: scrubbed like the rest, since the payload
+        # may be spooled to disk.
+        resource = scrub_value(resource)
         args = scrub_argv(self.argv)
         attributes: dict[str, Any] = {
             "process.command": prog,
