@@ -85,6 +85,27 @@ def _oracle_findings(directory: Path) -> dict[str, list[Any]]:
     return {"gitleaks": _gitleaks_findings(directory), "detect-secrets": _detect_secrets_findings(directory)}
 
 
+def test_scrubbing_scrubbed_data_changes_nothing() -> None:
+    """The journal holds scrubbed records that the pipeline scrubs again: a second pass must keep every
+    ``[redacted:x]`` and everything else as the first pass left it, for texts, JSON values and argv."""
+    from otel_autoheal.scrub import Scrubber
+
+    scrubber = Scrubber()
+    changed = {}
+    for entry in CORPUS:
+        data = entry["input"]
+        for name, scrub in (("text", scrubber.text), ("value", scrubber.value), ("argv", scrubber.argv)):
+            if (name == "text") != isinstance(data, str) or (name == "argv" and not isinstance(data, list)):
+                continue
+            once = scrub(data)
+            if scrub(once) != once:
+                changed[f"{entry['category']}/{name}"] = (once, scrub(once))
+        attributes = scrubber.attributes({"payload": data, "db.password": "x" * 12})
+        if scrubber.attributes(attributes) != attributes:
+            changed[f"{entry['category']}/attributes"] = attributes
+    assert changed == {}
+
+
 def test_oracles_see_secrets_in_raw_sqlite_and_spool_like_files(tmp_path: Path) -> None:
     """The file oracle (raw copy + printable runs) finds the raw corpus when it sits in a SQLite database."""
     db = tmp_path / "raw" / "state.db"
