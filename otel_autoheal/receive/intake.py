@@ -108,15 +108,28 @@ class Intake:
     def authorized(self, header: str | None) -> bool:
         return not self._token or bearer_matches(header, self._token)
 
+    def trust(self, authorization: str | None, origin: str | None = None) -> str:
+        """The receiver's verdict on a request (``ExceptionRecord.ingest_trust``), never the sender's word.
+
+        A browser (any ``Origin`` header) is ``untrusted`` even with the token: a token shipped
+        in page JavaScript is public. A request carrying the configured ingest token is
+        ``trusted``; without a token configured there is no verdict (``""``: the sink falls back
+        to ``autoheal.source``).
+        """
+        if origin:
+            return "untrusted"
+        return "trusted" if self._token and bearer_matches(authorization, self._token) else ""
+
     def reject(self, reason: str) -> None:
         self.metrics.inc("autoheal_requests_rejected_total", reason=reason)
 
-    def traces(self, body: bytes, content_type: str) -> IntakeResult:
-        """Decode and accept a trace export (raises ``OTLPDecodeError`` / ``Overloaded``)."""
+    def traces(self, body: bytes, content_type: str, trust: str = "") -> IntakeResult:
+        """Decode and accept a trace export (raises ``OTLPDecodeError`` / ``Overloaded``); ``trust``
+        is the receiver's verdict (``Intake.trust``) stamped on the failed spans."""
         self.assembler.check_capacity()
         with self._decoding.hold(len(body)):
             request = decode_traces(body, content_type)
-            accepted, rejected, failed = self.assembler.add_trace_request(request, _may_fail(body, content_type))
+            accepted, rejected, failed = self.assembler.add_trace_request(request, _may_fail(body, content_type), trust)
             del request
             entries = [(span.trace_id, "span", journal_payload(span)) for span in failed] if self.journal else []
         if entries:
@@ -125,13 +138,14 @@ class Intake:
         self.metrics.inc("autoheal_spans_received_total", accepted)
         return IntakeResult(accepted, rejected, "spans without a valid 16-byte trace id were rejected" if rejected else "")
 
-    def logs(self, body: bytes, content_type: str) -> IntakeResult:
-        """Decode and accept a logs export (raises ``OTLPDecodeError`` / ``Overloaded``)."""
+    def logs(self, body: bytes, content_type: str, trust: str = "") -> IntakeResult:
+        """Decode and accept a logs export (raises ``OTLPDecodeError`` / ``Overloaded``); ``trust``
+        as for ``traces``."""
         self.assembler.check_capacity()
         with self._decoding.hold(len(body)):
             request = decode_logs(body, content_type)
             total = count_log_records(request)
-            records = list(iter_logs(request))
+            records = list(iter_logs(request, trust))
             del request
         rejected = total - len(records)
         if self.journal is not None:
