@@ -75,7 +75,8 @@ class Service:
             lambda: self.pipeline.recent_bytes,
         )
         self.journal = JournalWriter(self.store, config.journal_timeout) if config.intake_journal else None
-        intake = Intake(self.assembler, self.metrics, config.ingest_token, config.max_request_bytes, self.journal)
+        intake = Intake(self.assembler, self.metrics, config.ingest_token, config.max_request_bytes, self.journal,
+                        config.ingest_tokens)
         grpc_host, grpc_port = parse_hostport("otlp_grpc", config.otlp_grpc)
         http_host, http_port = parse_hostport("otlp_http", config.otlp_http)
         self.grpc = GrpcReceiver(intake, grpc_host, grpc_port)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hmac
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -96,29 +96,41 @@ class Intake:
     """Decodes OTLP payloads and hands their records to the assembler."""
 
     def __init__(self, assembler: Assembler, metrics: Metrics, ingest_token: str, max_request_bytes: int,
-                 journal: JournalWriter | None = None) -> None:
+                 journal: JournalWriter | None = None, token_sources: Mapping[str, str] | None = None) -> None:
         self.assembler = assembler
         #: Where failed spans and exception logs are written before they are acknowledged.
         self.journal = journal
         self.metrics = metrics
         self._token = ingest_token.encode()
+        #: Every accepted token with the verdict it gives (``ingest_token`` means trusted).
+        self._verdicts = [(token.encode(), verdict) for token, verdict in (token_sources or {}).items()]
+        if ingest_token:
+            self._verdicts.append((self._token, "trusted"))
         self.max_request_bytes = max_request_bytes
         self._decoding = _ByteBudget(DECODE_BUDGET_REQUESTS * max_request_bytes)
 
     def authorized(self, header: str | None) -> bool:
-        return not self._token or bearer_matches(header, self._token)
+        return not self._verdicts or self._token_verdict(header) is not None
+
+    def _token_verdict(self, header: str | None) -> str | None:
+        """The verdict of the token in ``header``, ``None`` when it carries none of ours."""
+        found = None
+        for token, verdict in self._verdicts:  # all compared: the time says nothing about which matched
+            if bearer_matches(header, token) and found is None:
+                found = verdict
+        return found
 
     def trust(self, authorization: str | None, origin: str | None = None) -> str:
         """The receiver's verdict on a request (``ExceptionRecord.ingest_trust``), never the sender's word.
 
-        A browser (any ``Origin`` header) is ``untrusted`` even with the token: a token shipped
-        in page JavaScript is public. A request carrying the configured ingest token is
-        ``trusted``; without a token configured there is no verdict (``""``: the sink falls back
-        to ``autoheal.source``).
+        A browser (any ``Origin`` header) is ``untrusted`` even with a token: a token shipped in
+        page JavaScript is public. Otherwise the token decides: ``ingest_token`` is trusted,
+        ``ingest_tokens`` map each of theirs; with no token configured there is no verdict (``""``:
+        the sink falls back to ``autoheal.source``).
         """
         if origin:
             return "untrusted"
-        return "trusted" if self._token and bearer_matches(authorization, self._token) else ""
+        return self._token_verdict(authorization) or ""
 
     def reject(self, reason: str) -> None:
         self.metrics.inc("autoheal_requests_rejected_total", reason=reason)

@@ -14,6 +14,7 @@ from tests.github_standin.server import GitHubStandin
 
 TOKEN = "ingest-token-for-provenance"
 ORIGIN = "http://shop.example"
+PARTNER_TOKEN = "partner-token-mapped-untrusted"
 
 
 def _send(svc: Any, exc_type: str, headers: dict[str, str]) -> None:
@@ -29,12 +30,16 @@ def _send(svc: Any, exc_type: str, headers: dict[str, str]) -> None:
 def test_token_is_trusted_and_a_browser_claiming_cli_is_not(
     github_standin: GitHubStandin, autoheal_factory: Callable[..., Any]
 ) -> None:
-    """An error sent with the ingest token is trusted; one sent by a CORS browser with source "cli" is untrusted."""
+    """The ingest token gives trusted; a CORS browser claiming source "cli" and a token mapped untrusted give untrusted."""
     svc = autoheal_factory(env={**github_standin.env(), "AUTOHEAL_GITHUB_MIN_WRITE_INTERVAL": "0",
-                                "AUTOHEAL_INGEST_TOKEN": TOKEN, "AUTOHEAL_CORS_ORIGINS": ORIGIN})
+                                "AUTOHEAL_INGEST_TOKEN": TOKEN, "AUTOHEAL_CORS_ORIGINS": ORIGIN,
+                                "AUTOHEAL_INGEST_TOKENS": f"{PARTNER_TOKEN}=untrusted"})
     auth = {"Authorization": f"Bearer {TOKEN}"}
+    status, _ = post(f"{svc.http_endpoint}/v1/traces", traces_payload([]), headers={"Authorization": "Bearer nope"})
+    assert status == 401
     _send(svc, "TokenError", auth)
     _send(svc, "BrowserError", {**auth, "Origin": ORIGIN})
+    _send(svc, "PartnerError", {"Authorization": f"Bearer {PARTNER_TOKEN}"})
 
     def blocks() -> dict[str, dict[str, Any]] | None:
         found = {}
@@ -42,12 +47,13 @@ def test_token_is_trusted_and_a_browser_claiming_cli_is_not(
             data = parse_header(str(issue["body"] or ""))
             if data is not None:
                 found[str(data["exception_type"])] = data
-        return found if len(found) == 2 else None
+        return found if len(found) == 3 else None
 
-    data = wait_for(blocks, timeout=90, what="two filed issues with data blocks")
+    data = wait_for(blocks, timeout=90, what="three filed issues with data blocks")
     assert (data["TokenError"]["trusted_source"], data["TokenError"]["provenance"]) == (True, "receiver")
     assert (data["BrowserError"]["trusted_source"], data["BrowserError"]["provenance"]) == (False, "receiver")
     assert data["BrowserError"]["source"] == "cli"  # the sender's claim is kept as data, not believed
+    assert (data["PartnerError"]["trusted_source"], data["PartnerError"]["provenance"]) == (False, "receiver")
 
 
 def test_journal_replay_keeps_the_receivers_verdict() -> None:

@@ -75,7 +75,7 @@ def _check_body(body: str) -> None:
     lines = body.splitlines()
     assert re.fullmatch(r"<!-- autoheal:fingerprint=[0-9a-f]+ -->", lines[0]) and FAKE_FP not in lines[0]
     tokens = _markdown().parse(body)
-    inside_code = set()
+    inside_code: set[int] = set()
     for token in tokens:
         if token.type in ("fence", "code_block") and token.map:
             inside_code.update(range(*token.map))
