@@ -154,13 +154,15 @@ class Assembler:
             # Evicting traces being assembled cannot help: what fills the bound is already finished.
             raise Overloaded(f"{behind} bytes of finished traces are waiting for the pipeline (max_held_bytes)")
 
-    def add_trace_request(self, request: Any, may_fail: bool = True) -> tuple[int, int, list[SpanData]]:
+    def add_trace_request(self, request: Any, may_fail: bool = True,
+                          ingest_trust: str = "") -> tuple[int, int, list[SpanData]]:
         """Take the spans of an ``ExportTraceServiceRequest``; returns ``(accepted, rejected, failed spans)``.
 
         This is the hot path of the service: a span that did not fail costs one dict entry
         (its parent link, as bytes); only failed spans are converted to ``SpanData``.
         ``may_fail=False`` promises that no span has an event or an ERROR status (the caller
-        checked the encoded bytes), which skips the per-span checks.
+        checked the encoded bytes), which skips the per-span checks. ``ingest_trust`` is the
+        receiver's verdict on the request, stamped on its failed spans.
         """
         now = time.monotonic()
         accepted = rejected = 0
@@ -189,7 +191,7 @@ class Assembler:
                                 resource = attributes_to_dict(resource_spans.resource.attributes)
                                 # Shared by the spans of this resource: counted once, where first held.
                                 resource_cost = value_bytes(resource)
-                            data = error_span(span, pending.data.trace_id, resource)
+                            data = error_span(span, pending.data.trace_id, resource, ingest_trust)
                             if data is not None:
                                 data = self._admit_error(pending, data, span_bytes(data) + resource_cost)
                                 resource_cost = 0

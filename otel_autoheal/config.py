@@ -90,6 +90,12 @@ class Config:
     fallback_log_window: float = 60.0
     #: When set, requests need ``Authorization: Bearer <token>``. Default: empty (no auth).
     ingest_token: str = ""
+    #: Further ingest tokens, each with the provenance of what it sends: ``{"<token>" = "trusted"}``
+    #: or ``"untrusted"`` (e.g. a partner's or a browser bundle's token). Any of them (or
+    #: ``ingest_token``, which means trusted) then authenticates a request; a browser request
+    #: (``Origin`` header) is untrusted whatever its token. Env: ``token=trusted,token2=untrusted``.
+    #: Default: none.
+    ingest_tokens: dict[str, str] = field(default_factory=dict)
     #: When set, ``GET /metrics`` needs ``Authorization: Bearer <metrics_token>``. Default: empty (open).
     metrics_token: str = ""
     #: Seconds a client has to send a request's headers, counted from the connection (or the
@@ -172,12 +178,31 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
     return value
 
 
+def _token_sources(key: str, value: Any) -> dict[str, str]:
+    """``ingest_tokens``: a table ``{token = verdict}`` or, from the environment, ``token=verdict,…``."""
+    if isinstance(value, str):
+        pairs = [item.strip().rpartition("=") for item in value.split(",") if item.strip()]
+        value = {token.strip(): verdict.strip() for token, _, verdict in pairs}
+    if not isinstance(value, Mapping):
+        raise ConfigError(key, 'expected a table of "<token>" = "trusted" | "untrusted"')
+    out: dict[str, str] = {}
+    for token, verdict in value.items():
+        if not str(token).strip():
+            raise ConfigError(key, "a token is empty")
+        if verdict not in ("trusted", "untrusted"):
+            raise ConfigError(key, f'the verdict for a token must be "trusted" or "untrusted", got {verdict!r}')
+        out[str(token).strip()] = str(verdict)
+    return out
+
+
 def _apply(base: Config, values: Mapping[str, Any], origin: str) -> Config:
     known = {f.name: f for f in fields(Config)}
     changes: dict[str, Any] = {}
     for key, value in values.items():
         if origin == ENV_PREFIX:
-            if key not in ("scrub", "github"):
+            if key == "ingest_tokens":
+                changes[key] = _token_sources(ENV_PREFIX + key.upper(), value)
+            elif key not in ("scrub", "github"):
                 changes[key] = _coerce(ENV_PREFIX + key.upper(), value, getattr(Config(), key))
             continue
         if key not in known:
@@ -203,6 +228,8 @@ def _apply(base: Config, values: Mapping[str, Any], origin: str) -> Config:
                 extra_patterns={str(k): str(v) for k, v in patterns.items()},
                 allow=_coerce(f"{origin}scrub.allow", value.get("allow", ()), ()),
             )
+        elif key == "ingest_tokens":
+            changes[key] = _token_sources(f"{origin}{key}", value)
         elif key == "github":
             if not isinstance(value, Mapping):
                 raise ConfigError(f"{origin}github", "expected a table")

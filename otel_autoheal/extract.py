@@ -80,6 +80,7 @@ def _on_span(span: SpanData, type_: str, message: str, stacktrace: str, time: in
         span_attributes=dict(span.attributes),
         parent_span_id=span.parent_span_id,
         span_start_unix_nano=span.start_unix_nano,
+        ingest_trust=span.ingest_trust,
     )
 
 
@@ -126,6 +127,7 @@ def _from_log(log: LogData, span: SpanData | None) -> ExceptionRecord:
         span_attributes={**(span.attributes if span else {}), **fields},
         parent_span_id=span.parent_span_id if span else "",
         span_start_unix_nano=span.start_unix_nano if span else 0,
+        ingest_trust=log.ingest_trust,
     )
 
 
@@ -152,8 +154,13 @@ def identity(record: ExceptionRecord) -> ExceptionRecord:
     )
 
 
+#: Receiver verdicts from least to most trusted: a merged report keeps the least trusted one.
+_TRUST_RANK = {"untrusted": 0, "": 1, "trusted": 2}
+
+
 def _merge(keep: ExceptionRecord, other: ExceptionRecord) -> None:
     """Fold a duplicate report (span event ↔ log record) into ``keep``."""
+    keep.ingest_trust = min(keep.ingest_trust, other.ingest_trust, key=lambda verdict: _TRUST_RANK.get(verdict, 0))
     if len(other.stacktrace) > len(keep.stacktrace):
         keep.stacktrace = other.stacktrace
     if is_wrapper_type(keep.type) and not is_wrapper_type(other.type):

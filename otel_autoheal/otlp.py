@@ -85,6 +85,9 @@ class SpanData:
     attributes: dict[str, Any] = field(default_factory=dict)
     events: list[tuple[str, int, dict[str, Any]]] = field(default_factory=list)
     resource: dict[str, Any] = field(default_factory=dict)
+    #: The receiver's verdict on the request this span came in (``ExceptionRecord.ingest_trust``);
+    #: journalled with the span so that a replay keeps it.
+    ingest_trust: str = ""
 
 
 @dataclass(slots=True)
@@ -106,6 +109,8 @@ class LogData:
     #: The instrumentation scope (usually the logger's name): SDKs export one batch grouped by
     #: scope, so arrival order is emission order only within one scope.
     scope: str = ""
+    #: The receiver's verdict on the request this record came in (``ExceptionRecord.ingest_trust``).
+    ingest_trust: str = ""
 
     @property
     def has_exception(self) -> bool:
@@ -290,7 +295,7 @@ def _id(raw: bytes, size: int) -> str:
     return raw.hex()
 
 
-def error_span(span: Any, trace_id: str, resource: dict[str, Any]) -> SpanData | None:
+def error_span(span: Any, trace_id: str, resource: dict[str, Any], ingest_trust: str = "") -> SpanData | None:
     """Full ``SpanData`` for a span with ERROR status or an ``exception`` event, else ``None``."""
     has_exception_event = False
     for event in span.events:
@@ -312,6 +317,7 @@ def error_span(span: Any, trace_id: str, resource: dict[str, Any]) -> SpanData |
         attributes=attributes_to_dict(span.attributes),
         events=[(e.name, e.time_unix_nano, attributes_to_dict(e.attributes)) for e in span.events if e.name == "exception"],
         resource=resource,
+        ingest_trust=ingest_trust,
     )
 
 
@@ -358,8 +364,9 @@ def count_log_records(request: ExportLogsServiceRequest) -> int:
                for scope_logs in resource_logs.scope_logs)
 
 
-def iter_logs(request: ExportLogsServiceRequest) -> Iterator[LogData]:
-    """Yield every log record with its resource attributes (shared per resource).
+def iter_logs(request: ExportLogsServiceRequest, ingest_trust: str = "") -> Iterator[LogData]:
+    """Yield every log record with its resource attributes (shared per resource), marked with the
+    receiver's ``ingest_trust`` for the request.
 
     Records whose trace or span id is present but of the wrong length are skipped (the receivers
     report them as rejected): linking them to no trace would hide the error's context silently.
@@ -385,4 +392,5 @@ def iter_logs(request: ExportLogsServiceRequest) -> Iterator[LogData]:
                     event_name=record.event_name,
                     observed_time_unix_nano=record.observed_time_unix_nano,
                     scope=scope_logs.scope.name,
+                    ingest_trust=ingest_trust,
                 )

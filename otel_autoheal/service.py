@@ -76,7 +76,7 @@ class Service:
         )
         self.journal = JournalWriter(self.store, config.journal_timeout) if config.intake_journal else None
         intake = Intake(self.assembler, self.metrics, config.ingest_token, config.max_request_bytes, self.journal,
-                        scrubber=self.pipeline.scrubber)
+                        config.ingest_tokens, scrubber=self.pipeline.scrubber)
         grpc_host, grpc_port = parse_hostport("otlp_grpc", config.otlp_grpc)
         http_host, http_port = parse_hostport("otlp_http", config.otlp_http)
         self.grpc = GrpcReceiver(intake, grpc_host, grpc_port)

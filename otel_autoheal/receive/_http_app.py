@@ -105,7 +105,7 @@ class _OTLPEndpoint:
     """``POST`` (and CORS preflight) for one OTLP signal, as a plain ASGI handler."""
 
     def __init__(self, signal: str, intake: Intake, cors: _Cors, pool: Executor) -> None:
-        self.accept: Callable[[bytes, str], IntakeResult] = intake.traces if signal == "traces" else intake.logs
+        self.accept: Callable[[bytes, str, str], IntakeResult] = intake.traces if signal == "traces" else intake.logs
         self.signal = signal
         self.intake = intake
         self.cors = cors
@@ -155,7 +155,8 @@ class _OTLPEndpoint:
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         try:
             result = await asyncio.get_running_loop().run_in_executor(
-                self.pool, self._ingest, body, headers.get(b"content-encoding", ""), content_type)
+                self.pool, self._ingest, body, headers.get(b"content-encoding", ""), content_type,
+                self.intake.trust(headers.get(b"authorization"), headers.get(b"origin")))
         except PayloadTooLarge as exc:
             self.intake.reject("too_large")
             return otlp_error(413, f"{exc} (max_request_bytes)", as_json)
@@ -167,8 +168,8 @@ class _OTLPEndpoint:
             return otlp_error(503, str(exc), as_json, {"Retry-After": "5"})
         return self._success(result, as_json)
 
-    def _ingest(self, body: bytes, encoding: str, content_type: str) -> IntakeResult:
-        return self.accept(decompress(body, encoding, self.intake.max_request_bytes), content_type)
+    def _ingest(self, body: bytes, encoding: str, content_type: str, trust: str) -> IntakeResult:
+        return self.accept(decompress(body, encoding, self.intake.max_request_bytes), content_type, trust)
 
     def _refuse(self, reason: str, status: int, message: str, as_json: bool,
                 headers: dict[str, str] | None = None) -> _Answer:

@@ -46,7 +46,7 @@ class GrpcReceiver:
                 ("grpc.so_reuseport", 0),
             ],
         )
-        def raw_export(accept: Callable[[bytes, str], IntakeResult], respond: Callable[[IntakeResult], Any]) -> Any:
+        def raw_export(accept: Callable[[bytes, str, str], IntakeResult], respond: Callable[[IntakeResult], Any]) -> Any:
             return {"Export": grpc.unary_unary_rpc_method_handler(
                 self._handler(accept, respond), request_deserializer=None,
                 response_serializer=lambda m: m.SerializeToString(),
@@ -100,7 +100,7 @@ class GrpcReceiver:
             )
         return ExportLogsServiceResponse()
 
-    def _handler(self, accept: Callable[[bytes, str], IntakeResult], respond: Callable[[IntakeResult], Any]) -> Any:
+    def _handler(self, accept: Callable[[bytes, str, str], IntakeResult], respond: Callable[[IntakeResult], Any]) -> Any:
         intake = self.intake
 
         def export(body: bytes, context: grpc.ServicerContext) -> Any:
@@ -109,7 +109,8 @@ class GrpcReceiver:
                 intake.reject("unauthenticated")
                 context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token (AUTOHEAL_INGEST_TOKEN)")
             try:
-                return respond(accept(body, "application/x-protobuf"))
+                # gRPC has no browser origin: the token alone decides.
+                return respond(accept(body, "application/x-protobuf", intake.trust(metadata.get("authorization"))))
             except PayloadTooLarge as exc:
                 intake.reject("too_large")
                 context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))

@@ -23,7 +23,7 @@ from __future__ import annotations
 import hmac
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -139,7 +139,8 @@ class Intake:
     """Decodes OTLP payloads and hands their records to the assembler."""
 
     def __init__(self, assembler: Assembler, metrics: Metrics, ingest_token: str, max_request_bytes: int,
-                 journal: JournalWriter | None = None, *, scrubber: Scrubber) -> None:
+                 journal: JournalWriter | None = None, token_sources: Mapping[str, str] | None = None, *,
+                 scrubber: Scrubber) -> None:
         self.assembler = assembler
         #: Scrubs failed spans and exception logs before they are journalled (``Pipeline.scrubber``).
         self.scrubber = scrubber
@@ -147,21 +148,46 @@ class Intake:
         self.journal = journal
         self.metrics = metrics
         self._token = ingest_token.encode()
+        #: Every accepted token with the verdict it gives (``ingest_token`` means trusted).
+        self._verdicts = [(token.encode(), verdict) for token, verdict in (token_sources or {}).items()]
+        if ingest_token:
+            self._verdicts.append((self._token, "trusted"))
         self.max_request_bytes = max_request_bytes
         self._decoding = _ByteBudget(DECODE_BUDGET_REQUESTS * max_request_bytes)
 
     def authorized(self, header: str | None) -> bool:
-        return not self._token or bearer_matches(header, self._token)
+        return not self._verdicts or self._token_verdict(header) is not None
+
+    def _token_verdict(self, header: str | None) -> str | None:
+        """The verdict of the token in ``header``, ``None`` when it carries none of ours."""
+        found = None
+        for token, verdict in self._verdicts:  # all compared: the time says nothing about which matched
+            if bearer_matches(header, token) and found is None:
+                found = verdict
+        return found
+
+    def trust(self, authorization: str | None, origin: str | None = None) -> str:
+        """The receiver's verdict on a request (``ExceptionRecord.ingest_trust``), never the sender's word.
+
+        A browser (any ``Origin`` header) is ``untrusted`` even with a token: a token shipped in
+        page JavaScript is public. Otherwise the token decides: ``ingest_token`` is trusted,
+        ``ingest_tokens`` map each of theirs; with no token configured there is no verdict (``""``:
+        the sink falls back to ``autoheal.source``).
+        """
+        if origin:
+            return "untrusted"
+        return self._token_verdict(authorization) or ""
 
     def reject(self, reason: str) -> None:
         self.metrics.inc("autoheal_requests_rejected_total", reason=reason)
 
-    def traces(self, body: bytes, content_type: str) -> IntakeResult:
-        """Decode and accept a trace export (raises ``OTLPDecodeError`` / ``Overloaded``)."""
+    def traces(self, body: bytes, content_type: str, trust: str = "") -> IntakeResult:
+        """Decode and accept a trace export (raises ``OTLPDecodeError`` / ``Overloaded``); ``trust``
+        is the receiver's verdict (``Intake.trust``) stamped on the failed spans."""
         self.assembler.check_capacity()
         with self._decoding.hold(len(body)):
             request = decode_traces(body, content_type)
-            accepted, rejected, failed = self.assembler.add_trace_request(request, _may_fail(body, content_type))
+            accepted, rejected, failed = self.assembler.add_trace_request(request, _may_fail(body, content_type), trust)
             del request
             entries: list[tuple[str, str, str]] = []
             if self.journal is not None:
@@ -173,13 +199,14 @@ class Intake:
         self.metrics.inc("autoheal_spans_received_total", accepted)
         return IntakeResult(accepted, rejected, "spans without a valid 16-byte trace id were rejected" if rejected else "")
 
-    def logs(self, body: bytes, content_type: str) -> IntakeResult:
-        """Decode and accept a logs export (raises ``OTLPDecodeError`` / ``Overloaded``)."""
+    def logs(self, body: bytes, content_type: str, trust: str = "") -> IntakeResult:
+        """Decode and accept a logs export (raises ``OTLPDecodeError`` / ``Overloaded``); ``trust``
+        as for ``traces``."""
         self.assembler.check_capacity()
         with self._decoding.hold(len(body)):
             request = decode_logs(body, content_type)
             total = count_log_records(request)
-            records = list(iter_logs(request))
+            records = list(iter_logs(request, trust))
             del request
         rejected = total - len(records)
         if self.journal is not None:

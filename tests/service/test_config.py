@@ -40,6 +40,9 @@ def test_precedence_flag_over_env_over_file(tmp_path):
         ("max_held_bytes = 0", {}, "max_held_bytes"),
         ("max_trace_bytes = 2048\nmax_held_bytes = 1024", {}, "max_trace_bytes"),
         ("", {"AUTOHEAL_MAX_TRACE_BYTES": "-1"}, "max_trace_bytes"),
+        ('ingest_tokens = {"tok" = "admin"}', {}, "ingest_tokens"),
+        ("ingest_tokens = 3", {}, "ingest_tokens"),
+        ("", {"AUTOHEAL_INGEST_TOKENS": "tok=maybe"}, "AUTOHEAL_INGEST_TOKENS"),
     ],
 )
 def test_invalid_values_name_the_key(tmp_path, toml, env, key):
