@@ -144,15 +144,17 @@ class Intake:
     def traces_now(self, body: bytes, content_type: str) -> IntakeResult | None:
         """Accept a trace export without ever waiting, or return None when that would wait.
 
-        For an event loop: a protobuf body without failure markers never waits for the journal,
-        so only the assembler's lock could make it wait, and it is only tried. Such a body is
+        For an event loop: a protobuf body without failure markers (or any body without a
+        journal) never waits for the journal, so only the assembler's lock could make it wait,
+        and it is only tried. Such a body is
         small (the caller's bound), so it is decoded outside the decode budget. Raises like ``traces``.
         """
-        if _may_fail(body, content_type):
+        may_fail = _may_fail(body, content_type)
+        if may_fail and self.journal is not None:
             return None
         self.assembler.check_capacity()
         request = decode_traces(body, content_type)
-        taken = self.assembler.try_add_trace_request(request, False)
+        taken = self.assembler.try_add_trace_request(request, may_fail)
         if taken is None:
             return None
         accepted, rejected, _failed = taken

@@ -40,6 +40,8 @@ def test_precedence_flag_over_env_over_file(tmp_path):
         ("max_held_bytes = 0", {}, "max_held_bytes"),
         ("max_trace_bytes = 2048\nmax_held_bytes = 1024", {}, "max_trace_bytes"),
         ("", {"AUTOHEAL_MAX_TRACE_BYTES": "-1"}, "max_trace_bytes"),
+        ("max_inflight_bytes = 1024", {}, "max_inflight_bytes"),
+        ("", {"AUTOHEAL_MAX_INFLIGHT_BYTES": "-5"}, "max_inflight_bytes"),
     ],
 )
 def test_invalid_values_name_the_key(tmp_path, toml, env, key):
