@@ -14,7 +14,7 @@ alike; medians of the rounds are printed with ratios. Because throughput on a bu
 swings with the other work, each receiver's own CPU time per 1,000 spans (user + system, from
 /proc) is printed too: it measures the cost of the receiver itself and barely moves with load.
 
-    python bench/ingest_http.py [--seconds 5] [--rounds 3] [--clients 2] [--compare-with ../main]
+    python bench/ingest_http.py [--seconds 5] [--rounds 3] [--clients 2] [--compare-with ../main ...]
 """
 
 from __future__ import annotations
@@ -162,7 +162,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=5.0, help="seconds per server per round (default 5)")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (default 3)")
     parser.add_argument("--clients", type=int, default=2, help="client processes (default 2)")
-    parser.add_argument("--compare-with", type=Path, help="another otel-autoheal checkout to measure alongside")
+    parser.add_argument("--compare-with", type=Path, action="append", default=[],
+                        help="another otel-autoheal checkout to measure alongside (repeatable)")
     args = parser.parse_args()
 
     states: list[tempfile.TemporaryDirectory[str]] = []
@@ -185,10 +186,10 @@ def main() -> int:
         procs.append(proc)
         targets["otel-autoheal, OTLP/HTTP"] = ("http", found["http"], proc.pid)
         ours_grpc = (found["grpc"], proc.pid)
-        if args.compare_with:
-            proc, found = service(args.compare_with.resolve())
+        for other in args.compare_with:
+            proc, found = service(other.resolve())
             procs.append(proc)
-            targets[f"otel-autoheal {args.compare_with.name}, OTLP/HTTP"] = ("http", found["http"], proc.pid)
+            targets[f"otel-autoheal {other.name}, OTLP/HTTP"] = ("http", found["http"], proc.pid)
         proc, found = launch([sys.executable, "-c", BARE_RECEIVER])
         procs.append(proc)
         targets["bare grpcio receiver (parse only)"] = ("grpc", found["grpc"], proc.pid)

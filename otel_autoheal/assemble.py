@@ -164,50 +164,63 @@ class Assembler:
         checked the encoded bytes), which skips the per-span checks. ``ingest_trust`` is the
         receiver's verdict on the request, stamped on its failed spans.
         """
+        with self._lock:
+            return self._take_trace_request(request, may_fail, ingest_trust)
+
+    def try_add_trace_request(self, request: Any, may_fail: bool = True,
+                              ingest_trust: str = "") -> tuple[int, int, list[SpanData]] | None:
+        """``add_trace_request`` if the lock is free right now, else None (for callers that must not wait)."""
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            return self._take_trace_request(request, may_fail, ingest_trust)
+        finally:
+            self._lock.release()
+
+    def _take_trace_request(self, request: Any, may_fail: bool, ingest_trust: str) -> tuple[int, int, list[SpanData]]:
         now = time.monotonic()
         accepted = rejected = 0
-        with self._lock:
-            last_raw: bytes = b""
-            pending: _Pending | None = None
-            links: dict[bytes, bytes] = {}
-            touched: list[_Pending] = []
-            failed: list[SpanData] = []
-            for resource_spans in request.resource_spans:
-                resource: dict[str, Any] | None = None
-                resource_cost = 0
-                for scope_spans in resource_spans.scope_spans:
-                    for span in scope_spans.spans:
-                        raw = span.trace_id
-                        if raw != last_raw or pending is None:
-                            if len(raw) != 16 or raw == _ZERO_TRACE:
-                                rejected += 1
-                                continue
-                            last_raw = raw
-                            pending = self._pending(raw.hex(), now)
-                            links = pending.links
-                            touched.append(pending)
-                        if may_fail and (span.events or span.status.code == STATUS_CODE_ERROR):
-                            if resource is None:
-                                resource = attributes_to_dict(resource_spans.resource.attributes)
-                                # Shared by the spans of this resource: counted once, where first held.
-                                resource_cost = value_bytes(resource)
-                            data = error_span(span, pending.data.trace_id, resource, ingest_trust)
-                            if data is not None:
-                                data = self._admit_error(pending, data, span_bytes(data) + resource_cost)
-                                resource_cost = 0
-                                pending.has_error = True
-                                pending.data.spans[data.span_id] = data
-                                failed.append(data)
-                                continue
-                        links[span.span_id] = span.parent_span_id
-                    accepted += len(scope_spans.spans)
-            accepted -= rejected
-            # The per-trace bounds on links are enforced once per request rather than per span:
-            # cheaper, and a request holds a bounded number of spans anyway (max_request_bytes).
-            for pending in touched:
-                self._enforce_bound(pending)
-            self._split_overfull(touched)
-            self._evict_if_needed()
+        last_raw: bytes = b""
+        pending: _Pending | None = None
+        links: dict[bytes, bytes] = {}
+        touched: list[_Pending] = []
+        failed: list[SpanData] = []
+        for resource_spans in request.resource_spans:
+            resource: dict[str, Any] | None = None
+            resource_cost = 0
+            for scope_spans in resource_spans.scope_spans:
+                for span in scope_spans.spans:
+                    raw = span.trace_id
+                    if raw != last_raw or pending is None:
+                        if len(raw) != 16 or raw == _ZERO_TRACE:
+                            rejected += 1
+                            continue
+                        last_raw = raw
+                        pending = self._pending(raw.hex(), now)
+                        links = pending.links
+                        touched.append(pending)
+                    if may_fail and (span.events or span.status.code == STATUS_CODE_ERROR):
+                        if resource is None:
+                            resource = attributes_to_dict(resource_spans.resource.attributes)
+                            # Shared by the spans of this resource: counted once, where first held.
+                            resource_cost = value_bytes(resource)
+                        data = error_span(span, pending.data.trace_id, resource, ingest_trust)
+                        if data is not None:
+                            data = self._admit_error(pending, data, span_bytes(data) + resource_cost)
+                            resource_cost = 0
+                            pending.has_error = True
+                            pending.data.spans[data.span_id] = data
+                            failed.append(data)
+                            continue
+                    links[span.span_id] = span.parent_span_id
+                accepted += len(scope_spans.spans)
+        accepted -= rejected
+        # The per-trace bounds on links are enforced once per request rather than per span:
+        # cheaper, and a request holds a bounded number of spans anyway (max_request_bytes).
+        for pending in touched:
+            self._enforce_bound(pending)
+        self._split_overfull(touched)
+        self._evict_if_needed()
         return accepted, rejected, failed
 
     def _enforce_bound(self, pending: _Pending) -> None:

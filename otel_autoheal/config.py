@@ -83,6 +83,12 @@ class Config:
     #: (≤ 8 MiB) ≈ 175 MB, leaving ≈ 125 MB for request bodies in flight (README, "Memory").
     #: Default: 64 MiB.
     max_held_bytes: int = 64 * 1024 * 1024
+    #: Request body bytes held at once across both receivers: being received over HTTP, or read
+    #: from gRPC, until the request is answered (decoding included). A request that would pass it
+    #: is refused retryably (HTTP 503 + Retry-After, gRPC UNAVAILABLE) and its body let go; OTLP
+    #: senders retry. At least max_request_bytes; small requests share it. Default: 0, meaning
+    #: max_request_bytes (each maximum-size request in flight costs ≈ 30 MB more peak RSS).
+    max_inflight_bytes: int = 0
     #: Log records shown before each exception. Default: 50.
     preceding_logs: int = 50
     #: Without logs in the trace, use trace-less logs of the same service.instance.id this many
@@ -255,6 +261,11 @@ def _validate(config: Config) -> Config:
             raise ConfigError(key, f"must be greater than 0, got {value}")
     if not math.isfinite(config.journal_timeout):
         raise ConfigError("journal_timeout", f"must be a finite number of seconds, got {config.journal_timeout}")
+    if config.max_inflight_bytes < 0:
+        raise ConfigError("max_inflight_bytes", f"must be 0 (= max_request_bytes) or more, got {config.max_inflight_bytes}")
+    if 0 < config.max_inflight_bytes < config.max_request_bytes:
+        raise ConfigError("max_inflight_bytes", f"must be at least max_request_bytes ({config.max_request_bytes}) "
+                                                f"or 0, got {config.max_inflight_bytes}")
     if config.max_trace_bytes > config.max_held_bytes:
         raise ConfigError("max_trace_bytes", f"must not exceed max_held_bytes ({config.max_held_bytes}), "
                                              f"got {config.max_trace_bytes}")

@@ -16,6 +16,7 @@ from otel_autoheal.metrics import Metrics
 from otel_autoheal.otlp import LogData, SpanData, from_journal, journal_key
 from otel_autoheal.pipeline import Pipeline
 from otel_autoheal.receive import GrpcReceiver, HttpReceiver, Intake
+from otel_autoheal.receive.intake import INFLIGHT_REQUESTS
 from otel_autoheal.receive.journal import JournalWriter
 from otel_autoheal.sinks import select_sink
 from otel_autoheal.sinks.base import Sink
@@ -76,7 +77,8 @@ class Service:
         )
         self.journal = JournalWriter(self.store, config.journal_timeout) if config.intake_journal else None
         intake = Intake(self.assembler, self.metrics, config.ingest_token, config.max_request_bytes, self.journal,
-                        config.ingest_tokens, scrubber=self.pipeline.scrubber)
+                        config.ingest_tokens, scrubber=self.pipeline.scrubber,
+                        max_inflight_bytes=config.max_inflight_bytes or INFLIGHT_REQUESTS * config.max_request_bytes)
         grpc_host, grpc_port = parse_hostport("otlp_grpc", config.otlp_grpc)
         http_host, http_port = parse_hostport("otlp_http", config.otlp_http)
         self.grpc = GrpcReceiver(intake, grpc_host, grpc_port)

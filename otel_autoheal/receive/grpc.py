@@ -108,6 +108,12 @@ class GrpcReceiver:
             if not intake.authorized(metadata.get("authorization")):
                 intake.reject("unauthenticated")
                 context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token (AUTOHEAL_INGEST_TOKEN)")
+            if not intake.admit_bytes(len(body)):
+                # Let the body go now rather than queue it; every OTLP exporter retries UNAVAILABLE
+                # (RESOURCE_EXHAUSTED only with RetryInfo, per the OTLP spec: the Collector drops it).
+                intake.reject("busy")
+                context.abort(grpc.StatusCode.UNAVAILABLE, f"request bodies in flight reached "
+                              f"{intake.max_inflight_bytes} bytes (max_inflight_bytes); retry later")
             try:
                 # gRPC has no browser origin: the token alone decides.
                 return respond(accept(body, "application/x-protobuf", intake.trust(metadata.get("authorization"))))
@@ -120,6 +126,8 @@ class GrpcReceiver:
             except Overloaded as exc:
                 intake.reject("overloaded")
                 context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+            finally:
+                intake.release_bytes(len(body))
             raise AssertionError("unreachable")  # pragma: no cover
 
         return export

@@ -43,6 +43,8 @@ def test_precedence_flag_over_env_over_file(tmp_path):
         ('ingest_tokens = {"tok" = "admin"}', {}, "ingest_tokens"),
         ("ingest_tokens = 3", {}, "ingest_tokens"),
         ("", {"AUTOHEAL_INGEST_TOKENS": "tok=maybe"}, "AUTOHEAL_INGEST_TOKENS"),
+        ("max_inflight_bytes = 1024", {}, "max_inflight_bytes"),
+        ("", {"AUTOHEAL_MAX_INFLIGHT_BYTES": "-5"}, "max_inflight_bytes"),
     ],
 )
 def test_invalid_values_name_the_key(tmp_path, toml, env, key):
