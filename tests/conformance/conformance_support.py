@@ -34,6 +34,7 @@ __all__ = [
     "ProducerApp",
     "RenderedIssue",
     "check_groups",
+    "drive_shop",
     "otel_env",
     "require",
     "wait_for_groups",
@@ -133,6 +134,17 @@ class ProducerApp:
         if self.proc.stdout:
             self.proc.stdout.close()
         self._log.close()
+
+
+def drive_shop(app: ProducerApp, price_inputs: list[tuple[str, str]]) -> None:
+    """Every shop app's scenario: three failures of one bug on different inputs, successes in between, one other bug."""
+    sku, raw = price_inputs[0]
+    assert app.get(f"/checkout?sku={sku}&price={raw}") == 500
+    assert app.get("/health") == 200
+    for sku, raw in price_inputs[1:]:
+        assert app.get(f"/checkout?sku={sku}&price={raw}") == 500
+    assert app.get("/checkout?sku=OK-1&price=3.25") == 200
+    assert app.get("/ship?country=ZZ") == 500
 
 
 def wait_for_groups(autoheal: Any, app: ProducerApp, occurrences: int, timeout: float = 120) -> list[dict[str, Any]]:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 from conformance_support import (
-    CACHE, GroupSpec, HERE, Occurrence, ProducerApp, TRACE_WAIT, check_groups, otel_env, require, wait_for_groups,
+    CACHE, GroupSpec, HERE, Occurrence, ProducerApp, TRACE_WAIT, check_groups, drive_shop, otel_env, require, wait_for_groups,
 )
 
 PRICE_INPUTS = [("A-100", "12,50"), ("B-200", "free"), ("C-300", "7.5.0")]
@@ -48,17 +48,6 @@ def go_specs() -> dict[str, GroupSpec]:
     return {"price": price, "zone": zone}
 
 
-def drive(app: ProducerApp) -> None:
-    """Three failures of one bug on different inputs, successes in between, one other bug."""
-    sku, raw = PRICE_INPUTS[0]
-    assert app.get(f"/checkout?sku={sku}&price={raw}") == 500
-    assert app.get("/health") == 200
-    for sku, raw in PRICE_INPUTS[1:]:
-        assert app.get(f"/checkout?sku={sku}&price={raw}") == 500
-    assert app.get("/checkout?sku=OK-1&price=3.25") == 200
-    assert app.get("/ship?country=ZZ") == 500
-
-
 @pytest.mark.parametrize("build", ["shop", "shop-trimpath"])
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
 def test_go_service_with_otelhttp_and_slog(autoheal_factory: Callable[..., object], producer: Callable[..., ProducerApp],
@@ -67,6 +56,6 @@ def test_go_service_with_otelhttp_and_slog(autoheal_factory: Callable[..., objec
     binary = require(CACHE / "go" / "current" / build, f"the Go app build {build!r}")
     autoheal = autoheal_factory(trace_wait=TRACE_WAIT)
     app = producer([str(binary)], otel_env("shop-go", protocol, autoheal), HERE / "go")
-    drive(app)
+    drive_shop(app, PRICE_INPUTS)
     issues = wait_for_groups(autoheal, app, 4)
     check_groups(issues, go_specs())

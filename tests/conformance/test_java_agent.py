@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 from conformance_support import (
-    CACHE, GroupSpec, HERE, Occurrence, ProducerApp, TRACE_WAIT, check_groups, otel_env, require, wait_for_groups,
+    CACHE, GroupSpec, HERE, Occurrence, ProducerApp, TRACE_WAIT, check_groups, drive_shop, otel_env, require, wait_for_groups,
 )
 
 PRICE_INPUTS = [("A-100", "12,50"), ("B-200", "free"), ("C-300", "9EUR")]
@@ -49,17 +49,6 @@ def java_specs() -> dict[str, GroupSpec]:
     return {"price": price, "zone": zone}
 
 
-def drive(app: ProducerApp) -> None:
-    """Three failures of one bug on different inputs, successes in between, one other bug."""
-    sku, raw = PRICE_INPUTS[0]
-    assert app.get(f"/checkout?sku={sku}&price={raw}") == 500
-    assert app.get("/health") == 200
-    for sku, raw in PRICE_INPUTS[1:]:
-        assert app.get(f"/checkout?sku={sku}&price={raw}") == 500
-    assert app.get("/checkout?sku=OK-1&price=3.25") == 200
-    assert app.get("/ship?country=ZZ") == 500
-
-
 @pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
 def test_java_agent_with_withspan_and_logback(autoheal_factory: Callable[..., object],
                                               producer: Callable[..., ProducerApp], protocol: str) -> None:
@@ -76,6 +65,6 @@ def test_java_agent_with_withspan_and_logback(autoheal_factory: Callable[..., ob
                    OTEL_RESOURCE_PROVIDERS_AWS_ENABLED="false", OTEL_RESOURCE_PROVIDERS_GCP_ENABLED="false")
     classpath = f"{java_dir / 'classes'}:{java_dir / 'lib'}/*"
     app = producer([java, f"-javaagent:{agent}", "-cp", classpath, "shop.Shop"], env, HERE / "java")
-    drive(app)
+    drive_shop(app, PRICE_INPUTS)
     issues = wait_for_groups(autoheal, app, 4)
     check_groups(issues, java_specs())

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 from conformance_support import (
-    GroupSpec, HERE, Occurrence, ProducerApp, TRACE_WAIT, check_groups, otel_env, require, wait_for_groups,
+    GroupSpec, HERE, Occurrence, ProducerApp, TRACE_WAIT, check_groups, drive_shop, otel_env, require, wait_for_groups,
 )
 
 APP_DIR = HERE / "node"
@@ -48,17 +48,6 @@ def node_specs() -> dict[str, GroupSpec]:
     return {"price": price, "zone": zone}
 
 
-def drive(app: ProducerApp) -> None:
-    """Three failures of one bug on different inputs, successes in between, one other bug."""
-    sku, raw = PRICE_INPUTS[0]
-    assert app.get(f"/checkout?sku={sku}&price={raw}") == 500
-    assert app.get("/health") == 200
-    for sku, raw in PRICE_INPUTS[1:]:
-        assert app.get(f"/checkout?sku={sku}&price={raw}") == 500
-    assert app.get("/checkout?sku=OK-1&price=3.25") == 200
-    assert app.get("/ship?country=ZZ") == 500
-
-
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf", "http/json"])
 def test_express_with_sdk_node_auto_instrumentations(autoheal_factory: Callable[..., object],
                                                      producer: Callable[..., ProducerApp], protocol: str) -> None:
@@ -73,6 +62,6 @@ def test_express_with_sdk_node_auto_instrumentations(autoheal_factory: Callable[
     env = otel_env("shop-node", protocol, autoheal, OTEL_NODE_ENABLED_INSTRUMENTATIONS="http,express,pino",
                    OTEL_NODE_RESOURCE_DETECTORS="env,host,os,process,serviceinstance")
     app = producer([node, "--require", "@opentelemetry/auto-instrumentations-node/register", "app.js"], env, APP_DIR)
-    drive(app)
+    drive_shop(app, PRICE_INPUTS)
     issues = wait_for_groups(autoheal, app, 4)
     check_groups(issues, node_specs())

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 from conformance_support import (
-    CACHE, GroupSpec, HERE, Occurrence, ProducerApp, TRACE_WAIT, check_groups, otel_env, require, wait_for_groups,
+    CACHE, GroupSpec, HERE, Occurrence, ProducerApp, TRACE_WAIT, check_groups, drive_shop, otel_env, require, wait_for_groups,
 )
 
 APP_DIR = HERE / "python"
@@ -47,17 +47,6 @@ def python_specs() -> dict[str, GroupSpec]:
     return {"price": price, "zone": zone}
 
 
-def drive(app: ProducerApp) -> None:
-    """Three failures of one bug on different inputs, successes in between, one other bug."""
-    sku, raw = PRICE_INPUTS[0]
-    assert app.get(f"/checkout?sku={sku}&price={raw}") == 500
-    assert app.get("/health") == 200
-    for sku, raw in PRICE_INPUTS[1:]:
-        assert app.get(f"/checkout?sku={sku}&price={raw}") == 500
-    assert app.get("/checkout?sku=OK-1&price=3.25") == 200
-    assert app.get("/ship?country=ZZ") == 500
-
-
 @pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
 def test_flask_under_opentelemetry_instrument(autoheal_factory: Callable[..., object], producer: Callable[..., ProducerApp],
                                               protocol: str) -> None:
@@ -67,6 +56,6 @@ def test_flask_under_opentelemetry_instrument(autoheal_factory: Callable[..., ob
     env = otel_env("shop-flask", protocol, autoheal, OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED="true",
                    PYTHONPATH=str(APP_DIR))
     app = producer([str(venv / "opentelemetry-instrument"), str(venv / "python"), "-m", "shop.app"], env, APP_DIR)
-    drive(app)
+    drive_shop(app, PRICE_INPUTS)
     issues = wait_for_groups(autoheal, app, 4)
     check_groups(issues, python_specs())
