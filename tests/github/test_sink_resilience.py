@@ -91,7 +91,11 @@ def test_new_issue_cap_keeps_the_rest_waiting_in_the_outbox(harness: Harness) ->
     harness.start(new_issues_per_hour=2)
     for i in range(3):
         harness.emit(fingerprint(f"cap{i}"))
-    wait_for(lambda: harness.status()["issues_filed"] == 2, what="two issues")
+    # The issue map and the item's completion are two writes: wait until both are visible.
+    wait_for(
+        lambda: harness.status()["issues_filed"] == 2 and harness.status()["outbox"]["pending"] == 1,
+        what="two issues filed and the third group left pending",
+    )
     status = harness.status()
     assert status["outbox"]["pending"] == 1
     assert status["budget"]["new_issues_last_hour"] == 2
