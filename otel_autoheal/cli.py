@@ -240,11 +240,10 @@ def _github_numbers(store: Any) -> dict[str, int]:
     """fingerprint → GitHub issue number, when the GitHub sink has filed issues from this state."""
     if store is None:
         return {}
-    with store.transaction() as conn:
-        if not conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='github_issues'").fetchone():
-            return {}
-        rows = conn.execute("SELECT fingerprint, issue_number FROM github_issues WHERE issue_number IS NOT NULL")
-        return {str(r[0]): int(r[1]) for r in rows}
+    from otel_autoheal.sinks.github.ledger import GitHubLedger
+
+    ledger = GitHubLedger.existing(store)
+    return ledger.issue_numbers() if ledger is not None else {}
 
 
 def _issues(args: argparse.Namespace) -> int:

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import json
-import re
 import shlex
-import urllib.error
-import urllib.parse
-import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from otel_autoheal.sinks.github.client import GitHubClient
 
 __all__ = ["LABELS", "Label", "LabelClient", "LabelError", "gh_commands"]
 
 _TIMEOUT = 30.0
-_MAX_PAGES = 20
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -42,79 +41,45 @@ class LabelError(Exception):
     """The labels could not be listed or created."""
 
 
-def _next_link(link: str) -> str | None:
-    for part in link.split(","):
-        m = re.match(r'\s*<([^>]+)>\s*;\s*rel="next"', part)
-        if m:
-            return m.group(1)
-    return None
-
-
 class LabelClient:
-    """Lists and creates labels of ``repository`` over the REST API (plain urllib, no retries)."""
+    """Lists and creates labels of ``repository`` with the service's GitHub client (no retries)."""
 
     def __init__(self, api_url: str, repository: str, token: str) -> None:
+        # Imported here: PyGithub is only needed once there is a token to use.
+        from otel_autoheal.sinks.github.client import GitHubClient
+
         self.api_url = api_url.rstrip("/")
         self.repository = repository
-        self.token = token
+        self._client: GitHubClient = GitHubClient(
+            api_url=self.api_url, repository=repository, token=token, timeout=_TIMEOUT, user_agent="otel-autoheal-init"
+        )
 
-    def _request(self, method: str, url: str, body: Any = None) -> tuple[int, Any, dict[str, str]]:
-        data = None if body is None else json.dumps(body).encode("utf-8")
-        req = urllib.request.Request(url, data=data, method=method)
-        req.add_header("Accept", "application/vnd.github+json")
-        req.add_header("X-GitHub-Api-Version", "2022-11-28")
-        req.add_header("User-Agent", "otel-autoheal-init")
-        req.add_header("Authorization", f"Bearer {self.token}")
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
+    def _call(self, what: str, call: Callable[[], _T]) -> _T:
+        """``call()``, its failures as ``LabelError`` naming ``what`` and GitHub's answer."""
+        import requests
+        from github import GithubException
+
         try:
-            with urllib.request.urlopen(req, timeout=_TIMEOUT) as resp:
-                raw, status = resp.read(), resp.status
-                headers = {k.lower(): v for k, v in resp.headers.items()}
-        except urllib.error.HTTPError as exc:
-            raw, status = exc.read(), exc.code
-            headers = {k.lower(): v for k, v in exc.headers.items()}
-        except (urllib.error.URLError, OSError) as exc:
+            return call()
+        except GithubException as exc:
+            raise LabelError(f"{what} failed: HTTP {exc.status} {_message(exc.data)}") from None
+        except requests.RequestException as exc:
             raise LabelError(f"cannot reach {self.api_url}: {exc}") from None
-        try:
-            doc = json.loads(raw) if raw.strip() else None
-        except ValueError:
-            doc = None
-        return status, doc, headers
 
     def authenticated_login(self) -> str | None:
         """The token's login (``GET /user``); None when the token may not read it (a GitHub App's, 403)."""
-        status, doc, _ = self._request("GET", f"{self.api_url}/user")
-        if status == 200 and isinstance(doc, dict) and doc.get("login"):
-            return str(doc["login"])
-        if status in (403, 404):
-            return None
-        raise LabelError(f"reading the token's user failed: HTTP {status} {_message(doc)}")
+        return self._call("reading the token's user", self._client.authenticated_login)
 
     def existing(self) -> set[str]:
         """Names of the repository's labels, lower-cased (GitHub compares them case-insensitively)."""
-        url: str | None = f"{self.api_url}/repos/{self.repository}/labels?per_page=100"
-        names: set[str] = set()
-        for _ in range(_MAX_PAGES):
-            if url is None:
-                break
-            status, doc, headers = self._request("GET", url)
-            if status != 200 or not isinstance(doc, list):
-                raise LabelError(f"listing labels of {self.repository} failed: HTTP {status} {_message(doc)}")
-            names.update(str(lab.get("name", "")).lower() for lab in doc if isinstance(lab, dict))
-            url = _next_link(headers.get("link", ""))
-        return names
+        return self._call(f"listing labels of {self.repository}", self._client.label_names)
 
     def create(self, label: Label) -> bool:
         """Create ``label``; False when it already exists."""
-        body = {"name": label.name, "color": label.color, "description": label.description}
-        status, doc, _ = self._request("POST", f"{self.api_url}/repos/{self.repository}/labels", body)
-        if status == 201:
-            return True
-        errors = doc.get("errors") if isinstance(doc, dict) else None
-        if status == 422 and any(isinstance(e, dict) and e.get("code") == "already_exists" for e in errors or []):
-            return False
-        raise LabelError(f"creating label {label.name!r} failed: HTTP {status} {_message(doc)}")
+        return self._call(
+            f"creating label {label.name!r}",
+            lambda: self._client.create_label(label.name, label.color, label.description),
+        )
 
 
 def _message(doc: Any) -> str:

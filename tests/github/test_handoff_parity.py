@@ -52,9 +52,9 @@ def test_service_and_gate_agree(harness: Harness, case: str) -> None:
     for kwargs in occurrences:
         harness.emit(fp, **kwargs)
     assert harness.sink is not None
-    number = int(wait_for(lambda: harness.sink.outbox.issue_numbers().get(fp), what="the issue"))
+    number = int(wait_for(lambda: harness.sink.ledger.issue_numbers().get(fp), what="the issue"))
     harness.wait_idle()
-    row = harness.sink.outbox.get_issue(fp)
+    row = harness.sink.ledger.get_issue(fp)
     assert row is not None
     service_hands_off = row.handoff == "dry_run"
     gate_says = _gate(harness, number, allow)

@@ -11,7 +11,7 @@ from gh_harness import Harness, fingerprint, wait_for
 from otel_autoheal.errors import SinkConfigError
 from otel_autoheal.sinks.github import GitHubConfig, offline_status
 from otel_autoheal.sinks.github.fixes import deployed_version
-from otel_autoheal.sinks.github.outbox import FixRow, Outbox
+from otel_autoheal.sinks.github.records import FixRow
 
 #: The sink lists updated issues this often; small so the close is learnt while the error is silent.
 POLL = 0.2
@@ -37,8 +37,8 @@ def issue_of(harness: Harness, fp: str) -> dict:  # type: ignore[type-arg]
 
 
 def fix_of(harness: Harness, fp: str) -> FixRow:
-    with harness.store.transaction() as conn:
-        fix = Outbox.fix(conn, fp, active_only=False)
+    assert harness.sink is not None
+    fix = harness.sink.ledger.fix(fp, active_only=False)
     assert fix is not None
     return fix
 
@@ -148,7 +148,7 @@ def test_manual_close_without_pr_keeps_the_closing_version_rule(harness: Harness
     harness.wait_idle()
     number = issue_of(harness, a)["number"]
     harness.standin.close_issue(number)
-    wait_for(lambda: harness.sink.outbox.get_issue(a).state == "closed", what="the close")  # type: ignore[union-attr]
+    wait_for(lambda: harness.sink.ledger.get_issue(a).state == "closed", what="the close")  # type: ignore[union-attr]
     assert harness.requests("GET", rf"/issues/{number}/timeline$")
     harness.emit(a, version="2.0.0")
     wait_for(lambda: issue_of(harness, a)["state"] == "open", what="the reopen")

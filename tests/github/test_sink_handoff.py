@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from gh_harness import Harness, fingerprint, wait_for
 
-from otel_autoheal.sinks.github.handoff import CUSTOM_INSTRUCTIONS
+from otel_autoheal.sinks.github.messages import CUSTOM_INSTRUCTIONS
 
 COPILOT = {"handoff": "copilot", "handoff_min_occurrences": 2}
 
@@ -45,7 +45,7 @@ def test_untrusted_no_in_app_and_open_pr_groups_are_never_assigned(harness: Harn
     harness.emit(library, in_app=False)
     harness.emit(with_pr)
     harness.wait_idle()
-    pr_issue = harness.sink.outbox.get_issue(with_pr).issue_number  # type: ignore[union-attr]
+    pr_issue = harness.sink.ledger.get_issue(with_pr).issue_number  # type: ignore[union-attr]
     harness.standin.open_pull_request(pr_issue)
     for _ in range(5):
         harness.emit(browser, source="browser")

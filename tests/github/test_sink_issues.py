@@ -85,14 +85,14 @@ def test_closed_as_not_planned_is_muted(harness: Harness) -> None:
     number = harness.standin.issues()[0]["number"]
     harness.standin.close_issue(number, "not_planned")
     harness.emit(fp)
-    wait_for(lambda: harness.sink.outbox.get_issue(fp).muted, what="the muted state to be read")  # type: ignore[union-attr]
+    wait_for(lambda: harness.sink.ledger.get_issue(fp).muted, what="the muted state to be read")  # type: ignore[union-attr]
     for i in range(12):
         harness.emit(fp, version=f"9.{i}.0")
     harness.wait_idle()
     (issue,) = harness.standin.issues()
     assert issue["state"] == "closed" and issue["comments"] == []
     assert harness.requests("PATCH", r"/issues/\d+$") == []
-    assert harness.sink.outbox.get_issue(fp).count == 14  # type: ignore[union-attr]
+    assert harness.sink.ledger.get_issue(fp).count == 14  # type: ignore[union-attr]
 
 
 def test_body_too_long_fails_once_and_the_worker_moves_on(harness: Harness) -> None:

@@ -44,7 +44,7 @@ def test_create_that_timed_out_after_reaching_github_is_not_duplicated(harness: 
     assert len(harness.standin.issues()) == 1
     wait_for(lambda: harness.requests("POST", r"/issues$"), what="the hung create to be logged")
     assert [e.status for e in harness.requests("POST", r"/issues$")] == [201]  # sent once only
-    assert harness.sink.outbox.get_issue(fp).issue_number == harness.standin.issues()[0]["number"]  # type: ignore[union-attr]
+    assert harness.sink.ledger.get_issue(fp).issue_number == harness.standin.issues()[0]["number"]  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(

@@ -1,18 +1,10 @@
-"""The pure rules: milestones and the version order used for regressions."""
+"""The pure rules: the version order used for regressions (the policy's rules: test_policy.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from otel_autoheal.sinks.github.sink import is_milestone
 from otel_autoheal.sinks.github.versions import newest_version, not_older
-
-
-@pytest.mark.parametrize(("count", "milestone"), [(1, 0), (9, 0), (10, 10), (99, 10), (100, 100), (1000, 1000),
-                                                 (12345, 10000)])
-def test_milestones_are_powers_of_ten(count: int, milestone: int) -> None:
-    """The milestone reached is the largest power of ten not above the count, from 10 on."""
-    assert is_milestone(count) == milestone
 
 
 @pytest.mark.parametrize(

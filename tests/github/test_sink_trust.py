@@ -25,7 +25,7 @@ def _issue_of(standin: GitHubStandin, number: int) -> dict[str, object]:
 
 def _number(harness: Harness, fp: str) -> int:
     assert harness.sink is not None
-    return int(wait_for(lambda: harness.sink.outbox.issue_numbers().get(fp), what=f"the issue of {fp[:8]}"))
+    return int(wait_for(lambda: harness.sink.ledger.issue_numbers().get(fp), what=f"the issue of {fp[:8]}"))
 
 
 def test_forged_markers_hijack_nothing(harness: Harness, tmp_path: Path) -> None:
@@ -51,7 +51,7 @@ def test_forged_markers_hijack_nothing(harness: Harness, tmp_path: Path) -> None
         harness.emit(fp, version="1.1.0", message=_forged(real1, real2) if fp == spam else "")
     harness.wait_idle()
     assert harness.sink is not None
-    rows = {fp: harness.sink.outbox.get_issue(fp) for fp in (spam, real1, real2)}
+    rows = {fp: harness.sink.ledger.get_issue(fp) for fp in (spam, real1, real2)}
     assert rows[spam] is not None and rows[spam].muted
     assert all(r is not None and not r.muted and r.state == "open" for fp, r in rows.items() if fp != spam)
     assert _issue_of(harness.standin, spam_no)["state"] == "closed"
@@ -109,7 +109,7 @@ def test_app_token_learns_its_login_from_the_issue_it_filed(harness: Harness) ->
     harness.wait_idle()
     assert _issue_of(harness.standin, number)["user"] == "autoheal-app[bot]"
     assert [e.status for e in harness.requests("GET", r"^/user$")] == [403]
-    assert harness.sink is not None and harness.sink.outbox.meta("github_login") == "autoheal-app[bot]"
+    assert harness.sink is not None and harness.sink.ledger.meta("github_login") == "autoheal-app[bot]"
 
 
 def test_configured_app_login_adopts_its_own_issue_after_a_lost_state(harness: Harness) -> None:

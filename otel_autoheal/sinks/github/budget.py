@@ -1,6 +1,6 @@
 """Write budgets: GitHub's secondary limits, our own caps, and waits GitHub told us to make.
 
-Writes are recorded (persistently, in ``github_writes``) just *before* they are sent, so a
+Writes are recorded (persistently, in the ledger) just *before* they are sent, so a
 request that fails or times out still counts, as it may at GitHub. Budgets survive restarts.
 """
 
@@ -10,7 +10,7 @@ import time
 from collections import deque
 
 from otel_autoheal.sinks.github.config import GitHubConfig
-from otel_autoheal.sinks.github.outbox import Outbox
+from otel_autoheal.sinks.github.ledger import GitHubLedger
 
 __all__ = ["Budget"]
 
@@ -27,12 +27,12 @@ _DAY = 86400.0
 class Budget:
     """Decides how long the next write has to wait."""
 
-    def __init__(self, outbox: Outbox, config: GitHubConfig) -> None:
-        self.outbox = outbox
+    def __init__(self, ledger: GitHubLedger, config: GitHubConfig) -> None:
+        self.ledger = ledger
         self.config = config
-        raw = outbox.meta("blocked_until")
+        raw = ledger.meta("blocked_until")
         self.blocked_until = float(raw) if raw else 0.0
-        self.blocked_reason = outbox.meta("blocked_reason") or ""
+        self.blocked_reason = ledger.meta("blocked_reason") or ""
         self._last_end = 0.0
         self._searches: deque[float] = deque()
 
@@ -40,29 +40,15 @@ class Budget:
         """GitHub asked us to stop (retry-after, rate limit reset): no request before ``until``."""
         if until > self.blocked_until:
             self.blocked_until, self.blocked_reason = until, reason
-            self.outbox.set_meta("blocked_until", repr(until))
-            self.outbox.set_meta("blocked_reason", reason)
+            self.ledger.set_meta("blocked_until", repr(until))
+            self.ledger.set_meta("blocked_reason", reason)
 
     def _times(self, since: float, kinds: tuple[str, ...] | None = None) -> list[float]:
-        with self.outbox.store.transaction() as conn:
-            if kinds is None:
-                rows = conn.execute(
-                    "SELECT ts FROM github_writes WHERE ts > ? AND kind != 'handoff' ORDER BY ts", (since,)
-                )
-            else:
-                marks = ",".join("?" * len(kinds))
-                rows = conn.execute(
-                    f"SELECT ts FROM github_writes WHERE ts > ? AND kind IN ({marks}) ORDER BY ts", (since, *kinds)
-                )
-            return [float(r[0]) for r in rows]
+        return self.ledger.write_times(since, kinds)
 
     def writes_since(self, since: float) -> int:
-        """Content-creating writes recorded after ``since``, counted on a read connection (for /metrics)."""
-        with self.outbox.store.read() as conn:
-            row = conn.execute(
-                "SELECT COUNT(*) FROM github_writes WHERE ts > ? AND kind != 'handoff'", (since,)
-            ).fetchone()
-        return int(row[0])
+        """Content-creating writes recorded after ``since``, counted on a read snapshot (for /metrics)."""
+        return self.ledger.writes_since(since)
 
     def request_wait(self, now: float) -> float:
         """Seconds before any request (read or write) may be sent."""
@@ -113,9 +99,7 @@ class Budget:
 
     def record(self, kind: str, now: float | None = None) -> None:
         now = time.time() if now is None else now
-        with self.outbox.store.transaction() as conn:
-            conn.execute("INSERT INTO github_writes (ts, kind) VALUES (?, ?)", (now, kind))
-            conn.execute("DELETE FROM github_writes WHERE ts < ?", (now - 2 * _DAY,))
+        self.ledger.record_write(kind, now, forget_before=now - 2 * _DAY)
 
     def usage(self, now: float | None = None) -> dict[str, object]:
         now = time.time() if now is None else now

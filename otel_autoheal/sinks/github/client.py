@@ -1,4 +1,7 @@
-"""The GitHub calls the sink makes, through PyGithub, and what their failures mean.
+"""The service's one GitHub REST client (PyGithub), and what its failures mean.
+
+Used by the sink and by ``otel-autoheal init`` (labels, the token's login); only the
+repository gate (``onboarding/templates/gate.py``) has its own stdlib client, as it runs in Actions.
 
 PyGithub's own retries are off (``retry=None``): it retries POSTs, which duplicates issues when a
 create times out after reaching GitHub. Its request spacing is off too; ``budget`` paces writes.
@@ -6,7 +9,6 @@ create times out after reaching GitHub. Its request spacing is off too; ``budget
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
@@ -27,6 +29,8 @@ __all__ = ["COPILOT_LOGINS", "Failure", "GitHubClient", "classify", "is_ours"]
 #: How Copilot shows up as an assignee (REST login, GraphQL login, display login).
 COPILOT_LOGINS = frozenset({COPILOT_LOGIN, "copilot-swe-agent", "Copilot"})
 _USER_AGENT = "otel-autoheal"
+#: Pages of 100 labels read at most when listing a repository's labels.
+_MAX_LABEL_PAGES = 20
 
 
 def _login_of(item: Any) -> str:
@@ -126,23 +130,30 @@ def _iso(ts: float) -> str:
 
 
 class GitHubClient:
-    """One PyGithub connection to one repository; used from the sink's worker thread only."""
+    """One PyGithub connection to one repository; used from one thread at a time."""
 
-    def __init__(self, config: GitHubConfig) -> None:
-        self.config = config
+    def __init__(
+        self, *, api_url: str, repository: str, token: str, timeout: float, user_agent: str = _USER_AGENT
+    ) -> None:
+        self.repository = repository
         self.gh = Github(
-            auth=Auth.Token(config.token),
-            base_url=config.api_url,
-            timeout=max(1, math.ceil(config.request_timeout)),  # PyGithub insists on an int
-            user_agent=_USER_AGENT,
+            auth=Auth.Token(token),
+            base_url=api_url,
+            timeout=max(1, math.ceil(timeout)),  # PyGithub insists on an int
+            user_agent=user_agent,
             per_page=100,
             retry=None,
             seconds_between_requests=None,
             seconds_between_writes=None,
             lazy=True,
         )
-        self.repo = self.gh.get_repo(config.repository)
-        self._path = f"/repos/{config.repository}"
+        self._path = f"/repos/{repository}"
+
+    @classmethod
+    def from_config(cls, config: GitHubConfig) -> GitHubClient:
+        """The sink's client: repository, token, API URL and timeout from its settings."""
+        return cls(api_url=config.api_url, repository=config.repository, token=config.token,
+                   timeout=config.request_timeout)
 
     def close(self) -> None:
         try:
@@ -201,7 +212,7 @@ class GitHubClient:
                     break
         # Search names a GitHub App's bot "<slug>[bot]" as author:app/<slug>.
         author = f"app/{login[:-5]}" if login.endswith("[bot]") else login
-        q = f'"{fingerprint}" is:issue repo:{self.config.repository} author:{author}'
+        q = f'"{fingerprint}" is:issue repo:{self.repository} author:{author}'
         before_search()
         data = self._json("GET", "/search/issues", parameters={"q": q, "advanced_search": "true", "per_page": 30})
         for it in data.get("items", []):
@@ -218,6 +229,16 @@ class GitHubClient:
             (c.get("body") or "").startswith(token) and (login is None or _login_of(c).lower() == login.lower())
             for c in items
         )
+
+    def label_names(self) -> set[str]:
+        """Names of the repository's labels, lower-cased (GitHub compares them case-insensitively)."""
+        names: set[str] = set()
+        for page in range(1, _MAX_LABEL_PAGES + 1):
+            items = self._json("GET", f"{self._path}/labels", parameters={"per_page": 100, "page": page})
+            names.update(str(lab.get("name", "")).lower() for lab in items if isinstance(lab, dict))
+            if len(items) < 100:
+                break
+        return names
 
     def label_exists(self, name: str) -> bool:
         try:
@@ -260,16 +281,16 @@ class GitHubClient:
 
     # --------------------------------------------------------------- writes
 
-    def create_label(self, name: str) -> None:
+    def create_label(self, name: str, color: str = "ededed", description: str = "Filed by otel-autoheal") -> bool:
+        """Create the label; False when it exists already."""
         try:
-            self._json(
-                "POST", f"{self._path}/labels", body={"name": name, "color": "ededed", "description": "Filed by otel-autoheal"}
-            )
+            self._json("POST", f"{self._path}/labels", body={"name": name, "color": color, "description": description})
         except GithubException as exc:
             errors = exc.data.get("errors") if isinstance(exc.data, dict) else None
             if exc.status == 422 and errors and any(e.get("code") == "already_exists" for e in errors):
-                return
+                return False
             raise
+        return True
 
     def create_issue(self, title: str, body: str, labels: list[str]) -> tuple[int, str]:
         """File an issue; returns its number and its author's login (the token's identity)."""
@@ -294,6 +315,3 @@ class GitHubClient:
         )
         return [str(a.get("login")) for a in (data.get("assignees") or [])]
 
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, sort_keys=True)

@@ -7,7 +7,7 @@ merged before the close wins, else the closing commit itself. The fix is *deploy
 ``service.version`` of the same service (any group) is first seen after the merge that is newer
 than the version in force before it (``versions`` order). From then on an occurrence in a version
 at or after the fix reopens the issue; older versions (stale clients) are only counted; and a
-group silent for ``verify_window`` gets one closing comment with the numbers.
+group silent for ``verify_window`` gets one closing comment with the numbers (``messages``).
 
 Times from GitHub are whole seconds and the service's ``first_seen`` times are its own clock:
 ``CLOSED_AT_SLACK`` absorbs the rounding, not clock skew between the two.
@@ -15,24 +15,15 @@ Times from GitHub are whole seconds and the service's ``first_seen`` times are i
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from otel_autoheal.model import GroupRecord
-from otel_autoheal.sinks.github.outbox import CLOSED_AT_SLACK, FixRow
+from otel_autoheal.sinks.github.records import CLOSED_AT_SLACK
 from otel_autoheal.sinks.github.versions import newest_version, not_older
 
-__all__ = [
-    "MergedFix",
-    "deployed_version",
-    "find_merged_fix",
-    "fix_reference",
-    "parse_time",
-    "verification_text",
-]
+__all__ = ["MAX_PR_CANDIDATES", "MergedFix", "deployed_version", "find_merged_fix", "parse_time"]
 
 #: Pull requests read per close at most (each one ``GET /pulls/{n}``).
 MAX_PR_CANDIDATES = 5
@@ -48,6 +39,7 @@ class MergedFix:
 
 
 def parse_time(text: Any) -> float | None:
+    """A GitHub timestamp (ISO 8601) as epoch seconds; None when missing or malformed."""
     if not text or not isinstance(text, str):
         return None
     try:
@@ -110,52 +102,3 @@ def deployed_version(
         if t > merged_at - CLOSED_AT_SLACK and v != base and not_older(v, base, names):
             return base, v, t
     return None
-
-
-def _safe(text: str, limit: int = 64) -> str:
-    return re.sub(r"[^\w.+\-]", "_", text)[:limit] or "unknown"
-
-
-def _when(ts: float | None) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC") if ts else "unknown"
-
-
-def _span(seconds: float) -> str:
-    seconds = max(0.0, seconds)
-    if seconds >= 86400:
-        return f"{seconds / 86400:.1f} days"
-    if seconds >= 3600:
-        return f"{seconds / 3600:.1f} hours"
-    if seconds >= 60:
-        return f"{seconds / 60:.0f} minutes"
-    return f"{seconds:.0f} seconds"
-
-
-def fix_reference(fix: FixRow) -> str:
-    """``PR #12 (merged ...)`` or ``commit `abc1234` (...)``: our own numbers, safe in Markdown."""
-    what = f"PR #{fix.pr_number}" if fix.pr_number is not None else f"commit `{_safe(fix.commit_sha)[:12]}`"
-    return f"{what} (merged {_when(fix.merged_at)})"
-
-
-def verification_text(fix: FixRow, group: GroupRecord, now: float) -> str:
-    """The closing comment: the fix held for the whole window; every number comes from the state store."""
-    deployed = fix.deployed_at or now
-    quiet_since = max(deployed, group.last_seen)
-    versions = ", ".join(f"`{_safe(v)}`" for v in group.versions[-20:]) or "none reported"
-    rows = [
-        ("Fix", f"{fix_reference(fix)}, first seen deployed in version `{_safe(fix.fix_version)}` "
-                f"on {_when(fix.deployed_at)}"),
-        ("Occurrences in total", str(group.count)),
-        ("First seen", _when(group.first_seen)),
-        ("Last seen", _when(group.last_seen)),
-        ("Versions seen", versions),
-        ("Occurrences after the close in older versions (not counted as regressions)", str(fix.stale)),
-        ("Silent since the deploy", _span(now - deployed) if quiet_since <= deployed else
-         f"{_span(now - quiet_since)} (last occurrence in an older version)"),
-    ]
-    table = "\n".join(f"| {k} | {v} |" for k, v in rows)
-    return (
-        f"**otel-autoheal: fix verified.** No occurrence of this error for {_span(now - quiet_since)} since "
-        f"version `{_safe(fix.fix_version)}` carrying {fix_reference(fix)} was deployed.\n\n"
-        f"| | |\n|---|---|\n{table}\n"
-    )

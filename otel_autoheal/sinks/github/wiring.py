@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Mapping
@@ -12,8 +11,9 @@ from typing import Any
 from otel_autoheal.errors import SinkConfigError
 from otel_autoheal.sinks.github.budget import Budget
 from otel_autoheal.sinks.github.config import GitHubConfig
-from otel_autoheal.sinks.github.outbox import Outbox
+from otel_autoheal.sinks.github.ledger import GitHubLedger
 from otel_autoheal.sinks.github.sink import GitHubSink
+from otel_autoheal.sinks.github.status import build_status
 from otel_autoheal.state.sqlite import SQLiteStore
 
 __all__ = ["create_github_sink", "offline_status"]
@@ -32,19 +32,19 @@ def create_github_sink(
     if metrics is not None:
         # Every gauge is a COUNT on a read connection: scrapes never wait for (or hold) the write lock.
         metrics.gauge("autoheal_github_outbox_pending", "GitHub writes waiting in the outbox.",
-                      lambda: sink.outbox.counts()["pending"])
+                      lambda: sink.ledger.counts()["pending"])
         metrics.gauge("autoheal_github_outbox_failed", "GitHub writes given up (see otel-autoheal status).",
-                      lambda: sink.outbox.counts()["failed"])
-        metrics.gauge("autoheal_github_issues", "Groups filed as GitHub issues.", sink.outbox.issue_count)
+                      lambda: sink.ledger.counts()["failed"])
+        metrics.gauge("autoheal_github_issues", "Groups filed as GitHub issues.", sink.ledger.issue_count)
         metrics.gauge("autoheal_github_writes_last_hour", "Content-creating GitHub requests in the last hour.",
                       lambda: sink.budget.writes_since(time.time() - 3600))
         metrics.gauge("autoheal_github_fixes_awaiting_deploy",
                       "Issues closed by a merged PR whose fix no version carries yet.",
-                      lambda: sink.outbox.fix_counts()["awaiting_deploy"])
+                      lambda: sink.ledger.fix_counts()["awaiting_deploy"])
         metrics.gauge("autoheal_github_fixes_verified", "Fixes verified by a silent window after their deploy.",
-                      lambda: sink.outbox.fix_counts()["verified"])
+                      lambda: sink.ledger.fix_counts()["verified"])
         metrics.gauge("autoheal_github_fixes_regressed", "Fixes that did not hold: the issue was reopened.",
-                      lambda: sink.outbox.fix_counts()["regressed"])
+                      lambda: sink.ledger.fix_counts()["regressed"])
     return sink
 
 
@@ -63,34 +63,8 @@ def offline_status(config: object, env: Mapping[str, str] | None = None) -> dict
         return info
     store = SQLiteStore(path)
     try:
-        outbox = Outbox(store)
-        counts = outbox.counts()
-        oldest = outbox.oldest_pending()
-        info["issues_filed"] = len(outbox.issue_numbers())
-        info["outbox"] = {
-            "pending": counts["pending"],
-            "failed": counts["failed"],
-            "done": counts["done"],
-            "oldest_pending_age": round(time.time() - oldest, 1) if oldest else None,
-            "recent_failures": outbox.failures(),
-        }
-        info["budget"] = Budget(outbox, cfg).usage()
-        info["handoff"] = {"mode": cfg.handoff, "dry_run": cfg.handoff_dry_run, "counts": outbox.handoff_counts(),
-                           "last_error": _meta(outbox, "handoff_error")}
-        info["fixes"] = {**outbox.fix_counts(), "verify_window": cfg.verify_window}
-        info["paused"] = _meta(outbox, "paused")
-        info["identity"] = cfg.login or outbox.meta("github_login")
-        info["last_error"] = _meta(outbox, "last_error")
+        ledger = GitHubLedger(store)
+        info.update(build_status(cfg, ledger, Budget(ledger, cfg)))
     finally:
         store.close()
     return info
-
-
-def _meta(outbox: Outbox, key: str) -> str | None:
-    raw = outbox.meta(key)
-    if not raw:
-        return None
-    try:
-        return str(json.loads(raw)["message"])
-    except (ValueError, KeyError, TypeError):
-        return None
