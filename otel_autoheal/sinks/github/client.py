@@ -15,10 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-
-import requests
 from urllib.parse import quote
 
+import requests
 from github import Auth, Github, GithubException
 
 from otel_autoheal.sinks.github.config import COPILOT_LOGIN, GitHubConfig
@@ -281,7 +280,7 @@ class GitHubClient:
 
     # --------------------------------------------------------------- writes
 
-    def create_label(self, name: str, color: str = "ededed", description: str = "Filed by otel-autoheal") -> bool:
+    def create_label(self, name: str, color: str, description: str) -> bool:
         """Create the label; False when it exists already."""
         try:
             self._json("POST", f"{self._path}/labels", body={"name": name, "color": color, "description": description})

@@ -68,12 +68,13 @@ def record(ledger: GitHubLedger, update: GroupUpdate, config: GitHubConfig, now:
             u.see_version(fp, version, now)
         row = u.issue(fp)
         assert row is not None
-        closed = row.issue_number is not None and row.state == "closed"
+        filed = row.issue_number is not None
+        queued = not filed and u.pending_item("create", fp) is not None
         stored = policy.Stored(
             issue=row,
-            create_queued=u.pending_item("create", fp) is not None,
-            create_failed=u.has_failed("create", fp),
-            history=history(u, row) if closed else policy.History(),
+            create_queued=queued,
+            create_failed=not filed and not queued and u.has_failed("create", fp),
+            history=history(u, row) if filed and row.state == "closed" else policy.History(),
         )
         decision = policy.decide(update, stored, config, now)
         u.set_issue(fp, **decision.issue)

@@ -101,7 +101,7 @@ class Handlers:
                 continue
             if not self.client.label_exists(label):
                 with self.pacer.write("label"):
-                    self.client.create_label(label)
+                    self.client.create_label(label, messages.LABEL_COLOR, messages.LABEL_DESCRIPTION)
             self.ledger.remember_label(label)
         with self.pacer.write("issue"):
             self.ledger.begin_attempt(item.id)

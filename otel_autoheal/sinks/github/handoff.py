@@ -16,6 +16,7 @@ from otel_autoheal.sinks.github.messages import CUSTOM_INSTRUCTIONS
 
 __all__ = ["agent_assignment", "has_in_app_frames", "provenance", "refusal"]
 
+
 def has_in_app_frames(occurrence: Occurrence) -> bool:
     """True when any parsed frame of the exception chain is application code."""
     return any(f.in_app for exc in occurrence.exception.chain for f in exc.frames)

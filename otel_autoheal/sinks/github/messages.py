@@ -17,9 +17,12 @@ from otel_autoheal.sinks.github.records import FixRow
 __all__ = [
     "CUSTOM_INSTRUCTIONS",
     "FORBIDDEN_HELP",
+    "LABEL_COLOR",
+    "LABEL_DESCRIPTION",
     "MAX_BODY",
     "MAX_TITLE",
     "NOT_ASSIGNABLE_HELP",
+    "UNTITLED",
     "comment_text",
     "fix_reference",
     "milestone_headline",
@@ -34,6 +37,11 @@ __all__ = [
 #: GitHub's limits on an issue or comment body and an issue title.
 MAX_BODY = 65536
 MAX_TITLE = 256
+#: The title of an issue whose group has none.
+UNTITLED = "Error"
+#: A label the sink creates because an issue needs it (``otel-autoheal init`` creates its own set).
+LABEL_COLOR = "ededed"
+LABEL_DESCRIPTION = "Filed by otel-autoheal"
 
 CUSTOM_INSTRUCTIONS = (
     "This issue was filed automatically by otel-autoheal from production telemetry. "

@@ -30,7 +30,7 @@ from otel_autoheal.sinks.github import handoff as _handoff
 from otel_autoheal.sinks.github.config import GitHubConfig
 from otel_autoheal.sinks.github.fixes import deployed_version
 from otel_autoheal.sinks.github.markers import parse_header, with_header
-from otel_autoheal.sinks.github.messages import MAX_TITLE, milestone_reason, version_reason
+from otel_autoheal.sinks.github.messages import MAX_TITLE, UNTITLED, milestone_reason, version_reason
 from otel_autoheal.sinks.github.records import FixRow, IssueRow
 from otel_autoheal.sinks.github.versions import not_older
 
@@ -183,7 +183,7 @@ def create_command(
     """The ``create`` of a group's issue; ``data`` is its data block (``data_block``), ``facts`` the gate's."""
     # The header is written here, whatever the renderer put where: it is what makes the issue ours.
     body = with_header(fp, {**data, **facts}, body)
-    payload = {"title": title[:MAX_TITLE] or "Error", "body": body, "labels": config.all_labels(source),
+    payload = {"title": title[:MAX_TITLE] or UNTITLED, "body": body, "labels": config.all_labels(source),
                "version": version}
     return Command("create", payload, fold=False)
 
