@@ -34,6 +34,7 @@ __all__ = [
     "reject_unknown",
     "resolve",
     "setting_types",
+    "source_of",
 ]
 
 SourceKind = Literal["default", "file", "env", "flag", "argument"]
@@ -89,6 +90,15 @@ class Resolved:
 
 #: A parser for a setting whose type is not one of the plain ones: (value, source) → value.
 Parser = Callable[[Any, SettingSource], Any]
+
+
+def source_of(settings: object, key: str) -> SettingSource:
+    """Where the value of ``key`` (``trace_wait``, ``scrub.allow``, ``github``) in ``settings`` came from.
+
+    ``settings`` is a ``Config`` or ``GitHubConfig`` (their ``set_by``); a key not recorded is a default.
+    """
+    recorded: Mapping[str, SettingSource] = getattr(settings, "set_by", {})
+    return recorded.get(key, DEFAULT)
 
 
 def setting_types(cls: type, skip: Iterable[str] = ()) -> dict[str, Any]:

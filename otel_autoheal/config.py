@@ -25,7 +25,15 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from otel_autoheal._settings import DEFAULT, SettingSource, fail, reject_unknown, resolve, setting_types
+from otel_autoheal._settings import (
+    SettingSource,
+    fail,
+    is_secret,
+    reject_unknown,
+    resolve,
+    setting_types,
+    source_of,
+)
 from otel_autoheal.errors import ConfigError
 from otel_autoheal.scrub import compile_pattern
 
@@ -36,7 +44,9 @@ __all__ = [
     "SettingSource",
     "default_state_dir",
     "load_config",
+    "masked",
     "parse_hostport",
+    "shown_settings",
     "source_of",
 ]
 
@@ -268,11 +278,6 @@ def _validate(config: Config) -> Config:
     return config
 
 
-def source_of(config: Config, key: str) -> SettingSource:
-    """Where ``config``'s value of ``key`` (``trace_wait``, ``scrub.allow``, ``github``) came from."""
-    return config.set_by.get(key, DEFAULT)
-
-
 def load_config(
     path: str | os.PathLike[str] | None = None,
     env: Mapping[str, str] | None = None,
@@ -320,3 +325,27 @@ def load_config(
 
 def state_path(config: Config) -> Path:
     return Path(config.state_dir).expanduser()
+
+
+def shown_settings(config: Config) -> dict[str, tuple[Any, SettingSource]]:
+    """Every setting (``scrub.*`` one by one, ``github`` as its table) → (value, source); secrets masked."""
+    out: dict[str, tuple[Any, SettingSource]] = {}
+    for f in fields(Config):
+        if f.name in _NOT_SETTINGS:
+            continue
+        value = getattr(config, f.name)
+        if f.name == "scrub":
+            for sub in fields(ScrubConfig):
+                out[f"scrub.{sub.name}"] = (getattr(value, sub.name), source_of(config, f"scrub.{sub.name}"))
+            continue
+        out[f.name] = (masked(f.name, value), source_of(config, f.name))
+    return out
+
+
+def masked(name: str, value: Any) -> Any:
+    """A secret setting's value as shown: ``***`` for each token, the rest unchanged."""
+    if not is_secret(name) or not value:
+        return value
+    if isinstance(value, Mapping):
+        return {f"***{i + 1}": verdict for i, verdict in enumerate(value.values())}
+    return "***"

@@ -219,7 +219,7 @@ class GitHubConfig:
                 raise _bad(name, "is not a GitHub sink setting")
         token_command = section.pop("token_command", "")
         if not isinstance(token_command, str):
-            raise _bad("github.token_command", f"expected a command line string, got {token_command!r} (in {file_path})")
+            raise _bad("github.token_command", f"expected a command line, got {token_command!r} (in {file_path})")
         env_names = {name: var for name, var in _ENV_NAMES.items() if name in types}
         stripped = {var: env[var].strip() for var in env_names.values() if var in env}
         got = resolve(types, file=section, file_path=file_path, file_prefix="github.", env=stripped,
