@@ -62,7 +62,7 @@ class SettingSource:
 
     @property
     def origin(self) -> str:
-        """The suffix errors end with: ``set in FILE``, ``set by AUTOHEAL_X``, ``set by --flag``."""
+        """The suffix errors end with: ``set in FILE``, ``set by AUTOHEAL_TRACE_WAIT``, ``set by --flag``."""
         if self.kind == "default":
             return "the default"
         if self.kind == "file":

@@ -1,7 +1,10 @@
 """Service configuration: a TOML file, ``AUTOHEAL_*`` env vars and command-line flags.
 
 Precedence: explicit flag > env var > file > default. Every field documents its default, and
-``load_config`` validates everything at start-up with errors that name the offending key.
+``load_config`` validates everything at start-up with errors that name the offending key and where
+its value came from. Values are read by the one settings loader (``_settings.py``, shared with the
+GitHub sink): strict types in the file and in arguments, parsed text from the environment, and the
+source of every value in ``Config.set_by`` (``source_of``, ``otel-autoheal config``).
 
 Example ``autoheal.toml``::
 

@@ -116,6 +116,16 @@ def test_provenance_of_default_file_env_and_flag(tmp_path):
     assert source_of(config, "otlp_grpc").kind == "default" and source_of(config, "scrub.enabled").kind == "default"
 
 
+def test_provenance_is_no_setting():
+    """``Config.set_by`` is not a setting: no env var reads it and the file may not set it."""
+    from otel_autoheal._envcheck import known_env_vars
+
+    assert "AUTOHEAL_" + "SET_BY" not in known_env_vars()
+    with pytest.raises(ConfigError) as info:
+        load_config(env={}, overrides={"set_by": {}})
+    assert info.value.key == "set_by"
+
+
 def test_serve_flag_errors_name_the_flag(tmp_path):
     """A bad value given on the command line is reported with the flag that set it."""
     result = subprocess.run([sys.executable, "-m", "otel_autoheal", "serve", "--trace-wait", "-1",
