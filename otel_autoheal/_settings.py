@@ -67,14 +67,15 @@ class SettingSource:
         if self.kind == "default":
             return "the default"
         if self.kind == "file":
-            return f"set in {self.path}"
+            return f"set in {self.path or 'the config file'}"
         return f"set by {self.name}" if self.kind == "env" else f"set by {self.kind} {self.name}"
 
     @property
     def place(self) -> str:
         """Where, for an error already keyed by ``name``: ``in FILE``, ``from the environment``, …"""
-        return {"default": "the default", "file": f"in {self.path}", "env": "from the environment",
-                "flag": "on the command line", "argument": "passed as an argument"}[self.kind]
+        return {"default": "the default", "file": f"in {self.path or 'the config file'}",
+                "env": "from the environment", "flag": "on the command line",
+                "argument": "passed as an argument"}[self.kind]
 
 
 #: The source of every value nobody set.

@@ -52,7 +52,8 @@ def test_file_values_must_have_the_settings_type(tmp_path, toml, env, key, probl
 @pytest.mark.parametrize(
     ("env", "key", "problem"),
     [
-        ({"AUTOHEAL_MAX_TRACES": "many"}, "AUTOHEAL_MAX_TRACES", "expected an integer, got 'many' (from the environment)"),
+        ({"AUTOHEAL_MAX_TRACES": "many"}, "AUTOHEAL_MAX_TRACES",
+         "expected an integer, got 'many' (from the environment)"),
         ({"AUTOHEAL_MAX_TRACES": "2.5"}, "AUTOHEAL_MAX_TRACES", "expected an integer"),
         ({"AUTOHEAL_INTAKE_JOURNAL": "maybe"}, "AUTOHEAL_INTAKE_JOURNAL", "expected true or false"),
         ({"AUTOHEAL_TRACE_WAIT": "soon"}, "AUTOHEAL_TRACE_WAIT", "expected a number"),
@@ -132,7 +133,8 @@ def test_serve_flag_errors_name_the_flag(tmp_path):
                              "--state", str(tmp_path / "s")], capture_output=True, text=True, timeout=60,
                             cwd=REPO, env=_clean_env())
     assert result.returncode == 2
-    assert result.stderr.strip() == "otel-autoheal: trace_wait: must be greater than 0, got -1.0 (set by flag --trace-wait)"
+    assert result.stderr.strip() == ("otel-autoheal: trace_wait: must be greater than 0, got -1.0 "
+                                     "(set by flag --trace-wait)")
     assert not (tmp_path / "s").exists()
 
 

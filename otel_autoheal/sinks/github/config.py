@@ -10,6 +10,7 @@ The token is held in ``GitHubConfig.token`` only; it is excluded from ``repr`` a
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shlex
@@ -219,7 +220,8 @@ class GitHubConfig:
                 raise _bad(name, "is not a GitHub sink setting")
         token_command = section.pop("token_command", "")
         if not isinstance(token_command, str):
-            raise _bad("github.token_command", f"expected a command line, got {token_command!r} (in {file_path})")
+            where = SettingSource("file", "github.token_command", file_path).place
+            raise _bad("github.token_command", f"expected a command line, got {token_command!r} ({where})")
         env_names = {name: var for name, var in _ENV_NAMES.items() if name in types}
         stripped = {var: env[var].strip() for var in env_names.values() if var in env}
         got = resolve(types, file=section, file_path=file_path, file_prefix="github.", env=stripped,
@@ -231,6 +233,8 @@ class GitHubConfig:
         values["api_url"] = str(values.get("api_url") or DEFAULT_API_URL).rstrip("/")
         token, source = over.get("token"), str(over.get("token_source", "argument"))
         if token:
+            if not isinstance(token, str):
+                raise _bad("token", "expected a string (passed as an argument)")
             set_by["token"] = SettingSource("argument", "token")
         else:
             token, source = _find_token(env, values["api_url"], use_gh_cli, token_command.strip())
@@ -257,6 +261,7 @@ _ENV_NAMES: dict[str, str] = {"repository": ENV_REPOSITORY, "api_url": ENV_API_U
 _FIELD_OF: dict[str, str] = {var: name for name, var in _ENV_NAMES.items()}
 
 
+@functools.cache
 def _types() -> dict[str, Any]:
     return setting_types(GitHubConfig, skip=("token", "token_source", "set_by"))
 
