@@ -53,7 +53,7 @@ _ELSEWHERE = frozenset({
 
 def known_env_vars() -> frozenset[str]:
     """Every ``AUTOHEAL_*`` variable some part of otel-autoheal reads."""
-    from_config = {ENV_PREFIX + f.name.upper() for f in fields(Config) if f.name not in ("scrub", "github")}
+    from_config = {ENV_PREFIX + f.name.upper() for f in fields(Config) if f.name not in ("scrub", "github", "set_by")}
     return frozenset(from_config | {ENV_CONFIG_FILE} | _ELSEWHERE)
 
 

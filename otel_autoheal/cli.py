@@ -1,4 +1,4 @@
-"""The ``otel-autoheal`` command: ``serve``, ``issues``, ``show``, ``status``, ``repair``, ``init``.
+"""The ``otel-autoheal`` command: ``serve``, ``issues``, ``show``, ``status``, ``repair``, ``config``, ``init``.
 
 Every error a user can cause (a bad setting, a port in use, a damaged or unreadable database)
 ends the command with exit code 2 and one line on stderr naming the setting, address or path and
@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NoReturn
 
-from otel_autoheal.config import Config, load_config, state_path
+from otel_autoheal.config import Config, load_config, source_of, state_path
 from otel_autoheal.errors import AutohealError, StateError
 from otel_autoheal.model import GroupRecord
 
@@ -132,6 +132,9 @@ def _parser(argv: Sequence[str]) -> argparse.ArgumentParser:
 
     repair = sub.add_parser("repair", help="move a damaged state database aside and salvage its readable rows")
     _add_common(repair)
+    settings = sub.add_parser("config", help="show every setting, its value and where it came from (tokens masked)")
+    _add_common(settings)
+    settings.add_argument("--json", action="store_true")
     _add_onboarding(sub, with_arguments=bool(argv) and argv[0] == "init")
     parser.commands = dict(sub.choices)
     return parser
@@ -146,12 +149,17 @@ def _add_onboarding(sub: Any, with_arguments: bool) -> None:
         add_init_arguments(init)
 
 
+#: The flag of each setting whose flag is not ``--<key with dashes>``.
+_FLAGS = {"state_dir": "--state", "cors_origins": "--cors-origin"}
+
+
 def _load(args: argparse.Namespace, keys: Sequence[str]) -> Config:
     overrides = {k: getattr(args, k, None) for k in keys}
     origins = overrides.get("cors_origins")
     if origins:
         overrides["cors_origins"] = tuple(origins)
-    return load_config(getattr(args, "config", None), overrides=overrides)
+    flags = {k: _FLAGS.get(k, "--" + k.replace("_", "-")) for k in keys}
+    return load_config(getattr(args, "config", None), overrides=overrides, flags=flags)
 
 
 @contextmanager
@@ -311,6 +319,35 @@ def _repair(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config(args: argparse.Namespace) -> int:
+    from otel_autoheal.config import shown_settings
+    from otel_autoheal.sinks import github_available
+
+    config = _load(args, ("state_dir",))
+    rows = {key: {"value": value, "source": str(source)} for key, (value, source) in shown_settings(config).items()}
+    if github_available(config):
+        from otel_autoheal.sinks.github.config import GitHubConfig
+
+        try:
+            github = GitHubConfig.for_service(config)
+        except AutohealError as exc:
+            rows["github"]["error"] = str(exc)
+        else:
+            for key, value in github.describe().items():
+                if key != "token_source":
+                    rows[f"github.{key}"] = {"value": value, "source": str(source_of(github, key))}
+            rows["github.token"] = {"value": "***", "source": str(source_of(github, "token"))}
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+        return 0
+    width = max(len(key) for key in rows)
+    for key, row in rows.items():
+        print(f"{key:<{width}}  {json.dumps(row['value'], default=str)}  [{row['source']}]")
+        if "error" in row:
+            print(f"{'':<{width}}  error: {row['error']}")
+    return 0
+
+
 def _os_error(exc: OSError) -> str:
     where = f"{exc.filename}: " if exc.filename else ""
     return f"{where}{exc.strerror or exc} (check the path and its permissions, or choose another --state / " \
@@ -324,7 +361,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"otel-autoheal: {warning}", file=sys.stderr)
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser(argv).parse_args(argv)
-    commands = {"serve": _serve, "issues": _issues, "show": _show, "status": _status, "repair": _repair}
+    commands = {"serve": _serve, "issues": _issues, "show": _show, "status": _status, "repair": _repair,
+                "config": _config}
     try:
         if args.command in commands:
             return commands[args.command](args)

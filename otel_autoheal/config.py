@@ -1,7 +1,10 @@
 """Service configuration: a TOML file, ``AUTOHEAL_*`` env vars and command-line flags.
 
 Precedence: explicit flag > env var > file > default. Every field documents its default, and
-``load_config`` validates everything at start-up with errors that name the offending key.
+``load_config`` validates everything at start-up with errors that name the offending key and where
+its value came from. Values are read by the one settings loader (``_settings.py``, shared with the
+GitHub sink): strict types in the file and in arguments, parsed text from the environment, and the
+source of every value in ``Config.set_by`` (``source_of``, ``otel-autoheal config``).
 
 Example ``autoheal.toml``::
 
@@ -15,6 +18,7 @@ Example ``autoheal.toml``::
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -24,10 +28,30 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from otel_autoheal._settings import (
+    SettingSource,
+    fail,
+    is_secret,
+    reject_unknown,
+    resolve,
+    setting_types,
+    source_of,
+)
 from otel_autoheal.errors import ConfigError
 from otel_autoheal.scrub import compile_pattern
 
-__all__ = ["ENV_PREFIX", "Config", "ScrubConfig", "default_state_dir", "load_config", "parse_hostport"]
+__all__ = [
+    "ENV_PREFIX",
+    "Config",
+    "ScrubConfig",
+    "SettingSource",
+    "default_state_dir",
+    "load_config",
+    "masked",
+    "parse_hostport",
+    "shown_settings",
+    "source_of",
+]
 
 #: Every field can be set as ``AUTOHEAL_<FIELD NAME IN CAPS>`` (e.g. ``AUTOHEAL_TRACE_WAIT=5``).
 ENV_PREFIX = "AUTOHEAL_"
@@ -57,6 +81,9 @@ class ScrubConfig:
 class Config:
     """Settings of ``otel-autoheal serve``."""
 
+    #: Where each value came from (``source_of``), filled by ``load_config``; not a setting.
+    #: Default: empty, meaning every value is its default.
+    set_by: dict[str, SettingSource] = field(default_factory=dict, compare=False, repr=False)
     #: OTLP/gRPC listen address. Default: 127.0.0.1:4317 (what OTel SDKs send to).
     otlp_grpc: str = "127.0.0.1:4317"
     #: OTLP/HTTP listen address (also /healthz and /metrics). Default: 127.0.0.1:4318.
@@ -154,95 +181,63 @@ def parse_hostport(key: str, value: str) -> tuple[str, int]:
     return match.group("host").strip("[]") or "0.0.0.0", int(match.group("port"))
 
 
-def _coerce(key: str, value: Any, default: Any) -> Any:
-    try:
-        if isinstance(default, bool):
-            if isinstance(value, bool):
-                return value
-            lowered = str(value).strip().lower()
-            if lowered in ("1", "true", "yes", "on"):
-                return True
-            if lowered in ("0", "false", "no", "off"):
-                return False
-            raise ValueError
-        if isinstance(default, int):
-            return int(value)
-        if isinstance(default, float):
-            return float(value)
-        if isinstance(default, tuple):
-            if isinstance(value, str):
-                return tuple(v.strip() for v in value.split(",") if v.strip())
-            if isinstance(value, (list, tuple)):
-                return tuple(str(v) for v in value)
-            raise ValueError
-        if isinstance(default, str):
-            if not isinstance(value, (str, int, float)):
-                raise ValueError
-            return str(value)
-    except (TypeError, ValueError):
-        raise ConfigError(key, f"invalid value {value!r} (expected {type(default).__name__})") from None
-    return value
-
-
-def _token_sources(key: str, value: Any) -> dict[str, str]:
+def _token_sources(value: Any, source: SettingSource) -> dict[str, str]:
     """``ingest_tokens``: a table ``{token = verdict}`` or, from the environment, ``token=verdict,…``."""
-    if isinstance(value, str):
+    if isinstance(value, str) and source.kind == "env":
         pairs = [item.strip().rpartition("=") for item in value.split(",") if item.strip()]
         value = {token.strip(): verdict.strip() for token, _, verdict in pairs}
     if not isinstance(value, Mapping):
-        raise ConfigError(key, 'expected a table of "<token>" = "trusted" | "untrusted"')
+        raise fail(source, 'expected a table of "<token>" = "trusted" | "untrusted"')
     out: dict[str, str] = {}
     for token, verdict in value.items():
         if not str(token).strip():
-            raise ConfigError(key, "a token is empty")
+            raise fail(source, "a token is empty")
         if verdict not in ("trusted", "untrusted"):
-            raise ConfigError(key, f'the verdict for a token must be "trusted" or "untrusted", got {verdict!r}')
+            raise fail(source, f'the verdict for a token must be "trusted" or "untrusted", got {verdict!r}')
         out[str(token).strip()] = str(verdict)
     return out
 
 
-def _apply(base: Config, values: Mapping[str, Any], origin: str) -> Config:
-    known = {f.name: f for f in fields(Config)}
-    changes: dict[str, Any] = {}
-    for key, value in values.items():
-        if origin == ENV_PREFIX:
-            if key == "ingest_tokens":
-                changes[key] = _token_sources(ENV_PREFIX + key.upper(), value)
-            elif key not in ("scrub", "github"):
-                changes[key] = _coerce(ENV_PREFIX + key.upper(), value, getattr(Config(), key))
-            continue
-        if key not in known:
-            raise ConfigError(f"{origin}{key}", f"unknown setting (known: {', '.join(sorted(known))})")
-        default = getattr(Config(), key)
-        if key == "scrub":
-            if not isinstance(value, Mapping):
-                raise ConfigError(f"{origin}scrub", "expected a table")
-            scrub_known = {f.name for f in fields(ScrubConfig)}
-            for sub in value:
-                if sub not in scrub_known:
-                    raise ConfigError(f"{origin}scrub.{sub}", f"unknown setting (known: {', '.join(sorted(scrub_known))})")
-            patterns = value.get("extra_patterns", {})
-            if not isinstance(patterns, Mapping):
-                raise ConfigError(f"{origin}scrub.extra_patterns", "expected a table of name = \"regex\"")
-            for name, pattern in patterns.items():
-                try:
-                    compile_pattern(str(pattern))
-                except ValueError as exc:
-                    raise ConfigError(f"{origin}scrub.extra_patterns.{name}", f"invalid regex: {exc}") from None
-            changes["scrub"] = ScrubConfig(
-                enabled=_coerce(f"{origin}scrub.enabled", value.get("enabled", True), True),
-                extra_patterns={str(k): str(v) for k, v in patterns.items()},
-                allow=_coerce(f"{origin}scrub.allow", value.get("allow", ()), ()),
-            )
-        elif key == "ingest_tokens":
-            changes[key] = _token_sources(f"{origin}{key}", value)
-        elif key == "github":
-            if not isinstance(value, Mapping):
-                raise ConfigError(f"{origin}github", "expected a table")
-            changes["github"] = dict(value)
-        else:
-            changes[key] = _coerce(f"{origin}{key}", value, default)
-    return replace(base, **changes)
+def _patterns(value: Any, source: SettingSource) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        raise fail(source, 'expected a table of name = "regex"')
+    for name, pattern in value.items():
+        if not isinstance(pattern, str):
+            raise fail(replace(source, name=f"{source.name}.{name}"), f"expected a regex string, got {pattern!r}")
+        try:
+            compile_pattern(pattern)
+        except ValueError as exc:
+            raise fail(replace(source, name=f"{source.name}.{name}"), f"invalid regex: {exc}") from None
+    return {str(name): pattern for name, pattern in value.items()}
+
+
+#: Settings that are tables with their own rules, only read from the file; and what is no setting.
+_TABLES = ("scrub", "github")
+_NOT_SETTINGS = ("set_by",)
+
+
+@functools.cache
+def _types() -> dict[str, Any]:
+    return setting_types(Config, skip=(*_TABLES, *_NOT_SETTINGS))
+
+
+def _scrub(value: Any, path: str) -> tuple[ScrubConfig, dict[str, SettingSource]]:
+    if not isinstance(value, Mapping):
+        raise fail(SettingSource("file", "scrub", path), "expected a table")
+    reject_unknown(value, [f.name for f in fields(ScrubConfig)], prefix="scrub.", path=path)
+    got = resolve(setting_types(ScrubConfig), file=value, file_path=path, file_prefix="scrub.",
+                  parsers={"extra_patterns": _patterns})
+    return ScrubConfig(**got.values), {f"scrub.{name}": source for name, source in got.sources.items()}
+
+
+def _read(path: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError("config", f"cannot read {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("config", f"{path} is not valid TOML: {exc}") from None
 
 
 def _validate(config: Config) -> Config:
@@ -281,7 +276,8 @@ def _validate(config: Config) -> Config:
     if config.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError("log_level", "must be DEBUG, INFO, WARNING or ERROR")
     if not config.state_dir:
-        config = replace(config, state_dir=default_state_dir())
+        config = replace(config, state_dir=default_state_dir(),
+                         set_by={**config.set_by, "state_dir": SettingSource("default", path="the user's data dir")})
     return config
 
 
@@ -289,32 +285,70 @@ def load_config(
     path: str | os.PathLike[str] | None = None,
     env: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
+    *,
+    flags: Mapping[str, str] | None = None,
 ) -> Config:
-    """Build the configuration from file, environment and explicit overrides, then validate it."""
+    """Build the configuration from file, environment and explicit overrides, then validate it.
+
+    ``overrides`` are keyed by field; those named in ``flags`` (field → ``--flag``) came from the
+    command line, the others are Python arguments. ``Config.set_by`` records every value's source.
+    """
     env = os.environ if env is None else env
-    config = Config()
     path = path or env.get(ENV_CONFIG_FILE) or None
-    if path:
-        try:
-            with open(path, "rb") as handle:
-                data = tomllib.load(handle)
-        except OSError as exc:
-            raise ConfigError("config", f"cannot read {path}: {exc.strerror}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError("config", f"{path} is not valid TOML: {exc}") from None
-        config = _apply(config, data, "")
-    from_env: dict[str, Any] = {}
-    for f in fields(Config):
-        if f.name in ("scrub", "github"):
-            continue
-        name = ENV_PREFIX + f.name.upper()
-        if name in env and env[name] != "":
-            from_env[f.name] = env[name]
-    config = _apply(config, from_env, ENV_PREFIX)
-    if overrides:
-        config = _apply(config, {k: v for k, v in overrides.items() if v is not None}, "--")
-    return _validate(config)
+    file_path = str(path) if path else ""
+    table = _read(file_path) if file_path else {}
+    types = _types()
+    reject_unknown(table, [*types, *_TABLES], path=file_path)
+    unknown = [name for name in overrides or {} if name not in types]
+    if unknown:
+        raise ConfigError(unknown[0], "unknown setting")
+    got = resolve(types, file={k: v for k, v in table.items() if k not in _TABLES}, file_path=file_path,
+                  env=env, env_names={name: ENV_PREFIX + name.upper() for name in types},
+                  overrides=overrides, flags=flags, parsers={"ingest_tokens": _token_sources})
+    values: dict[str, Any] = dict(got.values)
+    set_by = dict(got.sources)
+    if "scrub" in table:
+        values["scrub"], scrub_sources = _scrub(table["scrub"], file_path)
+        set_by.update(scrub_sources)
+    if "github" in table:  # validated by the GitHub sink, with the same loader, when it is used
+        github_source = SettingSource("file", "github", file_path)
+        if not isinstance(table["github"], Mapping):
+            raise fail(github_source, "expected a table")
+        values["github"] = dict(table["github"])
+        set_by["github"] = github_source
+    config = Config(**values, set_by=set_by)
+    try:
+        return _validate(config)
+    except ConfigError as exc:
+        source = source_of(config, exc.key)
+        if source.kind == "default":
+            raise
+        raise ConfigError(exc.key, f"{exc.problem} ({source.origin})") from None
 
 
 def state_path(config: Config) -> Path:
     return Path(config.state_dir).expanduser()
+
+
+def shown_settings(config: Config) -> dict[str, tuple[Any, SettingSource]]:
+    """Every setting (``scrub.*`` one by one, ``github`` as its table) → (value, source); secrets masked."""
+    out: dict[str, tuple[Any, SettingSource]] = {}
+    for f in fields(Config):
+        if f.name in _NOT_SETTINGS:
+            continue
+        value = getattr(config, f.name)
+        if f.name == "scrub":
+            for sub in fields(ScrubConfig):
+                out[f"scrub.{sub.name}"] = (getattr(value, sub.name), source_of(config, f"scrub.{sub.name}"))
+            continue
+        out[f.name] = (masked(f.name, value), source_of(config, f.name))
+    return out
+
+
+def masked(name: str, value: Any) -> Any:
+    """A secret setting's value as shown: ``***`` for each token, the rest unchanged."""
+    if not is_secret(name) or not value:
+        return value
+    if isinstance(value, Mapping):
+        return {f"***{i + 1}": verdict for i, verdict in enumerate(value.values())}
+    return "***"

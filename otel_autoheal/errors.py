@@ -4,6 +4,7 @@ Every error the package raises on purpose derives from one root::
 
     AutohealError
     ├── ConfigError          a setting is missing or invalid, or its address cannot be bound (names the key)
+    │   └── SinkSettingError  a GitHub sink setting is invalid (also a SinkConfigError, below)
     ├── OTLPDecodeError      a request body is not valid OTLP
     │   └── PayloadTooLarge  a request (or its decompressed body) exceeds the size limit
     ├── StateError           the SQLite state cannot be used: unreadable, damaged, newer schema, or
@@ -25,6 +26,7 @@ __all__ = [
     "PayloadTooLarge",
     "SinkConfigError",
     "SinkError",
+    "SinkSettingError",
     "SinkUnavailable",
     "StateBusy",
     "StateError",
@@ -66,6 +68,10 @@ class SinkError(AutohealError):
 
 class SinkConfigError(SinkError):
     """The sink is misconfigured (wrong token, repository or permissions): retrying will not help."""
+
+
+class SinkSettingError(ConfigError, SinkConfigError):
+    """A sink setting is missing or invalid: keyed like every ``ConfigError``, refused like a ``SinkConfigError``."""
 
 
 class SinkUnavailable(SinkError):

@@ -18,7 +18,6 @@ import logging
 import os
 import threading
 import time
-import tomllib
 import weakref
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -27,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from otel_autoheal.assemble import Assembler, Overloaded
-from otel_autoheal.config import ENV_CONFIG_FILE, ENV_PREFIX, Config, load_config, state_path
+from otel_autoheal.config import Config, SettingSource, load_config, source_of, state_path
 from otel_autoheal.extract import TraceData
 from otel_autoheal.metrics import Metrics
 from otel_autoheal.otlp import LogData, light_span
@@ -77,16 +76,6 @@ def default_trace_wait(env: Mapping[str, str] | None = None) -> float:
     return delay / 1000 + 1.0
 
 
-def _file_sets(path: str | None, key: str) -> bool:
-    if not path:
-        return False
-    try:
-        with open(path, "rb") as handle:
-            return key in tomllib.load(handle)
-    except (OSError, tomllib.TOMLDecodeError):
-        return False  # load_config reports it
-
-
 def _load_config(
     state_dir: str | os.PathLike[str] | None,
     trace_wait: float | None,
@@ -96,9 +85,9 @@ def _load_config(
     """Explicit argument > ``AUTOHEAL_*`` env var > config file > in-process default."""
     overrides = {"state_dir": str(state_dir) if state_dir is not None else None, "trace_wait": trace_wait}
     config = load_config(config_file, env, overrides)
-    file_path = str(config_file) if config_file else env.get(ENV_CONFIG_FILE)
-    if trace_wait is None and not env.get(ENV_PREFIX + "TRACE_WAIT") and not _file_sets(file_path, "trace_wait"):
-        config = replace(config, trace_wait=default_trace_wait(env))
+    if source_of(config, "trace_wait").kind == "default":
+        derived = SettingSource("default", path=f"{_ENV_BSP_DELAY}/{_ENV_BLRP_DELAY} + 1 s")
+        config = replace(config, trace_wait=default_trace_wait(env), set_by={**config.set_by, "trace_wait": derived})
     return config
 
 

@@ -23,6 +23,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from otel_autoheal.config import source_of
+from otel_autoheal.errors import ConfigError
 from otel_autoheal.exporters import AutohealEngine, AutohealLogExporter, AutohealSpanExporter, default_trace_wait
 
 RESOURCE = Resource.create({"service.name": "shop", "service.version": "2.0.0"})
@@ -149,6 +151,32 @@ def test_settings_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     finally:
         for engine in (default, from_env, explicit):
             engine.shutdown()
+
+
+def test_engine_settings_come_from_the_service_loader(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engine reads the config file through the service's loader: its provenance decides the trace_wait
+    default, and a wrongly typed argument or file value is refused naming the key and its source."""
+    config_file = tmp_path / "autoheal.toml"
+    config_file.write_text("trace_wait = 4.5\n")
+    from_file = AutohealEngine(state_dir=tmp_path / "a", config_file=config_file)
+    derived = AutohealEngine(state_dir=tmp_path / "b")
+    try:
+        assert from_file.config.trace_wait == 4.5
+        assert str(source_of(from_file.config, "trace_wait")) == f"{config_file}: trace_wait"
+        assert derived.config.trace_wait == default_trace_wait() and source_of(derived.config, "trace_wait").path
+        assert str(source_of(derived.config, "state_dir")) == "argument state_dir"
+    finally:
+        from_file.shutdown()
+        derived.shutdown()
+    with pytest.raises(ConfigError) as argument:
+        AutohealEngine(state_dir=tmp_path / "c", trace_wait=True)
+    assert argument.value.key == "trace_wait" and "passed as an argument" in argument.value.problem
+    config_file.write_text("max_traces = 2.5\n")
+    monkeypatch.setenv("AUTOHEAL_CONFIG", str(config_file))
+    with pytest.raises(ConfigError) as from_env_file:
+        AutohealEngine(state_dir=tmp_path / "d")
+    assert str(from_env_file.value) == f"max_traces: expected an integer, got 2.5 (in {config_file})"
+    assert not (tmp_path / "c").exists() and not (tmp_path / "d").exists()
 
 
 def test_slow_sink_never_delays_the_apps_export(tmp_path: Path, blocking_sink: BlockingSink) -> None:

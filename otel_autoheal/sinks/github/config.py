@@ -1,4 +1,8 @@
-"""Settings of the GitHub sink: explicit argument > environment variable > default.
+"""Settings of the GitHub sink: explicit argument > environment variable > ``[github]`` table > default.
+
+Read with the service's loader (``otel_autoheal._settings``): the same strict types, the same
+errors (``SinkSettingError``, a ``ConfigError`` naming the key as written and where it came from),
+and ``GitHubConfig.set_by`` recording every value's source.
 
 The token is held in ``GitHubConfig.token`` only; it is excluded from ``repr`` and from
 ``describe()``, and only its *source* (``token_source``) is ever reported.
@@ -6,17 +10,19 @@ The token is held in ``GitHubConfig.token`` only; it is excluded from ``repr`` a
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shlex
 import shutil
 import subprocess
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import urlsplit
 
-from otel_autoheal.errors import SinkConfigError
+from otel_autoheal._settings import SettingSource, reject_unknown, resolve, setting_types
+from otel_autoheal.errors import SinkSettingError
 
 __all__ = [
     "ENV_API_URL",
@@ -128,6 +134,9 @@ class GitHubConfig:
     #: issue the sink files. Only issues by this login are ever taken for the sink's own; set
     #: it (``my-app[bot]``) so that an app token can adopt its issues after a lost state.
     login: str = ""
+    #: Where each value came from (``repository``, ``token``, ``labels``, …), filled by ``from_env``;
+    #: not a setting. Default: empty, meaning every value is its default.
+    set_by: dict[str, SettingSource] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not _REPO_RE.match(self.repository or ""):
@@ -162,10 +171,6 @@ class GitHubConfig:
         if self.handoff_target_repo and not _REPO_RE.match(self.handoff_target_repo):
             raise _bad(ENV_KEYS["handoff_target_repo"], "must be 'owner/name'")
 
-    @property
-    def owner(self) -> str:
-        return self.repository.split("/", 1)[0]
-
     def all_labels(self, source: str) -> list[str]:
         """Labels for an issue of ``source``: autoheal, the configured ones, ``source:<source>``."""
         out = ["autoheal"]
@@ -178,7 +183,7 @@ class GitHubConfig:
 
     def describe(self) -> dict[str, Any]:
         """The settings without the token, for status output."""
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "token"}
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("token", "set_by")}
         for k, v in out.items():
             if isinstance(v, tuple):
                 out[k] = list(v)
@@ -191,52 +196,82 @@ class GitHubConfig:
         overrides: Mapping[str, Any] | None = None,
         *,
         file: Mapping[str, Any] | None = None,
+        file_path: str = "",
         use_gh_cli: bool = True,
     ) -> GitHubConfig:
         """Read the settings: ``overrides`` > ``env`` (default ``os.environ``) > ``file`` > defaults.
 
-        ``overrides`` and ``file`` (the ``[github]`` table of autoheal.toml) use the field names;
-        ``file`` may also hold ``token_command`` (e.g. ``"gh auth token"``), never a token. The
-        token comes from ``GITHUB_TOKEN``, else ``GH_TOKEN``, else ``token_command``, else
-        ``gh auth token`` when the GitHub CLI is installed and logged in. Raises
-        ``SinkConfigError`` naming the key.
+        ``overrides`` and ``file`` (the ``[github]`` table of autoheal.toml, read from
+        ``file_path``) use the field names; ``file`` may also hold ``token_command`` (e.g.
+        ``"gh auth token"``), never a token. The token comes from ``GITHUB_TOKEN``, else
+        ``GH_TOKEN``, else ``token_command``, else ``gh auth token`` when the GitHub CLI is
+        installed and logged in. Raises ``SinkSettingError`` naming the key and its source.
         """
         env = os.environ if env is None else env
         over = dict(overrides or {})
         section = dict(file or {})
-        token_command = str(section.pop("token_command", "") or "")
         if "token" in section:
             raise _bad("github.token", "do not put the token in the config file; use GITHUB_TOKEN or token_command")
-        types = {f.name: f.type for f in fields(cls)}
-        for name in section:
-            if name not in types or name in ("token", "token_source"):
-                raise _bad(f"github.{name}", "is not a GitHub sink setting")
-        values: dict[str, Any] = {}
-        repo = over.pop("repository", None) or env.get(ENV_REPOSITORY, "").strip() or section.pop("repository", "")
-        if not repo:
+        types = _types()
+        reject_unknown(section, [*types, "token_command"], prefix="github.", path=file_path,
+                       what="is not a GitHub sink setting", error=SinkSettingError)
+        for name in over:
+            if name not in types and name not in ("token", "token_source"):
+                raise _bad(name, "is not a GitHub sink setting")
+        token_command = section.pop("token_command", "")
+        if not isinstance(token_command, str):
+            where = SettingSource("file", "github.token_command", file_path).place
+            raise _bad("github.token_command", f"expected a command line, got {token_command!r} ({where})")
+        env_names = {name: var for name, var in _ENV_NAMES.items() if name in types}
+        stripped = {var: env[var].strip() for var in env_names.values() if var in env}
+        got = resolve(types, file=section, file_path=file_path, file_prefix="github.", env=stripped,
+                      env_names=env_names, overrides={k: v for k, v in over.items() if k in types},
+                      error=SinkSettingError)
+        values, set_by = got.values, dict(got.sources)
+        if not values.get("repository"):
             raise _bad(ENV_REPOSITORY, "is not set (owner/name of the repository to file issues in)")
-        api_url = str(
-            over.pop("api_url", None) or env.get(ENV_API_URL, "").strip() or section.pop("api_url", "") or DEFAULT_API_URL
-        ).rstrip("/")
-        token, source = over.pop("token", None), over.pop("token_source", "argument")
-        if not token:
-            token, source = _find_token(env, api_url, use_gh_cli, token_command)
-        for name, key in ENV_KEYS.items():
-            if name in over:
-                values[name] = over.pop(name)
-            elif env.get(key, "").strip():
-                values[name] = _parse(key, env[key].strip(), str(types[name]))
-            elif name in section:
-                values[name] = _from_file(f"github.{name}", section[name], str(types[name]))
-        if over:
-            raise _bad(next(iter(over)), "is not a GitHub sink setting")
+        values["api_url"] = str(values.get("api_url") or DEFAULT_API_URL).rstrip("/")
+        token, source = over.get("token"), str(over.get("token_source", "argument"))
+        if token:
+            if not isinstance(token, str):
+                raise _bad("token", "expected a string (passed as an argument)")
+            set_by["token"] = SettingSource("argument", "token")
+        else:
+            token, source = _find_token(env, values["api_url"], use_gh_cli, token_command.strip())
+            set_by["token"] = _token_origin(source, file_path)
         try:
-            return cls(repository=repo, token=token, token_source=source, api_url=api_url, **values)
-        except TypeError as exc:  # a wrongly typed override
-            raise SinkConfigError(f"GitHub sink settings: {exc}") from None
+            return cls(token=token, token_source=source, set_by=set_by, **values)
+        except SinkSettingError as exc:  # name the setting as it was written, and where
+            origin = set_by.get(_FIELD_OF.get(exc.key, ""))
+            if origin is None or origin.kind == "default":
+                raise
+            raise _bad(origin.name, f"{exc.problem} ({origin.place})") from None
 
-    def with_(self, **changes: Any) -> GitHubConfig:
-        return replace(self, **changes)
+    @classmethod
+    def for_service(cls, config: object, env: Mapping[str, str] | None = None) -> GitHubConfig:
+        """The settings ``serve`` and ``status`` use: env > the ``[github]`` table of the service's config."""
+        origin = getattr(config, "set_by", {}).get("github")
+        return cls.from_env(env, file=dict(getattr(config, "github", {}) or {}),
+                            file_path=origin.path if origin is not None else "")
+
+
+#: Every setting's environment variable.
+_ENV_NAMES: dict[str, str] = {"repository": ENV_REPOSITORY, "api_url": ENV_API_URL, **ENV_KEYS}
+#: Validation errors are keyed by the variable; this finds the setting behind it.
+_FIELD_OF: dict[str, str] = {var: name for name, var in _ENV_NAMES.items()}
+
+
+@functools.cache
+def _types() -> dict[str, Any]:
+    return setting_types(GitHubConfig, skip=("token", "token_source", "set_by"))
+
+
+def _token_origin(source: str, file_path: str) -> SettingSource:
+    if source in (ENV_TOKEN, ENV_GH_TOKEN):
+        return SettingSource("env", source)
+    if source == "token_command":
+        return SettingSource("file", "github.token_command", file_path)
+    return SettingSource("default", path=source)
 
 
 def github_configured(env: Mapping[str, str] | None = None) -> bool:
@@ -245,43 +280,8 @@ def github_configured(env: Mapping[str, str] | None = None) -> bool:
     return bool(env.get(ENV_REPOSITORY, "").strip())
 
 
-def _bad(key: str, problem: str) -> SinkConfigError:
-    err = SinkConfigError(f"{key}: {problem}")
-    err.key = key  # type: ignore[attr-defined]
-    return err
-
-
-def _parse(key: str, raw: str, typ: str) -> Any:
-    try:
-        if "tuple" in typ:
-            return tuple(x.strip() for x in raw.split(",") if x.strip())
-        if typ == "bool":
-            low = raw.lower()
-            if low in ("1", "true", "yes", "on"):
-                return True
-            if low in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(raw)
-        if typ == "int":
-            return int(raw)
-        if typ == "float":
-            return float(raw)
-        return raw
-    except ValueError:
-        raise _bad(key, f"cannot parse {raw!r} as {typ}") from None
-
-
-def _from_file(key: str, value: Any, typ: str) -> Any:
-    if isinstance(value, str) and typ != "str":
-        return _parse(key, value, typ)
-    if "tuple" in typ:
-        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-            raise _bad(key, "expected a list of strings")
-        return tuple(value)
-    ok = {"bool": bool, "int": int, "float": int | float, "str": str}[typ]
-    if not isinstance(value, ok) or (typ != "bool" and isinstance(value, bool)):
-        raise _bad(key, f"expected {typ}, got {value!r}")
-    return value
+def _bad(key: str, problem: str) -> SinkSettingError:
+    return SinkSettingError(key, problem)
 
 
 def _run_for_token(argv: list[str]) -> str:

@@ -19,15 +19,11 @@ from otel_autoheal.state.sqlite import SQLiteStore
 __all__ = ["create_github_sink", "offline_status"]
 
 
-def _section(config: object) -> dict[str, Any]:
-    return dict(getattr(config, "github", {}) or {})
-
-
 def create_github_sink(
     config: object, store: SQLiteStore, metrics: Any = None, env: Mapping[str, str] | None = None
 ) -> GitHubSink:
     """The sink for ``serve``: settings from env > ``[github]`` table; gauges on ``metrics``."""
-    cfg = GitHubConfig.from_env(os.environ if env is None else env, file=_section(config))
+    cfg = GitHubConfig.for_service(config, env)
     sink = GitHubSink(store, cfg)
     if metrics is not None:
         # Every gauge is a COUNT on a read connection: scrapes never wait for (or hold) the write lock.
@@ -53,7 +49,7 @@ def offline_status(config: object, env: Mapping[str, str] | None = None) -> dict
     env = os.environ if env is None else env
     info: dict[str, Any] = {"sink": "github"}
     try:
-        cfg = GitHubConfig.from_env(env, file=_section(config))
+        cfg = GitHubConfig.for_service(config, env)
     except SinkConfigError as exc:
         info["config_error"] = str(exc)
         return info
