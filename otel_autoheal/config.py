@@ -63,6 +63,13 @@ class Config:
     otlp_http: str = "127.0.0.1:4318"
     #: Directory of the SQLite state. Default: the user's data dir (e.g. ~/.local/share/otel-autoheal).
     state_dir: str = ""
+    #: ``postgresql://user:password@host:port/db``: keep the state in PostgreSQL, shared by several
+    #: instances, instead of SQLite in ``state_dir`` (needs ``otel-autoheal[postgres]``; the GitHub
+    #: sink does not run on it yet). Default: empty (SQLite).
+    database_url: str = ""
+    #: This instance's name in a shared database (its intake journal is replayed by it, or by another
+    #: instance once it has been silent for 30 s). Default: host name and OTLP/gRPC port.
+    instance_id: str = ""
     #: Seconds of silence after which a trace is complete and processed. Default: 3.
     trace_wait: float = 3.0
     #: Traces held at once; beyond it the oldest is processed early (counted as an eviction). Default: 10000.
@@ -280,6 +287,8 @@ def _validate(config: Config) -> Config:
             raise ConfigError("cors_origins", f"origin {origin!r} must start with http:// or https://")
     if config.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError("log_level", "must be DEBUG, INFO, WARNING or ERROR")
+    if config.database_url and not config.database_url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError("database_url", "must be a postgresql:// URL (leave it empty for SQLite in state_dir)")
     if not config.state_dir:
         config = replace(config, state_dir=default_state_dir())
     return config
