@@ -67,6 +67,9 @@ class Config:
     #: instances, instead of SQLite in ``state_dir`` (needs ``otel-autoheal[postgres]``; the GitHub
     #: sink does not run on it yet). Default: empty (SQLite).
     database_url: str = ""
+    #: Seconds after which an error still in the intake journal is processed again: its first
+    #: processing failed (e.g. the database was unreachable). At least twice ``trace_wait``. Default: 60.
+    journal_retry_after: float = 60.0
     #: This instance's name in a shared database (its intake journal is replayed by it, or by another
     #: instance once it has been silent for 30 s). Default: host name and OTLP/gRPC port.
     instance_id: str = ""
@@ -261,7 +264,7 @@ def _validate(config: Config) -> Config:
         "max_pending_traces": config.max_pending_traces, "journal_timeout": config.journal_timeout, "http_header_timeout": config.http_header_timeout,
         "http_body_timeout": config.http_body_timeout, "http_keepalive_timeout": config.http_keepalive_timeout,
         "http_max_connections": config.http_max_connections, "max_trace_bytes": config.max_trace_bytes,
-        "max_held_bytes": config.max_held_bytes,
+        "max_held_bytes": config.max_held_bytes, "journal_retry_after": config.journal_retry_after,
     }
     for key, value in positive.items():
         if value <= 0:

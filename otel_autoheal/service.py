@@ -30,7 +30,8 @@ log = logging.getLogger("otel_autoheal.service")
 
 #: Seconds between checks that the state database file is still the one opened.
 STATE_CHECK_INTERVAL = 1.0
-#: Seconds between looks for the journal entries of instances that died (shared databases only).
+#: Seconds between looks for the journal entries of instances that died (shared databases only)
+#: and for entries of this instance whose processing failed (e.g. the database was unreachable).
 ORPHAN_CHECK_INTERVAL = 10.0
 
 
@@ -123,12 +124,21 @@ class Service:
         while not self._stopped.wait(STATE_CHECK_INTERVAL):
             if self.store.check_file() is not None:
                 return
-            if self.config.database_url and time.monotonic() - orphans_at >= ORPHAN_CHECK_INTERVAL:
+            if time.monotonic() - orphans_at >= ORPHAN_CHECK_INTERVAL:
                 orphans_at = time.monotonic()
-                try:
-                    self._replay(self.store.adopt_orphans(), "of a dead instance")
-                except Exception as exc:  # noqa: BLE001 - retried at the next interval
-                    log.warning("cannot adopt the journal of dead instances: %s", exc)
+                self._sweep_journal()
+
+    def _sweep_journal(self) -> None:
+        """Process again what the journal still holds long after it arrived, and what dead instances left."""
+        # Entries still there this long after they arrived were not recorded: their processing failed.
+        stale_after = max(self.config.journal_retry_after, 2 * self.config.trace_wait)
+        try:
+            self._replay(self.store.journal_entries(received_before=time.time() - stale_after),
+                         f"still unrecorded after {stale_after:g}s (their processing failed)")
+            if self.config.database_url:
+                self._replay(self.store.adopt_orphans(), "of a dead instance")
+        except Exception as exc:  # noqa: BLE001 - retried at the next interval
+            log.warning("cannot sweep the intake journal: %s", exc)
 
     def _replay_journal(self) -> None:
         """Errors acknowledged before a crash but never processed go through the pipeline again."""

@@ -57,6 +57,9 @@ JOURNAL_LEASE_SECONDS = 30.0
 #: Seconds between heartbeats (well inside the lease).
 HEARTBEAT_INTERVAL = 5.0
 
+#: Seconds the calls behind /healthz and /metrics wait for a connection (they must answer quickly).
+_QUICK_WAIT = 1.0
+
 #: Key of the transaction-level advisory lock taken while the schema is created or migrated.
 _SCHEMA_LOCK = 0x6175746F6865616C  # "autoheal"
 
@@ -247,14 +250,14 @@ class PostgresStore:
         now = time.time()
         if not self._beats or now - self._beat_at < HEARTBEAT_INTERVAL:
             return None
+        self._beat_at = now  # also after a failure: retried at the next interval, never in a loop
         try:
-            with self.transaction() as conn:
+            with self.transaction(wait=_QUICK_WAIT) as conn:
                 conn.execute(
                     "INSERT INTO instances (id, heartbeat) VALUES (%s, %s)"
                     " ON CONFLICT (id) DO UPDATE SET heartbeat = EXCLUDED.heartbeat",
                     (self.owner, now),
                 )
-            self._beat_at = now
         except StateError as exc:
             log.warning("cannot renew the heartbeat of %s: %s", self.owner, exc)
         return None
@@ -296,11 +299,13 @@ class PostgresStore:
         with self.transaction() as own, own.cursor() as cur:
             cur.executemany(sql, rows)
 
-    def journal_entries(self) -> list[tuple[int, str, str, str]]:
-        """This instance's journalled ``(id, trace_id, kind, payload)``, oldest first."""
+    def journal_entries(self, received_before: float | None = None) -> list[tuple[int, str, str, str]]:
+        """This instance's journalled ``(id, trace_id, kind, payload)`` (only those received before
+        ``received_before``, a Unix time, if given), oldest first."""
         with self.read() as conn:
             rows = conn.execute(
-                "SELECT id, trace_id, kind, payload FROM intake_journal WHERE owner = %s ORDER BY id", (self.owner,)
+                "SELECT id, trace_id, kind, payload FROM intake_journal WHERE owner = %s AND received < %s ORDER BY id",
+                (self.owner, float("inf") if received_before is None else received_before),
             ).fetchall()
         return [(int(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in rows]
 
@@ -437,7 +442,8 @@ class PostgresStore:
         return [_group(r, tuple(versions.get(int(r[0]), ())), tuple(traces.get(int(r[0]), ()))) for r in rows]
 
     def group_count(self) -> int:
-        with self.read() as conn:
+        """How many groups there are; gives up after a second (it feeds /metrics, which must answer)."""
+        with self.read(wait=_QUICK_WAIT) as conn:
             return int(conn.execute("SELECT COUNT(*) FROM groups").fetchone()[0])
 
     def group(self, group_id: int) -> GroupRecord | None:

@@ -355,12 +355,16 @@ class SQLiteStore:
         with self.transaction() as own:
             own.executemany(sql, rows)
 
-    def journal_entries(self) -> list[tuple[int, str, str, str]]:
-        """Every journalled ``(id, trace_id, kind, payload)``, oldest first."""
+    def journal_entries(self, received_before: float | None = None) -> list[tuple[int, str, str, str]]:
+        """Every journalled ``(id, trace_id, kind, payload)`` (only those received before
+        ``received_before``, a Unix time, if given), oldest first."""
         with self.read() as conn:
             return [
                 (int(r[0]), str(r[1]), str(r[2]), str(r[3]))
-                for r in conn.execute("SELECT id, trace_id, kind, payload FROM intake_journal ORDER BY id")
+                for r in conn.execute(
+                    "SELECT id, trace_id, kind, payload FROM intake_journal WHERE received < ? ORDER BY id",
+                    (float("inf") if received_before is None else received_before,),
+                )
             ]
 
     def journal_done(self, trace_id: str, up_to_id: int | None = None, conn: sqlite3.Connection | None = None) -> None:
