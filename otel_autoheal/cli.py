@@ -60,6 +60,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="TOML config file (env: AUTOHEAL_CONFIG)")
     parser.add_argument("--state", dest="state_dir", help="state directory (env: AUTOHEAL_STATE_DIR; "
                         "default: the user's data dir)")
+    parser.add_argument("--database-url", dest="database_url", help="postgresql://… URL of a state database "
+                        "shared by several instances (env: AUTOHEAL_DATABASE_URL; default: SQLite in --state)")
 
 
 class _VersionAction(argparse.Action):
@@ -190,7 +192,7 @@ def _created_paths_removed_on_failure(state_dir: Path) -> Iterator[None]:
 
 
 @contextmanager
-def _state_errors(path: Path) -> Iterator[None]:
+def _state_errors(path: Path | str) -> Iterator[None]:
     """An SQLite error while reading becomes one StateError line naming the database."""
     import sqlite3
 
@@ -200,12 +202,13 @@ def _state_errors(path: Path) -> Iterator[None]:
         yield
     except sqlite3.Error as exc:
         if is_damaged(exc):
-            raise StateError(damaged_message(path, str(exc))) from None
+            raise StateError(damaged_message(Path(path), str(exc))) from None
         raise StateError(f"cannot use state database {path}: {exc}") from None
 
 
 def _serve(args: argparse.Namespace) -> int:
-    config = _load(args, ("state_dir", "otlp_grpc", "otlp_http", "trace_wait", "cors_origins", "log_level"))
+    config = _load(args, ("state_dir", "database_url", "otlp_grpc", "otlp_http", "trace_wait", "cors_origins",
+                          "log_level"))
     logging.basicConfig(level=config.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from otel_autoheal.service import Service
@@ -237,7 +240,12 @@ def _serve(args: argparse.Namespace) -> int:
 def _store(args: argparse.Namespace) -> Any:
     from otel_autoheal.state.sqlite import SQLiteStore
 
-    config = _load(args, ("state_dir",))
+    config = _load(args, ("state_dir", "database_url"))
+    if config.database_url:
+        from otel_autoheal.state.postgres import PostgresStore
+
+        store = PostgresStore(config.database_url)
+        return store, store.path
     path = state_path(config) / STATE_FILE
     if not path.exists():
         return None, path
@@ -249,7 +257,10 @@ def _github_numbers(store: Any) -> dict[str, int]:
     if store is None:
         return {}
     from otel_autoheal.sinks.github.ledger import GitHubLedger
+    from otel_autoheal.state.sqlite import SQLiteStore
 
+    if not isinstance(store, SQLiteStore):
+        return {}  # the GitHub sink keeps its tables in SQLite only
     ledger = GitHubLedger.existing(store)
     return ledger.issue_numbers() if ledger is not None else {}
 
@@ -286,11 +297,11 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    config = _load(args, ("state_dir",))
+    config = _load(args, ("state_dir", "database_url"))
     from otel_autoheal.sinks import github_available
 
-    info: dict[str, Any] = {"sink": "local", "state": str(Path(state_path(config)) / STATE_FILE)}
     store, path = _store(args)  # checked first: the GitHub status reads the same file
+    info: dict[str, Any] = {"sink": "local", "state": str(path)}
     with _state_errors(path):
         if github_available(config):
             from otel_autoheal.sinks.github import offline_status

@@ -90,6 +90,16 @@ class Config:
     otlp_http: str = "127.0.0.1:4318"
     #: Directory of the SQLite state. Default: the user's data dir (e.g. ~/.local/share/otel-autoheal).
     state_dir: str = ""
+    #: ``postgresql://user:password@host:port/db``: keep the state in PostgreSQL, shared by several
+    #: instances, instead of SQLite in ``state_dir`` (needs ``otel-autoheal[postgres]``; the GitHub
+    #: sink does not run on it yet). Default: empty (SQLite).
+    database_url: str = ""
+    #: Seconds after which an error still in the intake journal is processed again: its first
+    #: processing failed (e.g. the database was unreachable). At least twice ``trace_wait``. Default: 60.
+    journal_retry_after: float = 60.0
+    #: This instance's name in a shared database (its intake journal is replayed by it, or by another
+    #: instance once it has been silent for 30 s). Default: host name and OTLP/gRPC port.
+    instance_id: str = ""
     #: Seconds of silence after which a trace is complete and processed. Default: 3.
     trace_wait: float = 3.0
     #: Traces held at once; beyond it the oldest is processed early (counted as an eviction). Default: 10000.
@@ -249,7 +259,7 @@ def _validate(config: Config) -> Config:
         "max_pending_traces": config.max_pending_traces, "journal_timeout": config.journal_timeout, "http_header_timeout": config.http_header_timeout,
         "http_body_timeout": config.http_body_timeout, "http_keepalive_timeout": config.http_keepalive_timeout,
         "http_max_connections": config.http_max_connections, "max_trace_bytes": config.max_trace_bytes,
-        "max_held_bytes": config.max_held_bytes,
+        "max_held_bytes": config.max_held_bytes, "journal_retry_after": config.journal_retry_after,
     }
     for key, value in positive.items():
         if value <= 0:
@@ -275,6 +285,8 @@ def _validate(config: Config) -> Config:
             raise ConfigError("cors_origins", f"origin {origin!r} must start with http:// or https://")
     if config.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError("log_level", "must be DEBUG, INFO, WARNING or ERROR")
+    if config.database_url and not config.database_url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError("database_url", "must be a postgresql:// URL (leave it empty for SQLite in state_dir)")
     if not config.state_dir:
         config = replace(config, state_dir=default_state_dir(),
                          set_by={**config.set_by, "state_dir": SettingSource("default", path="the user's data dir")})

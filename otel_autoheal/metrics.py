@@ -35,6 +35,7 @@ _HELP = {
     "autoheal_requests_rejected_total": "OTLP requests refused (bad input, auth, size, overload).",
     "autoheal_exceptions_seen_total": "Distinct exceptions extracted from finished traces.",
     "autoheal_occurrences_total": "Grouped occurrences recorded (one per root-cause incident).",
+    "autoheal_duplicates_total": "Occurrences delivered again (retries, journal replays) and recognised as already counted.",
     "autoheal_issues_filed_total": "New groups (issues) created.",
     "autoheal_traces_evicted_total": "Traces processed early because max_traces was reached (raise max_traces).",
     "autoheal_records_dropped_total": "Records dropped because max_records_per_trace was reached.",

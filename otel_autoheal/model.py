@@ -128,6 +128,12 @@ class Occurrence:
     def trace_id(self) -> str:
         return self.exception.trace_id
 
+    @property
+    def key(self) -> str:
+        """What makes this occurrence itself: a delivery repeated by a retry or a replay has the same key."""
+        exc = self.exception
+        return f"{self.fingerprint}:{exc.trace_id}:{exc.span_id}:{exc.time_unix_nano}:{exc.origin}"
+
 
 @dataclass(frozen=True)
 class GroupRecord:
@@ -166,3 +172,6 @@ class GroupUpdate:
     occurrence: Occurrence
     is_new: bool
     new_version: bool
+    #: The store had already counted this very occurrence (a retried delivery, a journal replay,
+    #: another instance): nothing changed and sinks must not see it again.
+    duplicate: bool = False

@@ -133,6 +133,9 @@ class Pipeline:
 
             # The journal of the trace is cleared with its last record, in the same transaction.
             update = self.store.record(occurrence, render, journal_trace=(journal, journal_mark) if last else None)
+            if update.duplicate:  # delivered again (a retry, a replay): already counted and handed on
+                self.metrics.inc("autoheal_duplicates_total")
+                continue
             self.metrics.inc("autoheal_occurrences_total")
             if update.is_new:
                 self.metrics.inc("autoheal_issues_filed_total")

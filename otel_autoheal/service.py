@@ -5,22 +5,24 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import socket
 import sys
 import threading
 import time
 from typing import Any
 
 from otel_autoheal.assemble import Assembler
-from otel_autoheal.config import Config, parse_hostport, state_path
+from otel_autoheal.config import Config, parse_hostport
 from otel_autoheal.metrics import Metrics
 from otel_autoheal.otlp import LogData, SpanData, from_journal, journal_key
 from otel_autoheal.pipeline import Pipeline
 from otel_autoheal.receive import GrpcReceiver, HttpReceiver, Intake
 from otel_autoheal.receive.intake import INFLIGHT_REQUESTS
 from otel_autoheal.receive.journal import JournalWriter
-from otel_autoheal.sinks import select_sink
+from otel_autoheal.errors import ConfigError
+from otel_autoheal.sinks import github_available, select_sink
 from otel_autoheal.sinks.base import Sink
-from otel_autoheal.state.sqlite import SQLiteStore
+from otel_autoheal.state import open_store
 
 __all__ = ["Service"]
 
@@ -28,6 +30,9 @@ log = logging.getLogger("otel_autoheal.service")
 
 #: Seconds between checks that the state database file is still the one opened.
 STATE_CHECK_INTERVAL = 1.0
+#: Seconds between looks for the journal entries of instances that died (shared databases only)
+#: and for entries of this instance whose processing failed (e.g. the database was unreachable).
+ORPHAN_CHECK_INTERVAL = 10.0
 
 
 #: glibc ``mallopt`` parameter M_ARENA_MAX.
@@ -57,7 +62,7 @@ class Service:
         _limit_malloc_arenas()
         self.config = config
         self.metrics = Metrics()
-        self.store = SQLiteStore(state_path(config) / "autoheal.sqlite3", verify=True)
+        self.store = open_store(config, owner=config.instance_id or f"{socket.gethostname()}:{config.otlp_grpc}")
         self._stopped = threading.Event()
         try:
             self._build(config, sink)
@@ -68,6 +73,9 @@ class Service:
         self._watchdog = threading.Thread(target=self._watch_state, name="autoheal-state-watch", daemon=True)
 
     def _build(self, config: Config, sink: Sink | None) -> None:
+        if config.database_url and sink is None and github_available(config):
+            raise ConfigError("database_url", "the GitHub sink keeps its outbox in SQLite and cannot run on "
+                                              "PostgreSQL yet: unset database_url (or GITHUB_REPOSITORY/GITHUB_TOKEN)")
         self.sink = sink or select_sink(config, self.store, self.metrics)
         self.pipeline = Pipeline(config, self.store, self.sink, self.metrics)
         self.assembler = Assembler(
@@ -110,17 +118,39 @@ class Service:
         self.store.close()
 
     def _watch_state(self) -> None:
-        """Notice the database file being deleted or replaced even while no error arrives."""
+        """Notice the database file being deleted or replaced even while no error arrives; on a
+        shared database, renew this instance's heartbeat and replay what dead instances left."""
+        orphans_at = time.monotonic()
         while not self._stopped.wait(STATE_CHECK_INTERVAL):
             if self.store.check_file() is not None:
                 return
+            if time.monotonic() - orphans_at >= ORPHAN_CHECK_INTERVAL:
+                orphans_at = time.monotonic()
+                self._sweep_journal()
+
+    def _sweep_journal(self) -> None:
+        """Process again what the journal still holds long after it arrived, and what dead instances left."""
+        # Entries still there this long after they arrived were not recorded: their processing failed.
+        stale_after = max(self.config.journal_retry_after, 2 * self.config.trace_wait)
+        try:
+            self._replay(self.store.journal_entries(received_before=time.time() - stale_after),
+                         f"still unrecorded after {stale_after:g}s (their processing failed)")
+            if self.config.database_url:
+                self._replay(self.store.adopt_orphans(), "of a dead instance")
+        except Exception as exc:  # noqa: BLE001 - retried at the next interval
+            log.warning("cannot sweep the intake journal: %s", exc)
 
     def _replay_journal(self) -> None:
         """Errors acknowledged before a crash but never processed go through the pipeline again."""
+        self._replay(self.store.journal_entries(), "received before an unclean stop")
+        if self.config.database_url:
+            self._replay(self.store.adopt_orphans(), "of a dead instance")
+
+    def _replay(self, entries: list[tuple[int, str, str, str]], why: str) -> None:
         spans: list[SpanData] = []
         logs: list[LogData] = []
         rekeyed: list[tuple[str, int]] = []
-        for entry_id, key, kind, payload in self.store.journal_entries():
+        for entry_id, key, kind, payload in entries:
             try:
                 record = from_journal(kind, payload)
             except (ValueError, TypeError):
@@ -133,14 +163,12 @@ class Service:
             else:
                 logs.append(record)
         if rekeyed:
-            with self.store.transaction() as conn:
-                conn.executemany("UPDATE intake_journal SET trace_id = ? WHERE id = ?", rekeyed)
+            self.store.journal_rekey(rekeyed)
         if spans or logs:
             self.assembler.add_spans(spans)
             self.assembler.add_logs(logs)
             self.metrics.inc("autoheal_journal_replayed_total", len(spans) + len(logs))
-            log.warning("replaying %d failed spans and %d exception logs received before an unclean stop",
-                        len(spans), len(logs))
+            log.warning("replaying %d failed spans and %d exception logs %s", len(spans), len(logs), why)
 
     @property
     def grpc_port(self) -> int:

@@ -41,7 +41,7 @@ from otel_autoheal.errors import StateBusy, StateError
 from otel_autoheal.model import GroupRecord, GroupUpdate, Occurrence
 from otel_autoheal.state._readers import ReaderPool
 
-__all__ = ["GroupStats", "SCHEMA_VERSION", "SQLiteStore", "damaged_message", "is_damaged", "occurrence_time"]
+__all__ = ["OCCURRENCE_KEY_SECONDS", "GroupStats", "SCHEMA_VERSION", "SQLiteStore", "damaged_message", "is_damaged", "occurrence_time"]
 
 log = logging.getLogger("otel_autoheal.state")
 
@@ -58,6 +58,8 @@ IDENTITY_CHECK_INTERVAL = 0.5
 
 #: How many distinct trace ids are kept per group (newest first); older ones are dropped.
 MAX_TRACE_IDS_PER_GROUP = 20
+#: Seconds an occurrence's key is kept to recognise a repeated delivery of it (retries, replays).
+OCCURRENCE_KEY_SECONDS = 7 * 24 * 3600.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS groups (
@@ -89,6 +91,12 @@ CREATE TABLE IF NOT EXISTS intake_journal (
     received REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS intake_journal_trace ON intake_journal (trace_id);
+CREATE TABLE IF NOT EXISTS occurrence_keys (
+    key      TEXT PRIMARY KEY,
+    group_id INTEGER NOT NULL,
+    seen     REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS occurrence_keys_seen ON occurrence_keys (seen);
 CREATE TABLE IF NOT EXISTS group_traces (
     group_id INTEGER NOT NULL REFERENCES groups(id),
     trace_id TEXT NOT NULL,
@@ -347,12 +355,16 @@ class SQLiteStore:
         with self.transaction() as own:
             own.executemany(sql, rows)
 
-    def journal_entries(self) -> list[tuple[int, str, str, str]]:
-        """Every journalled ``(id, trace_id, kind, payload)``, oldest first."""
+    def journal_entries(self, received_before: float | None = None) -> list[tuple[int, str, str, str]]:
+        """Every journalled ``(id, trace_id, kind, payload)`` (only those received before
+        ``received_before``, a Unix time, if given), oldest first."""
         with self.read() as conn:
             return [
                 (int(r[0]), str(r[1]), str(r[2]), str(r[3]))
-                for r in conn.execute("SELECT id, trace_id, kind, payload FROM intake_journal ORDER BY id")
+                for r in conn.execute(
+                    "SELECT id, trace_id, kind, payload FROM intake_journal WHERE received < ? ORDER BY id",
+                    (float("inf") if received_before is None else received_before,),
+                )
             ]
 
     def journal_done(self, trace_id: str, up_to_id: int | None = None, conn: sqlite3.Connection | None = None) -> None:
@@ -367,6 +379,15 @@ class SQLiteStore:
             return
         with self.transaction() as own:
             own.execute(sql, args)
+
+    def journal_rekey(self, pairs: list[tuple[str, int]]) -> None:
+        """Give entries ``(new key, id)`` new journal keys (entries of old versions had none)."""
+        with self.transaction() as conn:
+            conn.executemany("UPDATE intake_journal SET trace_id = ? WHERE id = ?", pairs)
+
+    def adopt_orphans(self) -> list[tuple[int, str, str, str]]:
+        """Always empty: one file has one journal, replayed by whoever opens it (see PostgresStore)."""
+        return []
 
     def journal_high_water(self) -> int:
         """The newest committed journal id (receivers commit before handing data on, so it covers it)."""
@@ -392,6 +413,14 @@ class SQLiteStore:
                 "SELECT id, count, first_seen, last_seen, title FROM groups WHERE fingerprint = ?",
                 (occurrence.fingerprint,),
             ).fetchone()
+            if row is not None and conn.execute(
+                "SELECT 1 FROM occurrence_keys WHERE key = ?", (occurrence.key,)
+            ).fetchone() is not None:
+                group = self._load(conn, "id = ?", (int(row[0]),))
+                if journal_trace is not None:
+                    self.journal_done(journal_trace[0], journal_trace[1], conn)
+                assert group is not None
+                return GroupUpdate(group=group, occurrence=occurrence, is_new=False, new_version=False, duplicate=True)
             is_new = row is None
             if is_new:
                 cur = conn.execute(
@@ -433,6 +462,10 @@ class SQLiteStore:
                     " (SELECT trace_id FROM group_traces WHERE group_id = ? ORDER BY seen DESC LIMIT ?)",
                     (group_id, group_id, MAX_TRACE_IDS_PER_GROUP),
                 )
+            conn.execute("INSERT INTO occurrence_keys (key, group_id, seen) VALUES (?, ?, ?)",
+                         (occurrence.key, group_id, now))
+            if count % 256 == 0:  # now and then, not on every write
+                conn.execute("DELETE FROM occurrence_keys WHERE seen < ?", (now - OCCURRENCE_KEY_SECONDS,))
             versions = self._versions(conn, group_id)
             title, body = render(GroupStats(count, first_seen, last_seen, versions, previous_title))
             conn.execute(

@@ -169,6 +169,13 @@ class ManagedProcess:
         if code is not None:
             raise AssertionError(f"{self.name} exited with code {code}\n{self.log_tail()}")
 
+    def kill(self) -> None:
+        """SIGKILL the whole process group, as a crash or an OOM kill would, and reap it."""
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=15.0)
+
     def stop(self, timeout: float = 15.0) -> None:
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
@@ -279,7 +286,9 @@ def start_collector(
     """Start the collector with ``configs`` (merged in order) on free ports; wait until healthy.
 
     ``configs`` are file names in collector-config/ or absolute paths; ``env`` overrides anything,
-    e.g. ``OTELCOL_TAIL_DECISION_WAIT``.
+    e.g. ``OTELCOL_TAIL_DECISION_WAIT``. The persistent sending queue goes to a fresh directory under
+    ``workdir`` unless ``env`` names one in ``OTELCOL_QUEUE_DIR`` (pass the same one to a restarted
+    collector to let it find what its predecessor queued).
     """
     ports = {name: free_port() for name in ("grpc", "http", "health", "metrics")}
     full_env = {
@@ -290,6 +299,7 @@ def start_collector(
         "AUTOHEAL_OTLP_ENDPOINT": autoheal_endpoint,
         "JAEGER_OTLP_ENDPOINT": jaeger_endpoint,
         "OTELCOL_TAIL_DECISION_WAIT": "2s",
+        "OTELCOL_QUEUE_DIR": str(workdir / f"queue-{ports['grpc']}"),
         **(env or {}),
     }
     argv = [str(binary)]

@@ -65,12 +65,21 @@ class SinkLog:
 
 
 class OtlpSink:
-    """OTLP/gRPC trace and log receiver on 127.0.0.1:<free port> that keeps everything in memory."""
+    """OTLP/gRPC trace and log receiver on 127.0.0.1 that keeps everything in memory.
 
-    def __init__(self) -> None:
+    ``port`` 0 takes a free port; a given port lets a test start the receiver where a collector
+    has been failing to deliver (an instance coming back).
+    """
+
+    def __init__(self, port: int = 0) -> None:
         self._lock = threading.Lock()
         self._spans: list[SinkSpan] = []
         self._logs: list[SinkLog] = []
+        # While refusing, exports are answered UNAVAILABLE (as an overloaded or restarting
+        # otel-autoheal answers) and what was offered is kept apart from what was accepted.
+        self._refusing = False
+        self._offered_spans: list[SinkSpan] = []
+        self._offered_logs: list[SinkLog] = []
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         sink = self
 
@@ -86,7 +95,10 @@ class OtlpSink:
                     for span in ss.spans
                 ]
                 with sink._lock:
-                    sink._spans.extend(got)
+                    refusing = sink._refusing
+                    (sink._offered_spans if refusing else sink._spans).extend(got)
+                if refusing:
+                    context.abort(grpc.StatusCode.UNAVAILABLE, "refusing on purpose (test)")
                 return trace_service_pb2.ExportTraceServiceResponse()
 
         class _Logs(logs_service_pb2_grpc.LogsServiceServicer):
@@ -101,14 +113,27 @@ class OtlpSink:
                     for record in sl.log_records
                 ]
                 with sink._lock:
-                    sink._logs.extend(got)
+                    refusing = sink._refusing
+                    (sink._offered_logs if refusing else sink._logs).extend(got)
+                if refusing:
+                    context.abort(grpc.StatusCode.UNAVAILABLE, "refusing on purpose (test)")
                 return logs_service_pb2.ExportLogsServiceResponse()
 
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_Traces(), self._server)
         logs_service_pb2_grpc.add_LogsServiceServicer_to_server(_Logs(), self._server)
-        port = self._server.add_insecure_port("127.0.0.1:0")
+        port = self._server.add_insecure_port(f"127.0.0.1:{port}")
         self.endpoint = f"127.0.0.1:{port}"
         self._server.start()
+
+    def refuse(self, refusing: bool) -> None:
+        """Answer every export UNAVAILABLE (True) or accept again (False)."""
+        with self._lock:
+            self._refusing = refusing
+
+    def offered(self) -> tuple[list[SinkSpan], list[SinkLog]]:
+        """Spans and log records that were offered while refusing (retries repeat them)."""
+        with self._lock:
+            return list(self._offered_spans), list(self._offered_logs)
 
     def spans(self, trace_id: str | None = None) -> list[SinkSpan]:
         with self._lock:
