@@ -1,0 +1,185 @@
+"""A build directory → the artifacts to upload, and Debug ID injection for bundlers that emit none.
+
+A bundle's map is found through its ``//# sourceMappingURL=`` comment (a relative file or an inline
+``data:`` URL) or as ``<bundle>.map`` next to it. Its Debug ID comes from the bundle's
+``//# debugId=`` comment or the map's ``debugId`` field (the TC39 proposal's names; webpack,
+Rollup and Vite emit them, and ``sourcemaps inject`` adds them to any build). A map without
+``sourcesContent`` gets it from the source files it names, when they are readable.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+from otel_autoheal.errors import SourceMapError
+from otel_autoheal.sourcemaps._store import Artifact
+
+__all__ = ["BUNDLE_SUFFIXES", "DEBUG_ID_GLOBAL", "inject_debug_ids", "read_bundle_map", "scan_build"]
+
+BUNDLE_SUFFIXES = (".js", ".mjs", ".cjs")
+#: The global the injected snippet records Debug IDs in (stack text → Debug ID); the JS SDK reads it
+#: and Sentry's ``_sentryDebugIds``, which Sentry's bundler plugins write in the same shape.
+DEBUG_ID_GLOBAL = "_autohealDebugIds"
+_MAPPING_URL = re.compile(rb"^[ \t]*//[#@][ \t]*sourceMappingURL=[ \t]*(\S+)[ \t]*$", re.M)
+_DEBUG_ID = re.compile(rb"^[ \t]*//[#@][ \t]*debugId=[ \t]*([0-9A-Fa-f-]{32,36})[ \t]*$", re.M)
+_SKIPPED_DIRS = frozenset({"node_modules", ".git"})
+
+
+def _last(pattern: re.Pattern[bytes], code: bytes) -> str | None:
+    found = None
+    for match in pattern.finditer(code[-4096:] if len(code) > 4096 else code):
+        found = match.group(1).decode("ascii", "replace")
+    return found
+
+
+def _map_json(path: Path, data: bytes) -> dict[str, Any]:
+    try:
+        parsed = json.loads(data.decode("utf-8-sig"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise SourceMapError(f"{path} is not a JSON source map: {exc}") from None
+    if not isinstance(parsed, dict) or parsed.get("version") != 3 or not (
+        isinstance(parsed.get("mappings"), str) or isinstance(parsed.get("sections"), list)
+    ):
+        raise SourceMapError(f"{path} is not a version 3 source map (needs \"version\": 3 and \"mappings\")")
+    return parsed
+
+
+def read_bundle_map(bundle: Path) -> tuple[Path, bytes] | None:
+    """The source map of ``bundle`` (where it was found, and its bytes), or None without one."""
+    code = bundle.read_bytes()
+    reference = _last(_MAPPING_URL, code)
+    if reference and reference.startswith("data:"):
+        header, _, payload = reference.partition(",")
+        data = base64.b64decode(payload) if header.endswith(";base64") else unquote(payload).encode()
+        return bundle, data
+    candidates = []
+    if reference and "://" not in reference:
+        candidates.append(bundle.parent / unquote(reference.split("?", 1)[0]))
+    if reference:
+        candidates.append(bundle.parent / Path(unquote(reference.split("?", 1)[0])).name)
+    candidates.append(bundle.with_name(bundle.name + ".map"))
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate, candidate.read_bytes()
+    return None
+
+
+def _fill_sources(map_path: Path, parsed: dict[str, Any]) -> bool:
+    """Fill missing ``sourcesContent`` entries from the files next to the map; True when changed."""
+    sources = parsed.get("sources")
+    if not isinstance(sources, list):
+        return False
+    contents = parsed.get("sourcesContent")
+    contents = list(contents) if isinstance(contents, list) else []
+    contents += [None] * (len(sources) - len(contents))
+    root = str(parsed.get("sourceRoot") or "")
+    changed = False
+    for index, source in enumerate(sources):
+        if contents[index] is not None or not isinstance(source, str) or "://" in root + source:
+            continue
+        path = map_path.parent / (root.rstrip("/") + "/" + source if root else source)
+        try:
+            contents[index] = path.read_text(encoding="utf-8")
+            changed = True
+        except (OSError, UnicodeDecodeError):
+            continue  # not every source is at hand (generated code, another machine's paths)
+    if changed:
+        parsed["sourcesContent"] = contents
+    return changed
+
+
+def _debug_id(value: object) -> str | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return str(uuid.UUID(value.strip()))
+    except ValueError:
+        return None
+
+
+def _url(prefix: str, relative: str) -> str:
+    return prefix.rstrip("/") + "/" + relative if prefix else relative
+
+
+def _files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file() and not _SKIPPED_DIRS.intersection(p.relative_to(root).parts))
+
+
+def scan_build(root: Path, url_prefix: str = "~/") -> list[Artifact]:
+    """Every bundle of ``root`` with a source map (and maps whose bundle is absent), as artifacts."""
+    if not root.is_dir():
+        raise SourceMapError(f"{root} is not a directory (give the build's output directory, e.g. dist/)")
+    files = _files(root)
+    artifacts: list[Artifact] = []
+    used_maps: set[Path] = set()
+    for bundle in (f for f in files if f.name.endswith(BUNDLE_SUFFIXES)):
+        found = read_bundle_map(bundle)
+        if found is None:
+            continue
+        map_path, data = found
+        used_maps.add(map_path)
+        parsed = _map_json(map_path, data)
+        code = bundle.read_bytes()
+        debug_id = _debug_id(_last(_DEBUG_ID, code)) or _debug_id(parsed.get("debugId") or parsed.get("debug_id"))
+        if _fill_sources(map_path, parsed) or debug_id and parsed.get("debugId") != debug_id:
+            parsed["debugId"] = debug_id
+            data = json.dumps(parsed, separators=(",", ":")).encode()
+        artifacts.append(Artifact(_url(url_prefix, bundle.relative_to(root).as_posix()), data, code, debug_id))
+    for map_path in (f for f in files if f.name.endswith(".map") and f not in used_maps):
+        data = map_path.read_bytes()
+        parsed = _map_json(map_path, data)
+        if _fill_sources(map_path, parsed):
+            data = json.dumps(parsed, separators=(",", ":")).encode()
+        url = _url(url_prefix, map_path.relative_to(root).as_posix().removesuffix(".map"))
+        artifacts.append(Artifact(url, data, None, _debug_id(parsed.get("debugId") or parsed.get("debug_id"))))
+    if not artifacts:
+        raise SourceMapError(f"no source maps in {root} (build with source maps on, e.g. esbuild --sourcemap, "
+                             "Vite build.sourcemap: true)")
+    return artifacts
+
+
+def _snippet(debug_id: str) -> bytes:
+    """Records this file's Debug ID under the stack of an Error made here (its URL is in the stack)."""
+    return (
+        ';!function(){try{var g=typeof globalThis!="undefined"?globalThis:self,s=new Error().stack;'
+        f's&&((g.{DEBUG_ID_GLOBAL}=g.{DEBUG_ID_GLOBAL}||{{}})[s]="{debug_id}")}}catch(e){{}}}}();\n'
+        f"//# debugId={debug_id}\n"
+    ).encode()
+
+
+def inject_debug_ids(root: Path) -> list[tuple[Path, str]]:
+    """Give every bundle of ``root`` that has a map but no Debug ID one; returns what was injected.
+
+    The Debug ID is derived from the bundle and map bytes (a rebuild of the same code gets the
+    same one). The snippet and comment go on new lines before the ``sourceMappingURL`` comment
+    (or at the end), so every mapped line and column stays where the map says.
+    """
+    if not root.is_dir():
+        raise SourceMapError(f"{root} is not a directory")
+    done = []
+    for bundle in (f for f in _files(root) if f.name.endswith(BUNDLE_SUFFIXES)):
+        found = read_bundle_map(bundle)
+        code = bundle.read_bytes()
+        if found is None or _last(_DEBUG_ID, code) or found[0] == bundle:
+            continue  # no map, already has an ID, or an inline map (which the snippet would shift)
+        map_path, data = found
+        parsed = _map_json(map_path, data)
+        digest = bytearray(hashlib.sha256(code + b"\0" + data).digest()[:16])
+        digest[6] = (digest[6] & 0x0F) | 0x40  # a version-4 UUID, as other tools write
+        digest[8] = (digest[8] & 0x3F) | 0x80
+        debug_id = str(uuid.UUID(bytes=bytes(digest)))
+        matches = list(_MAPPING_URL.finditer(code))
+        at = matches[-1].start() if matches else len(code)
+        head = code[:at] if code[:at].endswith(b"\n") or not code[:at] else code[:at] + b"\n"
+        bundle.write_bytes(head + _snippet(debug_id) + code[at:])
+        parsed["debugId"] = debug_id
+        map_path.write_text(json.dumps(parsed, separators=(",", ":")), encoding="utf-8")
+        done.append((bundle, debug_id))
+    return done
