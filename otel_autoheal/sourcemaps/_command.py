@@ -49,8 +49,8 @@ def run_sourcemaps(args: argparse.Namespace, load: Any, out: TextIO = sys.stdout
 
     command = args.sourcemaps_command
     if command == "inject":
-        for bundle, debug_id in inject_debug_ids(args.directory):
-            print(f"{debug_id}  {bundle}", file=out)
+        for path, debug_id in inject_debug_ids(args.directory):
+            print(f"{debug_id}  {path}", file=out)
         return 0
     if command == "upload":
         artifacts = scan_build(args.directory, args.url_prefix)  # bad input fails before the store is touched
@@ -61,8 +61,8 @@ def run_sourcemaps(args: argparse.Namespace, load: Any, out: TextIO = sys.stdout
             store.close()
         for item in artifacts:
             extra = f" debugId={item.debug_id}" if item.debug_id else ""
-            bundle = "" if item.bundle is not None else " (map only: function names stay unresolved)"
-            print(f"uploaded {item.url}{extra}{bundle}", file=out)
+            map_only = "" if item.bundle is not None else " (map only: function names stay unresolved)"
+            print(f"uploaded {item.url}{extra}{map_only}", file=out)
         print(f"{len(artifacts)} source map(s) stored for release {args.release}", file=out)
         return 0
     store = _store(args, load)

@@ -13,6 +13,7 @@ it needed a map: a browser URL, a bundle with a Debug ID, or a release that has 
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
@@ -85,6 +86,14 @@ def _is_browser_url(filename: str) -> bool:
     return filename.startswith(("http://", "https://"))
 
 
+def _read_from_directory(bundle: Path) -> tuple[bytes, bytes | None] | None:
+    try:
+        found = read_bundle_map(bundle)
+        return (found[1], bundle.read_bytes()) if found else None
+    except OSError:
+        return None
+
+
 class Symbolicator:
     """Resolves the JavaScript frames of exception chains through uploaded maps or ``sourcemaps_dir``."""
 
@@ -115,7 +124,7 @@ class Symbolicator:
                 return hit[0]
         data = read()
         if data is None:
-            return f"the source map of {label} was deleted"
+            return f"no source map for {label}"
         map_json, bundle = data
         from symbolic.sourcemapcache import SourceMapCache
 
@@ -124,6 +133,7 @@ class Symbolicator:
             value: _Resolved | str = _Resolved(SourceMapCache.from_bytes(bundle or b"", map_json), label)
         except Exception as exc:  # symbolic raises its own types for every malformed input
             value = f"the source map of {label} cannot be read ({type(exc).__name__}: {str(exc)[:200]})"
+            log.warning("%s", value)
         size = len(map_json) + len(bundle or b"")
         with self._lock:
             self._cache[key] = (value, size)
@@ -138,26 +148,21 @@ class Symbolicator:
         assert store is not None
         return self._parsed(("db", row.id, row.uploaded), label, lambda: _store.load(store, row.id))
 
-    def _from_directory(self, filename: str) -> _Resolved | None:
+    def _from_directory(self, filename: str) -> _Resolved | str | None:
+        """The map of the bundle at ``filename``'s URL path (or its longest tail) under ``sourcemaps_dir``."""
         if self.directory is None:
             return None
         segments = [s for s in path_segments(filename) if s != ".."]
         for start in range(len(segments)):
             bundle = self.directory.joinpath(*segments[start:])
             try:
-                if not bundle.resolve().is_relative_to(self.directory) or not bundle.is_file():
+                if not bundle.is_file() or not bundle.resolve().is_relative_to(self.directory):
                     continue
                 stat = bundle.stat()
-                found = read_bundle_map(bundle)
             except OSError:
                 continue
-            if found is None:
-                continue
-            map_path, map_json = found
-            code = bundle.read_bytes()
-            key = ("dir", str(bundle), stat.st_mtime_ns, stat.st_size, map_path.stat().st_mtime_ns)
-            parsed = self._parsed(key, str(bundle), lambda: (map_json, code))
-            return parsed if isinstance(parsed, _Resolved) else None
+            key = ("dir", str(bundle), stat.st_mtime_ns, stat.st_size)
+            return self._parsed(key, str(bundle), functools.partial(_read_from_directory, bundle))
         return None
 
     def _locate(self, filename: str, release: str, debug_id: str | None) -> _Resolved | str:
@@ -173,7 +178,7 @@ class Symbolicator:
             if row is not None:
                 return self._from_store(row, f"release {release} file {row.url}")
         from_dir = self._from_directory(filename)
-        if from_dir is not None:
+        if from_dir is not None and not (isinstance(from_dir, str) and from_dir.startswith("no source map")):
             return from_dir
         where = f"release {release}" if release else "no release (service.version)"
         reasons.insert(0, where)
