@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sourcemap_support import cli, fresh_build
+from sourcemap_support import REPO, cli, fresh_build
 
 from otel_autoheal.group.fingerprint import compute_fingerprint
 from otel_autoheal.group.stacktrace import parse_stacktrace
@@ -154,3 +157,14 @@ def test_upload_list_delete_and_bad_input(shop_builds: dict[str, Path], tmp_path
     assert len(json.loads(cli("sourcemaps", "list", *state, "--json").stdout)) == 1  # nothing stored by the failures
     assert "deleted 1 source map(s) of release 1.0.0" in cli("sourcemaps", "delete", *state, "--release", "1.0.0").stdout
     assert cli("sourcemaps", "list", *state).stdout.strip() == "no source maps uploaded"
+
+
+def test_a_missing_sourcemaps_dir_stops_the_service_naming_the_setting(tmp_path: Path) -> None:
+    """``sourcemaps_dir`` pointing nowhere ends ``serve`` with exit 2 and one line naming the key."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTOHEAL_", "OTEL_", "GITHUB_"))}
+    env["AUTOHEAL_SOURCEMAPS_DIR"] = str(tmp_path / "nowhere")
+    done = subprocess.run([sys.executable, "-m", "otel_autoheal", "serve", "--state", str(tmp_path / "state"),
+                           "--otlp-grpc", "127.0.0.1:0", "--otlp-http", "127.0.0.1:0"], capture_output=True,
+                          text=True, env=env, cwd=REPO, timeout=120)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"sourcemaps_dir: {tmp_path / 'nowhere'} is not a directory" in done.stderr
