@@ -21,7 +21,7 @@ from urllib.parse import unquote
 from otel_autoheal.errors import SourceMapError
 from otel_autoheal.sourcemaps._store import Artifact
 
-__all__ = ["BUNDLE_SUFFIXES", "DEBUG_ID_GLOBAL", "inject_debug_ids", "read_bundle_map", "scan_build"]
+__all__ = ["BUNDLE_SUFFIXES", "DEBUG_ID_GLOBAL", "debug_id_text", "inject_debug_ids", "read_bundle_map", "scan_build"]
 
 BUNDLE_SUFFIXES = (".js", ".mjs", ".cjs")
 #: The global the injected snippet records Debug IDs in (stack text → Debug ID); the JS SDK reads it
@@ -95,11 +95,12 @@ def _fill_sources(map_path: Path, parsed: dict[str, Any]) -> bool:
     return changed
 
 
-def _debug_id(value: object) -> str | None:
+def debug_id_text(value: object) -> str | None:
+    """A Debug ID in its canonical form (lower-case UUID with dashes), or None when it is none."""
     if not isinstance(value, str):
         return None
     try:
-        return str(uuid.UUID(value.strip()))
+        return str(uuid.UUID(value.strip()[:36]))
     except ValueError:
         return None
 
@@ -127,18 +128,20 @@ def scan_build(root: Path, url_prefix: str = "~/") -> list[Artifact]:
         used_maps.add(map_path)
         parsed = _map_json(map_path, data)
         code = bundle.read_bytes()
-        debug_id = _debug_id(_last(_DEBUG_ID, code)) or _debug_id(parsed.get("debugId") or parsed.get("debug_id"))
+        debug_id = debug_id_text(_last(_DEBUG_ID, code)) or debug_id_text(parsed.get("debugId") or parsed.get("debug_id"))
         if _fill_sources(map_path, parsed) or debug_id and parsed.get("debugId") != debug_id:
             parsed["debugId"] = debug_id
             data = json.dumps(parsed, separators=(",", ":")).encode()
         artifacts.append(Artifact(_url(url_prefix, bundle.relative_to(root).as_posix()), data, code, debug_id))
-    for map_path in (f for f in files if f.name.endswith(".map") and f not in used_maps):
+    # Maps of bundles that are not in the directory (uploaded alone); CSS maps are no use here.
+    map_names = tuple(suffix + ".map" for suffix in BUNDLE_SUFFIXES)
+    for map_path in (f for f in files if f.name.endswith(map_names) and f not in used_maps):
         data = map_path.read_bytes()
         parsed = _map_json(map_path, data)
         if _fill_sources(map_path, parsed):
             data = json.dumps(parsed, separators=(",", ":")).encode()
         url = _url(url_prefix, map_path.relative_to(root).as_posix().removesuffix(".map"))
-        artifacts.append(Artifact(url, data, None, _debug_id(parsed.get("debugId") or parsed.get("debug_id"))))
+        artifacts.append(Artifact(url, data, None, debug_id_text(parsed.get("debugId") or parsed.get("debug_id"))))
     if not artifacts:
         raise SourceMapError(f"no source maps in {root} (build with source maps on, e.g. esbuild --sourcemap, "
                              "Vite build.sourcemap: true)")

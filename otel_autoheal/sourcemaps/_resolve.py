@@ -7,8 +7,8 @@ scopes of the minified code, the way Sentry resolves it, so the group key does n
 release renames ``e`` to ``t``). Parsed maps are cached, bounded by count and bytes.
 
 A frame that cannot be resolved keeps its minified values and gets ``symbolication`` = why, when
-it needed a map: a browser URL, a bundle with a Debug ID, or a release that has uploaded maps
-(a plain Node app's files need none and say nothing).
+it needed a map: a bundle with a Debug ID, or an in-app frame at a browser URL or of a release that
+has uploaded maps (a plain Node app's files and a CDN's library scripts need none and say nothing).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from otel_autoheal.errors import ConfigError
 from otel_autoheal.group.inapp import InAppRules, path_segments
 from otel_autoheal.model import ExceptionRecord, Frame, ParsedException
 from otel_autoheal.sourcemaps import _store
-from otel_autoheal.sourcemaps._artifacts import read_bundle_map
+from otel_autoheal.sourcemaps._artifacts import debug_id_text, read_bundle_map
 from otel_autoheal.state.sqlite import SQLiteStore
 
 __all__ = ["CACHE_BYTES", "CACHE_ENTRIES", "CONTEXT_LINES", "DEBUG_IDS_ATTRIBUTE", "Symbolicator", "source_path"]
@@ -76,9 +76,10 @@ def _debug_ids(record: ExceptionRecord) -> dict[str, str]:
     entries = raw if isinstance(raw, (list, tuple)) else [raw] if isinstance(raw, str) else []
     out: dict[str, str] = {}
     for entry in entries[:64]:
-        debug_id, _, url = str(entry).strip().partition(" ")
-        if url and 32 <= len(debug_id) <= 36:
-            out[url.strip()] = debug_id.lower()
+        text, _, url = str(entry).strip().partition(" ")
+        debug_id = debug_id_text(text)
+        if url.strip() and debug_id:
+            out[url.strip()] = debug_id
     return out
 
 
@@ -243,7 +244,9 @@ class Symbolicator:
                 if release_has_maps is None:
                     release_has_maps = bool(release) and self.store is not None and _store.release_has_maps(
                         self.store, release)
-                needed = _is_browser_url(filename) or filename in debug_ids or release_has_maps or isinstance(found, _Resolved)
+                # Library code (a CDN's script, node_modules) without a map is no news worth a note.
+                needed = filename in debug_ids or frame.in_app and (
+                    _is_browser_url(filename) or bool(release_has_maps) or isinstance(found, _Resolved))
                 frames.append(replace(frame, symbolication=result) if needed else frame)
             out.append(replace(parsed, frames=tuple(frames)))
         return out

@@ -124,7 +124,7 @@ def find_by_debug_id(store: SQLiteStore, debug_id: str) -> StoredMap | None:
         if not _has_table(conn):
             return None
         row = conn.execute(f"SELECT {_COLUMNS} FROM sourcemaps WHERE debug_id = ? ORDER BY uploaded DESC LIMIT 1",
-                           (debug_id.lower(),)).fetchone()
+                           (debug_id,)).fetchone()
     return _stored(row) if row else None
 
 
