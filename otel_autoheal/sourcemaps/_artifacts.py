@@ -148,21 +148,30 @@ def scan_build(root: Path, url_prefix: str = "~/") -> list[Artifact]:
     return artifacts
 
 
-def _snippet(debug_id: str) -> bytes:
+def _snippet(debug_id: str, with_comment: bool) -> bytes:
     """Records this file's Debug ID under the stack of an Error made here (its URL is in the stack)."""
     return (
         ';!function(){try{var g=typeof globalThis!="undefined"?globalThis:self,s=new Error().stack;'
         f's&&((g.{DEBUG_ID_GLOBAL}=g.{DEBUG_ID_GLOBAL}||{{}})[s]="{debug_id}")}}catch(e){{}}}}();\n'
-        f"//# debugId={debug_id}\n"
+        + (f"//# debugId={debug_id}\n" if with_comment else "")
     ).encode()
 
 
-def inject_debug_ids(root: Path) -> list[tuple[Path, str]]:
-    """Give every bundle of ``root`` that has a map but no Debug ID one; returns what was injected.
+def _new_debug_id(code: bytes, map_json: bytes) -> str:
+    digest = bytearray(hashlib.sha256(code + b"\0" + map_json).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x40  # a version-4 UUID, as other tools write
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    return str(uuid.UUID(bytes=bytes(digest)))
 
-    The Debug ID is derived from the bundle and map bytes (a rebuild of the same code gets the
-    same one). The snippet and comment go on new lines before the ``sourceMappingURL`` comment
-    (or at the end), so every mapped line and column stays where the map says.
+
+def inject_debug_ids(root: Path) -> list[tuple[Path, str]]:
+    """Make every bundle of ``root`` that has a map register its Debug ID at run time; returns them.
+
+    A bundle without an ID gets one derived from the bundle and map bytes (a rebuild of the same
+    code gets the same one), the ``//# debugId=`` comment, and the map its ``debugId``. A bundle
+    that has one (Rollup's ``sourcemapDebugIds``, webpack) but does not register it gets only the
+    snippet. The additions go on new lines before the ``sourceMappingURL`` comment (or at the end),
+    so every mapped line and column stays where the map says. Running it again changes nothing.
     """
     if not root.is_dir():
         raise SourceMapError(f"{root} is not a directory")
@@ -170,19 +179,20 @@ def inject_debug_ids(root: Path) -> list[tuple[Path, str]]:
     for bundle in (f for f in _files(root) if f.name.endswith(BUNDLE_SUFFIXES)):
         found = read_bundle_map(bundle)
         code = bundle.read_bytes()
-        if found is None or _last(_DEBUG_ID, code) or found[0] == bundle:
-            continue  # no map, already has an ID, or an inline map (which the snippet would shift)
+        if found is None or DEBUG_ID_GLOBAL.encode() in code or b"_sentryDebugIds" in code:
+            continue  # no map, or it registers its ID already
         map_path, data = found
-        parsed = _map_json(map_path, data)
-        digest = bytearray(hashlib.sha256(code + b"\0" + data).digest()[:16])
-        digest[6] = (digest[6] & 0x0F) | 0x40  # a version-4 UUID, as other tools write
-        digest[8] = (digest[8] & 0x3F) | 0x80
-        debug_id = str(uuid.UUID(bytes=bytes(digest)))
+        existing = debug_id_text(_last(_DEBUG_ID, code))
+        if existing is None and map_path == bundle:
+            continue  # an inline map: writing its debugId would mean re-encoding it inside the bundle
+        parsed = _map_json(map_path, data) if existing is None else {}  # a broken map fails before any write
+        debug_id = existing or _new_debug_id(code, data)
         matches = list(_MAPPING_URL.finditer(code))
         at = matches[-1].start() if matches else len(code)
         head = code[:at] if code[:at].endswith(b"\n") or not code[:at] else code[:at] + b"\n"
-        bundle.write_bytes(head + _snippet(debug_id) + code[at:])
-        parsed["debugId"] = debug_id
-        map_path.write_text(json.dumps(parsed, separators=(",", ":")), encoding="utf-8")
+        bundle.write_bytes(head + _snippet(debug_id, with_comment=existing is None) + code[at:])
+        if existing is None:
+            parsed["debugId"] = debug_id
+            map_path.write_text(json.dumps(parsed, separators=(",", ":")), encoding="utf-8")
         done.append((bundle, debug_id))
     return done

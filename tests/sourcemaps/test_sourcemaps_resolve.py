@@ -168,3 +168,17 @@ def test_a_missing_sourcemaps_dir_stops_the_service_naming_the_setting(tmp_path:
                           text=True, env=env, cwd=REPO, timeout=120)
     assert done.returncode == 2, done.stdout + done.stderr
     assert f"sourcemaps_dir: {tmp_path / 'nowhere'} is not a directory" in done.stderr
+
+
+def test_inject_registers_a_debug_id_the_bundler_already_wrote(shop_builds: dict[str, Path], tmp_path: Path) -> None:
+    """A bundle with Rollup-style ``//# debugId=`` but no run-time registration gets only the snippet, with its own ID."""
+    project = fresh_build(shop_builds, "a", tmp_path)
+    bundle = project / "dist" / "assets" / "app.min.js"
+    debug_id = "5b2e0a4c-7f1d-4e3a-9c8b-1a2b3c4d5e6f"
+    bundle.write_text(bundle.read_text() + f"//# debugId={debug_id}\n")
+    map_before = (project / "dist" / "assets" / "app.min.js.map").read_text()
+
+    assert cli("sourcemaps", "inject", str(project / "dist")).stdout.split() == [debug_id, str(bundle)]
+    code = bundle.read_text()
+    assert code.count("//# debugId=") == 1 and f'_autohealDebugIds||{{}})[s]="{debug_id}"' in code
+    assert (project / "dist" / "assets" / "app.min.js.map").read_text() == map_before
