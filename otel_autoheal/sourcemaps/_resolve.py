@@ -168,12 +168,10 @@ class Symbolicator:
 
     def _locate(self, filename: str, release: str, debug_id: str | None) -> _Resolved | str:
         """The parsed map of ``filename``, or why there is none."""
-        reasons = []
         if debug_id and self.store is not None:
             row = _store.find_by_debug_id(self.store, debug_id)
             if row is not None:
                 return self._from_store(row, f"Debug ID {debug_id}")
-            reasons.append(f"Debug ID {debug_id}")
         if release and self.store is not None:
             row = _store.find_by_url(self.store, release, filename)
             if row is not None:
@@ -181,11 +179,13 @@ class Symbolicator:
         from_dir = self._from_directory(filename)
         if from_dir is not None and not (isinstance(from_dir, str) and from_dir.startswith("no source map")):
             return from_dir
-        where = f"release {release}" if release else "no release (service.version)"
-        reasons.insert(0, where)
+        reason = (f"no source map for release {release} and file {filename}" if release
+                  else f"no source map for file {filename} (no release: service.version is not set)")
+        if debug_id:
+            reason += f", nor for its Debug ID {debug_id}"
         if self.directory is not None:
-            reasons.append(f"not in sourcemaps_dir {self.directory}")
-        return f"no source map for {', '.join(reasons)} and file {filename}"
+            reason += f", nor in sourcemaps_dir {self.directory}"
+        return reason
 
     # -- resolving frames ---------------------------------------------------------------------
 

@@ -121,8 +121,8 @@ def test_debug_id_finds_the_map_whatever_the_release(store: SQLiteStore, shop_bu
     assert (frame.filename, frame.function, frame.lineno) == ("src/cart.js", "lineTotal", 8)
     unknown = "0b1e5b3c-0000-4000-8000-000000000000"
     missing = Symbolicator(store).resolve(_record(stack, "", {DEBUG_IDS_ATTRIBUTE: [f"{unknown} {url}"]}))[0].frames[-1]
-    assert missing.symbolication == (f"no source map for no release (service.version), Debug ID {unknown} "
-                                     f"and file {url}")
+    assert missing.symbolication == (f"no source map for file {url} (no release: service.version is not set), "
+                                     f"nor for its Debug ID {unknown}")
 
 
 def test_upload_list_delete_and_bad_input(shop_builds: dict[str, Path], tmp_path: Path) -> None:
