@@ -14,15 +14,15 @@ __all__ = ["add_sourcemaps_arguments", "run_sourcemaps"]
 
 def add_sourcemaps_arguments(parser: argparse.ArgumentParser, add_common: Any) -> None:
     """The subcommands; ``add_common`` adds ``--config`` / ``--state`` (the CLI's own helper)."""
-    sub = parser.add_subparsers(dest="sourcemaps_command", required=True)
+    sub = parser.add_subparsers(dest="sourcemaps_command", required=True, metavar="{upload,inject,list,delete}")
     upload = sub.add_parser("upload", help="store a build's source maps (and minified bundles) for a release")
     add_common(upload)
     upload.add_argument("--release", required=True, help="the service.version the build is deployed as")
     upload.add_argument("--url-prefix", default="~/", help="URL the directory is served under; ~/ means any "
                         "origin (default ~/; e.g. https://cdn.example.com/static/ or ~/assets/)")
     upload.add_argument("directory", type=Path, help="the build's output directory (e.g. dist/)")
-    inject = sub.add_parser("inject", help="add a Debug ID to every bundle with a map that has none (before upload "
-                            "and deploy)")
+    inject = sub.add_parser("inject", help="give every bundle with a map a Debug ID and the snippet that reports it "
+                            "(before upload and deploy)")
     inject.add_argument("directory", type=Path)
     listing = sub.add_parser("list", help="list uploaded source maps")
     add_common(listing)
