@@ -1,4 +1,5 @@
-"""The ``otel-autoheal`` command: ``serve``, ``issues``, ``show``, ``status``, ``repair``, ``config``, ``init``.
+"""The ``otel-autoheal`` command: ``serve``, ``issues``, ``show``, ``status``, ``repair``, ``config``, ``init``,
+``sourcemaps``.
 
 Every error a user can cause (a bad setting, a port in use, a damaged or unreadable database)
 ends the command with exit code 2 and one line on stderr naming the setting, address or path and
@@ -138,6 +139,7 @@ def _parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     _add_common(settings)
     settings.add_argument("--json", action="store_true")
     _add_onboarding(sub, with_arguments=bool(argv) and argv[0] == "init")
+    _add_sourcemaps(sub, with_arguments=bool(argv) and argv[0] == "sourcemaps")
     parser.commands = dict(sub.choices)
     return parser
 
@@ -153,6 +155,15 @@ def _add_onboarding(sub: Any, with_arguments: bool) -> None:
 
 #: The flag of each setting whose flag is not ``--<key with dashes>``.
 _FLAGS = {"state_dir": "--state", "cors_origins": "--cors-origin"}
+
+
+def _add_sourcemaps(sub: Any, with_arguments: bool) -> None:
+    """``sourcemaps upload|inject|list|delete``; its options only when used."""
+    maps = sub.add_parser("sourcemaps", help="upload, list or delete JavaScript source maps of a release")
+    if with_arguments:
+        from otel_autoheal.sourcemaps._command import add_sourcemaps_arguments
+
+        add_sourcemaps_arguments(maps, _add_common)
 
 
 def _load(args: argparse.Namespace, keys: Sequence[str]) -> Config:
@@ -381,6 +392,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from otel_autoheal.onboarding import run_init
 
             return int(run_init(args, sys.stdin, sys.stdout))
+        if args.command == "sourcemaps":
+            from otel_autoheal.sourcemaps._command import run_sourcemaps
+
+            return run_sourcemaps(args, _load)
     except AutohealError as exc:
         print(f"otel-autoheal: {exc}", file=sys.stderr)
         return 2

@@ -173,6 +173,10 @@ class Config:
     journal_timeout: float = 2.0
     #: Traces waiting for the pipeline before receivers answer 503/UNAVAILABLE. Default: 10000.
     max_pending_traces: int = 10_000
+    #: Directory with a deployed build's bundles and their ``.map`` files (e.g. the web server's
+    #: static root): JavaScript frames whose file is not among the uploaded maps are looked up
+    #: here by URL path. Default: empty (only ``otel-autoheal sourcemaps upload``\ed maps).
+    sourcemaps_dir: str = ""
     #: Secret scrubbing.
     scrub: ScrubConfig = field(default_factory=ScrubConfig)
     #: Raw ``[github]`` table, validated by the GitHub sink.

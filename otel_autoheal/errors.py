@@ -12,6 +12,7 @@ Every error the package raises on purpose derives from one root::
     │   ├── StateBusy        the write lock could not be had within the wait asked for
     │   └── JournalUnavailable  a request's errors could not be journalled in time (receive/journal.py;
     │                            also an ``assemble.Overloaded``: answered 503/UNAVAILABLE, the sender retries)
+    ├── SourceMapError       a build directory or source map given to ``sourcemaps upload`` cannot be used
     └── SinkError            an issue sink failed
         ├── SinkConfigError  the sink's settings are wrong (bad token, unknown repository); not retried
         └── SinkUnavailable  a transient failure (outage, rate limit); the work stays queued
@@ -28,6 +29,7 @@ __all__ = [
     "SinkError",
     "SinkSettingError",
     "SinkUnavailable",
+    "SourceMapError",
     "StateBusy",
     "StateError",
 ]
@@ -60,6 +62,10 @@ class StateError(AutohealError):
 
 class StateBusy(StateError):
     """Another writer (thread or process) held the state's write lock for longer than the caller would wait."""
+
+
+class SourceMapError(AutohealError):
+    """A build directory or source map cannot be uploaded (not found, not a version 3 map); names the file."""
 
 
 class SinkError(AutohealError):

@@ -26,6 +26,11 @@ class Frame:
 
     ``instrumentation`` marks frames of the telemetry machinery itself (SDK capture helpers,
     agents, patch wrappers): never in-app, never part of a grouping key.
+
+    ``pre_context`` / ``context_line`` / ``post_context`` are the source lines around the frame's
+    line when known (for JavaScript from a source map's ``sourcesContent``), ``source_link`` a link
+    to the code. ``symbolication`` is ``None`` for frames that needed no source map or were
+    resolved through one, else why a JavaScript frame stayed minified (e.g. no map for its release).
     """
 
     filename: str
@@ -36,6 +41,11 @@ class Frame:
     in_app: bool = True
     source_line: str | None = None
     instrumentation: bool = False
+    pre_context: tuple[str, ...] = ()
+    context_line: str | None = None
+    post_context: tuple[str, ...] = ()
+    source_link: str | None = None
+    symbolication: str | None = None
 
 
 @dataclass(frozen=True)

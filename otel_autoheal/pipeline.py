@@ -17,6 +17,7 @@ from otel_autoheal.recent import RecentTraces
 from otel_autoheal.render import RenderOptions, render_issue
 from otel_autoheal.scrub import Scrubber
 from otel_autoheal.sinks.base import Sink
+from otel_autoheal.sourcemaps import Symbolicator
 from otel_autoheal.state.sqlite import SQLiteStore
 
 __all__ = ["Pipeline"]
@@ -55,6 +56,7 @@ class Pipeline:
             extra_patterns=config.scrub.extra_patterns, allow=config.scrub.allow, enabled=config.scrub.enabled
         )
         self.rules = InAppRules(config.in_app_include, config.in_app_exclude)
+        self.symbolicator = Symbolicator(store, config.sourcemaps_dir, self.rules, self.scrubber.text)
         self.render_options = RenderOptions(trace_url_template=config.trace_url_template)
         self._recent = RecentTraces(RECENT_TRACES, config.max_held_bytes // RECENT_SHARE, config.preceding_logs)
         metrics.gauge("autoheal_recent_traces", "Processed traces remembered to merge late data with.",
@@ -122,6 +124,7 @@ class Pipeline:
             related = [self._scrub_record(r) for r in incident.related]
             for r in (head, *related):
                 r.chain = parse_stacktrace(r.stacktrace, r.type, r.message, self.rules)
+                r.chain = self.symbolicator.resolve(r)  # minified JavaScript frames → original, before the key
                 r.type = r.type or r.chain[0].type  # a log bridge that sent no type: the stack's
             fingerprint = compute_fingerprint(head.service_name, head.chain)
             occurrence = Occurrence(fingerprint.hex, fingerprint.fields, "", "", head, related)

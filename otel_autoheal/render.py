@@ -228,6 +228,22 @@ def _frames_text(exc: ExceptionRecord) -> str:
     return "\n".join(lines)
 
 
+def _symbolication_note(exc: ExceptionRecord) -> str:
+    """One line naming why JavaScript frames stayed minified (no source map for the release, file or Debug ID)."""
+    reasons: dict[str, int] = {}
+    for parsed in exc.chain:
+        for frame in parsed.frames:
+            if frame.symbolication:
+                reasons[frame.symbolication] = reasons.get(frame.symbolication, 0) + 1
+    if not reasons:
+        return ""
+    total = sum(reasons.values())
+    listed = "; ".join(inline(reason, 300) for reason in list(reasons)[:3])
+    more = f" (+{len(reasons) - 3} more reasons)" if len(reasons) > 3 else ""
+    return (f"**Source maps:** {total} JavaScript frame{'s' if total != 1 else ''} not resolved: {listed}{more}. "
+            "Upload the build's maps with `otel-autoheal sourcemaps upload`.")
+
+
 def _field_value(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
     if len(text) > _MAX_LOG_FIELD_CHARS:
@@ -422,6 +438,9 @@ def render_issue(
         sections.append(fence(_cut(raw_stack, stack_budget, keep="both")))
     else:
         sections.append(f"_No stack trace was recorded._ Message: {inline(exc.message, 1000)}")
+    note = _symbolication_note(exc)
+    if note:
+        sections += ["", note]
     if frames:
         sections += ["", "<details><summary>Parsed frames (▶ = in-app)</summary>", "",
                      fence(_cut(frames, frames_budget, keep="tail")), "", "</details>"]

@@ -46,6 +46,11 @@ if [ ! -d "$ROOT/tests/collector/node_modules" ]; then
   npm ci --prefix "$ROOT/tests/collector" --no-audit --no-fund --loglevel=error
 fi
 
+# esbuild for the source-map tests and bench/symbolicate.py (bundles and minifies the test shop).
+if [ ! -x "$ROOT/tests/sourcemaps/node_modules/.bin/esbuild" ]; then
+  npm ci --prefix "$ROOT/tests/sourcemaps" --no-audit --no-fund --loglevel=error
+fi
+
 # The conformance suite's producer apps (Python, Node, Go, Java, telemetrygen), cached.
 bash "$ROOT/scripts/setup_conformance.sh"
 

@@ -11,6 +11,7 @@ import {
 } from '@opentelemetry/api';
 
 import { installGlobalHandlers } from './capture.js';
+import { DEBUG_IDS_ATTRIBUTE, debugIdsFor } from './debugids.js';
 import { resolveConfig, type AutohealOptions, type ResolvedConfig } from './config.js';
 import { formatConsoleArgs, patchConsole, SEVERITY } from './console.js';
 import { OtlpJsonExporter, type ExporterStats } from './exporter.js';
@@ -192,6 +193,11 @@ export class AutohealSdk {
       span.setStatus({ code: SpanStatusCode.ERROR, message: statusMessage });
       // Over budget the span keeps its error status but the heavy parts (stack, log) are skipped.
       if (!this.allowException()) return;
+      const debugIds = debugIdsFor(exc['exception.stacktrace']);
+      if (debugIds.length) {
+        span.setAttribute(DEBUG_IDS_ATTRIBUTE, debugIds);
+        extra = { ...(extra ?? {}), [DEBUG_IDS_ATTRIBUTE]: debugIds };
+      }
       span.addEvent('exception', exc);
       this.attachBufferedLogs(span);
       this.emitExceptionLog(span, exc, extra, severityNumber);

@@ -6,6 +6,7 @@ import { ROOT_CONTEXT, trace } from '@opentelemetry/api';
 
 import { parseKeyValueList, resolveConfig } from '../dist/config.js';
 import { formatConsoleArgs, patchConsole } from '../dist/console.js';
+import { debugIdsFor } from '../dist/debugids.js';
 import { OtlpJsonExporter } from '../dist/exporter.js';
 import { extractContext, getTracer, init, injectContext, shutdown, VERSION } from '../dist/index.js';
 import { encodeLogs, encodeTraces } from '../dist/otlp.js';
@@ -248,5 +249,31 @@ test('an error storm is cut to the per-minute exception budget', async () => {
     assert.deepEqual(logs.map((l) => l.attrs['exception.message']), ['storm 0', 'storm 1', 'storm 2', 'storm 3', 'storm 4']);
   } finally {
     await receiver.close();
+  }
+});
+
+test('Debug IDs: bundles registered in _autohealDebugIds or _sentryDebugIds are named for the files of a stack', () => {
+  const stack = [
+    "TypeError: Cannot read properties of undefined (reading 'amount')",
+    '    at r (https://shop.example/assets/app.min.js:1:36)',
+    '    at https://shop.example/assets/vendor.min.js:2:10',
+    '    at https://shop.example/assets/app.min.js:1:99',
+  ].join('\n');
+  assert.deepEqual(debugIdsFor(stack), []);
+  globalThis._autohealDebugIds = { 'Error\n    at https://shop.example/assets/app.min.js:3:40': 'aaaaaaaa-1111-4222-8333-444444444444' };
+  globalThis._sentryDebugIds = { 'Error\n    at https://shop.example/assets/vendor.min.js:5:7': 'bbbbbbbb-1111-4222-8333-444444444444' };
+  try {
+    assert.deepEqual(debugIdsFor(stack), [
+      'aaaaaaaa-1111-4222-8333-444444444444 https://shop.example/assets/app.min.js',
+      'bbbbbbbb-1111-4222-8333-444444444444 https://shop.example/assets/vendor.min.js',
+    ]);
+    // Firefox's shape, and a stack that runs through no registered bundle.
+    assert.deepEqual(debugIdsFor('r@https://shop.example/assets/app.min.js:1:36\n'), [
+      'aaaaaaaa-1111-4222-8333-444444444444 https://shop.example/assets/app.min.js',
+    ]);
+    assert.deepEqual(debugIdsFor('    at f (https://other.example/x.js:1:2)'), []);
+  } finally {
+    delete globalThis._autohealDebugIds;
+    delete globalThis._sentryDebugIds;
   }
 });
