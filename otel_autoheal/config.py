@@ -136,6 +136,16 @@ class Config:
     journal_timeout: float = 2.0
     #: Traces waiting for the pipeline before receivers answer 503/UNAVAILABLE. Default: 10000.
     max_pending_traces: int = 10_000
+    #: GitHub repository of each service's code, for links from in-app frames to the failing line:
+    #: ``{checkout = "acme/shop"}``, or ``"acme/mono/services/checkout"`` when the service's paths
+    #: start in that folder. Wins over the ``vcs.repository.url.full`` a sender claims. Env:
+    #: ``checkout=acme/shop,cart=acme/cart``. Default: none (only ``vcs.*`` resource attributes link).
+    code_repositories: dict[str, str] = field(default_factory=dict)
+    #: The Git tag a ``service.version`` was built from (``{version}`` is replaced, e.g.
+    #: ``v{version}``), used for links when the resource names no ``vcs.ref.head.revision`` and
+    #: ``code_repositories`` names the service's repository. Empty: no links without a revision.
+    #: Default: ``{version}``.
+    code_tag_template: str = "{version}"
     #: Secret scrubbing.
     scrub: ScrubConfig = field(default_factory=ScrubConfig)
     #: Raw ``[github]`` table, validated by the GitHub sink.
@@ -201,6 +211,28 @@ def _token_sources(key: str, value: Any) -> dict[str, str]:
     return out
 
 
+#: ``owner/repo`` or ``owner/repo/sub/folder``, as GitHub spells owners and repositories.
+_CODE_REPOSITORY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}(?:/[A-Za-z0-9._@+-]{1,100}){0,20}$")
+
+
+def _code_repositories(key: str, value: Any) -> dict[str, str]:
+    """``code_repositories``: a table ``{service = "owner/repo[/folder]"}`` or, from the environment, ``service=owner/repo,…``."""
+    if isinstance(value, str):
+        pairs = [item.strip().partition("=") for item in value.split(",") if item.strip()]
+        value = {service.strip(): repo.strip() for service, _, repo in pairs}
+    if not isinstance(value, Mapping):
+        raise ConfigError(key, 'expected a table of "<service.name>" = "owner/repo"')
+    out: dict[str, str] = {}
+    for service, repository in value.items():
+        if not str(service).strip():
+            raise ConfigError(key, "a service name is empty")
+        repository = str(repository).strip().strip("/")
+        if not _CODE_REPOSITORY.match(repository) or "/../" in f"/{repository}/" or "/./" in f"/{repository}/":
+            raise ConfigError(f"{key}.{service}", f'expected "owner/repo" or "owner/repo/folder", got {repository!r}')
+        out[str(service).strip()] = repository
+    return out
+
+
 def _apply(base: Config, values: Mapping[str, Any], origin: str) -> Config:
     known = {f.name: f for f in fields(Config)}
     changes: dict[str, Any] = {}
@@ -208,6 +240,8 @@ def _apply(base: Config, values: Mapping[str, Any], origin: str) -> Config:
         if origin == ENV_PREFIX:
             if key == "ingest_tokens":
                 changes[key] = _token_sources(ENV_PREFIX + key.upper(), value)
+            elif key == "code_repositories":
+                changes[key] = _code_repositories(ENV_PREFIX + key.upper(), value)
             elif key not in ("scrub", "github"):
                 changes[key] = _coerce(ENV_PREFIX + key.upper(), value, getattr(Config(), key))
             continue
@@ -236,6 +270,8 @@ def _apply(base: Config, values: Mapping[str, Any], origin: str) -> Config:
             )
         elif key == "ingest_tokens":
             changes[key] = _token_sources(f"{origin}{key}", value)
+        elif key == "code_repositories":
+            changes[key] = _code_repositories(f"{origin}{key}", value)
         elif key == "github":
             if not isinstance(value, Mapping):
                 raise ConfigError(f"{origin}github", "expected a table")
@@ -278,6 +314,8 @@ def _validate(config: Config) -> Config:
     for origin in config.cors_origins:
         if origin != "*" and not re.match(r"^https?://", origin):
             raise ConfigError("cors_origins", f"origin {origin!r} must start with http:// or https://")
+    if config.code_tag_template and config.code_tag_template.count("{version}") != 1:
+        raise ConfigError("code_tag_template", f"must contain {{version}} once (or be empty), got {config.code_tag_template!r}")
     if config.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError("log_level", "must be DEBUG, INFO, WARNING or ERROR")
     if not config.state_dir:

@@ -26,6 +26,10 @@ class Frame:
 
     ``instrumentation`` marks frames of the telemetry machinery itself (SDK capture helpers,
     agents, patch wrappers): never in-app, never part of a grouping key.
+
+    ``pre_context``/``context_line``/``post_context`` are the source lines around ``lineno``
+    (scrubbed; from the sender or a source map) and ``source_link`` a URL to the line at the
+    deployed revision: shown in the issue only, never part of a grouping key.
     """
 
     filename: str
@@ -36,6 +40,10 @@ class Frame:
     in_app: bool = True
     source_line: str | None = None
     instrumentation: bool = False
+    pre_context: tuple[str, ...] = ()
+    context_line: str | None = None
+    post_context: tuple[str, ...] = ()
+    source_link: str | None = None
 
 
 @dataclass(frozen=True)
@@ -87,6 +95,10 @@ class ExceptionRecord:
     #: (browser/CORS or unauthenticated ingest) or ``""`` when the receiver gave none; then the
     #: GitHub sink falls back to ``autoheal.source``, untrusted for browser and unknown sources.
     ingest_trust: str = ""
+    #: ``autoheal.source_context`` as sent (one JSON object per frame): the source lines around
+    #: the failing lines of in-app frames, captured by the instrumentation. Untrusted, unscrubbed
+    #: until the pipeline attaches it to the parsed frames; never part of a grouping key.
+    source_context: tuple[str, ...] = ()
 
     @property
     def service_name(self) -> str:
