@@ -97,15 +97,14 @@ def _parse_repository_url(url: str, host: str) -> tuple[str, str] | None:
     return owner, repo
 
 
-def _clean_segments(parts: list[str]) -> list[str] | None:
-    out: list[str] = []
-    for part in parts:
-        if part in ("", "."):
-            continue
-        if part == ".." or not _SEGMENT.match(part):
-            return None
-        out.append(part)
-    return out or None
+def _joined(parts: list[str] | None) -> str | None:
+    """``parts`` as a repository path: no empty or ``.`` segments, ``None`` for ``..`` or control characters."""
+    if not parts:
+        return None
+    out = [part for part in parts if part not in ("", ".")]
+    if not out or any(part == ".." or not _SEGMENT.match(part) for part in out):
+        return None
+    return "/".join(out)
 
 
 def _after_deploy_root(segments: list[str]) -> list[str] | None:
@@ -125,39 +124,31 @@ def _after_deploy_root(segments: list[str]) -> list[str] | None:
 def repository_path(filename: str, repo: str, sent_path: str = "") -> str | None:
     """The repository-relative path of ``filename`` by the rules in the module docstring, or ``None``."""
     if sent_path and not sent_path.startswith(("/", "\\")) and not _URL_SCHEME.match(sent_path):
-        cleaned = _clean_segments(sent_path.replace("\\", "/").split("/"))
-        if cleaned:
-            return "/".join(cleaned)
+        path = _joined(sent_path.replace("\\", "/").split("/"))
+        if path:
+            return path
     name = filename.strip()
     scheme = _URL_SCHEME.match(name)
     if scheme:
         kind = scheme.group().lower()
         if kind in ("http://", "https://"):
             return None
-        if kind == "file://":
-            name = urlsplit(name).path
-        else:  # webpack://<namespace>/./src/x.ts and the like: the rest is project-relative
+        if kind != "file://":  # webpack://<namespace>/./src/x.ts and the like: the rest is project-relative
             rest = name[scheme.end():].split("/", 1)
-            name = rest[1] if len(rest) == 2 else ""
-            cleaned = _clean_segments(name.split("/"))
-            return "/".join(cleaned) if cleaned else None
+            return _joined(rest[1].split("/")) if len(rest) == 2 else None
+        name = urlsplit(name).path
     name = name.replace("\\", "/")
     if re.match(r"^[A-Za-z]:/", name):  # Windows drive
         name = name[2:]
-    absolute = name.startswith("/")
     segments = [s for s in name.split("/") if s not in ("", ".")]
     if not segments or ".." in segments:
         return None
-    if not absolute:
-        cleaned = _clean_segments(segments)
-        return "/".join(cleaned) if cleaned else None
+    if not name.startswith("/"):
+        return _joined(segments)
     for index in range(len(segments) - 2, -1, -1):
         if segments[index] == repo:
-            cleaned = _clean_segments(segments[index + 1:])
-            return "/".join(cleaned) if cleaned else None
-    rest = _after_deploy_root(segments)
-    cleaned = _clean_segments(rest) if rest else None
-    return "/".join(cleaned) if cleaned else None
+            return _joined(segments[index + 1:])
+    return _joined(_after_deploy_root(segments))
 
 
 class CodeLinker:

@@ -470,8 +470,8 @@ def render_issue(
         last = max(i for i, (_, b) in enumerate(blocks) if b)
         blocks[last] = (blocks[last][0], "")
     code = _code_text(blocks) if blocks else ""
-    if code and len(fixed) + len(code) + 600 + 2000 > options.max_body_chars:
-        code = ""
+    if code and len(fixed) + len(code) + 600 + min(wanted - len(fixed) - 600, 2000) > options.max_body_chars:
+        code = ""  # even the links would squeeze the stack trace below the renderer's floor
     if code:
         head = head + [code]
         fixed = "\n".join(head + fixed_tail)
