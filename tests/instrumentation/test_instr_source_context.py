@@ -8,8 +8,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from _pyinstr_helpers import PYTHON, OtlpSink, base_env
+from _pyinstr_helpers import EXAMPLES, PYTHON, OtlpSink, Proc, base_env
 from polling import wait_for
+from test_instr_mcp import PARENT_ID, TRACE_ID, call
 # The scrubber tests' corpus of fake secrets and their two independent oracles.
 from service.test_scrubber import CORPUS, _detect_secrets_findings, _gitleaks_findings, _leaks, _write
 
@@ -219,3 +220,20 @@ def test_successful_run_captures_nothing(otlp_sink: OtlpSink, tmp_path: Path) ->
     assert len(entries[0]["pre"]) == 5 and len(entries[0]["post"]) == 5
     assert entries[1]["post"] == ["    return sum(items)"]  # the file ends one line later
 
+
+
+def test_failing_mcp_tool_shows_its_source_lines(autoheal: Any, processes: list[Proc]) -> None:
+    """The example MCP server's divide(1, 0): the issue shows the tool's failing line among its neighbours."""
+    proc = Proc([PYTHON, str(EXAMPLES / "mcp_server" / "server.py"), "--transport", "http", "--port", "0"],
+                env=base_env(OTEL_EXPORTER_OTLP_ENDPOINT=autoheal.http_endpoint),
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    processes.append(proc)
+    assert proc.popen.stdout is not None
+    url = json.loads(proc.popen.stdout.readline())["url"]
+    assert call(url, "divide", {"a": 1, "b": 0}, {"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01"}).is_error
+    (issue,) = autoheal.wait_for_issues(lambda found: any(TRACE_ID in i["trace_ids"] for i in found))
+    code = _code_section(issue["body"])
+    server = EXAMPLES / "mcp_server" / "server.py"
+    failing = _line_of(server, "return a / b")
+    assert re.search(rf"^> {failing} \|     return a / b$", code, re.M), code
+    assert re.search(rf"^  {failing - 1} \|     log\.info\(\"computing ratio", code, re.M), code
