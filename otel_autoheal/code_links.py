@@ -15,7 +15,10 @@ A link is ``{web}/{owner}/{repo}/blob/{revision}/{path}#L{line}``, built here fr
 
   1. the path the instrumentation sent next to the frame's source lines (the Python
      instrumentation knows the checkout: the nearest folder holding ``.git``);
-  2. a relative path as it is (``src/cart.ts``, ``webpack://shop/./src/cart.ts`` → ``src/cart.ts``);
+  2. a relative path with a folder as it is (``src/cart.ts``, ``webpack://shop/./src/cart.ts`` →
+     ``src/cart.ts``), a Go module path of that repository without its module prefix
+     (``github.com/acme/shop/cart/cart.go`` → ``cart/cart.go``); a bare file name (Java's
+     ``Cart.java``) says nothing about its folder;
   3. what follows the last folder named like the repository (a checkout is a folder named after
      its repository: ``/home/runner/work/shop/shop/app/cli.py`` → ``app/cli.py``);
   4. what follows a deployment root (``releases/<name>/``, ``current/``, ``/app/``,
@@ -121,7 +124,7 @@ def _after_deploy_root(segments: list[str]) -> list[str] | None:
     return None
 
 
-def repository_path(filename: str, repo: str, sent_path: str = "") -> str | None:
+def repository_path(filename: str, repo: str, sent_path: str = "", owner: str = "") -> str | None:
     """The repository-relative path of ``filename`` by the rules in the module docstring, or ``None``."""
     if sent_path and not sent_path.startswith(("/", "\\")) and not _URL_SCHEME.match(sent_path):
         path = _joined(sent_path.replace("\\", "/").split("/"))
@@ -144,7 +147,9 @@ def repository_path(filename: str, repo: str, sent_path: str = "") -> str | None
     if not segments or ".." in segments:
         return None
     if not name.startswith("/"):
-        return _joined(segments)
+        if "." in segments[0] and len(segments) > 1:  # a Go module path (-trimpath): host/owner/repo/…
+            return _joined(segments[3:]) if segments[1:3] == [owner, repo] and len(segments) > 3 else None
+        return _joined(segments) if len(segments) > 1 else None  # a bare name (Java, C#): folder unknown
     for index in range(len(segments) - 2, -1, -1):
         if segments[index] == repo:
             return _joined(segments[index + 1:])
@@ -190,7 +195,7 @@ class CodeLinker:
         ref = self.repository(record)
         if ref is None:
             return None
-        path = repository_path(frame.filename, ref.repo, sent_path)
+        path = repository_path(frame.filename, ref.repo, sent_path, ref.owner)
         if path is None:
             return None
         if ref.folder and not path.startswith(ref.folder + "/"):

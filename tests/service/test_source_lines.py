@@ -139,6 +139,9 @@ def test_untrusted_entries_are_bounded_scrubbed_and_ignored_for_grouping() -> No
     ("/srv/checkout/shop/app/cli.py", "x", "../../etc/passwd", None),              # … never outside the repository
     ("src/cart.ts", "shop", "", "src/cart.ts"),                                    # 2. relative as it is
     ("webpack://shop/./src/cart.ts", "shop", "", "src/cart.ts"),
+    ("github.com/acme/shop/cart/cart.go", "shop", "", "cart/cart.go"),             # … a Go module path of the repo
+    ("github.com/other/lib/x.go", "shop", "", None),
+    ("Cart.java", "shop", "", None),                                               # … a bare name: folder unknown
     ("/home/runner/work/shop/shop/app/cli.py", "shop", "", "app/cli.py"),          # 3. after the repository's folder
     ("/usr/src/app/src/server.js", "shop", "", "src/server.js"),                   # 4. deployment roots …
     ("/var/www/releases/20261130-1/app/models/cart.rb", "shop", "", "app/models/cart.rb"),
@@ -148,7 +151,7 @@ def test_untrusted_entries_are_bounded_scrubbed_and_ignored_for_grouping() -> No
 ])
 def test_repository_relative_path_rules(filename: str, repo: str, sent: str, expected: str | None) -> None:
     """The documented path rules, in order; anything they cannot place is not linked."""
-    assert repository_path(filename, repo, sent) == expected
+    assert repository_path(filename, repo, sent, owner="acme") == expected
 
 
 def test_sender_repository_needs_the_github_host_and_a_trusted_receiver() -> None:
