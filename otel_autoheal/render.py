@@ -224,8 +224,9 @@ def _linked(label: str, url: str | None) -> str:
 def _numbered(frame: Frame) -> str:
     """The frame's source lines with their numbers, the failing line marked with ``>``."""
     line = frame.lineno or 0
-    rows = [*frame.pre_context, frame.context_line or "", *frame.post_context]
-    first = line - len(frame.pre_context)
+    pre = frame.pre_context[len(frame.pre_context) - min(len(frame.pre_context), max(line - 1, 0)):]  # no line 0 or below
+    rows = [*pre, frame.context_line or "", *frame.post_context]
+    first = line - len(pre)
     width = len(str(first + len(rows) - 1))
     return "\n".join(
         f"{'>' if number == line else ' '} {number:>{width}} | {text}" for number, text in enumerate(rows, first)

@@ -121,6 +121,11 @@ def test_untrusted_entries_are_bounded_scrubbed_and_ignored_for_grouping() -> No
         _entry("/srv/checkout/shop/app/cli.py", 20, "    return run(args)", pem),  # a redaction joins lines: none shown
         json.dumps({"file": "/srv/checkout/shop/app/cli.py", "line": "20", "context": "wrong type"}),
     )
+    early = (_entry("/srv/checkout/shop/app/cart.py", 42, "    raise ValueError(line)", [f"p{i}" for i in range(5)]),)
+    record = _record(early, GITHUB)
+    record.chain[0] = replace(record.chain[0], frames=tuple(
+        replace(f, lineno=2) if f.filename.endswith("cart.py") else f for f in record.chain[0].frames))
+    assert "  1 | p4\n> 2 |     raise" in _render(replace(record, source_context=(early[0].replace('"line": 42', '"line": 2'),)))
     plain, annotated = _record(), _record(sent, GITHUB)
     assert compute_fingerprint("shop", plain.chain).hex == compute_fingerprint("shop", annotated.chain).hex
     body = _render(annotated)
