@@ -29,10 +29,10 @@ from otel_autoheal.scrub import Scrubber
 
 __all__ = [
     "CONTEXT_LINES",
-    "Linker",
     "MAX_ENTRIES",
     "MAX_LINE_CHARS",
     "SOURCE_CONTEXT_KEY",
+    "Linker",
     "SourceEntry",
     "annotate_chain",
     "decode_source_context",

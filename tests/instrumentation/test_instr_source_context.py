@@ -10,9 +10,8 @@ from typing import Any
 
 from _pyinstr_helpers import EXAMPLES, PYTHON, OtlpSink, Proc, base_env
 from polling import wait_for
+from service.test_scrubber import CORPUS, _detect_secrets_findings, _gitleaks_findings, _leaks, _write  # corpus + oracles
 from test_instr_mcp import PARENT_ID, TRACE_ID, call
-# The scrubber tests' corpus of fake secrets and their two independent oracles.
-from service.test_scrubber import CORPUS, _detect_secrets_findings, _gitleaks_findings, _leaks, _write
 
 SOURCE_KEY = "autoheal.source_context"
 REVISION = "4f9c2d1e8b7a6f5e4d3c2b1a0f9e8d7c6b5a4f3e"

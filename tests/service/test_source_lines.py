@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from markdown_it import MarkdownIt
+from otlp_payloads import attrs, new_span_id, new_trace_id, post, span, traces_payload
 
 from otel_autoheal.code_links import CodeLinker, repository_path, web_base_url
 from otel_autoheal.config import Config, load_config
@@ -20,7 +21,6 @@ from otel_autoheal.render import RenderOptions, render_issue
 from otel_autoheal.scrub import Scrubber
 from otel_autoheal.source_context import MAX_LINE_CHARS, annotate_chain
 from otel_autoheal.state.sqlite import GroupStats
-from otlp_payloads import attrs, new_span_id, new_trace_id, post, span, traces_payload
 
 REVISION = "0123456789abcdef0123456789abcdef01234567"
 STACK = (

@@ -88,7 +88,7 @@ def _chain(exc: BaseException) -> list[BaseException]:
     return out
 
 
-def checkout_root(filename: str, cache: dict[str, str] | None = None) -> str:
+def _checkout_root(filename: str, cache: dict[str, str] | None = None) -> str:
     """The nearest folder above ``filename`` holding ``.git`` (a folder or a worktree's file), or ``""``."""
     folder = os.path.dirname(os.path.abspath(filename))
     cache = {} if cache is None else cache
@@ -135,7 +135,7 @@ def _entry(frame: Any, lineno: int, scrub_text: Callable[[str], str], roots: dic
         "context": window[at],
         "post": window[at + 1:],
     }
-    root = checkout_root(filename, roots)
+    root = _checkout_root(filename, roots)
     if root:
         data["path"] = scrub_text(os.path.relpath(os.path.abspath(filename), root).replace(os.sep, "/"))
     text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
@@ -237,7 +237,7 @@ def vcs_attributes(
             if repository:
                 out["vcs.repository.url.full"] = f"{server}/{repository}"
             return out
-        root = checkout_root(path)
+        root = _checkout_root(path)
         if not root:
             return {}
         revision = _git(root, "rev-parse", "--verify", "-q", "HEAD")
