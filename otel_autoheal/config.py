@@ -177,6 +177,16 @@ class Config:
     #: static root): JavaScript frames whose file is not among the uploaded maps are looked up
     #: here by URL path. Default: empty (only ``otel-autoheal sourcemaps upload``\ed maps).
     sourcemaps_dir: str = ""
+    #: GitHub repository of each service's code, for links from in-app frames to the failing line:
+    #: ``{checkout = "acme/shop"}``, or ``"acme/mono/services/checkout"`` when the service's paths
+    #: start in that folder. Wins over the ``vcs.repository.url.full`` a sender claims. Env:
+    #: ``checkout=acme/shop,cart=acme/cart``. Default: none (only ``vcs.*`` resource attributes link).
+    code_repositories: dict[str, str] = field(default_factory=dict)
+    #: The Git tag a ``service.version`` was built from (``{version}`` is replaced, e.g.
+    #: ``v{version}``), used for links when the resource names no ``vcs.ref.head.revision`` and
+    #: ``code_repositories`` names the service's repository. Empty: no links without a revision.
+    #: Default: ``{version}``.
+    code_tag_template: str = "{version}"
     #: Secret scrubbing.
     scrub: ScrubConfig = field(default_factory=ScrubConfig)
     #: Raw ``[github]`` table, validated by the GitHub sink.
@@ -209,6 +219,31 @@ def _token_sources(value: Any, source: SettingSource) -> dict[str, str]:
         if verdict not in ("trusted", "untrusted"):
             raise fail(source, f'the verdict for a token must be "trusted" or "untrusted", got {verdict!r}')
         out[str(token).strip()] = str(verdict)
+    return out
+
+
+#: ``owner/repo`` or ``owner/repo/sub/folder``, as GitHub spells owners and repositories.
+_CODE_REPOSITORY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}(?:/[A-Za-z0-9._@+-]{1,100}){0,20}$")
+
+
+def _code_repositories(value: Any, source: SettingSource) -> dict[str, str]:
+    """``code_repositories``: a table ``{service = "owner/repo[/folder]"}`` or, from the environment, ``service=owner/repo,…``."""
+    if isinstance(value, str) and source.kind == "env":
+        pairs = [item.strip().partition("=") for item in value.split(",") if item.strip()]
+        value = {service.strip(): repo.strip() for service, _, repo in pairs}
+    if not isinstance(value, Mapping):
+        raise fail(source, 'expected a table of "<service.name>" = "owner/repo"')
+    out: dict[str, str] = {}
+    for service, repository in value.items():
+        if not str(service).strip():
+            raise fail(source, "a service name is empty")
+        if not isinstance(repository, str):
+            raise fail(replace(source, name=f"{source.name}.{service}"), f"expected a string, got {repository!r}")
+        repository = repository.strip().strip("/")
+        if not _CODE_REPOSITORY.match(repository) or "/../" in f"/{repository}/" or "/./" in f"/{repository}/":
+            raise fail(replace(source, name=f"{source.name}.{service}"),
+                       f'expected "owner/repo" or "owner/repo/folder", got {repository!r}')
+        out[str(service).strip()] = repository
     return out
 
 
@@ -287,6 +322,8 @@ def _validate(config: Config) -> Config:
     for origin in config.cors_origins:
         if origin != "*" and not re.match(r"^https?://", origin):
             raise ConfigError("cors_origins", f"origin {origin!r} must start with http:// or https://")
+    if config.code_tag_template and config.code_tag_template.count("{version}") != 1:
+        raise ConfigError("code_tag_template", f"must contain {{version}} once (or be empty), got {config.code_tag_template!r}")
     if config.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError("log_level", "must be DEBUG, INFO, WARNING or ERROR")
     if config.database_url and not config.database_url.startswith(("postgresql://", "postgres://")):
@@ -320,7 +357,8 @@ def load_config(
         raise ConfigError(unknown[0], "unknown setting")
     got = resolve(types, file={k: v for k, v in table.items() if k not in _TABLES}, file_path=file_path,
                   env=env, env_names={name: ENV_PREFIX + name.upper() for name in types},
-                  overrides=overrides, flags=flags, parsers={"ingest_tokens": _token_sources})
+                  overrides=overrides, flags=flags, parsers={"ingest_tokens": _token_sources,
+                                                                   "code_repositories": _code_repositories})
     values: dict[str, Any] = dict(got.values)
     set_by = dict(got.sources)
     if "scrub" in table:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from otel_autoheal.group.fingerprint import is_generic_type, is_wrapper_type, short_type
 from otel_autoheal.model import ExceptionRecord, LogLine
 from otel_autoheal.otlp import LogData, SpanData
+from otel_autoheal.source_context import SOURCE_CONTEXT_KEY, decode_source_context
 
 __all__ = [
     "CLOCK_SKEW_NANOS",
@@ -85,7 +86,7 @@ def _on_span(span: SpanData, type_: str, message: str, stacktrace: str, time: in
 
 
 def _from_event(span: SpanData, time: int, attrs: dict[str, object]) -> ExceptionRecord:
-    return _on_span(
+    record = _on_span(
         span,
         str(attrs.get("exception.type") or span.attributes.get("error.type") or ""),
         str(attrs.get("exception.message") or ""),
@@ -93,6 +94,8 @@ def _from_event(span: SpanData, time: int, attrs: dict[str, object]) -> Exceptio
         time or span.end_unix_nano,
         "span_event",
     )
+    record.source_context = decode_source_context(attrs.get(SOURCE_CONTEXT_KEY))
+    return record
 
 
 def _synthesized(span: SpanData) -> ExceptionRecord:
@@ -112,7 +115,9 @@ def _from_log(log: LogData, span: SpanData | None) -> ExceptionRecord:
     message = str(attrs.get("exception.message") or "")
     # The log call's own attributes (structured fields) add to the context; where the log call
     # was made (code.*) is not where the operation failed.
-    fields = {k: v for k, v in attrs.items() if not k.startswith(("exception.", *_LOG_SITE_PREFIXES))}
+    fields = {
+        k: v for k, v in attrs.items() if not k.startswith(("exception.", *_LOG_SITE_PREFIXES)) and k != SOURCE_CONTEXT_KEY
+    }
     return ExceptionRecord(
         type=str(attrs.get("exception.type") or ""),
         message=message if message or "exception.type" in attrs else log.body,
@@ -128,6 +133,7 @@ def _from_log(log: LogData, span: SpanData | None) -> ExceptionRecord:
         parent_span_id=span.parent_span_id if span else "",
         span_start_unix_nano=span.start_unix_nano if span else 0,
         ingest_trust=log.ingest_trust,
+        source_context=decode_source_context(attrs.get(SOURCE_CONTEXT_KEY)),
     )
 
 
@@ -163,6 +169,8 @@ def _merge(keep: ExceptionRecord, other: ExceptionRecord) -> None:
     keep.ingest_trust = min(keep.ingest_trust, other.ingest_trust, key=lambda verdict: _TRUST_RANK.get(verdict, 0))
     if len(other.stacktrace) > len(keep.stacktrace):
         keep.stacktrace = other.stacktrace
+    if not keep.source_context:
+        keep.source_context = other.source_context
     if is_wrapper_type(keep.type) and not is_wrapper_type(other.type):
         keep.type = other.type  # Go: the logs SDK's unwrapped type says more than *fmt.wrapError
     if not keep.span_name and other.span_name:
@@ -372,7 +380,9 @@ def _log_line(log: LogData) -> LogLine:
         body=log.body,
         trace_id=log.trace_id,
         span_id=log.span_id,
-        attributes={k: v for k, v in log.attributes.items() if not k.startswith("exception.stacktrace")},
+        attributes={
+            k: v for k, v in log.attributes.items() if not k.startswith("exception.stacktrace") and k != SOURCE_CONTEXT_KEY
+        },
     )
 
 

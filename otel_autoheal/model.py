@@ -27,10 +27,11 @@ class Frame:
     ``instrumentation`` marks frames of the telemetry machinery itself (SDK capture helpers,
     agents, patch wrappers): never in-app, never part of a grouping key.
 
-    ``pre_context`` / ``context_line`` / ``post_context`` are the source lines around the frame's
-    line when known (for JavaScript from a source map's ``sourcesContent``), ``source_link`` a link
-    to the code. ``symbolication`` is ``None`` for frames that needed no source map or were
-    resolved through one, else why a JavaScript frame stayed minified (e.g. no map for its release).
+    ``pre_context`` / ``context_line`` / ``post_context`` are the source lines around ``lineno``
+    (scrubbed; from the sender or a source map's ``sourcesContent``) and ``source_link`` a URL to
+    the line at the deployed revision: shown in the issue only, never part of a grouping key.
+    ``symbolication`` is ``None`` for frames that needed no source map or were resolved through
+    one, else why a JavaScript frame stayed minified (e.g. no map for its release).
     """
 
     filename: str
@@ -97,6 +98,10 @@ class ExceptionRecord:
     #: (browser/CORS or unauthenticated ingest) or ``""`` when the receiver gave none; then the
     #: GitHub sink falls back to ``autoheal.source``, untrusted for browser and unknown sources.
     ingest_trust: str = ""
+    #: ``autoheal.source_context`` as sent (one JSON object per frame): the source lines around
+    #: the failing lines of in-app frames, captured by the instrumentation. Untrusted, unscrubbed
+    #: until the pipeline attaches it to the parsed frames; never part of a grouping key.
+    source_context: tuple[str, ...] = ()
 
     @property
     def service_name(self) -> str:

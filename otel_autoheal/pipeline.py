@@ -6,6 +6,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import replace
 
+from otel_autoheal.code_links import CodeLinker
 from otel_autoheal.config import Config
 from otel_autoheal.extract import TraceData, extract_exceptions, fold_by_root_cause, preceding_logs, same_exception
 from otel_autoheal.group.fingerprint import compute_fingerprint
@@ -17,6 +18,7 @@ from otel_autoheal.recent import RecentTraces
 from otel_autoheal.render import RenderOptions, render_issue
 from otel_autoheal.scrub import Scrubber
 from otel_autoheal.sinks.base import Sink
+from otel_autoheal.source_context import annotate_chain
 from otel_autoheal.sourcemaps import Symbolicator
 from otel_autoheal.state.sqlite import SQLiteStore
 
@@ -56,8 +58,11 @@ class Pipeline:
             extra_patterns=config.scrub.extra_patterns, allow=config.scrub.allow, enabled=config.scrub.enabled
         )
         self.rules = InAppRules(config.in_app_include, config.in_app_exclude)
-        self.symbolicator = Symbolicator(store, config.sourcemaps_dir, self.rules, self.scrubber.text)
+        # Uploaded maps live in SQLite only for now; on PostgreSQL, maps come from sourcemaps_dir.
+        maps_store = store if isinstance(store, SQLiteStore) else None
+        self.symbolicator = Symbolicator(maps_store, config.sourcemaps_dir, self.rules, self.scrubber.text)
         self.render_options = RenderOptions(trace_url_template=config.trace_url_template)
+        self.code_links = CodeLinker(config)
         self._recent = RecentTraces(RECENT_TRACES, config.max_held_bytes // RECENT_SHARE, config.preceding_logs)
         metrics.gauge("autoheal_recent_traces", "Processed traces remembered to merge late data with.",
                       lambda: len(self._recent))
@@ -127,6 +132,7 @@ class Pipeline:
                 r.chain = self.symbolicator.resolve(r)  # minified JavaScript frames → original, before the key
                 r.type = r.type or r.chain[0].type  # a log bridge that sent no type: the stack's
             fingerprint = compute_fingerprint(head.service_name, head.chain)
+            head.chain = annotate_chain(head, self.scrubber, self.code_links.link)  # display only: after the key
             occurrence = Occurrence(fingerprint.hex, fingerprint.fields, "", "", head, related)
 
             def render(stats, head=head, related=related, fingerprint=fingerprint, occurrence=occurrence):  # type: ignore[no-untyped-def]

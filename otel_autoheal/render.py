@@ -18,7 +18,7 @@ from typing import Any
 from otel_autoheal.group.culprit import culprit_frame, frame_label
 from otel_autoheal.group.fingerprint import Fingerprint, is_generic_type
 from otel_autoheal.group.template import merge_varying, title_template
-from otel_autoheal.model import ExceptionRecord, LogLine
+from otel_autoheal.model import ExceptionRecord, Frame, LogLine
 from otel_autoheal.state.sqlite import GroupStats
 
 __all__ = [
@@ -55,6 +55,8 @@ _AUTOLINK = re.compile(r"(?<=:)(?=//)|(?<=\bw)(?=ww\.)|(?<=\w)(?=@)|(?<=autoheal
 _PLACEHOLDER = re.compile(r"<(?:[a-z]+|…)>")
 #: Longest exception message kept in a title (after masking).
 MAX_TITLE_MESSAGE_CHARS = 160
+#: In-app frames shown with their source lines or link under "Code".
+MAX_CODE_FRAMES = 8
 
 #: Span/resource attributes shown as the context of the failing operation, in this order. HTTP
 #: appears under the current semantic conventions and the older names many instrumentations
@@ -208,7 +210,56 @@ def _top_frame(exc: ExceptionRecord) -> str:
         return "no in-app frame (library or runtime code only)"
     frame, language = culprit
     where = f"{frame.filename}" + (f":{frame.lineno}" if frame.lineno else "")
-    return f"{code_span(frame_label(frame, language), 160)} in {code_span(where, 300)}"
+    return f"{code_span(frame_label(frame, language), 160)} in {_linked(code_span(where, 300), frame.source_link)}"
+
+
+def _linked(label: str, url: str | None) -> str:
+    """``label`` as a Markdown link to ``url`` (built by ``code_links`` from checked, percent-encoded
+    parts: no spaces, parentheses or angle brackets), or as it is."""
+    if not url or not url.startswith(("https://", "http://")) or re.search(r"[\s()<>\[\]`]", url):
+        return label
+    return f"[{label}]({url})"
+
+
+def _numbered(frame: Frame) -> str:
+    """The frame's source lines with their numbers, the failing line marked with ``>``."""
+    line = frame.lineno or 0
+    pre = frame.pre_context[len(frame.pre_context) - min(len(frame.pre_context), max(line - 1, 0)):]  # no line 0 or below
+    rows = [*pre, frame.context_line or "", *frame.post_context]
+    first = line - len(pre)
+    width = len(str(first + len(rows) - 1))
+    return "\n".join(
+        f"{'>' if number == line else ' '} {number:>{width}} | {text}" for number, text in enumerate(rows, first)
+    )
+
+
+def _code_blocks(exc: ExceptionRecord) -> list[tuple[str, str]]:
+    """Per in-app frame with source lines or a link (root cause first, innermost first): a heading
+    line and the fenced lines (``""`` when only the link is known)."""
+    blocks: list[tuple[str, str]] = []
+    seen: set[tuple[str, int]] = set()
+    for parsed in reversed(exc.chain):
+        for frame in reversed(parsed.frames):
+            key = (frame.filename, frame.lineno or 0)
+            if not frame.in_app or frame.instrumentation or key in seen:
+                continue
+            has_lines = frame.context_line is not None and bool(frame.lineno)
+            if not has_lines and not frame.source_link:
+                continue
+            seen.add(key)
+            where = frame.filename + (f":{frame.lineno}" if frame.lineno else "")
+            heading = f"{code_span(frame_label(frame, parsed.language), 160)} in {_linked(code_span(where, 300), frame.source_link)}"
+            blocks.append((heading, fence(_numbered(frame)) if has_lines else ""))
+            if len(blocks) == MAX_CODE_FRAMES:
+                return blocks
+    return blocks
+
+
+def _code_text(blocks: Sequence[tuple[str, str]]) -> str:
+    lines = ["## Code", ""]
+    for heading, block in blocks:
+        lines += [heading, ""] + ([block, ""] if block else [])
+    return "\n".join(lines)
 
 
 def _frames_text(exc: ExceptionRecord) -> str:
@@ -428,6 +479,19 @@ def render_issue(
     frames = _frames_text(exc) if any(p.frames for p in exc.chain) else ""
     logs = _logs_text(exc.preceding_logs)
     fixed = "\n".join(head + fixed_tail)
+    # Source lines are the first thing to go when the body is over the limit: outermost frames'
+    # lines first, then every line; the headings with their links stay (they are short).
+    blocks = _code_blocks(exc)
+    wanted = len(fixed) + 600 + len(raw_stack) + len(frames) + len(logs)
+    while blocks and wanted + len(_code_text(blocks)) > options.max_body_chars and any(b for _, b in blocks):
+        last = max(i for i, (_, b) in enumerate(blocks) if b)
+        blocks[last] = (blocks[last][0], "")
+    code = _code_text(blocks) if blocks else ""
+    if code and len(fixed) + len(code) + 600 + min(wanted - len(fixed) - 600, 2000) > options.max_body_chars:
+        code = ""  # even the links would squeeze the stack trace below the renderer's floor
+    if code:
+        head = head + [code]
+        fixed = "\n".join(head + fixed_tail)
     budget = options.max_body_chars - len(fixed) - 600  # headings, fences, notes
     budget = max(budget, 2000)
     stack_budget, logs_budget = int(budget * 0.55), int(budget * 0.30)

@@ -208,6 +208,10 @@ class CliRun:
             "process.pid": os.getpid(),
             "os.type": sys.platform,
         }
+        if self.exception is not None:
+            from ._source_context import source_context_attributes, vcs_attributes
+
+            resource.update(vcs_attributes(self.exception, settings.resource_attributes))
         resource.update(settings.resource_attributes)
         if settings.service_version:
             resource["service.version"] = settings.service_version
@@ -251,7 +255,10 @@ class CliRun:
                 {
                     "name": "exception",
                     "time": self.exception_ns,
-                    "attributes": {**exc_attrs, "exception.escaped": "True"},
+                    "attributes": {
+                        **exc_attrs, "exception.escaped": "True",
+                        **source_context_attributes(self.exception, scrub_text),
+                    },
                 }
             )
             status_code = 2

@@ -14,6 +14,7 @@ import atexit
 import contextvars
 import json
 import logging
+import sys
 import threading
 import time
 import traceback
@@ -28,6 +29,7 @@ from opentelemetry.trace import Span, SpanKind, StatusCode
 
 from . import _config
 from ._scrub import scrub_text, scrub_value
+from ._source_context import source_context_attributes, vcs_attributes
 
 __all__ = ["instrument_mcp", "setup_otel", "shutdown"]
 
@@ -154,7 +156,8 @@ def _install_providers(settings: _config.Settings) -> None:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    attributes: dict[str, Any] = dict(settings.resource_attributes)
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None) or ""
+    attributes: dict[str, Any] = {**vcs_attributes(main_file, settings.resource_attributes), **settings.resource_attributes}
     attributes["service.name"] = settings.service_name
     if settings.service_version:
         attributes["service.version"] = settings.service_version
@@ -268,7 +271,7 @@ def _emit_log(severity: SeverityNumber, body: str, attributes: dict[str, Any], e
 def _record_exception(span: Span, exc: BaseException, tool: str | None) -> None:
     attrs = _exception_attributes(exc)
     # Our type name/message/stack replace the SDK's (same format, but scrubbed).
-    span.record_exception(exc, attributes=attrs)
+    span.record_exception(exc, attributes={**attrs, **source_context_attributes(exc, scrub_text)})
     span.set_attribute("error.type", type(exc).__qualname__)
     span.set_status(StatusCode.ERROR, f"{type(exc).__qualname__}: {attrs['exception.message']}"[:1024])
     log_attrs: dict[str, Any] = {**attrs, "error.type": type(exc).__qualname__}
