@@ -20,6 +20,7 @@ from otel_autoheal.scrub import Scrubber
 from otel_autoheal.sinks.base import Sink
 from otel_autoheal.source_context import annotate_chain
 from otel_autoheal.sourcemaps import Symbolicator
+from otel_autoheal.state._protocol import Store
 from otel_autoheal.state.sqlite import SQLiteStore
 
 __all__ = ["Pipeline"]
@@ -49,7 +50,7 @@ def _cap_text(text: str, limit: int) -> str:
 class Pipeline:
     """Turns finished traces into recorded occurrences and sink updates."""
 
-    def __init__(self, config: Config, store: SQLiteStore, sink: Sink, metrics: Metrics) -> None:
+    def __init__(self, config: Config, store: Store, sink: Sink, metrics: Metrics) -> None:
         self.config = config
         self.store = store
         self.sink = sink

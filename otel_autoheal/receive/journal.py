@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from otel_autoheal.assemble import Overloaded
 from otel_autoheal.errors import StateBusy, StateError
-from otel_autoheal.state.sqlite import SQLiteStore
+from otel_autoheal.state._protocol import Store
 
 __all__ = ["JournalUnavailable", "JournalWriter"]
 
@@ -52,7 +52,7 @@ class _Ticket:
 class JournalWriter:
     """Thread-safe; ``add`` returns once the entries are committed, else raises ``JournalUnavailable``."""
 
-    def __init__(self, store: SQLiteStore, timeout: float = 2.0) -> None:
+    def __init__(self, store: Store, timeout: float = 2.0) -> None:
         self._store = store
         self._timeout = timeout
         self._cond = threading.Condition()
