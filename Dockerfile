@@ -18,7 +18,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 COPY --from=build /wheels /wheels
-RUN pip install /wheels/*.whl \
+# With the PostgreSQL driver, so that the same image serves one instance (SQLite) or several
+# sharing a database (AUTOHEAL_DATABASE_URL, docker-compose.scale.yml).
+RUN pip install "$(ls /wheels/otel_autoheal-*.whl)[postgres]" \
     && rm -rf /wheels \
     && groupadd --system --gid 10001 autoheal \
     && useradd --system --uid 10001 --gid autoheal --no-create-home --shell /usr/sbin/nologin autoheal \

@@ -257,3 +257,60 @@ def test_dockerfile_runs_the_service_as_documented(compose: dict[str, Any]) -> N
     ignored = (REPO_ROOT / ".dockerignore").read_text().split()
     for source in (s for sources in copied for s in sources):
         assert f"!{source.rstrip('/')}" in [i.rstrip("/") for i in ignored], f"{source} excluded by .dockerignore"
+
+
+SCALE_FILE = REPO_ROOT / "docker-compose.scale.yml"
+
+
+class _ComposeLoader(yaml.SafeLoader):
+    """YAML with Compose's ``!reset`` tag (an override that clears the base value)."""
+
+
+_ComposeLoader.add_constructor("!reset", lambda loader, node: loader.construct_sequence(node)  # type: ignore[arg-type]
+                               if isinstance(node, yaml.SequenceNode) else None)
+
+
+@pytest.fixture(scope="module")
+def scale() -> dict[str, Any]:
+    data = yaml.load(SCALE_FILE.read_text(), Loader=_ComposeLoader)  # noqa: S506 - SafeLoader subclass
+    assert isinstance(data, dict)
+    return data
+
+
+def test_scale_overlay_matches_the_compose_specification(npm_tools: pathlib.Path, scale: dict[str, Any]) -> None:
+    """docker-compose.scale.yml validates against the Compose Specification JSON schema."""
+    schema = json.loads(SCHEMA_FILE.read_text())
+    jsonschema.validate(scale, schema, cls=jsonschema.Draft7Validator)
+
+
+def test_scale_overlay_is_consistent_with_the_base_and_the_configs(
+    compose: dict[str, Any], scale: dict[str, Any], collector_binaries: Binaries
+) -> None:
+    """Replicas, backend names, the database URL, mounts and env vars of the overlay line up."""
+    base, over = compose["services"], scale["services"]
+    replicas = over["otel-autoheal"]["deploy"]["replicas"]
+    assert replicas >= 2 and over["otel-autoheal"]["ports"] == []  # no published port shared by replicas
+    # The collector lists every replica by the name Compose gives it, on the port it listens on.
+    command = base["otel-autoheal"]["command"]
+    grpc_port = _port(command[command.index("--otlp-grpc") + 1])
+    col_env = {**_environment(base["otelcol"]), **_environment(over["otelcol"])}
+    backends = [b.strip() for b in (col_env["AUTOHEAL_BACKENDS"] or "").strip("[]").split(",")]
+    assert backends == [f"{compose['name']}-otel-autoheal-{i}:{grpc_port}" for i in range(1, replicas + 1)]
+    # The instances reach the overlay's PostgreSQL with its user, password and database.
+    (url,) = [v for k, v in _environment(over["otel-autoheal"]).items() if k == "AUTOHEAL_DATABASE_URL"]
+    pg = _environment(over["postgres"])
+    assert url == f"postgresql://{pg['POSTGRES_USER']}:{pg['POSTGRES_PASSWORD']}@postgres:5432/{pg['POSTGRES_DB']}"
+    assert re.fullmatch(r"postgres:\d+", over["postgres"]["image"])
+    assert "autoheal-db" in scale["volumes"]
+    # Every --config is mounted from the repository, and the merged configs read every variable set.
+    mounts = {**_mounts(base["otelcol"]), **_mounts(over["otelcol"])}
+    configs = [mounts[a.removeprefix("--config=")] for a in over["otelcol"]["command"]]
+    assert [c.name for c in configs] == ["otelcol-autoheal.yaml", "otelcol-loadbalancing.yaml"]
+    refs: dict[str, str | None] = {}
+    for config in configs:
+        refs.update(_env_refs(config))
+    assert not set(col_env) - set(refs), sorted(set(col_env) - set(refs))
+    argv = [str(collector_binaries.otelcol), "validate"] + [f"--config={c}" for c in configs]
+    proc = subprocess.run(argv, env={**os.environ, **{k: v for k, v in col_env.items() if v is not None}},
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
