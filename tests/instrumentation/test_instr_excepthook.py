@@ -61,3 +61,31 @@ def test_interactive_shell_is_left_alone(
     before = sys.excepthook
     _cli_run.install_hooks()
     assert sys.excepthook is before
+
+
+def test_previous_thread_hook_is_called_even_when_recording_fails(
+    fresh_hook_state: list[tuple[Any, ...]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker thread's exception reaches the previous threading.excepthook even when our recording fails."""
+    import threading
+
+    seen: list[BaseException | None] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: seen.append(args.exc_value))
+    monkeypatch.setattr(_cli_hooks, "_previous_thread_hook", None)
+
+    class Broken:
+        def record_thread_exception(self, exc: BaseException) -> None:
+            raise RuntimeError("internal failure")
+
+    _cli_run.install_hooks()
+    assert threading.excepthook is _cli_hooks._thread_excepthook
+    monkeypatch.setattr(_cli_run, "_active", Broken())
+    exc = ConnectionError("worker lost the database")
+
+    def work() -> None:
+        raise exc
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    worker.join(timeout=60)
+    assert seen == [exc]

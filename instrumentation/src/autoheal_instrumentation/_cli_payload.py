@@ -42,7 +42,8 @@ def build_payload(run: CliRun, command: str | None, end_ns: int) -> tuple[bytes,
         status_code = _STATUS_ERROR
         status_message = summary(run.exception, exc_attrs["exception.message"])[:MAX_STATUS]
         attributes["error.type"] = exc_attrs["exception.type"]
-        events.append({"name": "exception", "time": run.exception_ns, "attributes": {**exc_attrs, "exception.escaped": "True"}})
+        event_attrs = {**exc_attrs, "exception.escaped": "True"}
+        events.append({"name": "exception", "time": run.exception_ns, "attributes": event_attrs})
         logs.append(_exception_log(run, exc_attrs, status_message, command))
     span: SpanData = {
         "trace_id": run.trace_id,

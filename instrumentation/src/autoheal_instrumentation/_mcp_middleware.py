@@ -14,8 +14,15 @@ from opentelemetry.propagate import extract
 from opentelemetry.trace import Span, SpanKind, StatusCode
 
 from ._exceptions import debug
-from ._mcp_record import SCOPE_NAME, CallState, arguments_json, call_state, is_error_result, record_exception
-from ._mcp_record import record_tool_error
+from ._mcp_record import (
+    SCOPE_NAME,
+    CallState,
+    arguments_json,
+    call_state,
+    is_error_result,
+    record_exception,
+    record_tool_error,
+)
 from ._version import version
 
 __all__ = ["ToolTelemetryMiddleware"]
