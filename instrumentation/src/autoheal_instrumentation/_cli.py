@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import sys
 
-from ._exceptions import debug
-
 TYPE_CHECKING = False  # typing costs ~5 ms at CLI start; mypy still honours this name
 if TYPE_CHECKING:
     from typing import Any
@@ -29,6 +27,8 @@ def instrument_cli(target: Any = None, /, **options: Any) -> Any:
     try:
         return _instrument(target, options)
     except Exception as exc:
+        from ._exceptions import debug
+
         debug("otel-autoheal: cannot instrument %r: %r", target, exc)
     return target
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import sys
 
 from . import _cli_run
-from ._cli_command import subcommand_from_argv
 
 TYPE_CHECKING = False  # typing costs ~5 ms at CLI start; mypy still honours this name
 if TYPE_CHECKING:
@@ -26,6 +25,12 @@ def _subparser_choices(parser: Any) -> dict[str, Any] | None:
     return None
 
 
+def _subcommand(parser: Any, argv: list[str]) -> str | None:
+    from ._cli_command import subcommand_from_argv  # only needed when the run ends
+
+    return subcommand_from_argv(_subparser_choices, parser, argv)
+
+
 def instrument_argparse(parser: Any, options: dict[str, Any]) -> Any:
     """Instrument ``parser`` in place (``parse_args`` goes through ``parse_known_args``) and return it."""
     original = parser.parse_known_args
@@ -35,7 +40,7 @@ def instrument_argparse(parser: Any, options: dict[str, Any]) -> Any:
         result = original(args, namespace)
         if run is not None:
             argv = list(sys.argv[1:] if args is None else args)
-            run.command_resolver = lambda: subcommand_from_argv(_subparser_choices, parser, argv)
+            run.command_resolver = lambda: _subcommand(parser, argv)
         return result
 
     parser.parse_known_args = parse_known_args

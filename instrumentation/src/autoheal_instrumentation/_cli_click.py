@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from ._cli_command import subcommand_from_argv
 from ._cli_plain import wrap_main
 
 TYPE_CHECKING = False  # typing costs ~5 ms at CLI start; mypy still honours this name
@@ -25,7 +24,13 @@ def instrument_click(command: Any, options: dict[str, Any]) -> Any:
 
     def resolver_for(run: CliRun) -> None:
         argv = list(run.argv[1:])
-        run.command_resolver = lambda: subcommand_from_argv(click_choices, command, argv)
+
+        def resolve() -> str | None:
+            from ._cli_command import subcommand_from_argv
+
+            return subcommand_from_argv(click_choices, command, argv)
+
+        run.command_resolver = resolve
 
     command.main = wrap_main(command.main, options, resolver_for)
     return command

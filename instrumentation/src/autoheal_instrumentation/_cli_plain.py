@@ -8,7 +8,6 @@ from __future__ import annotations
 import functools
 
 from . import _cli_run
-from ._exceptions import debug
 
 TYPE_CHECKING = False  # typing costs ~5 ms at CLI start; mypy still honours this name
 if TYPE_CHECKING:
@@ -48,6 +47,8 @@ def wrap_main(
             try:
                 run.record_exception(exc)
             except Exception as inner:
+                from ._exceptions import debug
+
                 debug("otel-autoheal: recording failed: %r", inner)
             run.finish(run.exit_code)
             raise

@@ -1,7 +1,8 @@
 """The state of one instrumented CLI run: started once per process, finished once at exit.
 
 At start this only draws random ids, reads the clock and installs cheap hooks; the payload
-builder, the OTLP protobuf code, urllib and threads are imported when there is something to send.
+builder, the OTLP protobuf code, urllib and threads are imported when there is something to send,
+and even the exception helpers only when there is an exception (each module costs start-up time).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import sys
 import time
 
 from . import _cli_hooks, _config
-from ._exceptions import debug, mark_seen, seen
 from ._logbuffer import LogBuffer
 
 TYPE_CHECKING = False  # typing costs ~5 ms at CLI start; mypy still honours this name
@@ -84,6 +84,8 @@ class CliRun:
     # -- recording -----------------------------------------------------------------------------
     def record_exception(self, exc: BaseException) -> None:
         """Remember the run's failure; the first one wins."""
+        from ._exceptions import mark_seen, seen
+
         if self.exception is not None or seen(exc):
             return
         mark_seen(exc)
@@ -107,6 +109,8 @@ class CliRun:
 
     def record_thread_exception(self, exc: BaseException) -> None:
         """An unhandled exception in another thread: reported, but the exit code stays the process's own."""
+        from ._exceptions import mark_seen, seen
+
         if self.exception is not None or isinstance(exc, (SystemExit, KeyboardInterrupt)):
             return
         if seen(exc):
@@ -141,6 +145,8 @@ class CliRun:
             if self._flush_thread is not None:
                 self._flush_thread.join(max(0.0, deadline - time.monotonic()))
         except Exception as exc:
+            from ._exceptions import debug
+
             debug("otel-autoheal: finishing the run failed: %r", exc)
 
     def resolve_command(self) -> str | None:
@@ -229,5 +235,7 @@ def init_cli(
         run.start()
         return run
     except Exception as exc:
+        from ._exceptions import debug
+
         debug("otel-autoheal: init failed: %r", exc)
         return None

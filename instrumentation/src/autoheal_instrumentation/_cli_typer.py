@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from ._cli_click import click_choices
-from ._cli_command import subcommand_from_argv
 from ._cli_plain import wrap_main
 
 TYPE_CHECKING = False  # typing costs ~5 ms at CLI start; mypy still honours this name
@@ -24,6 +23,8 @@ def instrument_typer(app: Any, options: dict[str, Any]) -> Any:
 
         def resolve() -> str | None:
             import typer.main
+
+            from ._cli_command import subcommand_from_argv
 
             return subcommand_from_argv(click_choices, typer.main.get_command(app), argv)
 
