@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import json
 
-from autoheal_instrumentation._mcp import _arguments_json, _unwrap_tool_exception
+from autoheal_instrumentation._mcp_record import arguments_json
+from autoheal_instrumentation._mcp_sdk import unwrap_tool_exception
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 
 
 def test_arguments_are_scrubbed_and_capped() -> None:
     """Tool arguments become sorted JSON with secrets redacted, capped at 4 KiB."""
-    text = _arguments_json({"name": "divide", "arguments": {"token": "abc", "b": 0, "url": "https://u:p@h/"}})
+    text = arguments_json({"name": "divide", "arguments": {"token": "abc", "b": 0, "url": "https://u:p@h/"}})
     assert text is not None
     assert json.loads(text) == {"b": 0, "token": "[redacted:token]", "url": "https://u:[redacted:url_password]@h/"}
-    big = _arguments_json({"arguments": {"blob": "x" * 10_000}})
+    big = arguments_json({"arguments": {"blob": "x" * 10_000}})
     assert big is not None and len(big) < 4200 and big.endswith("[truncated]")
-    assert _arguments_json({"name": "noargs"}) is None
+    assert arguments_json({"name": "noargs"}) is None
 
 
 def test_unexpected_tool_error_is_unwrapped_to_the_real_exception() -> None:
@@ -26,8 +27,8 @@ def test_unexpected_tool_error_is_unwrapped_to_the_real_exception() -> None:
         except ZeroDivisionError as inner:
             raise UnexpectedToolError("Error executing tool divide") from inner
     except UnexpectedToolError as wrapper:
-        real = _unwrap_tool_exception(wrapper)
+        real = unwrap_tool_exception(wrapper)
     assert isinstance(real, ZeroDivisionError)
-    assert _unwrap_tool_exception(ToolError("bad input")) is None
+    assert unwrap_tool_exception(ToolError("bad input")) is None
     plain = ValueError("x")
-    assert _unwrap_tool_exception(plain) is plain
+    assert unwrap_tool_exception(plain) is plain

@@ -10,15 +10,15 @@ import urllib.request
 from urllib.parse import urlsplit
 
 from ._config import PROTOCOL_GRPC, Settings
+from ._version import version
 
 __all__ = ["send"]
 
 _log = logging.getLogger("autoheal_instrumentation")
-_USER_AGENT = "otel-autoheal-instrumentation/0.1"
 
 
 def _post(url: str, body: bytes, settings: Settings, timeout: float) -> None:
-    headers = {"Content-Type": "application/x-protobuf", "User-Agent": _USER_AGENT}
+    headers = {"Content-Type": "application/x-protobuf", "User-Agent": f"otel-autoheal-instrumentation/{version()}"}
     headers.update(settings.headers)
     if settings.compression == "gzip":
         body = gzip.compress(body)
