@@ -6,11 +6,14 @@ Every error the package raises on purpose derives from one root::
     ├── ConfigError          a setting is missing or invalid, or its address cannot be bound (names the key)
     ├── OTLPDecodeError      a request body is not valid OTLP
     │   └── PayloadTooLarge  a request (or its decompressed body) exceeds the size limit
+    ├── Overloaded           the pipeline is behind (raised by the assembler): answered 503 + Retry-After /
+    │   │                    UNAVAILABLE, the sender retries
+    │   └── JournalUnavailable  a request's errors could not be journalled in time (receive/journal.py;
+    │                            also a StateError)
     ├── StateError           the SQLite state cannot be used: unreadable, damaged, newer schema, or
     │                        replaced while running (names the file)
     │   ├── StateBusy        the write lock could not be had within the wait asked for
-    │   └── JournalUnavailable  a request's errors could not be journalled in time (receive/journal.py;
-    │                            also an ``assemble.Overloaded``: answered 503/UNAVAILABLE, the sender retries)
+    │   └── JournalUnavailable  (also an Overloaded, above)
     └── SinkError            an issue sink failed
         ├── SinkConfigError  the sink's settings are wrong (bad token, unknown repository); not retried
         └── SinkUnavailable  a transient failure (outage, rate limit); the work stays queued
@@ -22,6 +25,7 @@ __all__ = [
     "AutohealError",
     "ConfigError",
     "OTLPDecodeError",
+    "Overloaded",
     "PayloadTooLarge",
     "SinkConfigError",
     "SinkError",
@@ -50,6 +54,10 @@ class OTLPDecodeError(AutohealError):
 
 class PayloadTooLarge(OTLPDecodeError):
     """A request body, compressed or not, is larger than the configured limit."""
+
+
+class Overloaded(AutohealError):
+    """The pipeline is behind: receivers should answer with a retryable status."""
 
 
 class StateError(AutohealError):

@@ -18,8 +18,7 @@ from typing import Any
 from otel_autoheal.group.culprit import culprit_frame, frame_label
 from otel_autoheal.group.fingerprint import Fingerprint, is_generic_type
 from otel_autoheal.group.template import merge_varying, title_template
-from otel_autoheal.model import ExceptionRecord, LogLine
-from otel_autoheal.state.sqlite import GroupStats
+from otel_autoheal.model import ExceptionRecord, GroupStats, LogLine
 
 __all__ = [
     "MAX_BODY_CHARS",

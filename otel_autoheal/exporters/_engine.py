@@ -26,10 +26,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from otel_autoheal.assemble import Assembler, Overloaded
+from otel_autoheal.assemble import Assembler
 from otel_autoheal.config import ENV_CONFIG_FILE, ENV_PREFIX, Config, load_config, state_path
-from otel_autoheal.extract import TraceData
+from otel_autoheal.errors import Overloaded
 from otel_autoheal.metrics import Metrics
+from otel_autoheal.model import TraceData
 from otel_autoheal.otlp import LogData, light_span
 from otel_autoheal.pipeline import Pipeline
 from otel_autoheal.sinks import select_sink

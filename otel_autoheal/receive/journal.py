@@ -18,8 +18,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from otel_autoheal.assemble import Overloaded
-from otel_autoheal.errors import StateBusy, StateError
+from otel_autoheal.errors import Overloaded, StateBusy, StateError
 from otel_autoheal.state.sqlite import SQLiteStore
 
 __all__ = ["JournalUnavailable", "JournalWriter"]

@@ -228,7 +228,8 @@ def test_title_keeps_a_span_name_that_looks_like_data():
 
 def test_logs_of_another_logger_arriving_after_the_exception_log_still_precede_it():
     """SDKs export a batch grouped by logger, so a line of another logger arriving after the exception log counts by time."""
-    from otel_autoheal.extract import TraceData, extract_exceptions, preceding_logs
+    from otel_autoheal.extract import extract_exceptions, preceding_logs
+    from otel_autoheal.model import TraceData
     from otel_autoheal.otlp import LogData, SpanData
 
     resource = {"service.name": "shop", "service.instance.id": "i-1"}
