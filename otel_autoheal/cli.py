@@ -312,6 +312,12 @@ def _repair(args: argparse.Namespace) -> int:
     return 0
 
 
+def _init(args: argparse.Namespace) -> int:
+    from otel_autoheal.onboarding import run_init
+
+    return int(run_init(args, sys.stdin, sys.stdout))
+
+
 def _os_error(exc: OSError) -> str:
     where = f"{exc.filename}: " if exc.filename else ""
     return f"{where}{exc.strerror or exc} (check the path and its permissions, or choose another --state / " \
@@ -325,21 +331,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"otel-autoheal: {warning}", file=sys.stderr)
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser(argv).parse_args(argv)
-    commands = {"serve": _serve, "issues": _issues, "show": _show, "status": _status, "repair": _repair}
+    commands = {"serve": _serve, "issues": _issues, "show": _show, "status": _status, "repair": _repair,
+                "init": _init}
     try:
-        if args.command in commands:
-            return commands[args.command](args)
-        if args.command == "init":
-            from otel_autoheal.onboarding import run_init
-
-            return int(run_init(args, sys.stdin, sys.stdout))
+        return commands[args.command](args)  # the parser accepts no other command
     except AutohealError as exc:
         print(f"otel-autoheal: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
         print(f"otel-autoheal: {_os_error(exc)}", file=sys.stderr)
         return 2
-    return 2
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from otel_autoheal.config import ENV_CONFIG_FILE, ENV_PREFIX, Config, load_confi
 from otel_autoheal.errors import Overloaded
 from otel_autoheal.metrics import Metrics
 from otel_autoheal.model import TraceData
-from otel_autoheal.otlp import LogData, light_span
+from otel_autoheal.otlp import LogData
 from otel_autoheal.pipeline import Pipeline
 from otel_autoheal.sinks import select_sink
 from otel_autoheal.sinks.base import Sink
@@ -351,11 +351,7 @@ class AutohealEngine:
             return
         if kind == "spans":
             failed, links = split_spans(batch)
-            add_links = getattr(self.assembler, "add_span_links", None)
-            if add_links is not None:
-                add_links(links)
-            else:  # an Assembler without the hook: hand over light spans
-                self.assembler.add_spans(light_span(*link) for link in links)
+            self.assembler.add_span_links(links)
             self.assembler.add_spans(failed)
         else:
             self.assembler.add_logs(logs_to_data(batch))

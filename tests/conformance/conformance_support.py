@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import threading
 import urllib.error
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from polling import wait_for
+from processes import stop_process_group
 
 __all__ = [
     "CACHE",
@@ -120,16 +120,7 @@ class ProducerApp:
 
     def stop(self) -> None:
         """SIGTERM (apps flush their exporters on it), SIGKILL if it does not end."""
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
+        stop_process_group(self.proc, grace=30)
         self._reader.join(10)
         if self.proc.stdout:
             self.proc.stdout.close()

@@ -24,6 +24,7 @@ from urllib.parse import quote
 
 import pytest
 from collector_stack import Binaries, Collector, Jaeger, http_get, start_collector, wait_for
+from processes import stop_process_group
 
 from tests.github_standin.server import GitHubStandin
 
@@ -58,16 +59,7 @@ class _Proc:
         return self.log_path.read_text(errors="replace")[-6000:]
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
+        stop_process_group(self.proc, grace=15)
         if self.proc.stdout:
             self.proc.stdout.close()
         self._log.close()
