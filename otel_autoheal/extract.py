@@ -14,8 +14,8 @@ __all__ = [
     "Incident",
     "extract_exceptions",
     "fold_by_root_cause",
-    "log_time",
     "identity",
+    "log_time",
     "preceding_logs",
     "same_exception",
 ]

@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from otel_autoheal.group.culprit import culprit_frame, frame_label
@@ -154,13 +154,13 @@ def _cut(text: str, limit: int, keep: str = "tail") -> str:
 
 
 def _time(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _nano_time(nanos: int) -> str:
     if not nanos:
         return "—"
-    dt = datetime.fromtimestamp(nanos / 1e9, tz=timezone.utc)
+    dt = datetime.fromtimestamp(nanos / 1e9, tz=UTC)
     return dt.strftime("%H:%M:%S.") + f"{dt.microsecond // 1000:03d}"
 
 
@@ -270,7 +270,7 @@ def _compact_command(value: Any) -> str:
     args = [str(a) for a in value] if isinstance(value, list) else str(value).split(" ")
     args = [_compact_arg(a) for a in args]
     if len(args) > _MAX_ARGS:
-        args = args[: _MAX_ARGS - 4] + [f"… ({len(args) - _MAX_ARGS + 4} more)"] + args[-4:]
+        args = [*args[:_MAX_ARGS - 4], f"… ({len(args) - _MAX_ARGS + 4} more)", *args[-4:]]
     return json.dumps(args, ensure_ascii=False) if isinstance(value, list) else " ".join(args)
 
 

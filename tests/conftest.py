@@ -27,7 +27,7 @@ class AutohealProcess:
     def __init__(self, state_dir: Path, extra_args: list[str], env: dict[str, str]) -> None:
         self.state_dir = state_dir
         self.log_path = state_dir / "service.log"
-        self._log = open(self.log_path, "ab")
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.args = [sys.executable, "-m", "otel_autoheal", "serve", "--otlp-grpc", "127.0.0.1:0",
                      "--otlp-http", "127.0.0.1:0", "--state", str(state_dir), *extra_args]
         self.env = env

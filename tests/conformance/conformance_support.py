@@ -81,7 +81,7 @@ class ProducerApp:
 
     def __init__(self, argv: Sequence[str], env: Mapping[str, str], cwd: Path, log_path: Path) -> None:
         self.log_path = log_path
-        self._log = open(log_path, "ab")
+        self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=self._log, env=dict(env), cwd=cwd,
                                      start_new_session=True)
         self.lines: list[str] = []
@@ -279,10 +279,10 @@ def check_group(checks: Checks, issue: RenderedIssue, spec: GroupSpec, name: str
     frames = issue.frames()
     for function, filename in spec.in_app:
         checks.check(any(in_app and function in line and filename in line for in_app, line in frames),
-                     f"{pre}frame {function!r} ({filename}) not marked in-app; in-app frames: {[l for a, l in frames if a]}")
+                     f"{pre}frame {function!r} ({filename}) not marked in-app; in-app frames: {[f for a, f in frames if a]}")
     for library in spec.not_in_app:
         checks.check(not any(in_app and library in line for in_app, line in frames),
-                     f"{pre}library frame matching {library!r} marked in-app: {[l for a, l in frames if a and library in l]}")
+                     f"{pre}library frame matching {library!r} marked in-app: {[f for a, f in frames if a and library in f]}")
 
     stack = issue.section("Stack trace") + "\n" + issue.title
     shown = [o for o in spec.occurrences if o.marker in stack]

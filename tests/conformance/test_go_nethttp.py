@@ -5,8 +5,19 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+
 from conformance_support import (
-    CACHE, GroupSpec, HERE, Occurrence, ProducerApp, TRACE_WAIT, check_groups, drive_shop, otel_env, require, wait_for_groups,
+    CACHE,
+    HERE,
+    TRACE_WAIT,
+    GroupSpec,
+    Occurrence,
+    ProducerApp,
+    check_groups,
+    drive_shop,
+    otel_env,
+    require,
+    wait_for_groups,
 )
 
 PRICE_INPUTS = [("A-100", "12,50"), ("B-200", "free"), ("C-300", "7.5.0")]

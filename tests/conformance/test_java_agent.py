@@ -6,8 +6,19 @@ import shutil
 from collections.abc import Callable
 
 import pytest
+
 from conformance_support import (
-    CACHE, GroupSpec, HERE, Occurrence, ProducerApp, TRACE_WAIT, check_groups, drive_shop, otel_env, require, wait_for_groups,
+    CACHE,
+    HERE,
+    TRACE_WAIT,
+    GroupSpec,
+    Occurrence,
+    ProducerApp,
+    check_groups,
+    drive_shop,
+    otel_env,
+    require,
+    wait_for_groups,
 )
 
 PRICE_INPUTS = [("A-100", "12,50"), ("B-200", "free"), ("C-300", "9EUR")]

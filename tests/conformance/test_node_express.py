@@ -6,8 +6,18 @@ import shutil
 from collections.abc import Callable
 
 import pytest
+
 from conformance_support import (
-    GroupSpec, HERE, Occurrence, ProducerApp, TRACE_WAIT, check_groups, drive_shop, otel_env, require, wait_for_groups,
+    HERE,
+    TRACE_WAIT,
+    GroupSpec,
+    Occurrence,
+    ProducerApp,
+    check_groups,
+    drive_shop,
+    otel_env,
+    require,
+    wait_for_groups,
 )
 
 APP_DIR = HERE / "node"

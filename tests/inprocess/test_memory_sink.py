@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from inprocess_support import _isolated_env  # noqa: F401
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from polling import wait_for
 
+from inprocess_support import _isolated_env  # noqa: F401
 from otel_autoheal.exporters import AutohealSpanExporter
 from otel_autoheal.sinks import MemorySink
+from polling import wait_for
 
 
 def _reserve(cart: int) -> None:

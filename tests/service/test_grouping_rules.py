@@ -257,5 +257,5 @@ def test_logs_of_another_logger_arriving_after_the_exception_log_still_precede_i
     ]
     trace = TraceData(trace_id, spans, logs)
     head = next(r for r in extract_exceptions(trace) if r.span_id == child)
-    assert [l.body for l in preceding_logs(head, trace, 10)] == [
+    assert [line.body for line in preceding_logs(head, trace, 10)] == [
         "shipping order", "looking up shipping zone", "shipping failed"]
