@@ -1,3 +1,4 @@
+# Over 400 lines on purpose: every rule that makes program text safe to post on GitHub stays in one file to audit.
 """Group + newest occurrence → issue title and Markdown body that is safe to post on GitHub.
 
 All text that came from telemetry is untrusted: it is scrubbed before it gets here, and here it
