@@ -256,6 +256,28 @@ class GroupSpec:
     foreign_logs: Sequence[str] = field(default_factory=tuple)
 
 
+def price_occurrences(price_inputs: Sequence[tuple[str, str]], quote: str, with_query: bool = True) -> list[Occurrence]:
+    """``drive_shop``'s price failures: each raw price as the runtime quotes it, the two logs before it."""
+    return [Occurrence(f"{quote}{raw}{quote}", [("loading cart", {"sku": sku}), ("parsing price", {"raw_price": raw})],
+                       query=f"price={raw}" if with_query else "")
+            for sku, raw in price_inputs]
+
+
+def zone_occurrences(marker: str, with_query: bool = True) -> list[Occurrence]:
+    """``drive_shop``'s one shipping failure (country ZZ) and the two logs before it."""
+    return [Occurrence(marker, [("shipping order", {"country": "ZZ"}), ("looking up shipping zone", {"country": "ZZ"})],
+                       query="country=ZZ" if with_query else "")]
+
+
+#: Logs of ``drive_shop``'s other requests, which must not show in the price issue.
+PRICE_FOREIGN_LOGS = ("health check ok", "OK-1", "ZZ")
+
+
+def zone_foreign_logs(price_inputs: Sequence[tuple[str, str]]) -> list[str]:
+    """Logs of ``drive_shop``'s other requests, which must not show in the zone issue."""
+    return ["health check ok", *(sku for sku, _ in price_inputs), "OK-1"]
+
+
 _METHOD_KEYS = ("http.request.method", "http.method")
 _ROUTE_KEYS = ("http.route", "url.path", "http.target", "url.full", "http.url", "span")
 _QUERY_KEYS = ("url.query", "http.target", "url.full", "http.url")
