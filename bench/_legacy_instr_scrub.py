@@ -109,7 +109,7 @@ def scrub_argv(argv: Sequence[str]) -> list[str]:
                 redact_next = None
                 continue
         if arg.startswith("-") and len(arg) > 1:
-            name, sep, value = arg.partition("=")
+            name, sep, _value = arg.partition("=")
             if is_secret_name(name):
                 if sep:
                     out.append(f"{name}=[redacted:{_label(name)}]")

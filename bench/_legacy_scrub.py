@@ -179,7 +179,7 @@ class Scrubber:
 
     def _key_value_repl(self, match: re.Match[str]) -> str:
         secret = match.group(3)
-        if secret in self._allow or secret.startswith("[redacted") or secret.startswith("<"):
+        if secret in self._allow or secret.startswith(("[redacted", "<")):
             return match.group(0)
         return f"{match.group(1)}{match.group(2)}[redacted:secret]"
 

@@ -195,7 +195,7 @@ def measure(runs: int, warmup: int) -> list[dict[str, Any]]:
             plan += [(name, scripts[source], True) for name, source in FAILING.items() if source in scripts]
             times: dict[str, list[float]] = {name: [] for name, _, _ in plan}
             for _ in range(warmup):
-                for name, path, failing in plan:
+                for _name, path, failing in plan:
                     _run_once(path, env, failing)
             for _ in range(runs):
                 for name, path, failing in plan:
@@ -213,7 +213,7 @@ def measure(runs: int, warmup: int) -> list[dict[str, Any]]:
             continue
         samples = sorted(times[name])
         median = statistics.median(samples)
-        p90 = samples[min(len(samples) - 1, int(round(0.9 * (len(samples) - 1))))]
+        p90 = samples[min(len(samples) - 1, round(0.9 * (len(samples) - 1)))]
         rows.append(
             {
                 "name": name,

@@ -118,7 +118,7 @@ def build_requests(batches: int, seed: int) -> list[tuple[str, bytes, int]]:
     return out
 
 
-def _client(endpoint: str, seconds: float, seed: int, result: "mp.Queue[tuple[int, int]]") -> None:
+def _client(endpoint: str, seconds: float, seed: int, result: mp.Queue[tuple[int, int]]) -> None:
     requests = build_requests(40, seed)
     channel = grpc.insecure_channel(endpoint, options=[("grpc.max_send_message_length", 8 * 1024 * 1024)])
     stubs = {
@@ -215,7 +215,7 @@ def main() -> int:
     fast, fast_endpoint = start(autoheal_cmd(nojournal_dir.name), {"AUTOHEAL_INTAKE_JOURNAL": "false"})
     endpoints = {"bare": bare_endpoint, "ours": ours_endpoint, "fast": fast_endpoint}
     rates: dict[str, list[float]] = {name: [] for name in endpoints}
-    errors: dict[str, int] = {name: 0 for name in endpoints}
+    errors: dict[str, int] = dict.fromkeys(endpoints, 0)
     try:
         for endpoint in endpoints.values():
             drive(endpoint, 1, args.clients)  # warm-up

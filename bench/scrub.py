@@ -36,7 +36,7 @@ Scrub = Callable[[str], str]
 def realistic_mix(size: int, seed: int = 7) -> list[str]:
     """Texts like those the pipeline scrubs: messages, stacks, log bodies, JSON attributes."""
     rng = random.Random(seed)
-    corpus = [json.loads(line) for line in open(ROOT / "tests" / "testdata" / "secrets" / "corpus.jsonl")]
+    corpus = [json.loads(line) for line in (ROOT / "tests" / "testdata" / "secrets" / "corpus.jsonl").read_text().splitlines()]
     secrets = [e["input"] for e in corpus if e["kind"] == "text"]
     templates = [
         'Traceback (most recent call last):\n  File "/app/service/handlers/orders.py", line {n}, in create_order\n'

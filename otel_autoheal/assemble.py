@@ -24,13 +24,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from otel_autoheal.extract import TraceData
+from otel_autoheal.errors import Overloaded
 from otel_autoheal.metrics import Metrics
+from otel_autoheal.model import TraceData
 from otel_autoheal.otlp import STATUS_CODE_ERROR, LogData, SpanData, attributes_to_dict, error_span, light_span
 from otel_autoheal.config import Config
 from otel_autoheal.sizes import LIGHT_SPAN_BYTES, LINK_BYTES, log_bytes, span_bytes, truncate_log, truncate_span, value_bytes
 
-__all__ = ["Assembler", "Overloaded"]
+__all__ = ["Assembler"]
 
 log = logging.getLogger("otel_autoheal.assemble")
 
@@ -46,10 +47,6 @@ ORPHAN_LOG_BYTES = 8_192
 
 
 _Record = TypeVar("_Record", SpanData, LogData)
-
-
-class Overloaded(Exception):
-    """The pipeline is behind: receivers should answer with a retryable status."""
 
 
 @dataclass

@@ -18,7 +18,7 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -30,7 +30,7 @@ __all__ = ["main"]
 
 
 def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="seconds")
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="seconds")
 
 
 #: File name of the state database inside the state directory.
@@ -370,6 +370,18 @@ def _config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sourcemaps(args: argparse.Namespace) -> int:
+    from otel_autoheal.sourcemaps._command import run_sourcemaps
+
+    return run_sourcemaps(args, _load)
+
+
+def _init(args: argparse.Namespace) -> int:
+    from otel_autoheal.onboarding import run_init
+
+    return int(run_init(args, sys.stdin, sys.stdout))
+
+
 def _os_error(exc: OSError) -> str:
     where = f"{exc.filename}: " if exc.filename else ""
     return f"{where}{exc.strerror or exc} (check the path and its permissions, or choose another --state / " \
@@ -384,25 +396,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser(argv).parse_args(argv)
     commands = {"serve": _serve, "issues": _issues, "show": _show, "status": _status, "repair": _repair,
-                "config": _config}
+                "config": _config, "init": _init, "sourcemaps": _sourcemaps}
     try:
-        if args.command in commands:
-            return commands[args.command](args)
-        if args.command == "init":
-            from otel_autoheal.onboarding import run_init
-
-            return int(run_init(args, sys.stdin, sys.stdout))
-        if args.command == "sourcemaps":
-            from otel_autoheal.sourcemaps._command import run_sourcemaps
-
-            return run_sourcemaps(args, _load)
+        return commands[args.command](args)  # the parser accepts no other command
     except AutohealError as exc:
         print(f"otel-autoheal: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
         print(f"otel-autoheal: {_os_error(exc)}", file=sys.stderr)
         return 2
-    return 2
 
 
 if __name__ == "__main__":

@@ -7,11 +7,14 @@ Every error the package raises on purpose derives from one root::
     │   └── SinkSettingError  a GitHub sink setting is invalid (also a SinkConfigError, below)
     ├── OTLPDecodeError      a request body is not valid OTLP
     │   └── PayloadTooLarge  a request (or its decompressed body) exceeds the size limit
-    ├── StateError           the SQLite state cannot be used: unreadable, damaged, newer schema, or
-    │                        replaced while running (names the file)
-    │   ├── StateBusy        the write lock could not be had within the wait asked for
+    ├── Overloaded           the pipeline is behind (raised by the assembler): answered 503 + Retry-After /
+    │   │                    UNAVAILABLE, the sender retries
     │   └── JournalUnavailable  a request's errors could not be journalled in time (receive/journal.py;
-    │                            also an ``assemble.Overloaded``: answered 503/UNAVAILABLE, the sender retries)
+    │                            also a StateError)
+    ├── StateError           the state cannot be used: an SQLite file unreadable, damaged or replaced while
+    │                        running, a PostgreSQL database unreachable; or a newer schema (names which)
+    │   ├── StateBusy        the write lock could not be had within the wait asked for
+    │   └── JournalUnavailable  (also an Overloaded, above)
     ├── SourceMapError       a build directory or source map given to ``sourcemaps upload`` cannot be used
     └── SinkError            an issue sink failed
         ├── SinkConfigError  the sink's settings are wrong (bad token, unknown repository); not retried
@@ -24,6 +27,7 @@ __all__ = [
     "AutohealError",
     "ConfigError",
     "OTLPDecodeError",
+    "Overloaded",
     "PayloadTooLarge",
     "SinkConfigError",
     "SinkError",
@@ -54,6 +58,10 @@ class OTLPDecodeError(AutohealError):
 
 class PayloadTooLarge(OTLPDecodeError):
     """A request body, compressed or not, is larger than the configured limit."""
+
+
+class Overloaded(AutohealError):
+    """The pipeline is behind: receivers should answer with a retryable status."""
 
 
 class StateError(AutohealError):

@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from otel_autoheal.group.fingerprint import is_generic_type, is_wrapper_type, short_type
-from otel_autoheal.model import ExceptionRecord, LogLine
+from otel_autoheal.model import ExceptionRecord, LogLine, TraceData
 from otel_autoheal.otlp import LogData, SpanData
 from otel_autoheal.source_context import SOURCE_CONTEXT_KEY, decode_source_context
 
 __all__ = [
     "CLOCK_SKEW_NANOS",
     "Incident",
-    "TraceData",
     "extract_exceptions",
     "fold_by_root_cause",
-    "log_time",
     "identity",
+    "log_time",
     "preceding_logs",
     "same_exception",
 ]
@@ -42,15 +41,6 @@ _REQUEST_KEYS = (
     "net.host.name", "net.peer.name", "client.address", "user_agent.original", "http.user_agent",
     "rpc.system", "rpc.service", "rpc.method", "messaging.system", "messaging.destination.name",
 )
-
-
-@dataclass
-class TraceData:
-    """Everything the service kept of one trace (or of one orphan exception log)."""
-
-    trace_id: str
-    spans: dict[str, SpanData] = field(default_factory=dict)
-    logs: list[LogData] = field(default_factory=list)
 
 
 @dataclass

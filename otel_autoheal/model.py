@@ -7,16 +7,21 @@ hand-made values and a sink can be written without knowing OTLP.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # only for annotations: the model stays importable without the OTLP decoder
+    from otel_autoheal.otlp import LogData, SpanData
 
 __all__ = [
     "ExceptionRecord",
     "Frame",
     "GroupRecord",
+    "GroupStats",
     "GroupUpdate",
     "LogLine",
     "Occurrence",
     "ParsedException",
+    "TraceData",
 ]
 
 
@@ -69,6 +74,15 @@ class LogLine:
     trace_id: str = ""
     span_id: str = ""
     attributes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TraceData:
+    """Everything the service kept of one trace (or of one orphan exception log)."""
+
+    trace_id: str
+    spans: dict[str, SpanData] = field(default_factory=dict)
+    logs: list[LogData] = field(default_factory=list)
 
 
 @dataclass
@@ -173,6 +187,19 @@ class GroupRecord:
     trace_ids: tuple[str, ...]
     first_processed: float = 0.0
     last_processed: float = 0.0
+
+
+@dataclass(frozen=True)
+class GroupStats:
+    """The numbers a renderer needs about a group, including the occurrence being recorded."""
+
+    count: int
+    first_seen: float
+    last_seen: float
+    versions: tuple[str, ...]
+    #: The group's title before this occurrence ("" for a new group), so that a title can mask
+    #: exactly what varies between occurrences.
+    title: str = ""
 
 
 @dataclass(frozen=True)

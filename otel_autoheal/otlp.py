@@ -39,7 +39,6 @@ __all__ = [
     "error_span",
     "from_journal",
     "iter_logs",
-    "iter_spans",
     "journal_key",
     "journal_payload",
     "light_span",
@@ -324,25 +323,6 @@ def error_span(span: Any, trace_id: str, resource: dict[str, Any], ingest_trust:
 def light_span(trace_id: str, span_id: bytes, parent_span_id: bytes) -> SpanData:
     """A span that did not fail: only its place in the tree is kept."""
     return SpanData(trace_id, _id(span_id, 8), _id(parent_span_id, 8), "", "", 0, 0, False)
-
-
-def iter_spans(request: ExportTraceServiceRequest) -> Iterator[SpanData]:
-    """Yield every span with a valid trace id; only failed spans carry names, attributes and events."""
-    for resource_spans in request.resource_spans:
-        resource: dict[str, Any] | None = None
-        for scope_spans in resource_spans.scope_spans:
-            for span in scope_spans.spans:
-                trace_id = _id(span.trace_id, 16)
-                if not trace_id:
-                    continue
-                if span.events or span.status.code == STATUS_CODE_ERROR:
-                    if resource is None:
-                        resource = attributes_to_dict(resource_spans.resource.attributes)
-                    data = error_span(span, trace_id, resource)
-                    if data is not None:
-                        yield data
-                        continue
-                yield light_span(trace_id, span.span_id, span.parent_span_id)
 
 
 _SEVERITY_NAMES = {range(1, 5): "TRACE", range(5, 9): "DEBUG", range(9, 13): "INFO",

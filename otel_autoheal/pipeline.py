@@ -8,11 +8,12 @@ from dataclasses import replace
 
 from otel_autoheal.code_links import CodeLinker
 from otel_autoheal.config import Config
-from otel_autoheal.extract import TraceData, extract_exceptions, fold_by_root_cause, preceding_logs, same_exception
+from otel_autoheal.extract import extract_exceptions, fold_by_root_cause, preceding_logs, same_exception
 from otel_autoheal.group.fingerprint import compute_fingerprint
-from otel_autoheal.group.stacktrace import InAppRules, parse_stacktrace
+from otel_autoheal.group.inapp import InAppRules
+from otel_autoheal.group.stacktrace import parse_stacktrace
 from otel_autoheal.metrics import Metrics
-from otel_autoheal.model import ExceptionRecord, GroupUpdate, Occurrence
+from otel_autoheal.model import ExceptionRecord, GroupUpdate, Occurrence, TraceData
 from otel_autoheal.otlp import LogData, journal_key
 from otel_autoheal.recent import RecentTraces
 from otel_autoheal.render import RenderOptions, render_issue

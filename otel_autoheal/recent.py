@@ -19,8 +19,8 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from otel_autoheal.extract import TraceData, identity
-from otel_autoheal.model import ExceptionRecord
+from otel_autoheal.extract import identity
+from otel_autoheal.model import ExceptionRecord, TraceData
 from otel_autoheal.otlp import LogData, SpanData
 from otel_autoheal.sizes import PARENT_BYTES, RECORD_BYTES, log_bytes, truncate_value
 

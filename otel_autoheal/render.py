@@ -1,3 +1,4 @@
+# Over 400 lines on purpose: every rule that makes program text safe to post on GitHub stays in one file to audit.
 """Group + newest occurrence → issue title and Markdown body that is safe to post on GitHub.
 
 All text that came from telemetry is untrusted: it is scrubbed before it gets here, and here it
@@ -12,14 +13,13 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from otel_autoheal.group.culprit import culprit_frame, frame_label
 from otel_autoheal.group.fingerprint import Fingerprint, is_generic_type
 from otel_autoheal.group.template import merge_varying, title_template
-from otel_autoheal.model import ExceptionRecord, Frame, LogLine
-from otel_autoheal.state.sqlite import GroupStats
+from otel_autoheal.model import ExceptionRecord, Frame, GroupStats, LogLine
 
 __all__ = [
     "MAX_BODY_CHARS",
@@ -157,13 +157,13 @@ def _cut(text: str, limit: int, keep: str = "tail") -> str:
 
 
 def _time(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _nano_time(nanos: int) -> str:
     if not nanos:
         return "—"
-    dt = datetime.fromtimestamp(nanos / 1e9, tz=timezone.utc)
+    dt = datetime.fromtimestamp(nanos / 1e9, tz=UTC)
     return dt.strftime("%H:%M:%S.") + f"{dt.microsecond // 1000:03d}"
 
 
@@ -338,7 +338,7 @@ def _compact_command(value: Any) -> str:
     args = [str(a) for a in value] if isinstance(value, list) else str(value).split(" ")
     args = [_compact_arg(a) for a in args]
     if len(args) > _MAX_ARGS:
-        args = args[: _MAX_ARGS - 4] + [f"… ({len(args) - _MAX_ARGS + 4} more)"] + args[-4:]
+        args = [*args[:_MAX_ARGS - 4], f"… ({len(args) - _MAX_ARGS + 4} more)", *args[-4:]]
     return json.dumps(args, ensure_ascii=False) if isinstance(value, list) else " ".join(args)
 
 

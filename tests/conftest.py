@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from polling import wait_for
+from processes import stop_process_group
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -26,7 +27,7 @@ class AutohealProcess:
     def __init__(self, state_dir: Path, extra_args: list[str], env: dict[str, str]) -> None:
         self.state_dir = state_dir
         self.log_path = state_dir / "service.log"
-        self._log = open(self.log_path, "ab")
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.args = [sys.executable, "-m", "otel_autoheal", "serve", "--otlp-grpc", "127.0.0.1:0",
                      "--otlp-http", "127.0.0.1:0", "--state", str(state_dir), *extra_args]
         self.env = env
@@ -85,16 +86,8 @@ class AutohealProcess:
         return total
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc and self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, sig)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
+        if self.proc:
+            stop_process_group(self.proc, grace=20, sig=sig)
         if self.proc and self.proc.stdout:
             self.proc.stdout.close()
         self._log.close()

@@ -18,14 +18,15 @@ import asyncio
 import json
 import logging
 import os
-import socket
 import signal
+import socket
 import sys
 from typing import Any
 
-from autoheal_instrumentation import instrument_mcp, shutdown
 from mcp.server.mcpserver import MCPServer
 from mcp_types import CallToolResult, TextContent
+
+from autoheal_instrumentation import instrument_mcp, shutdown
 
 log = logging.getLogger("example_mcp.tools")
 

@@ -13,7 +13,15 @@ from typing import Any
 
 from opentelemetry.trace import StatusCode
 
-from otel_autoheal.otlp import MAX_ATTRIBUTE_CHARS, MAX_BODY_CHARS, LogData, SpanData, cap_text, limit_for, severity_name
+from otel_autoheal.otlp import (
+    MAX_ATTRIBUTE_CHARS,
+    MAX_BODY_CHARS,
+    LogData,
+    SpanData,
+    cap_text,
+    limit_for,
+    severity_name,
+)
 
 __all__ = ["SpanLink", "logs_to_data", "split_spans"]
 

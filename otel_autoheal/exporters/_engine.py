@@ -25,11 +25,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from otel_autoheal.assemble import Assembler, Overloaded
+from otel_autoheal.assemble import Assembler
 from otel_autoheal.config import Config, SettingSource, load_config, source_of, state_path
-from otel_autoheal.extract import TraceData
+from otel_autoheal.errors import Overloaded
 from otel_autoheal.metrics import Metrics
-from otel_autoheal.otlp import LogData, light_span
+from otel_autoheal.model import TraceData
+from otel_autoheal.otlp import LogData
 from otel_autoheal.pipeline import Pipeline
 from otel_autoheal.sinks import select_sink
 from otel_autoheal.sinks.base import Sink
@@ -339,11 +340,7 @@ class AutohealEngine:
             return
         if kind == "spans":
             failed, links = split_spans(batch)
-            add_links = getattr(self.assembler, "add_span_links", None)
-            if add_links is not None:
-                add_links(links)
-            else:  # an Assembler without the hook: hand over light spans
-                self.assembler.add_spans(light_span(*link) for link in links)
+            self.assembler.add_span_links(links)
             self.assembler.add_spans(failed)
         else:
             self.assembler.add_logs(logs_to_data(batch))

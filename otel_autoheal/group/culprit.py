@@ -42,7 +42,7 @@ def _dotnet_method(module: str, function: str) -> tuple[str, str]:
     parts = module.split(".")
     while parts and (parts[-1].startswith("<") or parts[-1] == "<>c"):
         generated = _DOTNET_GENERATED.match(parts.pop())
-        if generated and function in ("MoveNext", "Invoke") or function.startswith("<"):
+        if (generated and function in ("MoveNext", "Invoke")) or function.startswith("<"):
             function = generated.group(1) if generated else function
     generated = _DOTNET_GENERATED.match(function)
     if generated:

@@ -130,7 +130,7 @@ def compute_fingerprint(service_name: str, chain: Sequence[ParsedException]) -> 
     any_frames = any(per_exception)
     fields = [f"service.name={service_name}"]
     parts = [service_name]
-    for exc, frames in zip(chain, per_exception):
+    for exc, frames in zip(chain, per_exception, strict=True):
         keys = _dedupe_recursion([_frame_key(f) for f in frames])
         type_ = "error" if is_generic_type(exc.type) else short_type(exc.type)
         parts.append(type_)
@@ -138,7 +138,7 @@ def compute_fingerprint(service_name: str, chain: Sequence[ParsedException]) -> 
         if keys:
             parts.extend(keys)
             label = "in-app frames" if has_in_app else "frames"
-            fields.append(f"{label}={' > '.join(keys[-8:])}{' (+%d more)' % (len(keys) - 8) if len(keys) > 8 else ''}")
+            fields.append(f"{label}={' > '.join(keys[-8:])}{f' (+{len(keys) - 8} more)' if len(keys) > 8 else ''}")
         if not any_frames or exc.language == "go":
             template = message_template(exc.message)
             parts.append(template)

@@ -66,7 +66,7 @@ def merge_varying(previous: str, current: str) -> str:
     """``current`` with the words that differ from ``previous`` masked (``<str>``, ``<num>``… or ``<…>``)."""
     old, new = previous.split(), current.split()
     out: list[str] = []
-    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=old, b=new, autojunk=False).get_opcodes():
+    for op, _i1, _i2, j1, j2 in difflib.SequenceMatcher(a=old, b=new, autojunk=False).get_opcodes():
         if op == "equal":
             out.extend(new[j1:j2])
         elif j2 > j1:

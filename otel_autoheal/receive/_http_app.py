@@ -33,8 +33,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from otel_autoheal.assemble import Overloaded
-from otel_autoheal.errors import OTLPDecodeError, PayloadTooLarge
+from otel_autoheal.errors import OTLPDecodeError, Overloaded, PayloadTooLarge
 from otel_autoheal.metrics import Metrics
 from otel_autoheal.otlp import decompress
 from otel_autoheal.receive.intake import Intake, IntakeResult, bearer_matches

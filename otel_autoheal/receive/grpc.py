@@ -18,8 +18,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from otel_autoheal.assemble import Overloaded
-from otel_autoheal.errors import ConfigError, OTLPDecodeError, PayloadTooLarge
+from otel_autoheal.errors import ConfigError, OTLPDecodeError, Overloaded, PayloadTooLarge
 from otel_autoheal.receive.intake import Intake, IntakeResult
 
 __all__ = ["GrpcReceiver"]

@@ -18,8 +18,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from otel_autoheal.assemble import Overloaded
-from otel_autoheal.errors import StateBusy, StateError
+from otel_autoheal.errors import Overloaded, StateBusy, StateError
 from otel_autoheal.state._protocol import Store
 
 __all__ = ["JournalUnavailable", "JournalWriter"]

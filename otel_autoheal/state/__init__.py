@@ -10,12 +10,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from otel_autoheal.state._protocol import Store
-from otel_autoheal.state.sqlite import GroupStats, SQLiteStore
+from otel_autoheal.state.sqlite import SQLiteStore
 
 if TYPE_CHECKING:
     from otel_autoheal.state.postgres import PostgresStore
 
-__all__ = ["GroupStats", "SQLiteStore", "Store", "open_store"]
+__all__ = ["SQLiteStore", "Store", "open_store"]
 
 #: File name of the SQLite state database inside the state directory.
 STATE_FILE = "autoheal.sqlite3"

@@ -35,14 +35,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from otel_autoheal.errors import StateBusy, StateError
-from otel_autoheal.model import GroupRecord, GroupUpdate, Occurrence
-from otel_autoheal.state.sqlite import (
-    MAX_TRACE_IDS_PER_GROUP,
-    OCCURRENCE_KEY_SECONDS,
-    GroupStats,
-    Renderer,
-    occurrence_time,
-)
+from otel_autoheal.model import GroupRecord, GroupStats, GroupUpdate, Occurrence
+from otel_autoheal.state.sqlite import MAX_TRACE_IDS_PER_GROUP, OCCURRENCE_KEY_SECONDS, Renderer, occurrence_time
 
 __all__ = ["JOURNAL_LEASE_SECONDS", "SCHEMA_VERSION", "PostgresStore", "is_postgres_url", "redacted_url"]
 

@@ -33,15 +33,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from otel_autoheal.errors import StateBusy, StateError
-from otel_autoheal.model import GroupRecord, GroupUpdate, Occurrence
+from otel_autoheal.model import GroupRecord, GroupStats, GroupUpdate, Occurrence
 from otel_autoheal.state._readers import ReaderPool
 
-__all__ = ["OCCURRENCE_KEY_SECONDS", "GroupStats", "SCHEMA_VERSION", "SQLiteStore", "damaged_message", "is_damaged", "occurrence_time"]
+__all__ = ["OCCURRENCE_KEY_SECONDS", "SCHEMA_VERSION", "SQLiteStore", "damaged_message", "is_damaged", "occurrence_time"]
 
 log = logging.getLogger("otel_autoheal.state")
 
@@ -143,19 +142,6 @@ def damaged_message(path: Path, problem: str) -> str:
     return (f"state database {path} is damaged ({problem}); stop every otel-autoheal using it, then run "
             f"`otel-autoheal repair --state {path.parent}` (moves it aside as a backup and salvages the readable "
             f"rows), or move the file away to start empty")
-
-
-@dataclass(frozen=True)
-class GroupStats:
-    """The numbers a renderer needs about a group, including the occurrence being recorded."""
-
-    count: int
-    first_seen: float
-    last_seen: float
-    versions: tuple[str, ...]
-    #: The group's title before this occurrence ("" for a new group), so that a title can mask
-    #: exactly what varies between occurrences.
-    title: str = ""
 
 
 Renderer = Callable[[GroupStats], tuple[str, str]]

@@ -11,7 +11,6 @@ import contextlib
 import dataclasses
 import os
 import pathlib
-import signal
 import socket
 import subprocess
 import time
@@ -19,6 +18,8 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TypeVar
+
+from processes import stop_process_group
 
 __all__ = [
     "BUILD_SCRIPT",
@@ -177,15 +178,7 @@ class ManagedProcess:
             self.proc.wait(timeout=15.0)
 
     def stop(self, timeout: float = 15.0) -> None:
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=timeout)
+        stop_process_group(self.proc, grace=timeout)
         self._log.close()
 
 

@@ -10,9 +10,8 @@ import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-from otlp_sink import OtlpSink  # noqa: E402
 from collector_stack import Binaries, Jaeger, ensure_binaries, start_jaeger  # noqa: E402
-
+from otlp_sink import OtlpSink  # noqa: E402
 
 _HERE = pathlib.Path(__file__).resolve().parent
 _build: dict[str, Binaries | BaseException] = {}

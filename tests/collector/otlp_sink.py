@@ -87,7 +87,7 @@ class OtlpSink:
             def Export(  # noqa: N802 - generated gRPC name
                 self, request: trace_service_pb2.ExportTraceServiceRequest, context: Any
             ) -> trace_service_pb2.ExportTraceServiceResponse:
-                meta = {k: v for k, v in context.invocation_metadata()}
+                meta = dict(context.invocation_metadata())
                 got = [
                     SinkSpan(span, attrs(rs.resource.attributes), meta)
                     for rs in request.resource_spans
@@ -105,7 +105,7 @@ class OtlpSink:
             def Export(  # noqa: N802 - generated gRPC name
                 self, request: logs_service_pb2.ExportLogsServiceRequest, context: Any
             ) -> logs_service_pb2.ExportLogsServiceResponse:
-                meta = {k: v for k, v in context.invocation_metadata()}
+                meta = dict(context.invocation_metadata())
                 got = [
                     SinkLog(record, attrs(rl.resource.attributes), meta)
                     for rl in request.resource_logs

@@ -12,8 +12,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Status, StatusCode
-from otlp_sink import OtlpSink
+
 from collector_stack import Binaries, Collector, Jaeger, start_collector, wait_for
+from otlp_sink import OtlpSink
 
 INGEST_TOKEN = "collector-ingest-token-for-tests"
 UPSTREAM_TOKEN = "autoheal-ingest-token-for-tests"

@@ -19,6 +19,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+
 from collector_stack import COLLECTOR_CONFIG_DIR, REPO_ROOT, Binaries
 
 HERE = pathlib.Path(__file__).resolve().parent

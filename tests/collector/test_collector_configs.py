@@ -7,6 +7,7 @@ import pathlib
 import subprocess
 
 import pytest
+
 from collector_stack import COLLECTOR_CONFIG_DIR, Binaries, validate_collector_config
 
 BASE = "otelcol-autoheal.yaml"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from collector_stack import Binaries, Jaeger, start_collector, wait_for
 from otlp_sink import OtlpSink
 from scenario import send_scenario
-from collector_stack import Binaries, Jaeger, start_collector, wait_for
 
 
 def test_snippet_adds_autoheal_without_changing_the_existing_pipeline(

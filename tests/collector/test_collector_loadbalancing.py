@@ -14,8 +14,9 @@ from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import Status, StatusCode
-from otlp_sink import OtlpSink
+
 from collector_stack import Binaries, Jaeger, start_collector, wait_for
+from otlp_sink import OtlpSink
 
 TRACES = 20
 

@@ -8,9 +8,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
+from collector_stack import Binaries, Collector, Jaeger, start_collector, wait_for
 from otlp_sink import OtlpSink, attrs
 from scenario import SECRETS, Scenario, send_scenario
-from collector_stack import Binaries, Collector, Jaeger, start_collector, wait_for
 
 DEADLINE_S = 90.0
 
@@ -175,6 +176,6 @@ def test_jaeger_receives_every_trace(sent: Scenario, jaeger: Jaeger, collector: 
             on_timeout=lambda: collector.process.log_tail() + "\n" + jaeger.process.log_tail(),
         )
         assert {s["traceId"] for s in spans} == {trace_id}
-    status, body = jaeger.get_trace(sent.error_trace)
+    _status, body = jaeger.get_trace(sent.error_trace)
     assert SECRETS["aws"] not in body.decode()
     assert re.search(r"loaded key \*\*\*\* from env", body.decode())

@@ -6,8 +6,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from scenario import SECRETS, send_scenario
 from collector_stack import Binaries, Jaeger, start_collector, wait_for
+from scenario import SECRETS, send_scenario
 
 DECISION_WAIT_S = 2
 

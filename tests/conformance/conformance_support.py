@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import threading
 import urllib.error
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from polling import wait_for
+from processes import stop_process_group
 
 __all__ = [
     "CACHE",
@@ -81,7 +81,7 @@ class ProducerApp:
 
     def __init__(self, argv: Sequence[str], env: Mapping[str, str], cwd: Path, log_path: Path) -> None:
         self.log_path = log_path
-        self._log = open(log_path, "ab")
+        self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=self._log, env=dict(env), cwd=cwd,
                                      start_new_session=True)
         self.lines: list[str] = []
@@ -120,16 +120,7 @@ class ProducerApp:
 
     def stop(self) -> None:
         """SIGTERM (apps flush their exporters on it), SIGKILL if it does not end."""
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
+        stop_process_group(self.proc, grace=30)
         self._reader.join(10)
         if self.proc.stdout:
             self.proc.stdout.close()
@@ -265,6 +256,28 @@ class GroupSpec:
     foreign_logs: Sequence[str] = field(default_factory=tuple)
 
 
+def price_occurrences(price_inputs: Sequence[tuple[str, str]], quote: str, with_query: bool = True) -> list[Occurrence]:
+    """``drive_shop``'s price failures: each raw price as the runtime quotes it, the two logs before it."""
+    return [Occurrence(f"{quote}{raw}{quote}", [("loading cart", {"sku": sku}), ("parsing price", {"raw_price": raw})],
+                       query=f"price={raw}" if with_query else "")
+            for sku, raw in price_inputs]
+
+
+def zone_occurrences(marker: str, with_query: bool = True) -> list[Occurrence]:
+    """``drive_shop``'s one shipping failure (country ZZ) and the two logs before it."""
+    return [Occurrence(marker, [("shipping order", {"country": "ZZ"}), ("looking up shipping zone", {"country": "ZZ"})],
+                       query="country=ZZ" if with_query else "")]
+
+
+#: Logs of ``drive_shop``'s other requests, which must not show in the price issue.
+PRICE_FOREIGN_LOGS = ("health check ok", "OK-1", "ZZ")
+
+
+def zone_foreign_logs(price_inputs: Sequence[tuple[str, str]]) -> list[str]:
+    """Logs of ``drive_shop``'s other requests, which must not show in the zone issue."""
+    return ["health check ok", *(sku for sku, _ in price_inputs), "OK-1"]
+
+
 _METHOD_KEYS = ("http.request.method", "http.method")
 _ROUTE_KEYS = ("http.route", "url.path", "http.target", "url.full", "http.url", "span")
 _QUERY_KEYS = ("url.query", "http.target", "url.full", "http.url")
@@ -288,10 +301,10 @@ def check_group(checks: Checks, issue: RenderedIssue, spec: GroupSpec, name: str
     frames = issue.frames()
     for function, filename in spec.in_app:
         checks.check(any(in_app and function in line and filename in line for in_app, line in frames),
-                     f"{pre}frame {function!r} ({filename}) not marked in-app; in-app frames: {[l for a, l in frames if a]}")
+                     f"{pre}frame {function!r} ({filename}) not marked in-app; in-app frames: {[f for a, f in frames if a]}")
     for library in spec.not_in_app:
         checks.check(not any(in_app and library in line for in_app, line in frames),
-                     f"{pre}library frame matching {library!r} marked in-app: {[l for a, l in frames if a and library in l]}")
+                     f"{pre}library frame matching {library!r} marked in-app: {[f for a, f in frames if a and library in f]}")
 
     stack = issue.section("Stack trace") + "\n" + issue.title
     shown = [o for o in spec.occurrences if o.marker in stack]

@@ -5,8 +5,22 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+
 from conformance_support import (
-    CACHE, GroupSpec, HERE, Occurrence, ProducerApp, TRACE_WAIT, check_groups, drive_shop, otel_env, require, wait_for_groups,
+    CACHE,
+    HERE,
+    PRICE_FOREIGN_LOGS,
+    TRACE_WAIT,
+    GroupSpec,
+    ProducerApp,
+    check_groups,
+    drive_shop,
+    otel_env,
+    price_occurrences,
+    require,
+    wait_for_groups,
+    zone_foreign_logs,
+    zone_occurrences,
 )
 
 PRICE_INPUTS = [("A-100", "12,50"), ("B-200", "free"), ("C-300", "7.5.0")]
@@ -18,11 +32,8 @@ def go_specs() -> dict[str, GroupSpec]:
     """The two bugs of the Go shop as a person reading the issues expects them."""
     price = GroupSpec(
         count=3,
-        occurrences=[
-            # otelhttp v0.72 records url.path but not url.query on server spans: no query to expect.
-            Occurrence(f'"{raw}"', [("loading cart", {"sku": sku}), ("parsing price", {"raw_price": raw})])
-            for sku, raw in PRICE_INPUTS
-        ],
+        # otelhttp v0.72 records url.path but not url.query on server spans: no query to expect.
+        occurrences=price_occurrences(PRICE_INPUTS, '"', with_query=False),
         title_has=["invalid syntax"],
         title_lacks=["wrapError", *(raw for _, raw in PRICE_INPUTS)],
         culprit="Checkout",
@@ -30,12 +41,11 @@ def go_specs() -> dict[str, GroupSpec]:
         in_app=[("cart.(*Handler).Checkout", "internal/cart/handlers.go")],
         not_in_app=LIBRARY_FRAMES,
         route="/checkout",
-        foreign_logs=["health check ok", "OK-1", "ZZ"],
+        foreign_logs=PRICE_FOREIGN_LOGS,
     )
     zone = GroupSpec(
         count=1,
-        occurrences=[Occurrence("ZZ", [("shipping order", {"country": "ZZ"}),
-                                       ("looking up shipping zone", {"country": "ZZ"})])],
+        occurrences=zone_occurrences("ZZ", with_query=False),
         # The typed error's name or its message: either reads well; the message must be whole.
         title_has=["no shipping zone for country ZZ"],
         culprit="Ship",
@@ -43,7 +53,7 @@ def go_specs() -> dict[str, GroupSpec]:
         in_app=[("cart.(*Handler).Ship", "internal/cart/handlers.go")],
         not_in_app=LIBRARY_FRAMES,
         route="/ship",
-        foreign_logs=["health check ok", "A-100", "B-200", "C-300", "OK-1"],
+        foreign_logs=zone_foreign_logs(PRICE_INPUTS),
     )
     return {"price": price, "zone": zone}
 

@@ -6,8 +6,22 @@ import shutil
 from collections.abc import Callable
 
 import pytest
+
 from conformance_support import (
-    CACHE, GroupSpec, HERE, Occurrence, ProducerApp, TRACE_WAIT, check_groups, drive_shop, otel_env, require, wait_for_groups,
+    CACHE,
+    HERE,
+    PRICE_FOREIGN_LOGS,
+    TRACE_WAIT,
+    GroupSpec,
+    ProducerApp,
+    check_groups,
+    drive_shop,
+    otel_env,
+    price_occurrences,
+    require,
+    wait_for_groups,
+    zone_foreign_logs,
+    zone_occurrences,
 )
 
 PRICE_INPUTS = [("A-100", "12,50"), ("B-200", "free"), ("C-300", "9EUR")]
@@ -19,11 +33,7 @@ def java_specs() -> dict[str, GroupSpec]:
     """The two bugs of the Java shop as a person reading the issues expects them."""
     price = GroupSpec(
         count=3,
-        occurrences=[
-            Occurrence(f'"{raw}"', [("loading cart", {"sku": sku}), ("parsing price", {"raw_price": raw})],
-                       query=f"price={raw}")
-            for sku, raw in PRICE_INPUTS
-        ],
+        occurrences=price_occurrences(PRICE_INPUTS, '"'),
         title_has=["NumberFormatException", "For input string"],
         title_lacks=[raw for _, raw in PRICE_INPUTS],
         culprit="Pricing.parsePrice",
@@ -31,12 +41,11 @@ def java_specs() -> dict[str, GroupSpec]:
         in_app=[("parsePrice", "Pricing.java"), ("checkout", "Shop.java")],
         not_in_app=LIBRARY_FRAMES,
         route="/checkout",
-        foreign_logs=["health check ok", "OK-1", "ZZ"],
+        foreign_logs=PRICE_FOREIGN_LOGS,
     )
     zone = GroupSpec(
         count=1,
-        occurrences=[Occurrence("Shipping$Zone.name()", [("shipping order", {"country": "ZZ"}),
-                                       ("looking up shipping zone", {"country": "ZZ"})], query="country=ZZ")],
+        occurrences=zone_occurrences("Shipping$Zone.name()"),
         # Java's helpful NPE message names the methods: a person keeps them in the title.
         title_has=["NullPointerException", "Zone.name()", "java.util.Map.get(Object)"],
         culprit="Shipping.zoneFor",
@@ -44,7 +53,7 @@ def java_specs() -> dict[str, GroupSpec]:
         in_app=[("zoneFor", "Shipping.java"), ("ship", "Shop.java")],
         not_in_app=LIBRARY_FRAMES,
         route="/ship",
-        foreign_logs=["health check ok", "A-100", "B-200", "C-300", "OK-1"],
+        foreign_logs=zone_foreign_logs(PRICE_INPUTS),
     )
     return {"price": price, "zone": zone}
 

@@ -6,8 +6,21 @@ import shutil
 from collections.abc import Callable
 
 import pytest
+
 from conformance_support import (
-    GroupSpec, HERE, Occurrence, ProducerApp, TRACE_WAIT, check_groups, drive_shop, otel_env, require, wait_for_groups,
+    HERE,
+    PRICE_FOREIGN_LOGS,
+    TRACE_WAIT,
+    GroupSpec,
+    ProducerApp,
+    check_groups,
+    drive_shop,
+    otel_env,
+    price_occurrences,
+    require,
+    wait_for_groups,
+    zone_foreign_logs,
+    zone_occurrences,
 )
 
 APP_DIR = HERE / "node"
@@ -19,11 +32,7 @@ def node_specs() -> dict[str, GroupSpec]:
     """The two bugs of the Express shop as a person reading the issues expects them."""
     price = GroupSpec(
         count=3,
-        occurrences=[
-            Occurrence(f'"{raw}"',
-                       [("loading cart", {"sku": sku}), ("parsing price", {"raw_price": raw})], query=f"price={raw}")
-            for sku, raw in PRICE_INPUTS
-        ],
+        occurrences=price_occurrences(PRICE_INPUTS, '"'),
         title_has=["Error", "cannot parse price"],
         title_lacks=[raw for _, raw in PRICE_INPUTS],
         culprit="parsePrice",
@@ -31,19 +40,18 @@ def node_specs() -> dict[str, GroupSpec]:
         in_app=[("parsePrice", "src/pricing.js"), ("app.js", "app.js")],
         not_in_app=LIBRARY_FRAMES,
         route="/checkout",
-        foreign_logs=["health check ok", "OK-1", "ZZ"],
+        foreign_logs=PRICE_FOREIGN_LOGS,
     )
     zone = GroupSpec(
         count=1,
-        occurrences=[Occurrence("reading 'zone'", [("shipping order", {"country": "ZZ"}),
-                                                  ("looking up shipping zone", {"country": "ZZ"})], query="country=ZZ")],
+        occurrences=zone_occurrences("reading 'zone'"),
         title_has=["TypeError", "Cannot read properties of undefined (reading 'zone')"],
         culprit="zoneFor",
         culprit_file="src/shipping.js",
         in_app=[("zoneFor", "src/shipping.js"), ("app.js", "app.js")],
         not_in_app=LIBRARY_FRAMES,
         route="/ship",
-        foreign_logs=["health check ok", "A-100", "B-200", "C-300", "OK-1"],
+        foreign_logs=zone_foreign_logs(PRICE_INPUTS),
     )
     return {"price": price, "zone": zone}
 

@@ -5,8 +5,22 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+
 from conformance_support import (
-    CACHE, GroupSpec, HERE, Occurrence, ProducerApp, TRACE_WAIT, check_groups, drive_shop, otel_env, require, wait_for_groups,
+    CACHE,
+    HERE,
+    PRICE_FOREIGN_LOGS,
+    TRACE_WAIT,
+    GroupSpec,
+    ProducerApp,
+    check_groups,
+    drive_shop,
+    otel_env,
+    price_occurrences,
+    require,
+    wait_for_groups,
+    zone_foreign_logs,
+    zone_occurrences,
 )
 
 APP_DIR = HERE / "python"
@@ -18,11 +32,7 @@ def python_specs() -> dict[str, GroupSpec]:
     """The two bugs of the Flask shop as a person reading the issues expects them."""
     price = GroupSpec(
         count=3,
-        occurrences=[
-            Occurrence(f"'{raw}'", [("loading cart", {"sku": sku}), ("parsing price", {"raw_price": raw})],
-                       query=f"price={raw}")
-            for sku, raw in PRICE_INPUTS
-        ],
+        occurrences=price_occurrences(PRICE_INPUTS, "'"),
         title_has=["ValueError", "could not convert string to float"],
         title_lacks=[raw for _, raw in PRICE_INPUTS],
         culprit="parse_price",
@@ -30,19 +40,18 @@ def python_specs() -> dict[str, GroupSpec]:
         in_app=[("parse_price", "shop/pricing.py"), ("checkout", "shop/app.py")],
         not_in_app=["flask/app.py", "werkzeug/"],
         route="/checkout",
-        foreign_logs=["health check ok", "OK-1", "ZZ"],
+        foreign_logs=PRICE_FOREIGN_LOGS,
     )
     zone = GroupSpec(
         count=1,
-        occurrences=[Occurrence("'ZZ'", [("shipping order", {"country": "ZZ"}),
-                                         ("looking up shipping zone", {"country": "ZZ"})], query="country=ZZ")],
+        occurrences=zone_occurrences("'ZZ'"),
         title_has=["KeyError", "'ZZ'", "zone_for"],
         culprit="zone_for",
         culprit_file="shop/shipping.py",
         in_app=[("zone_for", "shop/shipping.py"), ("ship", "shop/app.py")],
         not_in_app=["flask/app.py", "werkzeug/"],
         route="/ship",
-        foreign_logs=["health check ok", "A-100", "B-200", "C-300", "OK-1"],
+        foreign_logs=zone_foreign_logs(PRICE_INPUTS),
     )
     return {"price": price, "zone": zone}
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+
 from conformance_support import CACHE, TRACE_WAIT, Checks, RenderedIssue, require
 
 TELEMETRYGEN = CACHE / "bin" / "telemetrygen-v0.161.0"

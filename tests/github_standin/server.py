@@ -93,9 +93,7 @@ class Fault:
             return False
         if self.methods is not None and method not in self.methods:
             return False
-        if self.path_pattern is not None and not re.search(self.path_pattern, path):
-            return False
-        return True
+        return self.path_pattern is None or re.search(self.path_pattern, path) is not None
 
 
 @dataclass

@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 from inprocess_support import REPO, _isolated_env, clean_env, read_issues  # noqa: F401
 
 APP = textwrap.dedent('''

@@ -8,8 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from polling import wait_for
-from inprocess_support import BlockingSink, FailingSink, _isolated_env, blocking_sink, read_issues  # noqa: F401
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import (
@@ -23,9 +21,11 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from inprocess_support import BlockingSink, FailingSink, _isolated_env, blocking_sink, read_issues  # noqa: F401
 from otel_autoheal.config import source_of
 from otel_autoheal.errors import ConfigError
 from otel_autoheal.exporters import AutohealEngine, AutohealLogExporter, AutohealSpanExporter, default_trace_wait
+from polling import wait_for
 
 RESOURCE = Resource.create({"service.name": "shop", "service.version": "2.0.0"})
 
@@ -69,9 +69,8 @@ def test_existing_exporter_still_gets_every_span_and_issue_is_filed(tmp_path: Pa
     tracer, otel_logger = tracer_provider.get_tracer("shop"), logger_provider.get_logger("shop")
 
     for _ in range(3):  # traces without errors are not issues
-        with tracer.start_as_current_span("browse"):
-            with tracer.start_as_current_span("render"):
-                otel_logger.emit(body="rendering", severity_number=SeverityNumber.INFO)
+        with tracer.start_as_current_span("browse"), tracer.start_as_current_span("render"):
+            otel_logger.emit(body="rendering", severity_number=SeverityNumber.INFO)
     with pytest.raises(KeyError):
         _checkout(tracer, otel_logger, 42)
 
@@ -185,17 +184,15 @@ def test_slow_sink_never_delays_the_apps_export(tmp_path: Path, blocking_sink: B
     provider = TracerProvider(resource=RESOURCE)
     provider.add_span_processor(SimpleSpanProcessor(exporter))  # export() runs in the app's thread
     tracer = provider.get_tracer("shop")
-    with pytest.raises(KeyError):
-        with tracer.start_as_current_span("first"):
-            _reserve(1)
+    with pytest.raises(KeyError), tracer.start_as_current_span("first"):
+        _reserve(1)
     assert blocking_sink.entered.wait(30), "the sink was never called"
 
     slowest = 0.0
     for cart in range(20):
         started = time.monotonic()
-        with pytest.raises(KeyError):
-            with tracer.start_as_current_span("checkout"):
-                _reserve(cart)
+        with pytest.raises(KeyError), tracer.start_as_current_span("checkout"):
+            _reserve(cart)
         slowest = max(slowest, time.monotonic() - started)
     assert slowest < 1.0, f"a span export took {slowest:.2f}s while the sink was blocked"
 
@@ -217,9 +214,8 @@ def test_failing_sink_does_not_stop_recording(tmp_path: Path, providers: list) -
     providers.append(provider)
     tracer = provider.get_tracer("shop")
     for cart in range(3):
-        with pytest.raises(KeyError):
-            with tracer.start_as_current_span("checkout"):
-                _reserve(cart)
+        with pytest.raises(KeyError), tracer.start_as_current_span("checkout"):
+            _reserve(cart)
         wait_for(lambda: sink.calls > cart, timeout=30, message="the sink to be called")  # noqa: B023
     assert [i["count"] for i in read_issues(tmp_path)] == [3]
 
@@ -300,9 +296,8 @@ def test_pipeline_behind_drops_instead_of_growing(tmp_path: Path, blocking_sink:
     try:
         with caplog.at_level(logging.WARNING, logger="otel_autoheal.exporters"):
             def fail_once() -> float:
-                with pytest.raises(KeyError):
-                    with tracer.start_as_current_span("checkout"):
-                        _reserve(0)
+                with pytest.raises(KeyError), tracer.start_as_current_span("checkout"):
+                    _reserve(0)
                 return engine.metrics.value("autoheal_exporter_dropped_total", reason="pipeline_behind")
 
             fail_once()

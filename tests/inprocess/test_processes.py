@@ -7,8 +7,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-from polling import wait_for
 from inprocess_support import REPO, _isolated_env, clean_env, read_issues  # noqa: F401
+from polling import wait_for
 
 WORKER = textwrap.dedent('''
     import os, sys, time

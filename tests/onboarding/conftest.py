@@ -6,9 +6,9 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-import onboarding_helpers  # noqa: F401 - puts the repository root on sys.path for the next import
 import pytest
 
+import onboarding_helpers  # noqa: F401 - puts the repository root on sys.path for the next import
 from tests.github_standin.fixture import github_openapi, github_standin, pytest_configure  # noqa: F401
 from tests.github_standin.server import GitHubStandin
 

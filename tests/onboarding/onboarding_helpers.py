@@ -18,7 +18,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from tests.github_standin.server import COPILOT_LOGIN, GitHubStandin
+from tests.github_standin.server import COPILOT_LOGIN, GitHubStandin  # noqa: E402 - needs the path above
 
 __all__ = ["COPILOT_LOGIN", "GitHubStandin", "InitResult", "api", "clean_env", "create_issue", "run_init_cli", "tool"]
 

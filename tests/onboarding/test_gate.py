@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from onboarding_helpers import COPILOT_LOGIN, GitHubStandin, api, clean_env, create_issue, run_init_cli
 
+from onboarding_helpers import COPILOT_LOGIN, GitHubStandin, api, clean_env, create_issue, run_init_cli
 from otel_autoheal.sinks.github.markers import data_line, marker_for
 
 FP = "ab12cd34ef56ab12"

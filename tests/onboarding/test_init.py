@@ -6,9 +6,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from onboarding_helpers import GitHubStandin, api, clean_env, run_init_cli, tool
 from ruamel.yaml import YAML
 
+from onboarding_helpers import GitHubStandin, api, clean_env, run_init_cli, tool
 from otel_autoheal.onboarding import LABELS
 from otel_autoheal.onboarding._files import template
 

@@ -12,8 +12,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from onboarding_helpers import GitHubStandin, clean_env, create_issue, run_init_cli
 
+from onboarding_helpers import GitHubStandin, clean_env, create_issue, run_init_cli
 from otel_autoheal.onboarding import _files
 
 TEMPLATE = Path(_files.__file__).parent / "templates" / "scaffold.py"
@@ -151,13 +151,13 @@ def test_hostile_issue_content_becomes_inert_literals(tmp_path: Path) -> None:
         assert compiled.returncode == 0, compiled.stderr + source
         assert_no_injected_code(source, data, number)
         module = load(path, f"generated_{number}")
-        assert module.EXCEPTION_TYPE == data["exception_type"]
-        assert module.FINGERPRINT == data.get("fingerprint", "")
+        assert data["exception_type"] == module.EXCEPTION_TYPE
+        assert data.get("fingerprint", "") == module.FINGERPRINT
         if "cli_argv" in data:
-            assert module.CLI_ARGV == data["cli_argv"]
+            assert data["cli_argv"] == module.CLI_ARGV
         if "mcp_tool" in data:
-            assert module.MCP_TOOL == data["mcp_tool"]
-            assert module.MCP_ARGUMENTS == data["mcp_arguments"]
+            assert data["mcp_tool"] == module.MCP_TOOL
+            assert data["mcp_arguments"] == module.MCP_ARGUMENTS
     assert not sentinel.exists()
 
 

@@ -228,7 +228,8 @@ def test_title_keeps_a_span_name_that_looks_like_data():
 
 def test_logs_of_another_logger_arriving_after_the_exception_log_still_precede_it():
     """SDKs export a batch grouped by logger, so a line of another logger arriving after the exception log counts by time."""
-    from otel_autoheal.extract import TraceData, extract_exceptions, preceding_logs
+    from otel_autoheal.extract import extract_exceptions, preceding_logs
+    from otel_autoheal.model import TraceData
     from otel_autoheal.otlp import LogData, SpanData
 
     resource = {"service.name": "shop", "service.instance.id": "i-1"}
@@ -256,5 +257,5 @@ def test_logs_of_another_logger_arriving_after_the_exception_log_still_precede_i
     ]
     trace = TraceData(trace_id, spans, logs)
     head = next(r for r in extract_exceptions(trace) if r.span_id == child)
-    assert [l.body for l in preceding_logs(head, trace, 10)] == [
+    assert [line.body for line in preceding_logs(head, trace, 10)] == [
         "shipping order", "looking up shipping zone", "shipping failed"]

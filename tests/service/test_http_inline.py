@@ -6,6 +6,7 @@ import sqlite3
 import threading
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
 from otlp_payloads import log_record, logs_payload, new_span_id, new_trace_id, post
 from polling import wait_for
 

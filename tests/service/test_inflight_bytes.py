@@ -10,6 +10,7 @@ import time
 import grpc
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
 from otlp_payloads import now_nanos, post
 
 MIB = 1024 * 1024

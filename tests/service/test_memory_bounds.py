@@ -6,6 +6,7 @@ import os
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
 from otlp_payloads import now_nanos, post
 from polling import wait_for
 

@@ -17,12 +17,11 @@ import grpc
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from otlp_payloads import log_record, logs_payload, new_span_id, new_trace_id, span, traces_payload
-from polling import wait_for
-
 from otel_autoheal.config import load_config
 from otel_autoheal.errors import ConfigError
 from otel_autoheal.state.sqlite import SQLiteStore
+from otlp_payloads import log_record, logs_payload, new_span_id, new_trace_id, span, traces_payload
+from polling import wait_for
 
 TRACE_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 SEEDED_GROUPS = 20_000
@@ -161,7 +160,7 @@ def test_acknowledged_errors_survive_sigkill_under_scrape_load(autoheal_factory,
             svc.stop(signal.SIGKILL)
         restarted = autoheal_factory(state_dir=state)
         expected = {_error_type(tag, i): 1 for i in range(12)}
-        wait_for(lambda: len(_counts(state, tag)) == len(expected), 60, 0.25, f"round {round_number} recorded")
+        wait_for(lambda: len(_counts(state, tag)) == len(expected), 60, 0.25, f"round {round_number} recorded")  # noqa: B023
         restarted.stop()
         assert _counts(state, tag) == expected
 

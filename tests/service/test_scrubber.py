@@ -36,7 +36,10 @@ CLEAN = _load("clean.jsonl")
 Scrub = Callable[[dict[str, Any]], str]
 
 
-def _service(entry: dict[str, Any], scrubber: Scrubber = Scrubber()) -> str:
+_SCRUBBER = Scrubber()
+
+
+def _service(entry: dict[str, Any], scrubber: Scrubber = _SCRUBBER) -> str:
     kind, data = entry["kind"], entry["input"]
     if kind == "text":
         return scrubber.text(data)
@@ -109,7 +112,8 @@ def _all_regexes() -> list[tuple[str, str]]:
 
 def _repeat_problems(tree: Any, inside_multi: bool = False) -> list[str]:
     """Unbounded repeats, repeats nested in a repeat that can run more than once, lookaround, backrefs."""
-    from re import _constants as c, _parser as p  # type: ignore[attr-defined]
+    from re import _constants as c  # type: ignore[attr-defined]
+    from re import _parser as p
 
     problems = []
     for op, arg in tree:

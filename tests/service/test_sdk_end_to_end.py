@@ -49,12 +49,11 @@ def test_exception_with_logs_becomes_one_issue(autoheal, protocol):
     tracer = tracer_provider.get_tracer("test")
     otel_logger = logger_provider.get_logger("test")
     for cart in (101, 202):
-        with pytest.raises(ValueError):
-            with tracer.start_as_current_span("checkout") as span:
-                span.set_attribute("http.route", "/cart/{id}/checkout")
-                for step in ("loading cart", "reserving stock", "charging card"):
-                    otel_logger.emit(body=f"{step} {cart}", severity_number=SeverityNumber.INFO, severity_text="INFO")
-                _checkout(cart)
+        with pytest.raises(ValueError), tracer.start_as_current_span("checkout") as span:
+            span.set_attribute("http.route", "/cart/{id}/checkout")
+            for step in ("loading cart", "reserving stock", "charging card"):
+                otel_logger.emit(body=f"{step} {cart}", severity_number=SeverityNumber.INFO, severity_text="INFO")
+            _checkout(cart)
     # An unrelated trace with its own logs must not leak into the issue.
     with tracer.start_as_current_span("other"):
         otel_logger.emit(body="unrelated line", severity_number=SeverityNumber.INFO, severity_text="INFO")

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from polling import wait_for
-from test_scrubber import CORPUS, KNOWN_ID_LINES, _fragments, _gitleaks_findings
 
 from otlp_payloads import log_record, logs_payload, new_span_id, new_trace_id, post, span, traces_payload
+from polling import wait_for
+from test_scrubber import CORPUS, KNOWN_ID_LINES, _fragments, _gitleaks_findings
 
 REPO = Path(__file__).resolve().parents[2]
 TEXTS = [e["input"] for e in CORPUS if e["kind"] == "text"]
@@ -155,7 +155,7 @@ def test_no_raw_secret_on_disk_across_sigkills(autoheal_factory: Callable[..., A
         svc = autoheal_factory(state_dir=state, trace_wait=rng.choice([0.2, 30.0]))
         sender = _Sender(svc.http_endpoint)
         try:
-            wait_for(lambda: sender.acknowledged >= 1, 60, message="a request acknowledged")
+            wait_for(lambda: sender.acknowledged >= 1, 60, message="a request acknowledged")  # noqa: B023
             threading.Event().wait(rng.uniform(0.0, 1.5))  # the kill point, not a synchronisation
         finally:
             svc.stop(signal.SIGKILL)

@@ -20,7 +20,7 @@ from otel_autoheal.model import ExceptionRecord
 from otel_autoheal.render import RenderOptions, render_issue
 from otel_autoheal.scrub import Scrubber
 from otel_autoheal.source_context import MAX_LINE_CHARS, annotate_chain
-from otel_autoheal.state.sqlite import GroupStats
+from otel_autoheal.model import GroupStats
 
 REVISION = "0123456789abcdef0123456789abcdef01234567"
 STACK = (

@@ -215,7 +215,7 @@ def test_database_replaced_while_running_is_noticed_and_left_alone(autoheal_fact
     else:
         db.unlink()
 
-    status, body = wait_for(lambda: (lambda h: h if h[0] == 503 else None)(_health(svc.http_endpoint)), 30,
+    _status, body = wait_for(lambda: (lambda h: h if h[0] == 503 else None)(_health(svc.http_endpoint)), 30,
                             message="/healthz 503")
     assert body["status"] == "error" and str(db) in body["error"]
     wait_for(lambda: f"state database {db} was" in svc.log_text(), 30, message="error log naming the file")

@@ -23,8 +23,9 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from collector_stack import Binaries, Collector, Jaeger, http_get, start_collector, wait_for
 
+from collector_stack import Binaries, Collector, Jaeger, http_get, start_collector, wait_for
+from processes import stop_process_group
 from tests.github_standin.server import GitHubStandin
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,16 +59,7 @@ class _Proc:
         return self.log_path.read_text(errors="replace")[-6000:]
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
+        stop_process_group(self.proc, grace=15)
         if self.proc.stdout:
             self.proc.stdout.close()
         self._log.close()
@@ -367,7 +359,7 @@ def _run_stack(
     mcp_spans = _jaeger_trace(jaeger, mcp_error_trace, 4)
 
     def mcp_trace_complete() -> list[dict[str, Any]] | None:
-        status, body = jaeger.get_trace(mcp_error_trace)
+        _status, body = jaeger.get_trace(mcp_error_trace)
         spans = _spans(body)
         names = {s["name"] for s in spans}
         services = _services(body)

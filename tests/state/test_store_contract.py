@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from otel_autoheal.errors import StateError
-from otel_autoheal.model import ExceptionRecord, Occurrence
+from otel_autoheal.model import ExceptionRecord, GroupStats, Occurrence
 from otel_autoheal.state.postgres import PostgresStore, redacted_url
-from otel_autoheal.state.sqlite import MAX_TRACE_IDS_PER_GROUP, GroupStats, SQLiteStore
+from otel_autoheal.state.sqlite import MAX_TRACE_IDS_PER_GROUP, SQLiteStore
 from tests.postgres_server import PostgresServer
 
 Store = SQLiteStore | PostgresStore

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# Over 400 lines on purpose: installed into the user's repository as one standard-library script.
 """Decide whether an autoheal issue may go to the Copilot coding agent, and hand it over.
 
 Installed by ``otel-autoheal init`` as ``.github/autoheal/gate.py`` and run by the

@@ -1,0 +1,53 @@
+"""Go: panics, ``runtime.Stack``/``debug.Stack`` and error libraries' ``%+v`` stacks."""
+
+from __future__ import annotations
+
+import re
+
+from otel_autoheal.group.inapp import InAppRules, go_package
+from otel_autoheal.group.stacktrace._common import cap_frames, make_frame
+from otel_autoheal.model import Frame, ParsedException
+
+__all__ = ["parse_go"]
+
+_GO_FUNC = re.compile(r"^(?:created by )?(?P<func>[\w./*()\-\[\]{},~]+?)(?:\((?P<args>[^)]*)\))?(?: in goroutine \d+)?$")
+_GO_FILE = re.compile(r"^\t(?P<file>.+?):(?P<line>\d+)(?: \+0x[0-9a-f]+)?$")
+
+
+def parse_go(text: str, rules: InAppRules, fallback_type: str) -> list[ParsedException]:
+    """One exception (``panic``, ``runtime.Error`` or ``fatal error``) with the first goroutine's frames."""
+    lines = text.splitlines()
+    message = ""
+    exc_type = "panic"
+    for line in lines:
+        if line.startswith("panic: "):
+            message = line[len("panic: "):].strip()
+            if message.startswith("runtime error: "):
+                exc_type = "runtime.Error"
+            break
+        if line.startswith("fatal error: "):
+            exc_type, message = "fatal error", line[len("fatal error: "):].strip()
+            break
+    frames: list[Frame] = []
+    # runtime.Stack/debug.Stack and panics start with a goroutine header; "%+v" stacks of
+    # error-wrapping libraries have none, so then every func/file pair counts.
+    in_first_goroutine = not any(line.startswith("goroutine ") for line in lines)
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("goroutine "):
+            if in_first_goroutine:
+                break  # Only the panicking goroutine matters.
+            in_first_goroutine = True
+        elif in_first_goroutine and i + 1 < len(lines):
+            func_match = _GO_FUNC.match(line.strip())
+            file_match = _GO_FILE.match(lines[i + 1])
+            if func_match and file_match:
+                func = func_match.group("func")
+                frames.append(make_frame(rules, "go", file_match.group("file"), func, int(file_match.group("line")),
+                                         None, go_package(func)))
+                i += 2
+                continue
+        i += 1
+    frames.reverse()  # Go prints the innermost frame first.
+    return [ParsedException(exc_type, message, cap_frames(frames), "go")]
