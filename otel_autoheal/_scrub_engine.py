@@ -133,7 +133,7 @@ class Engine:
         ]
         self._compiled: dict[str, Any] = {}
         self._rules += [_Rule(name, p, ()) for name, p in (extra_patterns or {}).items()]
-        for name, pattern in (extra_patterns or {}).items():
+        for pattern in (extra_patterns or {}).values():
             self._re(pattern)  # a bad extra pattern fails here, not on the first text
         self._always = [i for i, rule in enumerate(self._rules) if not rule.keywords]
         self._rules_by_keyword: dict[Any, list[int]] = {}

@@ -490,7 +490,7 @@ def render_issue(
     if code and len(fixed) + len(code) + 600 + min(wanted - len(fixed) - 600, 2000) > options.max_body_chars:
         code = ""  # even the links would squeeze the stack trace below the renderer's floor
     if code:
-        head = head + [code]
+        head = [*head, code]
         fixed = "\n".join(head + fixed_tail)
     budget = options.max_body_chars - len(fixed) - 600  # headings, fences, notes
     budget = max(budget, 2000)

@@ -13,13 +13,13 @@ from typing import Any
 
 from otel_autoheal.assemble import Assembler
 from otel_autoheal.config import Config, parse_hostport
+from otel_autoheal.errors import ConfigError
 from otel_autoheal.metrics import Metrics
 from otel_autoheal.otlp import LogData, SpanData, from_journal, journal_key
 from otel_autoheal.pipeline import Pipeline
 from otel_autoheal.receive import GrpcReceiver, HttpReceiver, Intake
 from otel_autoheal.receive.intake import INFLIGHT_REQUESTS
 from otel_autoheal.receive.journal import JournalWriter
-from otel_autoheal.errors import ConfigError
 from otel_autoheal.sinks import github_available, select_sink
 from otel_autoheal.sinks.base import Sink
 from otel_autoheal.state import open_store

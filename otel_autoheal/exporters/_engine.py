@@ -28,6 +28,7 @@ from typing import Any
 from otel_autoheal.assemble import Assembler
 from otel_autoheal.config import Config, SettingSource, load_config, source_of, state_path
 from otel_autoheal.errors import Overloaded
+from otel_autoheal.exporters._convert import logs_to_data, split_spans
 from otel_autoheal.metrics import Metrics
 from otel_autoheal.model import TraceData
 from otel_autoheal.otlp import LogData
@@ -35,8 +36,6 @@ from otel_autoheal.pipeline import Pipeline
 from otel_autoheal.sinks import select_sink
 from otel_autoheal.sinks.base import Sink
 from otel_autoheal.state.sqlite import SQLiteStore
-
-from otel_autoheal.exporters._convert import logs_to_data, split_spans
 
 __all__ = [
     "DEFAULT_QUEUE_SIZE",

@@ -57,6 +57,7 @@ class LabelClient:
     def _call(self, what: str, call: Callable[[], _T]) -> _T:
         """``call()``, its failures as ``LabelError`` naming ``what`` and GitHub's answer."""
         import requests
+
         from github import GithubException
 
         try:

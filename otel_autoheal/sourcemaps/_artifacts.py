@@ -129,7 +129,7 @@ def scan_build(root: Path, url_prefix: str = "~/") -> list[Artifact]:
         parsed = _map_json(map_path, data)
         code = bundle.read_bytes()
         debug_id = debug_id_text(_last(_DEBUG_ID, code)) or debug_id_text(parsed.get("debugId") or parsed.get("debug_id"))
-        if _fill_sources(map_path, parsed) or debug_id and parsed.get("debugId") != debug_id:
+        if _fill_sources(map_path, parsed) or (debug_id and parsed.get("debugId") != debug_id):
             parsed["debugId"] = debug_id
             data = json.dumps(parsed, separators=(",", ":")).encode()
         artifacts.append(Artifact(_url(url_prefix, bundle.relative_to(root).as_posix()), data, code, debug_id))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -85,4 +85,4 @@ def run_sourcemaps(args: argparse.Namespace, load: Any, out: TextIO = sys.stdout
 
 def _row(row: Any) -> dict[str, Any]:
     return {"release": row.release, "url": row.url, "debug_id": row.debug_id, "compressed_bytes": row.map_bytes,
-            "uploaded": datetime.fromtimestamp(row.uploaded, tz=timezone.utc).isoformat(timespec="seconds")}
+            "uploaded": datetime.fromtimestamp(row.uploaded, tz=UTC).isoformat(timespec="seconds")}

@@ -245,8 +245,8 @@ class Symbolicator:
                     release_has_maps = bool(release) and self.store is not None and _store.release_has_maps(
                         self.store, release)
                 # Library code (a CDN's script, node_modules) without a map is no news worth a note.
-                needed = filename in debug_ids or frame.in_app and (
-                    _is_browser_url(filename) or bool(release_has_maps) or isinstance(found, _Resolved))
+                needed = filename in debug_ids or (frame.in_app and (
+                    _is_browser_url(filename) or bool(release_has_maps) or isinstance(found, _Resolved)))
                 frames.append(replace(frame, symbolication=result) if needed else frame)
             out.append(replace(parsed, frames=tuple(frames)))
         return out

@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import os
 import pathlib
+import signal
 import socket
 import subprocess
 import time

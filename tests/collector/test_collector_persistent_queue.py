@@ -6,9 +6,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+
+from collector_stack import Binaries, Collector, Jaeger, start_collector, wait_for
 from otlp_sink import OtlpSink
 from scenario import Scenario, send_scenario
-from collector_stack import Binaries, Collector, Jaeger, start_collector, wait_for
 
 DEADLINE_S = 120.0
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from gh_harness import Harness, fingerprint, wait_for
 
 GATE = Path(__file__).resolve().parents[2] / "otel_autoheal" / "onboarding" / "templates" / "gate.py"

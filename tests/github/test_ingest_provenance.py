@@ -6,10 +6,9 @@ from collections.abc import Callable
 from typing import Any
 
 from gh_harness import wait_for
-from otlp_payloads import new_span_id, new_trace_id, post, span, traces_payload
-
 from otel_autoheal.otlp import LogData, SpanData, from_journal, journal_payload
 from otel_autoheal.sinks.github.markers import parse_header
+from otlp_payloads import new_span_id, new_trace_id, post, span, traces_payload
 from tests.github_standin.server import GitHubStandin
 
 TOKEN = "ingest-token-for-provenance"

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from gh_occurrences import fingerprint
 
+from gh_occurrences import fingerprint
 from otel_autoheal.sinks.github.ledger import GitHubLedger
 from otel_autoheal.state.sqlite import SQLiteStore
 

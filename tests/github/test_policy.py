@@ -6,8 +6,8 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from gh_occurrences import fingerprint, make_occurrence
 
+from gh_occurrences import fingerprint, make_occurrence
 from otel_autoheal.model import GroupRecord, GroupUpdate
 from otel_autoheal.sinks.github import policy
 from otel_autoheal.sinks.github.config import GitHubConfig

@@ -10,7 +10,6 @@ from typing import Any
 
 from gh_harness import ROOT, wait_for
 from otlp_payloads import new_span_id, new_trace_id, post, span, traces_payload
-
 from tests.github_standin.server import GitHubStandin
 
 STACKS = {

@@ -11,8 +11,8 @@ from types import SimpleNamespace
 
 import pytest
 import requests
-from gh_harness import Harness, fingerprint, wait_for
 
+from gh_harness import Harness, fingerprint, wait_for
 from otel_autoheal.errors import SinkConfigError
 from otel_autoheal.sinks.github import GitHubConfig, GitHubSink, github_configured, offline_status
 from otel_autoheal.state.sqlite import SQLiteStore

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from gh_harness import ROOT, wait_for
 from gh_occurrences import fingerprint
-
 from tests.github_standin.server import GitHubStandin
 
 SCRIPT = Path(__file__).resolve().parent / "gh_sink_process.py"

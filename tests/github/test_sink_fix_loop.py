@@ -6,8 +6,8 @@ import re
 from types import SimpleNamespace
 
 import pytest
-from gh_harness import Harness, fingerprint, wait_for
 
+from gh_harness import Harness, fingerprint, wait_for
 from otel_autoheal.errors import SinkConfigError
 from otel_autoheal.sinks.github import GitHubConfig, offline_status
 from otel_autoheal.sinks.github.fixes import deployed_version

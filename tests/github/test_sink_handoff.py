@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from gh_harness import Harness, fingerprint, wait_for
-
 from otel_autoheal.sinks.github.messages import CUSTOM_INSTRUCTIONS
 
 COPILOT = {"handoff": "copilot", "handoff_min_occurrences": 2}

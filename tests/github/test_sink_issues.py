@@ -72,7 +72,7 @@ def test_closed_issue_reopens_only_for_versions_not_older(harness: Harness) -> N
     assert issue["state_reason"] == "reopened"
     (comment,) = issue["comments"]
     assert "regression" in comment and "closed in version `2.0.0`" in comment and "`2.1.0`" in comment
-    reopen = [e for e in harness.requests("PATCH", rf"/issues/{number}$")]
+    reopen = list(harness.requests("PATCH", rf"/issues/{number}$"))
     assert len(reopen) == 1 and reopen[0].body == {"state": "open", "state_reason": "reopened"}
 
 

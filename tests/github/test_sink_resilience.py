@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import pytest
-from gh_harness import Harness, fingerprint, wait_for
+import itertools
 
+import pytest
+
+from gh_harness import Harness, fingerprint, wait_for
 from otel_autoheal.sinks.github.markers import data_line, marker_for
 from tests.github_standin.server import GitHubStandin
 
@@ -82,7 +84,7 @@ def test_default_spacing_keeps_writes_a_second_apart(harness: Harness) -> None:
     wait_for(lambda: harness.status()["issues_filed"] == 4, timeout=60, what="the burst to be filed")
     starts = _write_starts(harness.standin)
     assert len(starts) == 4 + 2  # two labels (autoheal, source:cli), four issues
-    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert min(gaps) >= 1.0, gaps
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from gh_harness import Harness, fingerprint, wait_for
-
 from otel_autoheal.sinks.github.markers import data_line, marker_for, parse_header, replace_data, with_header
 from tests.github_standin.server import GitHubStandin
 

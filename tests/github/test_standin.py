@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import requests
-from github import Auth, Github
 
+from github import Auth, Github
 from tests.github_standin.openapi import OpenAPIDescription
 from tests.github_standin.server import GitHubStandin
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from _pyinstr_helpers import EXAMPLES, PYTHON, OtlpSink, Proc, base_env
 
 

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _pyinstr_helpers import OtlpSink, attrs, free_port
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from _pyinstr_helpers import OtlpSink, attrs, free_port
 
 
 def _error_spans(sink: OtlpSink) -> list[dict[str, Any]]:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
 from autoheal_instrumentation import _cli_hooks, _cli_run
 
 

@@ -9,9 +9,10 @@ from collections.abc import Iterator
 from importlib.metadata import version
 
 import pytest
+from mcp.server.mcpserver import MCPServer
+
 from autoheal_instrumentation import _mcp, _mcp_sdk
 from autoheal_instrumentation._mcp_middleware import ToolTelemetryMiddleware
-from mcp.server.mcpserver import MCPServer
 
 PRIVATE = f"{_mcp_sdk.SDK_MIDDLEWARE_MODULE}.{_mcp_sdk.SDK_MIDDLEWARE_NAME}"
 

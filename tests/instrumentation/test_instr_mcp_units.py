@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+
 from autoheal_instrumentation._mcp_record import arguments_json
 from autoheal_instrumentation._mcp_sdk import unwrap_tool_exception
-from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 
 
 def test_arguments_are_scrubbed_and_capped() -> None:
@@ -23,7 +24,7 @@ def test_unexpected_tool_error_is_unwrapped_to_the_real_exception() -> None:
     """The SDK's UnexpectedToolError wrapper gives way to the tool's own exception; a ToolError is deliberate."""
     try:
         try:
-            1 / 0
+            _ = 1 / 0
         except ZeroDivisionError as inner:
             raise UnexpectedToolError("Error executing tool divide") from inner
     except UnexpectedToolError as wrapper:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from autoheal_instrumentation import scrub_argv, scrub_text, scrub_value
 
 

@@ -10,7 +10,13 @@ from typing import Any
 
 from _pyinstr_helpers import EXAMPLES, PYTHON, OtlpSink, Proc, base_env
 from polling import wait_for
-from service.test_scrubber import CORPUS, _detect_secrets_findings, _gitleaks_findings, _leaks, _write  # corpus + oracles
+from service.test_scrubber import (  # corpus + oracles
+    CORPUS,
+    _detect_secrets_findings,
+    _gitleaks_findings,
+    _leaks,
+    _write,
+)
 from test_instr_mcp import PARENT_ID, TRACE_ID, call
 
 SOURCE_KEY = "autoheal.source_context"

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from collector_stack import Binaries, Collector, start_collector, wait_for
 
+from collector_stack import Binaries, Collector, start_collector, wait_for
 from tests.conftest import REPO, AutohealProcess
 from tests.otlp_payloads import log_record, logs_payload, new_span_id, new_trace_id, now_nanos, span, traces_payload
 from tests.postgres_server import PostgresServer
@@ -170,7 +170,7 @@ def test_a_postgres_restart_mid_stream_loses_nothing(
     # Errors whose processing failed while the database was away are processed again after 3 s.
     instances, collector = _start_all(url, tmp_path, scaleout_binaries, cleanup, 2, journal_retry_after="3")
     total = BUGS * EACH
-    _send_failures(collector, range(0, total // 2))
+    _send_failures(collector, range(total // 2))
     wait_for(lambda: sum(i["count"] for i in _issues(url)) > 0, timeout=DEADLINE_S, what="a first occurrence")
     pg_server.stop_server("fast")
     try:
@@ -190,7 +190,7 @@ def test_three_instances_count_like_one_through_a_crash(
     url = pg_server.new_database()
     instances, collector = _start_all(url, tmp_path, scaleout_binaries, cleanup, 3)
     total = BUGS * EACH
-    _send_failures(collector, range(0, total // 2))
+    _send_failures(collector, range(total // 2))
     victim = instances[1]
     wait_for(lambda: victim.proc is not None and victim.proc.metric("autoheal_spans_received_total") > 0,
              timeout=DEADLINE_S, what="the victim to receive part of the stream")

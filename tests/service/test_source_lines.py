@@ -9,18 +9,17 @@ from typing import Any
 
 import pytest
 from markdown_it import MarkdownIt
-from otlp_payloads import attrs, new_span_id, new_trace_id, post, span, traces_payload
 
 from otel_autoheal.code_links import CodeLinker, repository_path, web_base_url
 from otel_autoheal.config import Config, load_config
 from otel_autoheal.errors import ConfigError
 from otel_autoheal.group.fingerprint import compute_fingerprint
 from otel_autoheal.group.stacktrace import InAppRules, parse_stacktrace
-from otel_autoheal.model import ExceptionRecord
+from otel_autoheal.model import ExceptionRecord, GroupStats
 from otel_autoheal.render import RenderOptions, render_issue
 from otel_autoheal.scrub import Scrubber
 from otel_autoheal.source_context import MAX_LINE_CHARS, annotate_chain
-from otel_autoheal.model import GroupStats
+from otlp_payloads import attrs, new_span_id, new_trace_id, post, span, traces_payload
 
 REVISION = "0123456789abcdef0123456789abcdef01234567"
 STACK = (
@@ -55,7 +54,8 @@ def _stats() -> GroupStats:
     return GroupStats(count=1, first_seen=1.7e9, last_seen=1.7e9, versions=("1.0.0",))
 
 
-def _render(record: ExceptionRecord, limit: int = 65_536, config: Config = Config()) -> str:
+def _render(record: ExceptionRecord, limit: int = 65_536, config: Config | None = None) -> str:
+    config = config or Config()
     record.chain = annotate_chain(record, Scrubber(), CodeLinker(config, env={}).link)
     fingerprint = compute_fingerprint(record.service_name, record.chain)
     return render_issue(record, [], fingerprint, _stats(), RenderOptions(max_body_chars=limit))[1]
@@ -183,9 +183,9 @@ def test_code_link_settings_are_validated_with_their_key() -> None:
     config = load_config(env={"AUTOHEAL_CODE_REPOSITORIES": "shop=acme/shop, cart=acme/mono/cart",
                               "AUTOHEAL_CODE_TAG_TEMPLATE": "v{version}"})
     assert config.code_repositories == {"shop": "acme/shop", "cart": "acme/mono/cart"}
-    with pytest.raises(ConfigError, match="AUTOHEAL_CODE_REPOSITORIES.shop"):
+    with pytest.raises(ConfigError, match=r"AUTOHEAL_CODE_REPOSITORIES\.shop"):
         load_config(env={"AUTOHEAL_CODE_REPOSITORIES": "shop=https://evil.example/x"})
-    with pytest.raises(ConfigError, match="code_repositories.shop"):
+    with pytest.raises(ConfigError, match=r"code_repositories\.shop"):
         load_config(overrides={"code_repositories": {"shop": "acme/../x"}})
     with pytest.raises(ConfigError, match="code_tag_template"):
         load_config(env={"AUTOHEAL_CODE_TAG_TEMPLATE": "release"})

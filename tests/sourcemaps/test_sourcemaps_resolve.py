@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sourcemap_support import REPO, cli, fresh_build
 
 from otel_autoheal.group.fingerprint import compute_fingerprint
 from otel_autoheal.group.stacktrace import parse_stacktrace
@@ -19,6 +18,7 @@ from otel_autoheal.model import ExceptionRecord
 from otel_autoheal.scrub import Scrubber
 from otel_autoheal.sourcemaps import DEBUG_IDS_ATTRIBUTE, Symbolicator, save_artifacts, scan_build
 from otel_autoheal.state.sqlite import SQLiteStore
+from sourcemap_support import REPO, cli, fresh_build
 
 SECRET = "ghp_4kQb8ZyTnWm2Lp9XcVr7Hs3Jd6Fg1Ae5Ku0O"
 

@@ -67,7 +67,7 @@ _LIBRARY_SEGMENTS = frozenset({"site-packages", "dist-packages"})
 def _library_dirs() -> tuple[str, ...]:
     paths = sysconfig.get_paths()
     dirs = {os.path.abspath(paths[k]) for k in ("stdlib", "platstdlib", "purelib", "platlib") if paths.get(k)}
-    return tuple(sorted(d + os.sep for d in dirs)) + (_PACKAGE_DIR + os.sep,)
+    return (*sorted(d + os.sep for d in dirs), _PACKAGE_DIR + os.sep)
 
 
 def _in_app(filename: str, library_dirs: tuple[str, ...]) -> bool:

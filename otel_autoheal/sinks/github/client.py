@@ -18,8 +18,8 @@ from typing import Any
 from urllib.parse import quote
 
 import requests
-from github import Auth, Github, GithubException
 
+from github import Auth, Github, GithubException
 from otel_autoheal.sinks.github.config import COPILOT_LOGIN, GitHubConfig
 from otel_autoheal.sinks.github.markers import parse_header
 
