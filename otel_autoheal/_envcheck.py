@@ -42,6 +42,8 @@ _ELSEWHERE = frozenset({
     # collector configs and their build script (collector-config/)
     "AUTOHEAL_OTLP_ENDPOINT", "AUTOHEAL_OTLP_INSECURE", "AUTOHEAL_BACKENDS", "AUTOHEAL_BIN_CACHE",
     "AUTOHEAL_BUILD_JOBS",
+    # docker-compose.scale.yml (the PostgreSQL password it gives the database and the instances)
+    "AUTOHEAL_DB_PASSWORD",
     # scripts/, examples/ and the test suites
     "AUTOHEAL_PYTHON", "AUTOHEAL_VENV", "AUTOHEAL_SETUP", "AUTOHEAL_CHROMIUM", "AUTOHEAL_REQUIRE_SERVICE",
     "AUTOHEAL_STACK_DIR", "AUTOHEAL_STACK_TIMEOUT", "AUTOHEAL_CONFORMANCE_CACHE",
