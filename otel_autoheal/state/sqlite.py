@@ -39,6 +39,7 @@ from typing import Any
 
 from otel_autoheal.errors import StateBusy, StateError
 from otel_autoheal.model import GroupRecord, GroupUpdate, Occurrence
+from otel_autoheal.state._history import HISTORY_SCHEMA, record_history
 from otel_autoheal.state._readers import ReaderPool
 
 __all__ = ["GroupStats", "SCHEMA_VERSION", "SQLiteStore", "damaged_message", "is_damaged", "occurrence_time"]
@@ -215,7 +216,7 @@ class SQLiteStore:
                     f"state database {self.path} has schema version {version}, newer than this otel-autoheal "
                     f"knows ({SCHEMA_VERSION}): upgrade otel-autoheal, or choose another --state / "
                     "AUTOHEAL_STATE_DIR")
-            for statement in _SCHEMA.split(";"):
+            for statement in (_SCHEMA + HISTORY_SCHEMA).split(";"):
                 if statement.strip():
                     conn.execute(statement)
             columns = {str(r[1]) for r in conn.execute("PRAGMA table_info(groups)")}
@@ -433,6 +434,7 @@ class SQLiteStore:
                     " (SELECT trace_id FROM group_traces WHERE group_id = ? ORDER BY seen DESC LIMIT ?)",
                     (group_id, group_id, MAX_TRACE_IDS_PER_GROUP),
                 )
+            record_history(conn, group_id, occurrence, occurred, now)
             versions = self._versions(conn, group_id)
             title, body = render(GroupStats(count, first_seen, last_seen, versions, previous_title))
             conn.execute(
