@@ -183,10 +183,10 @@ def day_buckets(conn: sqlite3.Connection, group_ids: Sequence[int], since_day: i
 
 
 def recent_occurrences(conn: sqlite3.Connection, group_id: int, limit: int = OCCURRENCES_KEPT) -> list[dict[str, Any]]:
-    """The group's newest occurrences, newest first."""
+    """The group's last recorded occurrences (``OCCURRENCES_KEPT``), by their own time, newest first."""
     rows = conn.execute(
         "SELECT id, time, processed, version, environment, trace_id, span_id FROM group_occurrences"
-        " WHERE group_id = ? ORDER BY id DESC LIMIT ?", (group_id, limit)).fetchall()
+        " WHERE group_id = ? ORDER BY time DESC, id DESC LIMIT ?", (group_id, limit)).fetchall()
     return [{"id": int(r[0]), "time": float(r[1]), "processed": float(r[2]), "version": str(r[3]),
              "environment": str(r[4]), "trace_id": str(r[5]), "span_id": str(r[6])} for r in rows]
 

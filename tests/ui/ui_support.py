@@ -93,3 +93,27 @@ def send_error(endpoint: str, *, service: str, exc_type: str, message: str, vers
     status, _ = post(f"{endpoint}/v1/traces", traces_payload([failing], resource))
     assert status == 200
     return trace_id
+
+
+def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    """GET without following redirects: status, headers (lower-case names), body."""
+    import urllib.error
+    import urllib.request
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect)
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with opener.open(request, timeout=30) as response:
+            return response.status, {k.lower(): v for k, v in response.headers.items()}, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read()
+
+
+def get_json(url: str, headers: dict[str, str] | None = None) -> Any:
+    status, _, body = get(url, headers)
+    assert status == 200, (url, status, body[:300])
+    return json.loads(body)
