@@ -105,8 +105,9 @@ class Service:
             self.http.stop()
         if getattr(self, "grpc", None) is not None:
             self.grpc.server.stop(None)
-        if getattr(self, "ui", None) is not None:
-            self.ui.stop()
+        ui = getattr(self, "ui", None)
+        if ui is not None:
+            ui.stop()
         journal = getattr(self, "journal", None)
         if journal is not None:
             journal.close(1.0)

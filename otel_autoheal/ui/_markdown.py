@@ -41,6 +41,11 @@ def _image(renderer: Any, tokens: Sequence[Token], idx: int, options: Any, env: 
     return str(escape(f"[image: {token.content} {token.attrGet('src') or ''}]"))
 
 
+def _link_open(renderer: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
+    tokens[idx].attrSet("rel", "nofollow noopener noreferrer")
+    return str(renderer.renderToken(tokens, idx, options, env))
+
+
 def _safe_link(url: str) -> bool:
     return url.strip().lower().startswith(("http://", "https://"))
 
@@ -51,15 +56,7 @@ def _build() -> MarkdownIt:
     md.add_render_rule("html_block", _html_block)
     md.add_render_rule("html_inline", _html_inline)
     md.add_render_rule("image", _image)
-    default_link_open = md.renderer.rules.get("link_open")
-
-    def link_open(renderer: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
-        tokens[idx].attrSet("rel", "nofollow noopener noreferrer")
-        if default_link_open is not None:
-            return str(default_link_open(tokens, idx, options, env))
-        return md.renderer.renderToken(tokens, idx, options, env)  # type: ignore[arg-type]
-
-    md.add_render_rule("link_open", link_open)
+    md.add_render_rule("link_open", _link_open)
     return md
 
 

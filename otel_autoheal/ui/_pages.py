@@ -193,10 +193,8 @@ class Pages:
 
     def _list_page(self, request: Request) -> Response:
         page = self._list(request)
-        size = _facts.SPARKS[page.query.spark][0]
-        now = time.time()
-        sparks = {g["id"]: _svg.sparkline(g["spark"], size, now) for g in page.groups}
-        return self._html("list.html", {"page": page, "sparks": sparks, "sorts": _facts.SORTS, "now": now,
+        sparks = {g["id"]: _svg.sparkline(g["spark"]) for g in page.groups}
+        return self._html("list.html", {"page": page, "sparks": sparks, "sorts": _facts.SORTS,
                                         "live": page.token, "nav": "groups"})
 
     def _group_page(self, request: Request) -> Response:
