@@ -75,6 +75,8 @@ CREATE TABLE IF NOT EXISTS group_details (
 CREATE INDEX IF NOT EXISTS groups_last_seen ON groups (last_seen);
 CREATE INDEX IF NOT EXISTS groups_first_seen ON groups (first_seen);
 CREATE INDEX IF NOT EXISTS groups_count ON groups (count);
+CREATE INDEX IF NOT EXISTS groups_service ON groups (service);
+CREATE INDEX IF NOT EXISTS groups_source ON groups (source);
 """
 
 

@@ -40,6 +40,8 @@ _STATIC = {"ui.css": "text/css; charset=utf-8", "ui.js": "text/javascript; chars
 _THREADS = 2
 #: Largest login form body read.
 _MAX_FORM_BYTES = 4096
+#: Seconds a wrong token waits before its answer (guessing costs time; the wait holds no thread).
+_WRONG_TOKEN_DELAY = 1.0
 #: Counters shown on the status page, with their labels.
 _COUNTERS = (
     ("autoheal_spans_received_total", "spans received"),
@@ -303,6 +305,7 @@ class Pages:
                 response.set_cookie(COOKIE, self.access.session, httponly=True, samesite="strict", path="/",
                                     secure=request.url.scheme == "https")
                 return response
+            await asyncio.sleep(_WRONG_TOKEN_DELAY)
             error = "That is not the token (ui_token / AUTOHEAL_UI_TOKEN)."
         text = self.env.get_template("login.html").render(next=target, error=error, live=None)
         return Response(text, 401 if error else 200, {"Cache-Control": "no-store"}, "text/html; charset=utf-8")
@@ -332,8 +335,10 @@ def _explain(fields: list[str]) -> list[tuple[str, str]]:
         key, _, value = field.partition("=")
         if key in meaning:
             text = meaning[key]
-        elif "frames" in key:
-            text = "the in-app frames (module or file and function, no line numbers), innermost last"
+        elif key == "in-app frames":
+            text = "your code's frames (module or project-relative file and function, no line numbers), innermost last"
+        elif key == "frames":
+            text = "the frames, library ones included because none was in-app (no line numbers), innermost last"
         else:
             text = "part of the grouping key"
         out.append((field, text))

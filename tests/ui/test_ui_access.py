@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import re
 import socket
+import subprocess
+import sys
+import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from otlp_payloads import post
 from polling import wait_for
-from ui_support import Browser, get, get_json, send_error
+from ui_support import ROOT, Browser, get, get_json, send_error
 
 from otel_autoheal.ui._access import Access
 
@@ -123,12 +128,27 @@ def test_page_on_its_own_address_or_off(autoheal_factory: Callable[..., Any]) ->
     assert get(f"{off.http_endpoint}/healthz")[0] == 200
 
 
+def test_bad_or_busy_page_address_is_one_line_naming_the_setting(tmp_path: Path) -> None:
+    """``--ui`` with a malformed or busy address ends the start with exit 2 and a line naming ui_address."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        for value, problem in (("nonsense", "expected HOST:PORT"), (f"127.0.0.1:{busy.getsockname()[1]}", "cannot listen")):
+            state = tmp_path / f"state-{problem.split()[0]}"
+            result = subprocess.run(
+                [sys.executable, "-m", "otel_autoheal", "serve", "--otlp-grpc", "127.0.0.1:0", "--otlp-http", "127.0.0.1:0",
+                 "--state", str(state), "--ui", value], capture_output=True, text=True, timeout=60, cwd=ROOT,
+                env={k: v for k, v in os.environ.items() if not k.startswith("AUTOHEAL_")})
+            assert result.returncode == 2, result.stderr
+            last = result.stderr.strip().splitlines()[-1]
+            assert last.startswith("otel-autoheal: ui_address: ") and problem in last, last
+            assert not state.exists(), "a failed start leaves no state directory behind"
+
+
 def test_otlp_endpoints_unchanged_next_to_the_page(autoheal_factory: Callable[..., Any]) -> None:
     """CORS preflight and the ingest token keep working on the port that also serves the page."""
     service = autoheal_factory("--cors-origin", "http://shop.test", env={"AUTOHEAL_INGEST_TOKEN": "ingest-secret"})
     endpoint = service.http_endpoint
-    import urllib.request
-
     request = urllib.request.Request(f"{endpoint}/v1/traces", method="OPTIONS", headers={
         "Origin": "http://shop.test", "Access-Control-Request-Method": "POST",
         "Access-Control-Request-Headers": "content-type"})
