@@ -12,6 +12,8 @@ for _p in (str(ROOT), str(Path(__file__).resolve().parent)):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
+from tests.github_standin.fixture import github_openapi, github_standin, pytest_configure  # noqa: E402,F401
+
 
 @pytest.fixture(scope="session")
 def screenshot_dir() -> Path:

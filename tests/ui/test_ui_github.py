@@ -1,0 +1,66 @@
+"""The way to a fix on the page, from the real GitHub sink filing on the GitHub stand-in."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from polling import wait_for
+from ui_support import Browser, get, get_json, send_error
+
+from tests.github_standin.server import GitHubStandin
+
+
+def test_filed_and_handed_off_groups_link_to_github(github_standin: GitHubStandin,
+                                                     autoheal_factory: Callable[..., Any], screenshot_dir: Path,
+                                                     tmp_path: Path) -> None:
+    """A group filed and handed to Copilot shows "#N · handed to Copilot" linking the issue, and its timeline."""
+    env = {**github_standin.env(), "AUTOHEAL_GITHUB_MIN_WRITE_INTERVAL": "0", "AUTOHEAL_GITHUB_COMMENT_INTERVAL": "0",
+           "AUTOHEAL_GITHUB_STATE_CHECK_INTERVAL": "0", "AUTOHEAL_GITHUB_HANDOFF": "copilot",
+           "AUTOHEAL_GITHUB_HANDOFF_MIN_OCCURRENCES": "3"}
+    service = autoheal_factory(env=env)
+    endpoint = service.http_endpoint
+    for n in range(3):
+        send_error(endpoint, service="shop", exc_type="ZeroDivisionError", message="division by zero",
+                   logs=(f"dividing {n} by 0",))
+    send_error(endpoint, service="shop", exc_type="KeyError", message="'A-17'", frames=("load_order",))
+    wait_for(lambda: len(github_standin.issues()) == 2 and any(i["assignees"] for i in github_standin.issues()),
+             90, 0.3, "two issues filed, one handed to Copilot")
+    handed = next(i for i in github_standin.issues() if i["assignees"])
+    web = f"{github_standin.env()['GITHUB_API_URL'].rstrip('/')}/{github_standin.env()['GITHUB_REPOSITORY']}"
+
+    def ways() -> dict[str, Any]:
+        return {g["exception_type"]: g["way"] for g in get_json(f"{endpoint}/api/groups")["groups"]}
+
+    wait_for(lambda: ways()["ZeroDivisionError"]["state"] == "copilot", 60, 0.3, "the hand-off on the page")
+    way = ways()["ZeroDivisionError"]
+    assert way["github_issue"] == handed["number"]
+    assert way["github_issue_url"] == f"{web}/issues/{handed['number']}"
+    assert ways()["KeyError"]["state"] == "filed"
+    only_copilot = get_json(f"{endpoint}/api/groups?state=copilot")
+    assert [g["exception_type"] for g in only_copilot["groups"]] == ["ZeroDivisionError"]
+    group_id = next(g["id"] for g in only_copilot["groups"])
+    timeline = [e["what"] for e in get_json(f"{endpoint}/api/groups/{group_id}")["timeline"]]
+    assert f"filed as GitHub issue #{handed['number']}" in timeline
+    assert any(t.startswith("Copilot hand-off: done") for t in timeline), timeline
+    status, _, html = get(f"{endpoint}/status")
+    assert status == 200 and github_standin.env()["GITHUB_REPOSITORY"].encode() in html
+
+    browser = Browser()
+    try:
+        browser.call("goto", url=f"{endpoint}/")
+        link = browser.call("attr", selector=f"tr[data-group='{group_id}'] .way a", name="href")
+        assert link == f"{web}/issues/{handed['number']}"
+        assert re.search(r"#\d+ · handed to Copilot", browser.call("text", selector=f"tr[data-group='{group_id}'] .way"))
+        browser.call("screenshot", path=str(tmp_path / "list-github.png"))
+        browser.call("goto", url=f"{endpoint}/groups/{group_id}")
+        assert "Copilot hand-off" in browser.call("text", selector="ol.timeline")
+        browser.call("screenshot", path=str(tmp_path / "group-github.png"), fullPage=True)
+        assert browser.call("events") == {"dialogs": [], "consoleErrors": [], "pageErrors": []}
+    finally:
+        browser.close()
+    for name in ("list-github.png", "group-github.png"):
+        shutil.copy(tmp_path / name, screenshot_dir / name)
