@@ -14,7 +14,7 @@ import hashlib
 import hmac
 import ipaddress
 
-__all__ = ["COOKIE", "SECURITY_HEADERS", "Access", "is_loopback"]
+__all__ = ["Access", "COOKIE", "SECURITY_HEADERS", "is_loopback"]
 
 #: Name of the session cookie set by the login form.
 COOKIE = "autoheal_ui"

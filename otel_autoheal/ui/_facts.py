@@ -17,8 +17,8 @@ from otel_autoheal.state._history import day_buckets, detail, hour_buckets, late
 from otel_autoheal.state.sqlite import SQLiteStore
 from otel_autoheal.ui import _fixway
 
-__all__ = ["GroupFacts", "ListPage", "ListQuery", "SORTS", "group_facts", "list_groups", "live_token",
-           "occurrence_facts"]
+__all__ = ["CHARTS", "GroupFacts", "ListPage", "ListQuery", "SORTS", "SPARKS", "group_facts", "list_groups",
+           "live_token", "occurrence_facts"]
 
 #: Sort keys of the list and their SQL order (ties by newest id, so paging is stable).
 SORTS: dict[str, str] = {

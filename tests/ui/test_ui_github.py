@@ -35,17 +35,22 @@ def test_filed_and_handed_off_groups_link_to_github(github_standin: GitHubStandi
     def ways() -> dict[str, Any]:
         return {g["exception_type"]: g["way"] for g in get_json(f"{endpoint}/api/groups")["groups"]}
 
-    wait_for(lambda: ways()["ZeroDivisionError"]["state"] == "copilot", 60, 0.3, "the hand-off on the page")
+    # The sink records an issue's number once GitHub answered: wait for both groups to show it.
+    wait_for(lambda: ways()["ZeroDivisionError"]["state"] == "copilot" and ways()["KeyError"]["state"] == "filed",
+             60, 0.3, "the filing and the hand-off on the page")
     way = ways()["ZeroDivisionError"]
     assert way["github_issue"] == handed["number"]
     assert way["github_issue_url"] == f"{web}/issues/{handed['number']}"
-    assert ways()["KeyError"]["state"] == "filed"
     only_copilot = get_json(f"{endpoint}/api/groups?state=copilot")
     assert [g["exception_type"] for g in only_copilot["groups"]] == ["ZeroDivisionError"]
     group_id = next(g["id"] for g in only_copilot["groups"])
-    timeline = [e["what"] for e in get_json(f"{endpoint}/api/groups/{group_id}")["timeline"]]
-    assert f"filed as GitHub issue #{handed['number']}" in timeline
-    assert any(t.startswith("Copilot hand-off: done") for t in timeline), timeline
+
+    def timeline() -> list[str]:
+        return [e["what"] for e in get_json(f"{endpoint}/api/groups/{group_id}")["timeline"]]
+
+    # The outbox marks the hand-off done just after the issue map records it.
+    wait_for(lambda: any(t.startswith("Copilot hand-off: done") for t in timeline()), 60, 0.3, "the hand-off done")
+    assert f"filed as GitHub issue #{handed['number']}" in timeline()
     status, _, html = get(f"{endpoint}/status")
     assert status == 200 and github_standin.env()["GITHUB_REPOSITORY"].encode() in html
 
