@@ -83,7 +83,7 @@ class ListPage:
     groups: list[dict[str, Any]]
     services: list[tuple[str, int]]
     sources: list[tuple[str, int]]
-    token: int
+    token: str
     github_web: str
 
     @property
@@ -167,7 +167,7 @@ def list_groups(store: SQLiteStore, query: ListQuery, github_web: str = "", now:
             "SELECT service, COUNT(*) FROM groups GROUP BY service ORDER BY service LIMIT 500")]
         sources = [(str(r[0]), int(r[1])) for r in conn.execute(
             "SELECT source, COUNT(*) FROM groups GROUP BY source ORDER BY source LIMIT 100")]
-        token = latest_occurrence_id(conn)
+        token = _token(conn)
     for group in groups:
         group["spark"] = sparks[group["id"]]
         group["versions"] = versions[group["id"]]
@@ -188,7 +188,7 @@ class GroupFacts:
     detail: dict[str, Any] | None
     way: _fixway.Way
     timeline: list[dict[str, Any]]
-    token: int
+    token: str
 
 
 def group_facts(store: SQLiteStore, group_id: int, chart_range: str = "14d",
@@ -220,7 +220,7 @@ def group_facts(store: SQLiteStore, group_id: int, chart_range: str = "14d",
             trace_ids=trace_ids, occurrences=recent_occurrences(conn, group_id), chart_range=chart_range,
             chart=chart, detail=detail(conn, group_id), way=way,
             timeline=_fixway.timeline(conn, group["fingerprint"]) if github else [],
-            token=latest_occurrence_id(conn))
+            token=_token(conn))
     return facts
 
 
@@ -249,7 +249,11 @@ def occurrence_facts(store: SQLiteStore, group_id: int, now: float | None = None
     }
 
 
-def live_token(store: SQLiteStore) -> int:
-    """Changes whenever an occurrence is recorded (the page polls it to know when to refresh)."""
+def _token(conn: sqlite3.Connection) -> str:
+    return f"{latest_occurrence_id(conn)}-{_fixway.change_mark(conn):.3f}"
+
+
+def live_token(store: SQLiteStore) -> str:
+    """Changes whenever an occurrence is recorded or the GitHub sink moves (the page polls it to refresh)."""
     with store.read() as conn:
-        return latest_occurrence_id(conn)
+        return _token(conn)

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from otel_autoheal.sinks.github.outbox import FixRow, IssueRow, Outbox
 
-__all__ = ["STATES", "Way", "github_web_url", "has_github_tables", "timeline", "way_of", "ways", "ways_in_state"]
+__all__ = ["STATES", "Way", "change_mark", "github_web_url", "has_github_tables", "timeline", "way_of", "ways",
+           "ways_in_state"]
 
 #: Every state a group can be in on its way to a fix, in the order the page lists them, with its label.
 STATES: dict[str, str] = {
@@ -130,6 +131,20 @@ def ways_in_state(conn: sqlite3.Connection, fingerprints: list[str], state: str)
         elif way_of(conn, fp, True).state == state:
             out.add(fp)
     return out
+
+
+def change_mark(conn: sqlite3.Connection) -> float:
+    """Moves when the sink performs a write, reads an issue's state or notices a fix; 0 without GitHub.
+
+    For the page's live updates. Reading an issue's state moves it even when nothing changed (once
+    per poll of the sink, 300 s by default): the page then fetches itself once for nothing.
+    """
+    if not has_github_tables(conn):
+        return 0.0
+    marks = [conn.execute(sql).fetchone()[0] for sql in (
+        "SELECT MAX(updated) FROM github_outbox", "SELECT MAX(updated) FROM github_fixes",
+        "SELECT MAX(state_checked_at) FROM github_issues")]
+    return max(float(m or 0) for m in marks)
 
 
 def timeline(conn: sqlite3.Connection, fingerprint: str) -> list[dict[str, Any]]:
