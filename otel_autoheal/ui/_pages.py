@@ -97,6 +97,8 @@ class Pages:
         self.trace_url_template = trace_url_template
         self.state_path = state_path
         self.github_web = _fixway.github_web_url(sink)
+        #: Read once: served from memory, never from disk on the event loop.
+        self.static = {name: (_HERE.joinpath("static", name).read_bytes(), kind) for name, kind in _STATIC.items()}
         self.pool = ThreadPoolExecutor(_THREADS, thread_name_prefix="autoheal-ui")
         self.env = Environment(loader=FileSystemLoader(_HERE / "templates"), autoescape=select_autoescape(default=True),
                                trim_blocks=True, lstrip_blocks=True)
@@ -281,11 +283,10 @@ class Pages:
     # ------------------------------------------------------------------ static, login
 
     async def _static(self, request: Request) -> Response:
-        name = request.path_params["name"]
-        if name not in _STATIC:
+        found = self.static.get(request.path_params["name"])
+        if found is None:
             return Response("not found", 404, media_type="text/plain")
-        return Response((_HERE / "static" / name).read_bytes(), headers={"Cache-Control": "no-cache"},
-                        media_type=_STATIC[name])
+        return Response(found[0], headers={"Cache-Control": "no-cache"}, media_type=found[1])
 
     async def _login(self, request: Request) -> Response:
         target = _safe_next(request.query_params.get("next", "/"))
