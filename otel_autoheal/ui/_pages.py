@@ -132,6 +132,9 @@ class Pages:
             Route("/static/{name}", self._headers(self._static), methods=["GET"]),
             Route("/login", self._headers(self._login), methods=["GET", "POST"]),
             Route("/logout", self._headers(self._logout), methods=["POST"]),
+            # The rest of the page's own paths: its 404, with its headers (other paths stay the OTLP app's).
+            Route("/groups/{rest:path}", guarded(self._no_page), methods=["GET"]),
+            Route("/api/{rest:path}", guarded(self._no_page, api=True), methods=["GET"]),
         ]
 
     def _headers(self, handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
@@ -210,6 +213,10 @@ class Pages:
         chart = _svg.chart(facts.chart, size, facts.versions)
         return self._html("group.html", {"f": facts, "g": facts.group, "chart": chart, "ranges": _facts.CHARTS,
                                          "live": facts.token, "explain": _explain(facts.grouping_fields)})
+
+    def _no_page(self, request: Request) -> Response:
+        path = request.url.path
+        return self._not_found(f"page {path[:100]!r}", api=path.startswith("/api/"))
 
     def _status(self) -> dict[str, Any]:
         """The facts of ``otel-autoheal status``, from the running sink, plus health and ingest counters."""

@@ -32,7 +32,8 @@ def test_every_page_response_carries_the_security_headers(autoheal: Any) -> None
     """CSP with frame-ancestors 'none', nosniff and no-referrer on pages, API, static files, login and 404s."""
     endpoint = autoheal.http_endpoint
     _one_group(endpoint)
-    for path in (*PAGE_PATHS, "/static/ui.css", "/static/ui.js", "/login", "/groups/999", "/api/groups/999"):
+    for path in (*PAGE_PATHS, "/static/ui.css", "/static/ui.js", "/login", "/groups/999", "/api/groups/999",
+                 "/groups/not-a-number", "/api/nothing/here"):
         status, headers, _ = get(endpoint + path)
         assert status in (200, 303, 404), (path, status)
         csp = headers.get("content-security-policy", "")
