@@ -120,6 +120,9 @@ def _parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     serve.add_argument("--cors-origin", dest="cors_origins", action="append", metavar="ORIGIN",
                        help="browser origin allowed to send OTLP/JSON (repeatable; env AUTOHEAL_CORS_ORIGINS)")
     serve.add_argument("--log-level", dest="log_level", help="DEBUG, INFO (default), WARNING, ERROR")
+    serve.add_argument("--ui", dest="ui_flag", metavar="HOST:PORT|off",
+                       help="serve the web page on its own address, or 'off' (default: on the OTLP/HTTP address; "
+                            "env AUTOHEAL_UI_ADDRESS, AUTOHEAL_UI)")
 
     issues = sub.add_parser("issues", help="list the issues (groups) in the local store")
     _add_common(issues)
@@ -218,8 +221,10 @@ def _state_errors(path: Path | str) -> Iterator[None]:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    if args.ui_flag is not None:
+        args.ui, args.ui_address = (False, None) if args.ui_flag.lower() in ("off", "false", "no") else (None, args.ui_flag)
     config = _load(args, ("state_dir", "database_url", "otlp_grpc", "otlp_http", "trace_wait", "cors_origins",
-                          "log_level"))
+                          "log_level", "ui", "ui_address"))
     logging.basicConfig(level=config.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from otel_autoheal.service import Service
@@ -236,7 +241,7 @@ def _serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     service.start()
     print(f"otel-autoheal ready: grpc=127.0.0.1:{service.grpc_port} http=127.0.0.1:{service.http_port} "
-          f"state={service.store.path} sink={service.sink.name}", flush=True)
+          f"state={service.store.path} sink={service.sink.name} ui={service.ui_url or 'off'}", flush=True)
     stop.wait()
     service.stop()
     if service.store.lost is not None:

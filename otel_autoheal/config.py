@@ -156,6 +156,15 @@ class Config:
     http_max_connections: int = 1000
     #: Origins allowed to POST OTLP/JSON from browsers (CORS), e.g. ``http://localhost:5173``. Default: none.
     cors_origins: tuple[str, ...] = ()
+    #: Serve the web page (groups, their history and their way to a fix). Default: true.
+    ui: bool = True
+    #: Where the web page listens, HOST:PORT (``--ui``). Default: empty, meaning on the OTLP/HTTP
+    #: address (http://127.0.0.1:4318/).
+    ui_address: str = ""
+    #: When set, the web page and its API need this token (login form → cookie, or
+    #: ``Authorization: Bearer``). Required when the page's address is not loopback: without it
+    #: the page answers 403 there. Default: empty.
+    ui_token: str = ""
     #: Link to a trace viewer; ``{trace_id}`` is replaced. Default: local Jaeger.
     trace_url_template: str = "http://localhost:16686/trace/{trace_id}"
     #: Path or module prefixes that are application code (overrides the built-in library rules).

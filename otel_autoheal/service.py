@@ -23,6 +23,8 @@ from otel_autoheal.receive.journal import JournalWriter
 from otel_autoheal.sinks import github_available, select_sink
 from otel_autoheal.sinks.base import Sink
 from otel_autoheal.state import open_store
+from otel_autoheal.state.sqlite import SQLiteStore
+from otel_autoheal.ui import WebUI
 
 __all__ = ["Service"]
 
@@ -87,6 +89,11 @@ class Service:
         intake = Intake(self.assembler, self.metrics, config.ingest_token, config.max_request_bytes, self.journal,
                         config.ingest_tokens, scrubber=self.pipeline.scrubber,
                         max_inflight_bytes=config.max_inflight_bytes or INFLIGHT_REQUESTS * config.max_request_bytes)
+        self.ui = None
+        if config.ui and isinstance(self.store, SQLiteStore):
+            self.ui = WebUI(config, self.store, self.sink, self.metrics, self.health)
+        elif config.ui:
+            log.warning("the web page reads SQLite state only for now: it is off with database_url")
         grpc_host, grpc_port = parse_hostport("otlp_grpc", config.otlp_grpc)
         http_host, http_port = parse_hostport("otlp_http", config.otlp_http)
         self.grpc = GrpcReceiver(intake, grpc_host, grpc_port)
@@ -95,6 +102,7 @@ class Service:
             metrics_token=config.metrics_token, header_timeout=config.http_header_timeout,
             body_timeout=config.http_body_timeout, keepalive_timeout=config.http_keepalive_timeout,
             max_connections=config.http_max_connections,
+            extra_routes=self.ui.otlp_routes() if self.ui is not None else (),
         )
         # Replayed only once both ports are ours: a start that fails must not touch the journal.
         self._replay_journal()
@@ -110,6 +118,9 @@ class Service:
             self.http.stop()
         if getattr(self, "grpc", None) is not None:
             self.grpc.server.stop(None)
+        ui = getattr(self, "ui", None)
+        if ui is not None:
+            ui.stop()
         journal = getattr(self, "journal", None)
         if journal is not None:
             journal.close(1.0)
@@ -178,6 +189,11 @@ class Service:
     def http_port(self) -> int:
         return self.http.port
 
+    @property
+    def ui_url(self) -> str:
+        """Where the web page is served, or "" when it is off (``ui = false``)."""
+        return self.ui.url(self.http_port) if self.ui is not None else ""
+
     def health(self) -> dict[str, Any]:
         """``status`` is "ok" or "error" (then ``error`` says why; /healthz answers 503)."""
         health: dict[str, Any] = {"status": "ok", "sink": self.sink.name,
@@ -192,10 +208,14 @@ class Service:
         self._watchdog.start()
         self.grpc.start()
         self.http.start()
+        if self.ui is not None:
+            self.ui.start()
         log.info("otel-autoheal listening: OTLP/gRPC %s:%d, OTLP/HTTP %s:%d, state %s, sink %s",
                  *parse_hostport("otlp_grpc", self.config.otlp_grpc)[:1], self.grpc_port,
                  *parse_hostport("otlp_http", self.config.otlp_http)[:1], self.http_port,
                  self.store.path, self.sink.name)
+        if self.ui is not None:
+            log.info("web page: %s", self.ui_url)
 
     def stop(self, timeout: float = 10.0) -> None:
         if self._stopped.is_set():
@@ -206,6 +226,8 @@ class Service:
             # servers below need not wait for them.
             self.journal.close(timeout)
         self.http.stop()
+        if self.ui is not None:
+            self.ui.stop()
         self.grpc.stop(1.0)
         self.assembler.stop(timeout)
         self.sink.close(timeout)

@@ -38,6 +38,8 @@ def main() -> int:
             print("otel-autoheal did not start", file=sys.stderr)
             return 1
         endpoint = f"http://127.0.0.1:{match.group(1)}"
+        page = re.search(r"ui=(\S+)", ready)
+        page_url = page.group(1) if page and page.group(1) != "off" else ""
         print(f"==> otel-autoheal is listening on {endpoint} (state: {state})")
         env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
                "AUTOHEAL_SPOOL_DIR": str(state / "spool")}
@@ -65,6 +67,15 @@ def main() -> int:
         print(f"\n==> otel-autoheal show {cli_issue['id']}\n")
         subprocess.run([sys.executable, "-m", "otel_autoheal", "show", str(cli_issue["id"]), "--state", str(state)],
                        check=True)
+        if page_url:
+            print(f"\n==> open {page_url} in a browser: the issues, their stacks, logs and history")
+            print(f"    (this issue: {page_url}groups/{cli_issue['id']})")
+            if sys.stdin.isatty():
+                print("    press Enter (or Ctrl-C) to stop otel-autoheal")
+                try:
+                    input()
+                except (EOFError, KeyboardInterrupt):
+                    pass
         return 0
     finally:
         service.terminate()

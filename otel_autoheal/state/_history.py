@@ -1,0 +1,205 @@
+"""Per-group occurrence history: hour and day buckets, the newest occurrences and the newest detail.
+
+Written inside the transaction that counts an occurrence (``SQLiteStore.record``), so history and
+counts never disagree, and read by the web page. Bounded per group whatever the traffic:
+``HOURS_KEPT`` hour buckets, ``DAYS_KEPT`` day buckets, ``OCCURRENCES_KEPT`` occurrences and one
+detail row; each write prunes its own group through the primary-key index, so it costs a few
+index look-ups, never a scan. Everything stored here was scrubbed by the pipeline already.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from otel_autoheal.model import ExceptionRecord, Occurrence
+
+__all__ = [
+    "DAYS_KEPT",
+    "HISTORY_SCHEMA",
+    "HOURS_KEPT",
+    "OCCURRENCES_KEPT",
+    "day_buckets",
+    "detail",
+    "hour_buckets",
+    "latest_occurrence_id",
+    "recent_occurrences",
+    "record_history",
+]
+
+#: Hour buckets kept per group: the 24 h sparkline plus a day for late data and time zones.
+HOURS_KEPT = 48
+#: Day buckets kept per group (the chart's longest range).
+DAYS_KEPT = 90
+#: Newest occurrences kept per group (time, version, environment, trace).
+OCCURRENCES_KEPT = 50
+#: Bounds on the newest occurrence's detail (the body already holds the full text for GitHub).
+_MAX_FRAMES = 200
+_MAX_STACK_CHARS = 64_000
+_MAX_TEXT = 2_000
+_MAX_FIELDS = 32
+_MAX_FIELD_CHARS = 200
+_MAX_RELATED = 20
+
+# Plain rowid tables (not WITHOUT ROWID): ``otel-autoheal repair`` salvages rows by rowid.
+HISTORY_SCHEMA = """
+CREATE TABLE IF NOT EXISTS group_hours (
+    group_id INTEGER NOT NULL,
+    hour     INTEGER NOT NULL,
+    count    INTEGER NOT NULL,
+    PRIMARY KEY (group_id, hour)
+);
+CREATE TABLE IF NOT EXISTS group_days (
+    group_id INTEGER NOT NULL,
+    day      INTEGER NOT NULL,
+    count    INTEGER NOT NULL,
+    PRIMARY KEY (group_id, day)
+);
+CREATE TABLE IF NOT EXISTS group_occurrences (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    group_id    INTEGER NOT NULL,
+    time        REAL NOT NULL,
+    processed   REAL NOT NULL,
+    version     TEXT NOT NULL,
+    environment TEXT NOT NULL,
+    trace_id    TEXT NOT NULL,
+    span_id     TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS group_occurrences_group ON group_occurrences (group_id, id);
+CREATE TABLE IF NOT EXISTS group_details (
+    group_id INTEGER PRIMARY KEY,
+    detail   TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS groups_last_seen ON groups (last_seen);
+CREATE INDEX IF NOT EXISTS groups_first_seen ON groups (first_seen);
+CREATE INDEX IF NOT EXISTS groups_count ON groups (count);
+CREATE INDEX IF NOT EXISTS groups_service ON groups (service);
+CREATE INDEX IF NOT EXISTS groups_source ON groups (source);
+"""
+
+
+def _cut(text: str, limit: int = _MAX_TEXT) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _fields(values: dict[str, Any]) -> dict[str, str]:
+    items = list(values.items())[:_MAX_FIELDS]
+    return {_cut(str(k), 80): _cut(v if isinstance(v, str) else json.dumps(v, default=str), _MAX_FIELD_CHARS)
+            for k, v in items}
+
+
+def _detail_of(exc: ExceptionRecord, related: Sequence[ExceptionRecord], occurred: float) -> dict[str, Any]:
+    """What the group page shows of the newest occurrence: chain, frames, logs, context."""
+    return {
+        "time": occurred,
+        "trace_id": exc.trace_id,
+        "span_id": exc.span_id,
+        "span_name": _cut(exc.span_name, 300),
+        "version": exc.service_version,
+        "environment": exc.environment,
+        "stacktrace": _cut(exc.stacktrace, _MAX_STACK_CHARS),
+        "chain": [
+            {
+                "type": _cut(parsed.type, 300),
+                "message": _cut(parsed.message),
+                "language": parsed.language,
+                "frames": [
+                    {"function": _cut(f.function, 300), "file": _cut(f.filename, 500), "line": f.lineno,
+                     "column": f.colno, "in_app": f.in_app, "instrumentation": f.instrumentation,
+                     "source": _cut(f.source_line or "", 300)}
+                    for f in parsed.frames[-_MAX_FRAMES:]
+                ],
+            }
+            for parsed in exc.chain
+        ],
+        "logs": [
+            {"time_unix_nano": line.time_unix_nano, "severity": line.severity, "body": _cut(line.body),
+             "attributes": _fields(line.attributes)}
+            for line in exc.preceding_logs
+        ],
+        "context": _fields(exc.span_attributes),
+        "related": [
+            {"type": _cut(r.type, 300), "message": _cut(r.message, 300), "service": r.service_name,
+             "span_name": _cut(r.span_name, 300)}
+            for r in related[:_MAX_RELATED]
+        ],
+    }
+
+
+def record_history(conn: sqlite3.Connection, group_id: int, occurrence: Occurrence, occurred: float,
+                   now: float) -> None:
+    """Count one occurrence in its buckets, remember it and its detail, and prune the group's history."""
+    exc = occurrence.exception
+    hour, day = int(occurred // 3600), int(occurred // 86400)
+    oldest_hour, oldest_day = int(now // 3600) - HOURS_KEPT, int(now // 86400) - DAYS_KEPT
+    if hour > oldest_hour:  # late data older than the window would only be pruned again
+        conn.execute("INSERT INTO group_hours (group_id, hour, count) VALUES (?, ?, 1)"
+                     " ON CONFLICT (group_id, hour) DO UPDATE SET count = count + 1", (group_id, hour))
+    if day > oldest_day:
+        conn.execute("INSERT INTO group_days (group_id, day, count) VALUES (?, ?, 1)"
+                     " ON CONFLICT (group_id, day) DO UPDATE SET count = count + 1", (group_id, day))
+    conn.execute("DELETE FROM group_hours WHERE group_id = ? AND hour <= ?", (group_id, oldest_hour))
+    conn.execute("DELETE FROM group_days WHERE group_id = ? AND day <= ?", (group_id, oldest_day))
+    conn.execute(
+        "INSERT INTO group_occurrences (group_id, time, processed, version, environment, trace_id, span_id)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (group_id, occurred, now, exc.service_version, exc.environment, exc.trace_id, exc.span_id),
+    )
+    conn.execute(
+        "DELETE FROM group_occurrences WHERE group_id = ? AND id < (SELECT id FROM group_occurrences"
+        " WHERE group_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+        (group_id, group_id, OCCURRENCES_KEPT - 1),
+    )
+    conn.execute("INSERT OR REPLACE INTO group_details (group_id, detail) VALUES (?, ?)",
+                 (group_id, json.dumps(_detail_of(exc, occurrence.related, occurred))))
+
+
+def hour_buckets(conn: sqlite3.Connection, group_ids: Sequence[int], since_hour: int) -> dict[int, dict[int, int]]:
+    """group id → {hour number (seconds since epoch // 3600) → count}, from ``since_hour`` on."""
+    out: dict[int, dict[int, int]] = {g: {} for g in group_ids}
+    if not group_ids:
+        return out
+    marks = ",".join("?" * len(group_ids))
+    for group_id, hour, count in conn.execute(
+        f"SELECT group_id, hour, count FROM group_hours WHERE group_id IN ({marks}) AND hour >= ?",
+        (*group_ids, since_hour),
+    ):
+        out[int(group_id)][int(hour)] = int(count)
+    return out
+
+
+def day_buckets(conn: sqlite3.Connection, group_ids: Sequence[int], since_day: int) -> dict[int, dict[int, int]]:
+    """group id → {day number (seconds since epoch // 86400, UTC) → count}, from ``since_day`` on."""
+    out: dict[int, dict[int, int]] = {g: {} for g in group_ids}
+    if not group_ids:
+        return out
+    marks = ",".join("?" * len(group_ids))
+    for group_id, day, count in conn.execute(
+        f"SELECT group_id, day, count FROM group_days WHERE group_id IN ({marks}) AND day >= ?",
+        (*group_ids, since_day),
+    ):
+        out[int(group_id)][int(day)] = int(count)
+    return out
+
+
+def recent_occurrences(conn: sqlite3.Connection, group_id: int, limit: int = OCCURRENCES_KEPT) -> list[dict[str, Any]]:
+    """The group's last recorded occurrences (``OCCURRENCES_KEPT``), by their own time, newest first."""
+    rows = conn.execute(
+        "SELECT id, time, processed, version, environment, trace_id, span_id FROM group_occurrences"
+        " WHERE group_id = ? ORDER BY time DESC, id DESC LIMIT ?", (group_id, limit)).fetchall()
+    return [{"id": int(r[0]), "time": float(r[1]), "processed": float(r[2]), "version": str(r[3]),
+             "environment": str(r[4]), "trace_id": str(r[5]), "span_id": str(r[6])} for r in rows]
+
+
+def detail(conn: sqlite3.Connection, group_id: int) -> dict[str, Any] | None:
+    """The newest occurrence's detail (``_detail_of``), or None for a group recorded before history existed."""
+    row = conn.execute("SELECT detail FROM group_details WHERE group_id = ?", (group_id,)).fetchone()
+    return json.loads(row[0]) if row else None
+
+
+def latest_occurrence_id(conn: sqlite3.Connection) -> int:
+    """Grows with every occurrence recorded (never reused): a cheap "anything new?" token."""
+    row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'group_occurrences'").fetchone()
+    return int(row[0]) if row else 0

@@ -1,0 +1,107 @@
+"""The occurrence history in the state store (bounded buckets) and the way to a fix read from the sink's tables."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+
+from otel_autoheal.model import ExceptionRecord, Frame, Occurrence, ParsedException
+from otel_autoheal.state._history import DAYS_KEPT, HOURS_KEPT, OCCURRENCES_KEPT
+from otel_autoheal.state.sqlite import GroupStats, SQLiteStore
+from otel_autoheal.ui import _facts
+
+
+def _occurrence(fingerprint: str, when: float, version: str = "1.0") -> Occurrence:
+    exc = ExceptionRecord(
+        type="ValueError", message="bad order", stacktrace="ValueError: bad order", time_unix_nano=int(when * 1e9),
+        trace_id=uuid.uuid4().hex, span_id=uuid.uuid4().hex[:16], origin="span_event",
+        resource={"service.name": "shop", "service.version": version, "deployment.environment.name": "prod"},
+        chain=[ParsedException("ValueError", "bad order", (Frame("app/orders.py", "place", 3),), "python")])
+    return Occurrence(fingerprint, ["service.name=shop"], "", "", exc)
+
+
+def _render(stats: GroupStats) -> tuple[str, str]:
+    return f"ValueError ({stats.count})", "body"
+
+
+def test_history_is_bucketed_and_bounded(tmp_path: Path) -> None:
+    """Hour and day buckets count by the error's own time, old buckets and occurrences are pruned, reads are per page."""
+    store = SQLiteStore(tmp_path / "autoheal.sqlite3")
+    try:
+        now = time.time()
+        # 200 occurrences spread over 150 days (older ones are recorded as late data: their own times).
+        for index in range(200):
+            store.record(_occurrence("fp-a", now - index * 86400 * 0.75, version=f"1.{index // 50}"), _render, now=now)
+        for _ in range(3):
+            store.record(_occurrence("fp-b", now - 7200), _render, now=now)
+        with store.read() as conn:
+            hours = conn.execute("SELECT COUNT(*) FROM group_hours WHERE group_id = 1").fetchone()[0]
+            days = conn.execute("SELECT COUNT(*), MIN(day) FROM group_days WHERE group_id = 1").fetchone()
+            kept = conn.execute("SELECT COUNT(*) FROM group_occurrences WHERE group_id = 1").fetchone()[0]
+        assert hours <= HOURS_KEPT
+        assert 0 < days[0] <= DAYS_KEPT and days[1] > int(now // 86400) - DAYS_KEPT
+        assert kept == OCCURRENCES_KEPT
+
+        page = _facts.list_groups(store, _facts.ListQuery(spark="24h"), now=now)
+        by_id = {g["id"]: g for g in page.groups}
+        assert by_id[2]["spark"][-3] == 3 and sum(by_id[2]["spark"]) == 3, "three occurrences two hours ago"
+        assert by_id[1]["spark"][-1] == 1
+        fourteen = _facts.list_groups(store, _facts.ListQuery(spark="14d"), now=now)
+        today = int(now // 86400)
+
+        def in_last(days: int) -> int:
+            return len([i for i in range(200) if int((now - i * 86400 * 0.75) // 86400) > today - days])
+
+        a = next(g for g in fourteen.groups if g["id"] == 1)
+        assert sum(a["spark"]) == in_last(14)
+
+        facts = _facts.group_facts(store, 1, "90d", now=now)
+        assert facts is not None
+        # The last 50 recorded were the oldest errors (indices 150-199, version 1.3), newest of them first.
+        assert facts.occurrences[0]["version"] == "1.3" and len(facts.occurrences) == OCCURRENCES_KEPT
+        assert facts.occurrences[0]["time"] > facts.occurrences[-1]["time"]
+        assert [v for v, _ in facts.versions] == ["1.0", "1.1", "1.2", "1.3"]
+        assert facts.detail is not None and facts.detail["chain"][0]["frames"][0]["function"] == "place"
+        assert sum(n for _, n in facts.chart) == in_last(90)
+    finally:
+        store.close()
+
+
+def test_way_to_a_fix_from_the_github_sink_tables(tmp_path: Path) -> None:
+    """Filed, handed to Copilot, PR open, fix merged, verified, regressed and muted are read from the sink's tables."""
+    from otel_autoheal.sinks.github.ledger import GitHubLedger
+
+    store = SQLiteStore(tmp_path / "autoheal.sqlite3")
+    try:
+        now = time.time()
+        names = ("local", "filed", "copilot", "pr", "merged", "verified", "regressed", "muted")
+        for name in names:
+            store.record(_occurrence(name, now), _render, now=now)
+        ledger = GitHubLedger(store)
+        with ledger.unit() as unit:
+            for number, name in enumerate(names[1:], start=11):
+                unit.set_issue(name, issue_number=number)
+            unit.set_issue("copilot", handoff="assigned")
+            unit.set_issue("pr", handoff="skipped_open_pr")
+            unit.set_issue("merged", state="closed", state_reason="completed", closed_at=now)
+            unit.add_fix("merged", now, 7, "abc", now, "merged")
+            unit.set_issue("verified", state="closed", state_reason="completed", closed_at=now)
+            unit.add_fix("verified", now, 8, "def", now, "verified")
+            unit.add_fix("regressed", now - 10, 9, "0a1", now - 10, "regressed")
+            unit.set_issue("muted", state="closed", state_reason="not_planned", closed_at=now)
+        assert ledger.issue_count() == 7
+        expected = {"local": "local", "filed": "filed", "copilot": "copilot", "pr": "pr_open", "merged": "fix_merged",
+                    "verified": "verified", "regressed": "regressed", "muted": "muted"}
+        page = _facts.list_groups(store, _facts.ListQuery(), now=now)
+        assert {g["fingerprint"]: g["way"].state for g in page.groups} == expected
+        merged = next(g for g in page.groups if g["fingerprint"] == "merged")["way"]
+        assert merged.as_json("https://github.com/acme/shop")["pr_url"] == "https://github.com/acme/shop/pull/7"
+        for fingerprint, state in expected.items():
+            filtered = _facts.list_groups(store, _facts.ListQuery(state=state), now=now)
+            assert [g["fingerprint"] for g in filtered.groups] == [fingerprint], state
+            assert filtered.total == 1
+        facts = _facts.group_facts(store, 5, now=now)
+        assert facts is not None and any("fix merged: PR #7" in e["what"] for e in facts.timeline)
+    finally:
+        store.close()
