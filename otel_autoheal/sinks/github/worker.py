@@ -114,7 +114,8 @@ class Worker:
                 best = min(best, item.not_before - now)
                 continue
             if item.kind != "create" and item.fingerprint not in numbers:
-                if not self.ledger.has_pending("create", item.fingerprint):
+                # In this order: another instance may file the issue meanwhile (number set, then done).
+                if not self.ledger.has_pending("create", item.fingerprint) and self._unfiled(item.fingerprint):
                     self.ledger.fail(item.id, "the issue for this group was never created")
                 continue
             if item.kind == "handoff" and not self.config.handoff_dry_run:
@@ -136,6 +137,10 @@ class Worker:
             self._process(claimed, row.issue_number if row else None)
             return 0.0
         return best
+
+    def _unfiled(self, fingerprint: str) -> bool:
+        row = self.ledger.get_issue(fingerprint)
+        return row is None or row.issue_number is None
 
     def _process(self, item: OutboxItem, number: int | None) -> None:
         try:
