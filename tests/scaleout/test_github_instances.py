@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -28,7 +29,7 @@ GROUPS = 4
 #: Occurrences per group: past the milestone of 10, so each issue gets exactly one comment.
 EACH = 12
 MIN_WRITE_INTERVAL = 1.0
-DEADLINE_S = 90.0
+DEADLINE_S = 240.0
 _FINGERPRINT = re.compile(r"fingerprint=([0-9a-f]+)")
 
 
@@ -148,7 +149,7 @@ def test_three_instances_file_each_group_once_through_a_crash(
     assert len(comments) == GROUPS and set(comments.values()) == {1}, f"milestone comments per issue: {comments}"
 
     starts = sorted(e.start for e in github_standin.writes())
-    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
     # Spacing is kept from the previous write's start by whichever instance sends the next one; a
     # quarter of the interval leaves room for the time a request spends reaching the stand-in.
     assert min(gaps) >= 0.75 * MIN_WRITE_INTERVAL, f"writes closer than the interval across instances: {gaps}"

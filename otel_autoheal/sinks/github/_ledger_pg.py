@@ -54,7 +54,9 @@ class PostgresLedger(GitHubLedger):
     _FOR_UPDATE = " FOR UPDATE"
     _SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
 
-    def __init__(self, store: PostgresStore, lease: float = CLAIM_LEASE_SECONDS) -> None:
+    def __init__(self, store: Any, lease: float = CLAIM_LEASE_SECONDS) -> None:
+        if not isinstance(store, PostgresStore):
+            raise TypeError(f"PostgresLedger needs a PostgresStore, not {type(store).__name__}")
         self._leader: Any = None
         self._leading = False
         self._lead_checked = 0.0

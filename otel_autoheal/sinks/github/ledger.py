@@ -56,8 +56,7 @@ from otel_autoheal.sinks.github._ledger_unit import LedgerUnit, SQLUnit
 from otel_autoheal.sinks.github.records import FixRow, IssueRow, OutboxItem
 
 if TYPE_CHECKING:
-    from otel_autoheal.state.postgres import PostgresStore
-    from otel_autoheal.state.sqlite import SQLiteStore
+    from otel_autoheal.state import Store
 
 __all__ = ["CLAIM_LEASE_SECONDS", "ClaimLost", "GitHubLedger", "LedgerUnit", "existing_ledger", "ledger_for"]
 
@@ -73,26 +72,24 @@ class ClaimLost(Exception):
     """The outbox item is no longer this instance's (its lease ran out and another took it): leave it."""
 
 
-def ledger_for(store: SQLiteStore | PostgresStore, lease: float = CLAIM_LEASE_SECONDS) -> GitHubLedger:
+def _kind(store: Store) -> type[GitHubLedger]:
+    from otel_autoheal.state.sqlite import SQLiteStore
+
+    if isinstance(store, SQLiteStore):
+        return GitHubLedger
+    from otel_autoheal.sinks.github._ledger_pg import PostgresLedger
+
+    return PostgresLedger
+
+
+def ledger_for(store: Store, lease: float = CLAIM_LEASE_SECONDS) -> GitHubLedger:
     """The ledger kept in ``store`` (created if missing), of the implementation its backend needs."""
-    from otel_autoheal.state.sqlite import SQLiteStore
-
-    if isinstance(store, SQLiteStore):
-        return GitHubLedger(store, lease=lease)
-    from otel_autoheal.sinks.github._ledger_pg import PostgresLedger
-
-    return PostgresLedger(store, lease=lease)
+    return _kind(store)(store, lease=lease)
 
 
-def existing_ledger(store: SQLiteStore | PostgresStore) -> GitHubLedger | None:
+def existing_ledger(store: Store) -> GitHubLedger | None:
     """The ledger kept in ``store``, or None when the GitHub sink never ran on it (nothing is created)."""
-    from otel_autoheal.state.sqlite import SQLiteStore
-
-    if isinstance(store, SQLiteStore):
-        return GitHubLedger.existing(store)
-    from otel_autoheal.sinks.github._ledger_pg import PostgresLedger
-
-    return PostgresLedger.existing(store)
+    return _kind(store).existing(store)
 
 
 class GitHubLedger:

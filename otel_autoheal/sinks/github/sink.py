@@ -51,7 +51,7 @@ class GitHubSink:
     ) -> None:
         self.config = config
         self.store = store
-        self.ledger = ledger_for(store, lease=config.claim_lease)  # type: ignore[arg-type]
+        self.ledger = ledger_for(store, lease=config.claim_lease)
         self.budget = Budget(self.ledger, config)
         self.client = GitHubClient.from_config(config)
         self._stop = threading.Event()
