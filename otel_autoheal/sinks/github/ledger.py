@@ -20,18 +20,15 @@ Contract (both implementations; ``tests/github/test_ledger.py`` runs one suite a
   no ``GitHubLedger`` method may be called inside one. On PostgreSQL ``set_issue`` locks the
   group's map row until the unit ends: units about one group run one after the other.
 - **Claims.** An outbox item is worked by one instance (``owner``) at a time: ``claim`` takes it
-  (``SELECT … FOR UPDATE SKIP LOCKED`` on PostgreSQL) for ``lease`` seconds, ``renew_claims``
-  extends the leases of the holder's items while it lives, ``done``/``fail``/``defer`` release
-  it. An item whose lease ran out (its holder died) is claimable by anyone; ``pending`` leaves
-  out the items other instances hold. ``begin_attempt`` raises ``ClaimLost`` when the item is no
-  longer this instance's, so a write is never sent by two. On SQLite the owner is always
-  ``local``: a restarted process takes its own items back at once.
-- **Budgets.** ``reserve_write`` checks a budget and counts the write in one transaction, under a
-  lock all instances share (``pg_advisory_xact_lock``; SQLite's write lock): two instances never
-  both pass the check for the last slot.
-- **Leadership.** ``leads()`` is true on one instance at a time (always on SQLite; on
-  PostgreSQL the holder of a session advisory lock, released when its connection or process
-  dies, then taken by another instance): the issue poll and the fix bookkeeping run there.
+  (``FOR UPDATE SKIP LOCKED`` on PostgreSQL) for ``lease`` seconds, ``renew_claims`` extends the
+  holder's leases while it lives, ``done``/``fail``/``defer`` release it; once a lease ran out
+  (the holder died) anyone may claim it; ``pending`` leaves out items others hold;
+  ``begin_attempt`` raises ``ClaimLost`` when the item is no longer ours, so no write is sent
+  twice. On SQLite the owner is always ``local`` (a restarted process takes its items back).
+- **Budgets.** ``reserve_write`` checks a budget and counts the write in one transaction under a
+  lock all instances share: two never both get the last slot.
+- **Leadership.** ``leads()`` is true on one instance at a time (on PostgreSQL the holder of a
+  session advisory lock, freed when its connection dies): the poll and the fix books run there.
 - **Threads.** A ledger may be shared by threads (the pipeline's ``handle`` and the worker):
   writers take the store's write lock in turn. A unit belongs to the thread that opened it and
   is dead after its block.
@@ -47,12 +44,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any
 
 from otel_autoheal.sinks.github._ledger_schema import ADDED_COLUMNS, ITEM_COLS, SCHEMA, outbox_item
 from otel_autoheal.sinks.github._ledger_unit import LedgerUnit, SQLUnit
+from otel_autoheal.sinks.github._ledger_writes import WriteLog
 from otel_autoheal.sinks.github.records import FixRow, IssueRow, OutboxItem
 
 if TYPE_CHECKING:
@@ -64,8 +62,6 @@ __all__ = ["CLAIM_LEASE_SECONDS", "ClaimLost", "GitHubLedger", "LedgerUnit", "ex
 CLAIM_LEASE_SECONDS = 60.0
 #: The owner of every claim on SQLite (one process; a restarted one takes its items back).
 LOCAL_OWNER = "local"
-#: Writes that are not content-creating requests: kept apart from the write budgets.
-_NOT_WRITES = "('handoff', 'search')"
 
 
 class ClaimLost(Exception):
@@ -92,7 +88,7 @@ def existing_ledger(store: Store) -> GitHubLedger | None:
     return _kind(store).existing(store)
 
 
-class GitHubLedger:
+class GitHubLedger(WriteLog):
     """The sink's storage (see the module docstring for the contract); SQLite tables in ``store``'s file."""
 
     #: Whether other instances share the tables (their claims and leadership matter).
@@ -129,17 +125,13 @@ class GitHubLedger:
         """The ledger kept in ``store``, or None when the GitHub sink never ran on it (nothing is created)."""
         return cls(store) if cls._has_tables(store) else None
 
-    @contextmanager
-    def _tx(self) -> Iterator[Any]:
+    def _tx(self) -> AbstractContextManager[Any]:
         """A write transaction's connection, speaking ``?`` placeholders."""
-        with self.store.transaction() as conn:
-            yield conn
+        return self.store.transaction()  # type: ignore[no-any-return]
 
-    @contextmanager
-    def _read(self) -> Iterator[Any]:
+    def _read(self) -> AbstractContextManager[Any]:
         """A read snapshot's connection, speaking ``?`` placeholders."""
-        with self.store.read() as conn:
-            yield conn
+        return self.store.read()  # type: ignore[no-any-return]
 
     @contextmanager
     def unit(self) -> Iterator[LedgerUnit]:
@@ -332,74 +324,6 @@ class GitHubLedger:
             "verified": int(rows.get("verified", 0)),
             "regressed": int(rows.get("regressed", 0)),
         }
-
-    # ----------------------------------------------------------- writes made (budgets)
-
-    def record_write(self, kind: str, now: float, forget_before: float) -> None:
-        """Count a write of ``kind`` sent at ``now``; forget the ones older than ``forget_before``."""
-        with self._tx() as conn:
-            conn.execute("INSERT INTO github_writes (ts, kind) VALUES (?, ?)", (now, kind))
-            conn.execute("DELETE FROM github_writes WHERE ts < ?", (forget_before,))
-
-    def write_times(self, since: float, kinds: Iterable[str] | None = None) -> list[float]:
-        """When the writes after ``since`` were sent, oldest first: of ``kinds``, else all but hand-offs and searches."""
-        with self._tx() as conn:
-            if kinds is None:
-                rows = conn.execute(
-                    f"SELECT ts FROM github_writes WHERE ts > ? AND kind NOT IN {_NOT_WRITES} ORDER BY ts", (since,)
-                )
-            else:
-                wanted = tuple(kinds)
-                marks = ",".join("?" * len(wanted))
-                rows = conn.execute(
-                    f"SELECT ts FROM github_writes WHERE ts > ? AND kind IN ({marks}) ORDER BY ts", (since, *wanted)
-                )
-            return [float(r[0]) for r in rows]
-
-    def writes_since(self, since: float) -> int:
-        """Writes other than hand-offs sent after ``since``, counted on a read snapshot (for /metrics)."""
-        with self._read() as conn:
-            row = conn.execute(
-                f"SELECT COUNT(*) FROM github_writes WHERE ts > ? AND kind NOT IN {_NOT_WRITES}", (since,)
-            ).fetchone()
-        return int(row[0])
-
-    def recent_writes(self, since: float) -> tuple[list[tuple[float, str]], float]:
-        """``(when, kind)`` of the writes after ``since``, oldest first, and when the last one ended."""
-        with self._tx() as conn:
-            return self._recent(conn, since)
-
-    def reserve_write(self, kind: str, now: float, since: float, forget_before: float,
-                      wait: Callable[[list[tuple[float, str]], float], float]) -> float:
-        """Ask ``wait(recent_writes(since))`` how long a write of ``kind`` must wait; when it need
-        not, count it at ``now``, all under the budget lock (see "Budgets"). Returns the wait."""
-        with self._tx() as conn:
-            self._lock_budget(conn)
-            rows, last_end = self._recent(conn, since)
-            delay = wait(rows, last_end)
-            if delay <= 0:
-                conn.execute("INSERT INTO github_writes (ts, kind) VALUES (?, ?)", (now, kind))
-                if len(rows) % 64 == 0:
-                    conn.execute("DELETE FROM github_writes WHERE ts < ?", (forget_before,))
-            return delay
-
-    def write_ended(self, now: float) -> None:
-        """A write's answer arrived at ``now``: every instance measures the spacing from here."""
-        with self._tx() as conn:
-            self._lock_budget(conn)
-            _, last_end = self._recent(conn, now)
-            if now > last_end:
-                conn.execute("INSERT INTO github_meta (key, value) VALUES ('last_write_end', ?)"
-                             " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (repr(now),))
-
-    def _recent(self, conn: Any, since: float) -> tuple[list[tuple[float, str]], float]:
-        rows = [(float(t), str(k)) for t, k in
-                conn.execute("SELECT ts, kind FROM github_writes WHERE ts > ? ORDER BY ts", (since,)).fetchall()]
-        end = conn.execute("SELECT value FROM github_meta WHERE key = 'last_write_end'").fetchone()
-        return rows, float(end[0]) if end else 0.0
-
-    def _lock_budget(self, conn: Any) -> None:
-        """Serialise budget checks across instances (SQLite's write transaction already does)."""
 
     # ----------------------------------------------------------- labels and meta
 
