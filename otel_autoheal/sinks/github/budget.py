@@ -73,6 +73,8 @@ class Budget:
         """Seconds a request of ``kind`` must wait, given the writes of the last hour (all instances)."""
         cfg = self.config
         wait = max(0.0, self.blocked_until - now)  # refreshed by the caller: this runs inside a transaction
+        if kind == "handoff":
+            return max(wait, self._handoff_wait([t for t, k in writes if k == "handoff"], now))
         if kind == "search":
             searches = [t for t, k in writes if k == "search" and t > now - 60 - _WINDOW_SLACK]
             if len(searches) >= SEARCHES_PER_MINUTE:
@@ -108,7 +110,8 @@ class Budget:
         seconds to wait (nothing counted). Check and count are one step for all instances."""
         now = time.time() if now is None else now
         self.request_wait(now)
-        return self.ledger.reserve_write(kind, now, now - _LOOKBACK, now - 2 * _DAY,
+        since = now - (_DAY if kind == "handoff" else _LOOKBACK)
+        return self.ledger.reserve_write(kind, now, since, now - 2 * _DAY,
                                          lambda writes, last_end: self._wait(writes, last_end, now, kind))
 
     def record_search(self, now: float | None = None) -> None:
@@ -121,9 +124,11 @@ class Budget:
 
     def handoff_wait(self, now: float) -> float:
         """Seconds until the daily hand-off budget has room (inf when the budget is 0)."""
+        return self._handoff_wait(self._times(now - _DAY, ("handoff",)), now)
+
+    def _handoff_wait(self, day: list[float], now: float) -> float:
         if self.config.handoff_daily_budget <= 0:
             return float("inf")
-        day = self._times(now - _DAY, ("handoff",))
         if len(day) < self.config.handoff_daily_budget:
             return 0.0
         return day[-self.config.handoff_daily_budget] + _DAY - now

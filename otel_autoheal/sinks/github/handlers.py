@@ -236,12 +236,11 @@ class Handlers:
                 assignment.get("base_branch", "(default)"),
             )
             return self._handoff_outcome(fp, "dry_run")
-        wait = self.budget.handoff_wait(time.time())
+        wait = self.budget.take("handoff")  # checked and counted at once: the daily budget is the deployment's
         if wait > 0:
             raise Deferred(time.time() + wait, "daily hand-off budget used up")
         try:
             with self.pacer.write("assign"):
-                self.budget.record("handoff")
                 self.ledger.begin_attempt(item.id)
                 logins = self.client.assign_copilot(number, assignment)
         except (Stopping, ClaimLost):
