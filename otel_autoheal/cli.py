@@ -272,12 +272,9 @@ def _github_numbers(store: Any) -> dict[str, int]:
     """fingerprint → GitHub issue number, when the GitHub sink has filed issues from this state."""
     if store is None:
         return {}
-    from otel_autoheal.sinks.github.ledger import GitHubLedger
-    from otel_autoheal.state.sqlite import SQLiteStore
+    from otel_autoheal.sinks.github.ledger import existing_ledger
 
-    if not isinstance(store, SQLiteStore):
-        return {}  # the GitHub sink keeps its tables in SQLite only
-    ledger = GitHubLedger.existing(store)
+    ledger = existing_ledger(store)
     return ledger.issue_numbers() if ledger is not None else {}
 
 

@@ -13,14 +13,13 @@ from typing import Any
 
 from otel_autoheal.assemble import Assembler
 from otel_autoheal.config import Config, parse_hostport
-from otel_autoheal.errors import ConfigError
 from otel_autoheal.metrics import Metrics
 from otel_autoheal.otlp import LogData, SpanData, from_journal, journal_key
 from otel_autoheal.pipeline import Pipeline
 from otel_autoheal.receive import GrpcReceiver, HttpReceiver, Intake
 from otel_autoheal.receive.intake import INFLIGHT_REQUESTS
 from otel_autoheal.receive.journal import JournalWriter
-from otel_autoheal.sinks import github_available, select_sink
+from otel_autoheal.sinks import select_sink
 from otel_autoheal.sinks.base import Sink
 from otel_autoheal.state import open_store
 from otel_autoheal.state.sqlite import SQLiteStore
@@ -75,9 +74,6 @@ class Service:
         self._watchdog = threading.Thread(target=self._watch_state, name="autoheal-state-watch", daemon=True)
 
     def _build(self, config: Config, sink: Sink | None) -> None:
-        if config.database_url and sink is None and github_available(config):
-            raise ConfigError("database_url", "the GitHub sink keeps its outbox in SQLite and cannot run on "
-                                              "PostgreSQL yet: unset database_url (or GITHUB_REPOSITORY/GITHUB_TOKEN)")
         self.sink = sink or select_sink(config, self.store, self.metrics)
         self.pipeline = Pipeline(config, self.store, self.sink, self.metrics)
         self.assembler = Assembler(

@@ -22,7 +22,9 @@ CREATE TABLE IF NOT EXISTS github_outbox (
     not_before  REAL NOT NULL DEFAULT 0,
     last_error  TEXT,
     created     REAL NOT NULL,
-    updated     REAL NOT NULL
+    updated     REAL NOT NULL,
+    claimed_by  TEXT,
+    lease_until REAL NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS github_outbox_pending ON github_outbox (state, id);
 CREATE TABLE IF NOT EXISTS github_issues (
@@ -82,8 +84,23 @@ CREATE TABLE IF NOT EXISTS github_meta (
 );
 """
 
-#: Columns added after the first release, created on databases that predate them.
-ADDED_ISSUE_COLUMNS = {"trusted": "INTEGER", "provenance": "TEXT NOT NULL DEFAULT ''"}
+#: Columns added after the first release, created on databases that predate them (table -> name -> type).
+ADDED_COLUMNS = {
+    "github_issues": {"trusted": "INTEGER", "provenance": "TEXT NOT NULL DEFAULT ''"},
+    "github_outbox": {"claimed_by": "TEXT", "lease_until": "REAL NOT NULL DEFAULT 0"},
+}
+
+
+def postgres_schema() -> list[str]:
+    """The same tables for PostgreSQL: one definition, so the two backends cannot drift apart."""
+    text = (SCHEMA.replace("INTEGER PRIMARY KEY AUTOINCREMENT", "BIGSERIAL PRIMARY KEY")
+            .replace(" REAL", " DOUBLE PRECISION").replace(" INTEGER", " BIGINT"))
+    return [stmt for stmt in text.split(";") if stmt.strip()]
+
+
+def postgres_type(sqlite_decl: str) -> str:
+    """``ADDED_COLUMNS``' declarations in PostgreSQL's words."""
+    return sqlite_decl.replace("REAL", "DOUBLE PRECISION").replace("INTEGER", "BIGINT")
 
 FIX_COLS = (
     "id, fingerprint, closed_at, pr_number, commit_sha, merged_at, base_version, fix_version, deployed_at,"

@@ -1,37 +1,81 @@
-"""The SQLite ``LedgerUnit``: the ledger's reads and writes that commit together (one transaction).
+"""``LedgerUnit``: the ledger's reads and writes that commit together (one transaction), and its SQL.
 
-Private to ``ledger``, whose ``LedgerUnit`` protocol this implements; see its docstring for the contract.
+Private to ``ledger`` (see its docstring for the contract). ``SQLUnit`` speaks the SQL both
+backends accept (``?`` placeholders; the PostgreSQL ledger's connection adapter turns them into
+``%s``), so SQLite and PostgreSQL share one implementation.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from otel_autoheal.sinks.github._ledger_schema import FIX_COLS, ISSUE_COLS, ITEM_COLS, fix_row, issue_row, outbox_item
 from otel_autoheal.sinks.github.records import ACTIVE_FIX_STATES, CLOSED_AT_SLACK, FixRow, IssueRow, OutboxItem
 
+__all__ = ["LedgerUnit", "SQLUnit"]
+
 _ACTIVE = ",".join("?" * len(ACTIVE_FIX_STATES))
 
 
-class SQLiteUnit:
-    """``LedgerUnit`` over the connection of one open store transaction."""
+class LedgerUnit(Protocol):
+    """Reads and writes that commit together (see "Transactions"); ``GitHubLedger.unit()`` hands one out."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    # outbox rows
+    def enqueue(self, kind: str, fingerprint: str, payload: dict[str, Any], not_before: float = 0.0) -> int: ...
+    def merge(self, kind: str, fingerprint: str, payload: dict[str, Any]) -> None:
+        """Queue ``kind`` or fold ``payload`` into the one pending (newest wins; ``reasons`` joined)."""
+    def pending_item(self, kind: str, fingerprint: str) -> OutboxItem | None: ...
+    def has_failed(self, kind: str, fingerprint: str) -> bool: ...
+    def set_payload(self, item_id: int, payload: dict[str, Any]) -> None: ...
+    # issue map
+    def issue(self, fingerprint: str) -> IssueRow | None: ...
+    def set_issue(self, fingerprint: str, **values: Any) -> None:
+        """Create the group's map entry if missing, then set ``values``."""
+    # versions, and the store's own view of the group
+    def see_version(self, fingerprint: str, version: str, now: float) -> None: ...
+    def versions_seen_by(self, fingerprint: str, when: float) -> list[tuple[str, float]]:
+        """The group's versions first seen by ``when`` (plus ``CLOSED_AT_SLACK``)."""
+    def service_versions(self, fingerprint: str) -> list[tuple[str, float]]:
+        """Every version of the group's service (any group of it), with when it was first seen."""
+    def group_last_seen(self, fingerprint: str) -> float | None: ...
+    # fixes
+    def fix(self, fingerprint: str, active_only: bool = True) -> FixRow | None: ...
+    def fix_by_id(self, fix_id: int) -> FixRow | None: ...
+    def fix_for_close(self, fingerprint: str, closed_at: float) -> FixRow | None: ...
+    def fixes_in(self, *states: str) -> list[FixRow]: ...
+    def add_fix(
+        self, fingerprint: str, closed_at: float, pr_number: int | None, commit_sha: str, merged_at: float, state: str
+    ) -> None:
+        """Record the fix of the close at ``closed_at``; a second one for the same close is ignored."""
+    def set_fix(self, fix_id: int, **values: Any) -> None: ...
+    def end_fixes(self, fingerprint: str, state: str) -> None:
+        """Every fix still in force for the group ends as ``state``."""
+
+
+class SQLUnit:
+    """``LedgerUnit`` over the connection of one open store transaction.
+
+    ``lock_rows`` (PostgreSQL): ``set_issue`` also locks the group's map row until the unit ends,
+    so units of several instances deciding about one group run one after the other (SQLite's
+    write transactions are serial already).
+    """
+
+    def __init__(self, conn: Any, lock_rows: bool = False) -> None:
         self._conn = conn
+        self._lock_rows = lock_rows
 
     # ----------------------------------------------------------- outbox rows
 
     def enqueue(self, kind: str, fingerprint: str, payload: dict[str, Any], not_before: float = 0.0) -> int:
         now = time.time()
-        cur = self._conn.execute(
+        row = self._conn.execute(
             "INSERT INTO github_outbox (kind, fingerprint, payload, not_before, created, updated)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
             (kind, fingerprint, json.dumps(payload), not_before, now, now),
-        )
-        return int(cur.lastrowid or 0)
+        ).fetchone()
+        return int(row[0])
 
     def merge(self, kind: str, fingerprint: str, payload: dict[str, Any]) -> None:
         """Queue ``kind`` for ``fingerprint`` or fold ``payload`` into the one already pending (newest
@@ -78,8 +122,11 @@ class SQLiteUnit:
     def set_issue(self, fingerprint: str, **values: Any) -> None:
         """Create the group's map entry if missing, then set ``values`` (column = value)."""
         self._conn.execute(
-            "INSERT OR IGNORE INTO github_issues (fingerprint, created) VALUES (?, ?)", (fingerprint, time.time())
+            "INSERT INTO github_issues (fingerprint, created) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            (fingerprint, time.time()),
         )
+        if self._lock_rows:
+            self._conn.execute("SELECT 1 FROM github_issues WHERE fingerprint = ? FOR UPDATE", (fingerprint,))
         if values:
             cols = ", ".join(f"{k} = ?" for k in values)
             self._conn.execute(
@@ -153,8 +200,8 @@ class SQLiteUnit:
     ) -> None:
         """Record the fix of the close at ``closed_at``; a second one for the same close is ignored."""
         self._conn.execute(
-            "INSERT OR IGNORE INTO github_fixes (fingerprint, closed_at, pr_number, commit_sha, merged_at, state,"
-            " updated) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO github_fixes (fingerprint, closed_at, pr_number, commit_sha, merged_at, state,"
+            " updated) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (fingerprint, closed_at, pr_number, commit_sha, merged_at, state, time.time()),
         )
 

@@ -65,6 +65,7 @@ ENV_KEYS: dict[str, str] = {
     "issue_poll_interval": "AUTOHEAL_GITHUB_ISSUE_POLL_INTERVAL",
     "verify_window": "AUTOHEAL_GITHUB_VERIFY_WINDOW",
     "login": "AUTOHEAL_GITHUB_LOGIN",
+    "claim_lease": "AUTOHEAL_GITHUB_CLAIM_LEASE",
 }
 
 _REPO_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
@@ -134,6 +135,10 @@ class GitHubConfig:
     #: issue the sink files. Only issues by this login are ever taken for the sink's own; set
     #: it (``my-app[bot]``) so that an app token can adopt its issues after a lost state.
     login: str = ""
+    #: With several instances sharing PostgreSQL: seconds an instance's claim on an outbox item
+    #: lasts without renewal (renewed every third of it while the instance lives), i.e. how soon
+    #: another instance finishes the items of one that died (default 60).
+    claim_lease: float = 60.0
     #: Where each value came from (``repository``, ``token``, ``labels``, …), filled by ``from_env``;
     #: not a setting. Default: empty, meaning every value is its default.
     set_by: dict[str, SettingSource] = field(default_factory=dict, compare=False, repr=False)
@@ -152,6 +157,8 @@ class GitHubConfig:
                 raise _bad(ENV_KEYS[name], "must not be negative")
         if self.request_timeout <= 0:
             raise _bad(ENV_KEYS["request_timeout"], "must be positive")
+        if self.claim_lease <= 0:
+            raise _bad(ENV_KEYS["claim_lease"], "must be positive")
         if self.backoff_max < self.backoff_base:
             raise _bad(ENV_KEYS["backoff_max"], "must be >= the backoff base")
         for name in ("writes_per_minute", "writes_per_hour", "new_issues_per_hour"):

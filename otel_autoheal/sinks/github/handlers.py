@@ -17,13 +17,13 @@ from otel_autoheal.sinks.github import handoff as _handoff
 from otel_autoheal.sinks.github.budget import Budget
 from otel_autoheal.sinks.github.client import COPILOT_LOGINS, GitHubClient, classify
 from otel_autoheal.sinks.github.config import GitHubConfig
-from otel_autoheal.sinks.github.ledger import GitHubLedger
+from otel_autoheal.sinks.github.ledger import ClaimLost, GitHubLedger
 from otel_autoheal.sinks.github.markers import replace_data
 from otel_autoheal.sinks.github.pacing import Deferred, Pacer, Stopping
 from otel_autoheal.sinks.github.records import OutboxItem
 from otel_autoheal.sinks.github.status import SinkHealth
 from otel_autoheal.sinks.github.tracker import IssueTracker
-from otel_autoheal.state.sqlite import SQLiteStore
+from otel_autoheal.state import Store
 
 __all__ = ["Handlers"]
 
@@ -39,7 +39,7 @@ class Handlers:
     def __init__(
         self,
         *,
-        store: SQLiteStore,
+        store: Store,
         ledger: GitHubLedger,
         client: GitHubClient,
         config: GitHubConfig,
@@ -236,15 +236,14 @@ class Handlers:
                 assignment.get("base_branch", "(default)"),
             )
             return self._handoff_outcome(fp, "dry_run")
-        wait = self.budget.handoff_wait(time.time())
+        wait = self.budget.take("handoff")  # checked and counted at once: the daily budget is the deployment's
         if wait > 0:
             raise Deferred(time.time() + wait, "daily hand-off budget used up")
         try:
             with self.pacer.write("assign"):
-                self.budget.record("handoff")
                 self.ledger.begin_attempt(item.id)
                 logins = self.client.assign_copilot(number, assignment)
-        except Stopping:
+        except (Stopping, ClaimLost):
             raise
         except Exception as exc:
             f = classify(exc)

@@ -3,8 +3,10 @@
 It holds the outbox of pending GitHub writes, the fingerprint -> issue map, the versions seen per
 group, the fixes that closed issues, the writes made (for the budgets), the labels known to
 exist and a few meta values (``paused``, ``last_error``, the token's login, the poll cursor).
+``ledger_for(store)`` picks the implementation: ``GitHubLedger`` on SQLite, ``PostgresLedger``
+(``_ledger_pg``) on PostgreSQL, where several instances share the tables.
 
-Contract (what a second backend, e.g. PostgreSQL, has to keep):
+Contract (both implementations; ``tests/github/test_ledger.py`` runs one suite against both):
 
 - **Durability.** Every GitHub write is first an outbox row, committed in the same transaction
   that counts the occurrence, then performed by the worker, then marked done: a crash at any
@@ -15,7 +17,18 @@ Contract (what a second backend, e.g. PostgreSQL, has to keep):
   ``writes_since``) read a snapshot without waiting for the write lock. Steps that must commit
   together run in ``with ledger.unit() as u:``: every ``LedgerUnit`` method runs in that one
   transaction, committed when the block ends, rolled back when it raises. Units do not nest, and
-  no ``GitHubLedger`` method may be called inside one.
+  no ``GitHubLedger`` method may be called inside one. On PostgreSQL ``set_issue`` locks the
+  group's map row until the unit ends: units about one group run one after the other.
+- **Claims.** An outbox item is worked by one instance (``owner``) at a time: ``claim`` takes it
+  (``FOR UPDATE SKIP LOCKED`` on PostgreSQL) for ``lease`` seconds, ``renew_claims`` extends the
+  holder's leases while it lives, ``done``/``fail``/``defer`` release it; once a lease ran out
+  (the holder died) anyone may claim it; ``pending`` leaves out items others hold;
+  ``begin_attempt`` raises ``ClaimLost`` when the item is no longer ours, so no write is sent
+  twice. On SQLite the owner is always ``local`` (a restarted process takes its items back).
+- **Budgets.** ``reserve_write`` checks a budget and counts the write in one transaction under a
+  lock all instances share: two never both get the last slot.
+- **Leadership.** ``leads()`` is true on one instance at a time (on PostgreSQL the holder of a
+  session advisory lock, freed when its connection dies): the poll and the fix books run there.
 - **Threads.** A ledger may be shared by threads (the pipeline's ``handle`` and the worker):
   writers take the store's write lock in turn. A unit belongs to the thread that opened it and
   is dead after its block.
@@ -24,92 +37,124 @@ Contract (what a second backend, e.g. PostgreSQL, has to keep):
   ``set_issue``, which creates the map entry.
 - **Errors.** The store's ``StateError``/``StateBusy`` propagate unchanged.
 
-The SQLite tables live in the state store's file, prefixed ``github_`` (``_ledger_schema``).
+The tables live in the state store's database, prefixed ``github_`` (``_ledger_schema``).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
-from typing import Any, Protocol
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import TYPE_CHECKING, Any
 
-from otel_autoheal.sinks.github._ledger_schema import ADDED_ISSUE_COLUMNS, ITEM_COLS, SCHEMA, outbox_item
-from otel_autoheal.sinks.github._ledger_unit import SQLiteUnit
+from otel_autoheal.sinks.github._ledger_schema import ADDED_COLUMNS, ITEM_COLS, SCHEMA, outbox_item
+from otel_autoheal.sinks.github._ledger_unit import LedgerUnit, SQLUnit
+from otel_autoheal.sinks.github._ledger_writes import WriteLog
 from otel_autoheal.sinks.github.records import FixRow, IssueRow, OutboxItem
-from otel_autoheal.state.sqlite import SQLiteStore
 
-__all__ = ["GitHubLedger", "LedgerUnit"]
+if TYPE_CHECKING:
+    from otel_autoheal.state import Store
 
-class LedgerUnit(Protocol):
-    """Reads and writes that commit together (see "Transactions"); ``GitHubLedger.unit()`` hands one out."""
+__all__ = ["CLAIM_LEASE_SECONDS", "ClaimLost", "GitHubLedger", "LedgerUnit", "existing_ledger", "ledger_for"]
 
-    # outbox rows
-    def enqueue(self, kind: str, fingerprint: str, payload: dict[str, Any], not_before: float = 0.0) -> int: ...
-    def merge(self, kind: str, fingerprint: str, payload: dict[str, Any]) -> None:
-        """Queue ``kind`` or fold ``payload`` into the one pending (newest wins; ``reasons`` joined)."""
-    def pending_item(self, kind: str, fingerprint: str) -> OutboxItem | None: ...
-    def has_failed(self, kind: str, fingerprint: str) -> bool: ...
-    def set_payload(self, item_id: int, payload: dict[str, Any]) -> None: ...
-    # issue map
-    def issue(self, fingerprint: str) -> IssueRow | None: ...
-    def set_issue(self, fingerprint: str, **values: Any) -> None:
-        """Create the group's map entry if missing, then set ``values``."""
-    # versions, and the store's own view of the group
-    def see_version(self, fingerprint: str, version: str, now: float) -> None: ...
-    def versions_seen_by(self, fingerprint: str, when: float) -> list[tuple[str, float]]:
-        """The group's versions first seen by ``when`` (plus ``CLOSED_AT_SLACK``)."""
-    def service_versions(self, fingerprint: str) -> list[tuple[str, float]]:
-        """Every version of the group's service (any group of it), with when it was first seen."""
-    def group_last_seen(self, fingerprint: str) -> float | None: ...
-    # fixes
-    def fix(self, fingerprint: str, active_only: bool = True) -> FixRow | None: ...
-    def fix_by_id(self, fix_id: int) -> FixRow | None: ...
-    def fix_for_close(self, fingerprint: str, closed_at: float) -> FixRow | None: ...
-    def fixes_in(self, *states: str) -> list[FixRow]: ...
-    def add_fix(
-        self, fingerprint: str, closed_at: float, pr_number: int | None, commit_sha: str, merged_at: float, state: str
-    ) -> None:
-        """Record the fix of the close at ``closed_at``; a second one for the same close is ignored."""
-    def set_fix(self, fix_id: int, **values: Any) -> None: ...
-    def end_fixes(self, fingerprint: str, state: str) -> None:
-        """Every fix still in force for the group ends as ``state``."""
+#: Seconds an outbox claim lasts unless its holder renews it (default of ``claim_lease``).
+CLAIM_LEASE_SECONDS = 60.0
+#: The owner of every claim on SQLite (one process; a restarted one takes its items back).
+LOCAL_OWNER = "local"
 
 
-class GitHubLedger:
+class ClaimLost(Exception):
+    """The outbox item is no longer this instance's (its lease ran out and another took it): leave it."""
+
+
+def _kind(store: Store) -> type[GitHubLedger]:
+    from otel_autoheal.state.sqlite import SQLiteStore
+
+    if isinstance(store, SQLiteStore):
+        return GitHubLedger
+    from otel_autoheal.sinks.github._ledger_pg import PostgresLedger
+
+    return PostgresLedger
+
+
+def ledger_for(store: Store, lease: float = CLAIM_LEASE_SECONDS) -> GitHubLedger:
+    """The ledger kept in ``store`` (created if missing), of the implementation its backend needs."""
+    return _kind(store)(store, lease=lease)
+
+
+def existing_ledger(store: Store) -> GitHubLedger | None:
+    """The ledger kept in ``store``, or None when the GitHub sink never ran on it (nothing is created)."""
+    return _kind(store).existing(store)
+
+
+class GitHubLedger(WriteLog):
     """The sink's storage (see the module docstring for the contract); SQLite tables in ``store``'s file."""
 
-    def __init__(self, store: SQLiteStore) -> None:
+    #: Whether other instances share the tables (their claims and leadership matter).
+    shared = False
+    #: Row locks for read-then-write steps (none on SQLite, whose write transactions are serial).
+    _FOR_UPDATE = ""
+    _SKIP_LOCKED = ""
+
+    def __init__(self, store: Any, owner: str = LOCAL_OWNER, lease: float = CLAIM_LEASE_SECONDS) -> None:
         self.store = store
-        with store.transaction() as conn:
+        self.owner = owner
+        self.lease = lease
+        self._create_schema()
+
+    def _create_schema(self) -> None:
+        with self.store.transaction() as conn:
             for stmt in SCHEMA.split(";"):
                 if stmt.strip():
                     conn.execute(stmt)
-            have = {str(r[1]) for r in conn.execute("PRAGMA table_info(github_issues)")}
-            for name, decl in ADDED_ISSUE_COLUMNS.items():
-                if name not in have:
-                    conn.execute(f"ALTER TABLE github_issues ADD COLUMN {name} {decl}")
+            for table, columns in ADDED_COLUMNS.items():
+                have = {str(r[1]) for r in conn.execute(f"PRAGMA table_info({table})")}
+                for name, decl in columns.items():
+                    if name not in have:
+                        conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
 
     @classmethod
-    def existing(cls, store: SQLiteStore) -> GitHubLedger | None:
-        """The ledger kept in ``store``, or None when the GitHub sink never ran on it (nothing is created)."""
+    def _has_tables(cls, store: Any) -> bool:
         with store.read() as conn:
             found = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='github_issues'").fetchone()
-        return cls(store) if found else None
+        return found is not None
+
+    @classmethod
+    def existing(cls, store: Any) -> GitHubLedger | None:
+        """The ledger kept in ``store``, or None when the GitHub sink never ran on it (nothing is created)."""
+        return cls(store) if cls._has_tables(store) else None
+
+    def _tx(self) -> AbstractContextManager[Any]:
+        """A write transaction's connection, speaking ``?`` placeholders."""
+        return self.store.transaction()  # type: ignore[no-any-return]
+
+    def _read(self) -> AbstractContextManager[Any]:
+        """A read snapshot's connection, speaking ``?`` placeholders."""
+        return self.store.read()  # type: ignore[no-any-return]
 
     @contextmanager
     def unit(self) -> Iterator[LedgerUnit]:
         """One transaction for the block (see "Transactions" above)."""
-        with self.store.transaction() as conn:
-            yield SQLiteUnit(conn)
+        with self._tx() as conn:
+            yield SQLUnit(conn, lock_rows=self.shared)
+
+    def leads(self) -> bool:
+        """Whether this instance runs the once-per-deployment duties now (always, on SQLite)."""
+        return True
+
+    def close(self) -> None:
+        """Let go of what the ledger holds beyond the store (the PostgreSQL leadership connection)."""
 
     # ----------------------------------------------------------- outbox rows
 
     def pending(self, limit: int = 500) -> list[OutboxItem]:
-        with self.store.transaction() as conn:
+        """Pending items, oldest first, but those another live instance holds."""
+        with self._tx() as conn:
             rows = conn.execute(
-                f"SELECT {ITEM_COLS} FROM github_outbox WHERE state = 'pending' ORDER BY id LIMIT ?", (limit,)
+                f"SELECT {ITEM_COLS} FROM github_outbox WHERE state = 'pending'"
+                " AND (claimed_by IS NULL OR claimed_by = ? OR lease_until < ?) ORDER BY id LIMIT ?",
+                (self.owner, time.time(), limit),
             ).fetchall()
         return [outbox_item(r) for r in rows]
 
@@ -117,12 +162,45 @@ class GitHubLedger:
         with self.unit() as u:
             return u.pending_item(kind, fingerprint) is not None
 
-    def begin_attempt(self, item_id: int) -> None:
-        """Mark that a write of this item is about to be sent (it may reach GitHub from now on)."""
-        with self.store.transaction() as conn:
-            conn.execute(
-                "UPDATE github_outbox SET attempts = attempts + 1, updated = ? WHERE id = ?", (time.time(), item_id)
+    def claim(self, item_id: int) -> OutboxItem | None:
+        """Take the pending item for this instance (see "Claims"); its current values, or None when
+        it is no longer pending or another instance holds it."""
+        now = time.time()
+        with self._tx() as conn:
+            row = conn.execute(
+                f"SELECT {ITEM_COLS} FROM github_outbox WHERE id = ? AND state = 'pending'"
+                f" AND (claimed_by IS NULL OR claimed_by = ? OR lease_until < ?){self._SKIP_LOCKED}",
+                (item_id, self.owner, now),
+            ).fetchone()
+            if row is None:
+                return None
+            conn.execute("UPDATE github_outbox SET claimed_by = ?, lease_until = ? WHERE id = ?",
+                         (self.owner, now + self.lease, item_id))
+        return outbox_item(row)
+
+    def renew_claims(self) -> int:
+        """Extend the lease of every pending item this instance holds; how many there are."""
+        with self._tx() as conn:
+            cur = conn.execute(
+                "UPDATE github_outbox SET lease_until = ? WHERE claimed_by = ? AND state = 'pending'",
+                (time.time() + self.lease, self.owner),
             )
+            return int(cur.rowcount)
+
+    def begin_attempt(self, item_id: int) -> None:
+        """Mark that a write of this item is about to be sent (it may reach GitHub from now on).
+
+        Raises ``ClaimLost`` when the item is no longer this instance's: nothing may be sent then.
+        """
+        now = time.time()
+        with self._tx() as conn:
+            cur = conn.execute(
+                "UPDATE github_outbox SET attempts = attempts + 1, updated = ?, lease_until = ?"
+                " WHERE id = ? AND claimed_by = ?",
+                (now, now + self.lease, item_id, self.owner),
+            )
+            if cur.rowcount != 1:
+                raise ClaimLost(f"outbox item {item_id} is held by another instance now")
 
     def done(self, item: OutboxItem, note: str | None = None) -> bool:
         """Mark ``item`` done unless occurrences folded newer data into it meanwhile.
@@ -130,51 +208,56 @@ class GitHubLedger:
         Returns False when the payload changed while the item was being sent: it stays pending as
         a fresh write (attempts reset), so the newer data is not lost.
         """
-        with self.store.transaction() as conn:
-            cur = conn.execute(
-                "UPDATE github_outbox SET state = 'done', last_error = ?, updated = ? WHERE id = ?"
-                " AND json_remove(payload, '$.reopened') = json_remove(json(?), '$.reopened')",
-                (note, time.time(), item.id, json.dumps(item.payload)),
-            )
-            if cur.rowcount == 1:
+        now = time.time()
+        with self._tx() as conn:
+            row = conn.execute(f"SELECT payload FROM github_outbox WHERE id = ?{self._FOR_UPDATE}",
+                               (item.id,)).fetchone()
+            if row is None:
+                return False
+            stored = json.loads(row[0])
+            stored.pop("reopened", None)
+            if stored == {k: v for k, v in item.payload.items() if k != "reopened"}:
+                conn.execute("UPDATE github_outbox SET state = 'done', last_error = ?, updated = ?, claimed_by = NULL,"
+                             " lease_until = 0 WHERE id = ?", (note, now, item.id))
                 return True
             conn.execute(
-                "UPDATE github_outbox SET attempts = 0, payload = json_remove(payload, '$.reopened'), updated = ?"
+                "UPDATE github_outbox SET attempts = 0, payload = ?, updated = ?, claimed_by = NULL, lease_until = 0"
                 " WHERE id = ? AND state = 'pending'",
-                (time.time(), item.id),
+                (json.dumps(stored), now, item.id),
             )
             return False
 
     def fail(self, item_id: int, reason: str) -> None:
-        with self.store.transaction() as conn:
+        with self._tx() as conn:
             conn.execute(
-                "UPDATE github_outbox SET state = 'failed', last_error = ?, updated = ? WHERE id = ?",
+                "UPDATE github_outbox SET state = 'failed', last_error = ?, updated = ?, claimed_by = NULL,"
+                " lease_until = 0 WHERE id = ?",
                 (reason, time.time(), item_id),
             )
 
     def defer(self, item_id: int, until: float, error: str | None, count_retry: bool) -> None:
-        with self.store.transaction() as conn:
+        with self._tx() as conn:
             conn.execute(
-                "UPDATE github_outbox SET not_before = ?, last_error = ?, retries = retries + ?, updated = ?"
-                " WHERE id = ?",
+                "UPDATE github_outbox SET not_before = ?, last_error = ?, retries = retries + ?, updated = ?,"
+                " claimed_by = NULL, lease_until = 0 WHERE id = ?",
                 (until, error, 1 if count_retry else 0, time.time(), item_id),
             )
 
     def counts(self) -> dict[str, int]:
         """Outbox items by state; a read (no write lock), cheap enough for every scrape."""
-        with self.store.read() as conn:
+        with self._read() as conn:
             rows = conn.execute("SELECT state, COUNT(*) FROM github_outbox GROUP BY state").fetchall()
         out = {"pending": 0, "failed": 0, "done": 0}
         out.update({r[0]: int(r[1]) for r in rows})
         return out
 
     def oldest_pending(self) -> float | None:
-        with self.store.transaction() as conn:
+        with self._tx() as conn:
             row = conn.execute("SELECT MIN(created) FROM github_outbox WHERE state = 'pending'").fetchone()
         return float(row[0]) if row and row[0] is not None else None
 
     def failures(self, limit: int = 5) -> list[dict[str, Any]]:
-        with self.store.transaction() as conn:
+        with self._tx() as conn:
             rows = conn.execute(
                 "SELECT id, kind, fingerprint, last_error FROM github_outbox WHERE state = 'failed'"
                 " ORDER BY id DESC LIMIT ?",
@@ -194,18 +277,18 @@ class GitHubLedger:
 
     def known_fingerprints(self) -> set[str]:
         """Every group the map has an entry for, filed or not."""
-        with self.store.transaction() as conn:
+        with self._tx() as conn:
             return {str(r[0]) for r in conn.execute("SELECT fingerprint FROM github_issues")}
 
     def issue_count(self) -> int:
         """Groups filed as GitHub issues, counted without reading them."""
-        with self.store.read() as conn:
+        with self._read() as conn:
             row = conn.execute("SELECT COUNT(*) FROM github_issues WHERE issue_number IS NOT NULL").fetchone()
         return int(row[0])
 
     def issue_numbers(self) -> dict[str, int]:
         """fingerprint -> issue number of every filed group."""
-        with self.store.transaction() as conn:
+        with self._tx() as conn:
             rows = conn.execute(
                 "SELECT fingerprint, issue_number FROM github_issues WHERE issue_number IS NOT NULL"
             ).fetchall()
@@ -213,12 +296,12 @@ class GitHubLedger:
 
     def first_filed_at(self) -> float | None:
         """When the oldest filed issue's map entry was made (None: nothing filed)."""
-        with self.store.transaction() as conn:
+        with self._tx() as conn:
             (oldest,) = conn.execute("SELECT MIN(created) FROM github_issues WHERE issue_number IS NOT NULL").fetchone()
         return None if oldest is None else float(oldest)
 
     def handoff_counts(self) -> dict[str, int]:
-        with self.store.transaction() as conn:
+        with self._tx() as conn:
             rows = conn.execute(
                 "SELECT handoff, COUNT(*) FROM github_issues WHERE handoff != '' GROUP BY handoff"
             ).fetchall()
@@ -233,7 +316,7 @@ class GitHubLedger:
 
     def fix_counts(self) -> dict[str, int]:
         """Fixes by outcome, for status: awaiting deploy, deployed (watched), verified, regressed."""
-        with self.store.read() as conn:
+        with self._read() as conn:
             rows = dict(conn.execute("SELECT state, COUNT(*) FROM github_fixes GROUP BY state").fetchall())
         return {
             "awaiting_deploy": int(rows.get("merged", 0)),
@@ -242,52 +325,22 @@ class GitHubLedger:
             "regressed": int(rows.get("regressed", 0)),
         }
 
-    # ----------------------------------------------------------- writes made (budgets)
-
-    def record_write(self, kind: str, now: float, forget_before: float) -> None:
-        """Count a write of ``kind`` sent at ``now``; forget the ones older than ``forget_before``."""
-        with self.store.transaction() as conn:
-            conn.execute("INSERT INTO github_writes (ts, kind) VALUES (?, ?)", (now, kind))
-            conn.execute("DELETE FROM github_writes WHERE ts < ?", (forget_before,))
-
-    def write_times(self, since: float, kinds: Iterable[str] | None = None) -> list[float]:
-        """When the writes after ``since`` were sent, oldest first: of ``kinds``, else all but hand-offs."""
-        with self.store.transaction() as conn:
-            if kinds is None:
-                rows = conn.execute(
-                    "SELECT ts FROM github_writes WHERE ts > ? AND kind != 'handoff' ORDER BY ts", (since,)
-                )
-            else:
-                wanted = tuple(kinds)
-                marks = ",".join("?" * len(wanted))
-                rows = conn.execute(
-                    f"SELECT ts FROM github_writes WHERE ts > ? AND kind IN ({marks}) ORDER BY ts", (since, *wanted)
-                )
-            return [float(r[0]) for r in rows]
-
-    def writes_since(self, since: float) -> int:
-        """Writes other than hand-offs sent after ``since``, counted on a read snapshot (for /metrics)."""
-        with self.store.read() as conn:
-            row = conn.execute(
-                "SELECT COUNT(*) FROM github_writes WHERE ts > ? AND kind != 'handoff'", (since,)
-            ).fetchone()
-        return int(row[0])
-
     # ----------------------------------------------------------- labels and meta
 
     def label_known(self, name: str) -> bool:
-        with self.store.transaction() as conn:
+        with self._tx() as conn:
             return conn.execute("SELECT 1 FROM github_labels WHERE name = ?", (name,)).fetchone() is not None
 
     def remember_label(self, name: str) -> None:
-        with self.store.transaction() as conn:
-            conn.execute("INSERT OR IGNORE INTO github_labels (name) VALUES (?)", (name,))
+        with self._tx() as conn:
+            conn.execute("INSERT INTO github_labels (name) VALUES (?) ON CONFLICT DO NOTHING", (name,))
 
     def meta(self, key: str) -> str | None:
-        with self.store.transaction() as conn:
+        with self._tx() as conn:
             row = conn.execute("SELECT value FROM github_meta WHERE key = ?", (key,)).fetchone()
         return str(row[0]) if row else None
 
     def set_meta(self, key: str, value: str) -> None:
-        with self.store.transaction() as conn:
-            conn.execute("INSERT OR REPLACE INTO github_meta (key, value) VALUES (?, ?)", (key, value))
+        with self._tx() as conn:
+            conn.execute("INSERT INTO github_meta (key, value) VALUES (?, ?)"
+                         " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))

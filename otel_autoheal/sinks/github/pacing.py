@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -39,12 +38,11 @@ class Pacer:
             raise Stopping()
 
     def search_slot(self) -> None:
-        """Wait for room in the search budget, then count the search."""
+        """Wait for room in the search budget (shared by every instance) and count the search."""
         while True:
             self.check()
-            wait = self.budget.search_wait(time.time())
+            wait = self.budget.take("search")
             if wait <= 0:
-                self.budget.record_search()
                 return
             self._stop.wait(min(wait, _WAIT_STEP))
 
@@ -57,11 +55,10 @@ class Pacer:
         """
         while True:
             self.check()
-            wait = self.budget.write_wait(time.time(), kind)
+            wait = self.budget.take(kind)  # checked and counted in one step, for every instance
             if wait <= 0:
                 break
             self._stop.wait(min(wait, _WAIT_STEP))
-        self.budget.record(kind)
         try:
             yield
         finally:

@@ -5,6 +5,9 @@
 in one transaction (``enact.record``). A worker thread (``worker``) carries the commands out
 (``handlers``) within the write budgets (``budget``). The texts posted are in ``messages``; the
 status, live and offline, is built by ``status``. The rules are listed in ``policy``.
+
+On PostgreSQL several instances run a sink each over one ledger: a second thread renews this
+instance's claims on outbox items while it lives (see ``ledger``, "Claims").
 """
 
 from __future__ import annotations
@@ -21,12 +24,12 @@ from otel_autoheal.sinks.github.budget import Budget
 from otel_autoheal.sinks.github.client import GitHubClient
 from otel_autoheal.sinks.github.config import GitHubConfig
 from otel_autoheal.sinks.github.handlers import Handlers
-from otel_autoheal.sinks.github.ledger import GitHubLedger
+from otel_autoheal.sinks.github.ledger import ledger_for
 from otel_autoheal.sinks.github.pacing import Pacer
 from otel_autoheal.sinks.github.status import SinkHealth, build_status
 from otel_autoheal.sinks.github.tracker import IssueTracker
 from otel_autoheal.sinks.github.worker import Worker
-from otel_autoheal.state.sqlite import SQLiteStore
+from otel_autoheal.state import Store
 
 __all__ = ["GitHubSink"]
 
@@ -40,7 +43,7 @@ class GitHubSink:
 
     def __init__(
         self,
-        store: SQLiteStore,
+        store: Store,
         config: GitHubConfig,
         *,
         start: bool = True,
@@ -48,12 +51,13 @@ class GitHubSink:
     ) -> None:
         self.config = config
         self.store = store
-        self.ledger = GitHubLedger(store)
+        self.ledger = ledger_for(store, lease=config.claim_lease)
         self.budget = Budget(self.ledger, config)
         self.client = GitHubClient.from_config(config)
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._keeper: threading.Thread | None = None
         self._closed = False
         self.health = SinkHealth(self.ledger, config, running=self._running)
         pacer = Pacer(self.budget, self._stop)
@@ -70,7 +74,7 @@ class GitHubSink:
     @classmethod
     def from_env(
         cls,
-        store: SQLiteStore,
+        store: Store,
         env: Mapping[str, str] | None = None,
         overrides: Mapping[str, Any] | None = None,
         **kwargs: Any,
@@ -85,6 +89,10 @@ class GitHubSink:
             if self._thread is None and not self._closed:
                 self._thread = threading.Thread(target=self._worker.run, name="autoheal-github-sink", daemon=True)
                 self._thread.start()
+                if self.ledger.shared:
+                    self._keeper = threading.Thread(target=self._keep_claims, name="autoheal-github-claims",
+                                                    daemon=True)
+                    self._keeper.start()
 
     def handle(self, update: GroupUpdate) -> None:
         """Record what GitHub needs for this occurrence; never blocks on GitHub, never raises."""
@@ -105,18 +113,29 @@ class GitHubSink:
         """Stop the worker (interrupting its waits); pending work stays in the outbox."""
         with self._lock:
             self._closed = True
-            thread, self._thread = self._thread, None
+            threads = [t for t in (self._thread, self._keeper) if t is not None]
+            self._thread = self._keeper = None
         self._stop.set()
         self._worker.wake.set()
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
+        for thread in threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout)
         self.client.close()
+        self.ledger.close()
 
     # ------------------------------------------------------------------ internals
 
     def _running(self) -> bool:
         thread = self._thread
         return thread is not None and thread.is_alive()
+
+    def _keep_claims(self) -> None:
+        """Renew this instance's claims every third of the lease: they outlive it only if it dies."""
+        while not self._stop.wait(self.config.claim_lease / 3):
+            try:
+                self.ledger.renew_claims()
+            except Exception as exc:  # the database is away: the next round tries again
+                logger.warning("GitHub sink: cannot renew claims on outbox items: %s", exc)
 
     def _mark_dirty(self) -> None:
         """Fixes changed (called on the worker's thread): run the fix bookkeeping soon."""
@@ -134,6 +153,10 @@ class GitHubSink:
             create = policy.create_command(self.config, group.fingerprint, title=group.title, body=group.body,
                                            source=group.source, version="", facts=facts, data=data)
             with self.ledger.unit() as u:
+                u.set_issue(group.fingerprint)  # created, or locked: another instance's decision is visible now
+                row = u.issue(group.fingerprint)
+                if row is not None and row.count > 0:  # another instance recorded the group meanwhile
+                    continue
                 u.set_issue(group.fingerprint, count=group.count, source=group.source, trusted=int(trusted),
                             provenance="attribute")
                 enact.queue(u, group.fingerprint, [create])

@@ -11,16 +11,17 @@ from typing import Any
 from otel_autoheal.errors import SinkConfigError
 from otel_autoheal.sinks.github.budget import Budget
 from otel_autoheal.sinks.github.config import GitHubConfig
-from otel_autoheal.sinks.github.ledger import GitHubLedger
+from otel_autoheal.sinks.github.ledger import ledger_for
 from otel_autoheal.sinks.github.sink import GitHubSink
 from otel_autoheal.sinks.github.status import build_status
+from otel_autoheal.state import Store
 from otel_autoheal.state.sqlite import SQLiteStore
 
 __all__ = ["create_github_sink", "offline_status"]
 
 
 def create_github_sink(
-    config: object, store: SQLiteStore, metrics: Any = None, env: Mapping[str, str] | None = None
+    config: object, store: Store, metrics: Any = None, env: Mapping[str, str] | None = None
 ) -> GitHubSink:
     """The sink for ``serve``: settings from env > ``[github]`` table; gauges on ``metrics``."""
     cfg = GitHubConfig.for_service(config, env)
@@ -54,12 +55,19 @@ def offline_status(config: object, env: Mapping[str, str] | None = None) -> dict
         info["config_error"] = str(exc)
         return info
     info.update({"repo": cfg.repository, "api_url": cfg.api_url, "token_source": cfg.token_source})
-    path = Path(str(getattr(config, "state_dir", "."))).expanduser() / "autoheal.sqlite3"
-    if not path.exists():
-        return info
-    store = SQLiteStore(path)
+    store: Any
+    url = str(getattr(config, "database_url", "") or "")
+    if url:
+        from otel_autoheal.state.postgres import PostgresStore
+
+        store = PostgresStore(url)
+    else:
+        path = Path(str(getattr(config, "state_dir", "."))).expanduser() / "autoheal.sqlite3"
+        if not path.exists():
+            return info
+        store = SQLiteStore(path)
     try:
-        ledger = GitHubLedger(store)
+        ledger = ledger_for(store)
         info.update(build_status(cfg, ledger, Budget(ledger, cfg)))
     finally:
         store.close()

@@ -2,7 +2,9 @@
 
 Scheduling: nothing while paused or while GitHub asked us to wait; the repository is checked
 once; the fix bookkeeping (``enact.housekeep``) and the poll of updated issues run when due;
-then the oldest due item whose budgets allow it runs. Failures (``client.classify``): transient
+then the oldest due item whose budgets allow it runs, once this instance has claimed it (several
+instances sharing PostgreSQL: each item is worked by one; the poll and the fix bookkeeping run on
+the instance that ``leads``). Failures (``client.classify``): transient
 -> retried with jittered exponential backoff; rate limited -> every request waits until GitHub's
 reset; a wrong setting (401, unknown repository) or a token that may not write -> the sink
 pauses until restarted; anything else -> the item is given up (``failed``).
@@ -20,7 +22,7 @@ from otel_autoheal.sinks.github.budget import Budget
 from otel_autoheal.sinks.github.client import Failure, GitHubClient, classify
 from otel_autoheal.sinks.github.config import GitHubConfig
 from otel_autoheal.sinks.github.handlers import Handlers
-from otel_autoheal.sinks.github.ledger import GitHubLedger
+from otel_autoheal.sinks.github.ledger import ClaimLost, GitHubLedger
 from otel_autoheal.sinks.github.pacing import Deferred, Stopping
 from otel_autoheal.sinks.github.records import OutboxItem
 from otel_autoheal.sinks.github.status import SinkHealth
@@ -98,19 +100,22 @@ class Worker:
                 if f.kind == "not_found":
                     f = Failure("config", self._repo_help(f.message), 404)
                 return self._apply_failure(None, f)
-        best = min(enact.IDLE_POLL, self._housekeeping(now))
-        if self.config.issue_poll_interval > 0:
-            if now >= self._next_poll:
-                self._poll(now)
-                return 0.0
-            best = min(best, self._next_poll - now)
+        best = enact.IDLE_POLL
+        if self.ledger.leads():
+            best = min(best, self._housekeeping(now))
+            if self.config.issue_poll_interval > 0:
+                if now >= self._next_poll:
+                    self._poll(now)
+                    return 0.0
+                best = min(best, self._next_poll - now)
         numbers = self.ledger.issue_numbers()
         for item in self.ledger.pending():
             if item.not_before > now:
                 best = min(best, item.not_before - now)
                 continue
             if item.kind != "create" and item.fingerprint not in numbers:
-                if not self.ledger.has_pending("create", item.fingerprint):
+                # In this order: another instance may file the issue meanwhile (number set, then done).
+                if not self.ledger.has_pending("create", item.fingerprint) and self._unfiled(item.fingerprint):
                     self.ledger.fail(item.id, "the issue for this group was never created")
                 continue
             if item.kind == "handoff" and not self.config.handoff_dry_run:
@@ -125,15 +130,26 @@ class Worker:
             if w > 0:
                 best = min(best, w)
                 continue
-            self._process(item, numbers.get(item.fingerprint))
+            claimed = self.ledger.claim(item.id)
+            if claimed is None:  # another instance took it (or finished it) meanwhile
+                continue
+            row = self.ledger.get_issue(claimed.fingerprint)
+            self._process(claimed, row.issue_number if row else None)
             return 0.0
         return best
+
+    def _unfiled(self, fingerprint: str) -> bool:
+        row = self.ledger.get_issue(fingerprint)
+        return row is None or row.issue_number is None
 
     def _process(self, item: OutboxItem, number: int | None) -> None:
         try:
             note = self.handlers.run(item, number)
         except Stopping:
             raise
+        except ClaimLost as lost:
+            logger.info("GitHub sink: %s; leaving it to that instance", lost)
+            return
         except Deferred as d:
             self.ledger.defer(item.id, d.until, d.note, count_retry=False)
             return
