@@ -398,12 +398,13 @@ def report(all_setups: list[Setup], args: argparse.Namespace, latencies: dict[st
     print(f"\nscale-out, {args.rounds} alternating rounds of {args.traces:,} traces (x{SPANS_PER_TRACE} spans, "
           f"{LOGS_PER_TRACE} logs each, {args.error_share:.0%} failing over {args.bugs} stacks) + {args.probes} "
           f"probes, OTLP/gRPC to the collector from {args.threads} threads; medians")
-    print(f"{'setup':<42} {'spans/s':>9} {'vs SQLite':>9} {'acked/s':>9} {'p50 s':>6} {'p95 s':>6} {'retries':>7}")
+    print(f"{'setup':<42} {'spans/s':>9} {'vs SQLite':>9} {'acked/s':>9} {'p50 s':>6} {'p95 s':>6} {'probes':>6} "
+          f"{'retries':>7}")
     for setup in all_setups:
         rate = statistics.median(setup.rates)
         lat = latencies[setup.name]
         print(f"{setup.name:<42} {rate:>9,.0f} {rate / base:>9.2f} {statistics.median(setup.ack_rates):>9,.0f} "
-              f"{_percentile(lat, 0.5):>6.2f} {_percentile(lat, 0.95):>6.2f} {setup.retries:>7}")
+              f"{_percentile(lat, 0.5):>6.2f} {_percentile(lat, 0.95):>6.2f} {len(lat):>6} {setup.retries:>7}")
     print(f"scaling, 2 instances / 1 instance on PostgreSQL: {statistics.median(all_setups[2].rates) / one_pg:.2f}x "
           f"(on {os.cpu_count()} cores shared by every process below)")
     print("\nCPU ms per 1,000 spans sent (median over rounds)")
