@@ -22,6 +22,7 @@ from otel_autoheal.sinks.base import Sink
 from otel_autoheal.source_context import annotate_chain
 from otel_autoheal.sourcemaps import Symbolicator
 from otel_autoheal.state._protocol import Store
+from otel_autoheal.state.postgres import PostgresStore
 from otel_autoheal.state.sqlite import SQLiteStore
 
 __all__ = ["Pipeline"]
@@ -60,8 +61,8 @@ class Pipeline:
             extra_patterns=config.scrub.extra_patterns, allow=config.scrub.allow, enabled=config.scrub.enabled
         )
         self.rules = InAppRules(config.in_app_include, config.in_app_exclude)
-        # Uploaded maps live in SQLite only for now; on PostgreSQL, maps come from sourcemaps_dir.
-        maps_store = store if isinstance(store, SQLiteStore) else None
+        # Both stores hold uploaded maps; the Store protocol itself does not promise the table.
+        maps_store = store if isinstance(store, (SQLiteStore, PostgresStore)) else None
         self.symbolicator = Symbolicator(maps_store, config.sourcemaps_dir, self.rules, self.scrubber.text)
         self.render_options = RenderOptions(trace_url_template=config.trace_url_template)
         self.code_links = CodeLinker(config)

@@ -44,7 +44,9 @@ def _free_port() -> int:
 class PostgresServer:
     """One PostgreSQL cluster in a temp directory; ``stop()`` removes the process and the files."""
 
-    def __init__(self) -> None:
+    def __init__(self, fsync: bool = False) -> None:
+        """Create and start the cluster; ``fsync`` keeps PostgreSQL's durable default (tests turn it off for speed)."""
+        self.fsync = fsync
         self.bin = find_pg_bin()
         self.port = _free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="autoheal-pg-"))
@@ -81,7 +83,9 @@ class PostgresServer:
 
     def start(self) -> None:
         """Start (or restart after ``stop_server``) and wait until it accepts connections."""
-        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.dir} -c fsync=off -c max_connections=200"
+        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.dir} -c max_connections=200"
+        if not self.fsync:
+            options += " -c fsync=off"
         self._run("pg_ctl", "start", "-w", "-t", "120", "-D", str(self.data), "-l", str(self.log), "-o", options)
 
     def stop_server(self, mode: str = "fast") -> None:

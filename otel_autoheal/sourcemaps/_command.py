@@ -13,7 +13,7 @@ __all__ = ["add_sourcemaps_arguments", "run_sourcemaps"]
 
 
 def add_sourcemaps_arguments(parser: argparse.ArgumentParser, add_common: Any) -> None:
-    """The subcommands; ``add_common`` adds ``--config`` / ``--state`` (the CLI's own helper)."""
+    """The subcommands; ``add_common`` adds ``--config`` / ``--state`` / ``--database-url`` (the CLI's own helper)."""
     sub = parser.add_subparsers(dest="sourcemaps_command", required=True, metavar="{upload,inject,list,delete}")
     upload = sub.add_parser("upload", help="store a build's source maps (and minified bundles) for a release")
     add_common(upload)
@@ -35,11 +35,10 @@ def add_sourcemaps_arguments(parser: argparse.ArgumentParser, add_common: Any) -
 
 
 def _store(args: argparse.Namespace, load: Any) -> Any:
-    from otel_autoheal.config import state_path
-    from otel_autoheal.state.sqlite import SQLiteStore
+    """The state store the configuration names: PostgreSQL with ``--database-url``, else SQLite in ``--state``."""
+    from otel_autoheal.state import open_store
 
-    config = load(args, ("state_dir",))
-    return SQLiteStore(state_path(config) / "autoheal.sqlite3")
+    return open_store(load(args, ("state_dir", "database_url")))
 
 
 def run_sourcemaps(args: argparse.Namespace, load: Any, out: TextIO = sys.stdout) -> int:

@@ -28,7 +28,6 @@ from otel_autoheal.group.inapp import InAppRules, path_segments
 from otel_autoheal.model import ExceptionRecord, Frame, ParsedException
 from otel_autoheal.sourcemaps import _store
 from otel_autoheal.sourcemaps._artifacts import debug_id_text, read_bundle_map
-from otel_autoheal.state.sqlite import SQLiteStore
 
 __all__ = ["CACHE_BYTES", "CACHE_ENTRIES", "CONTEXT_LINES", "DEBUG_IDS_ATTRIBUTE", "Symbolicator", "source_path"]
 
@@ -98,7 +97,7 @@ def _read_from_directory(bundle: Path) -> tuple[bytes, bytes | None] | None:
 class Symbolicator:
     """Resolves the JavaScript frames of exception chains through uploaded maps or ``sourcemaps_dir``."""
 
-    def __init__(self, store: SQLiteStore | None, sourcemaps_dir: str = "", rules: InAppRules | None = None,
+    def __init__(self, store: _store.MapStore | None, sourcemaps_dir: str = "", rules: InAppRules | None = None,
                  scrub: Callable[[str], str] = lambda text: text, cache_entries: int = CACHE_ENTRIES,
                  cache_bytes: int = CACHE_BYTES) -> None:
         self.store = store

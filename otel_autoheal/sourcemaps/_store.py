@@ -4,21 +4,26 @@ A row is found by its Debug ID, or by release (``service.version``) + the bundle
 are stored as uploaded (``--url-prefix`` + the file's path in the build directory); ``~/``
 stands for any origin, as in Sentry. Map and bundle bytes are zlib-compressed: maps are large
 and compress about 4:1.
+
+Both state stores hold the table (SQLite: BLOB columns; PostgreSQL: BYTEA, shared by every
+instance, so a map uploaded with ``--database-url`` resolves frames on all of them). The SQL
+below is written once with ``?`` placeholders; ``_Dialect`` supplies what differs.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import time
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from otel_autoheal.state.postgres import PostgresStore
 from otel_autoheal.state.sqlite import SQLiteStore
 
 __all__ = [
     "Artifact",
+    "MapStore",
     "StoredMap",
     "basename",
     "delete_release",
@@ -32,21 +37,60 @@ __all__ = [
     "url_path",
 ]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS sourcemaps (
-    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+#: The stores that can hold uploaded maps.
+MapStore = SQLiteStore | PostgresStore
+
+_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS sourcemaps_name ON sourcemaps (release, name)",
+    "CREATE INDEX IF NOT EXISTS sourcemaps_debug_id ON sourcemaps (debug_id)",
+)
+
+_TABLE = """CREATE TABLE IF NOT EXISTS sourcemaps (
+    id        {id} PRIMARY KEY{autoincrement},
     release   TEXT NOT NULL,
     url       TEXT NOT NULL,
     name      TEXT NOT NULL,
     debug_id  TEXT,
-    map       BLOB NOT NULL,
-    bundle    BLOB,
-    uploaded  REAL NOT NULL,
+    map       {blob} NOT NULL,
+    bundle    {blob},
+    uploaded  {real} NOT NULL,
     UNIQUE (release, url)
-);
-CREATE INDEX IF NOT EXISTS sourcemaps_name ON sourcemaps (release, name);
-CREATE INDEX IF NOT EXISTS sourcemaps_debug_id ON sourcemaps (debug_id);
-"""
+)"""
+
+#: Key of the transaction-level advisory lock under which PostgreSQL instances create the table
+#: (two ``CREATE TABLE IF NOT EXISTS`` at the same moment can otherwise both try to create it).
+_TABLE_LOCK = 0x6175746F6D617073  # "automaps"
+
+
+@dataclass(frozen=True)
+class _Dialect:
+    """What the two databases spell differently."""
+
+    schema: tuple[str, ...]
+    has_table: str
+    placeholder: str
+    lock: str | None
+
+    def sql(self, text: str) -> str:
+        return text if self.placeholder == "?" else text.replace("?", self.placeholder)
+
+
+_SQLITE = _Dialect(
+    schema=(_TABLE.format(id="INTEGER", autoincrement=" AUTOINCREMENT", blob="BLOB", real="REAL"), *_INDEXES),
+    has_table="SELECT 1 FROM sqlite_master WHERE type='table' AND name='sourcemaps'",
+    placeholder="?",
+    lock=None,
+)
+_POSTGRES = _Dialect(
+    schema=(_TABLE.format(id="BIGSERIAL", autoincrement="", blob="BYTEA", real="DOUBLE PRECISION"), *_INDEXES),
+    has_table="SELECT 1 WHERE to_regclass('sourcemaps') IS NOT NULL",
+    placeholder="%s",
+    lock=f"SELECT pg_advisory_xact_lock({_TABLE_LOCK})",
+)
+
+
+def _dialect(store: MapStore) -> _Dialect:
+    return _SQLITE if isinstance(store, SQLiteStore) else _POSTGRES
 
 
 @dataclass(frozen=True)
@@ -71,12 +115,14 @@ class StoredMap:
     map_bytes: int
 
 
-def ensure_table(store: SQLiteStore) -> None:
+def ensure_table(store: MapStore) -> None:
     """Create the table if this database has none yet (``executescript`` would commit our transaction)."""
+    dialect = _dialect(store)
     with store.transaction() as conn:
-        for statement in _SCHEMA.split(";"):
-            if statement.strip():
-                conn.execute(statement)
+        if dialect.lock:
+            conn.execute(dialect.lock)
+        for statement in dialect.schema:
+            conn.execute(statement)
 
 
 def basename(url: str) -> str:
@@ -84,32 +130,36 @@ def basename(url: str) -> str:
     return url.split("#", 1)[0].split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
 
 
-def save_artifacts(store: SQLiteStore, release: str, artifacts: Sequence[Artifact]) -> None:
+def save_artifacts(store: MapStore, release: str, artifacts: Sequence[Artifact]) -> None:
     """Store (or replace) every artifact of ``release`` in one transaction."""
     ensure_table(store)
+    sql = _dialect(store).sql(
+        "INSERT INTO sourcemaps (release, url, name, debug_id, map, bundle, uploaded) VALUES (?,?,?,?,?,?,?) "
+        "ON CONFLICT (release, url) DO UPDATE SET name=excluded.name, debug_id=excluded.debug_id, "
+        "map=excluded.map, bundle=excluded.bundle, uploaded=excluded.uploaded")
     now = time.time()
     with store.transaction() as conn:
         for item in artifacts:
-            conn.execute(
-                "INSERT INTO sourcemaps (release, url, name, debug_id, map, bundle, uploaded) VALUES (?,?,?,?,?,?,?) "
-                "ON CONFLICT (release, url) DO UPDATE SET name=excluded.name, debug_id=excluded.debug_id, "
-                "map=excluded.map, bundle=excluded.bundle, uploaded=excluded.uploaded",
-                (release, item.url, basename(item.url), item.debug_id, zlib.compress(item.map_json, 6),
-                 zlib.compress(item.bundle, 6) if item.bundle is not None else None, now),
-            )
+            conn.execute(sql, (release, item.url, basename(item.url), item.debug_id, zlib.compress(item.map_json, 6),
+                               zlib.compress(item.bundle, 6) if item.bundle is not None else None, now))
 
 
-def _has_table(conn: sqlite3.Connection) -> bool:
-    return conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='sourcemaps'").fetchone() is not None
-
-
-def load(store: SQLiteStore, row_id: int) -> tuple[bytes, bytes | None] | None:
-    """The map JSON and minified code of row ``row_id`` (None when deleted meanwhile)."""
+def _rows(store: MapStore, sql: str, params: Sequence[Any] = ()) -> list[Sequence[Any]] | None:
+    """The rows of one query in one snapshot; None when no map was ever uploaded to this database."""
+    dialect = _dialect(store)
     with store.read() as conn:
-        row = conn.execute("SELECT map, bundle FROM sourcemaps WHERE id = ?", (row_id,)).fetchone()
-    if row is None:
+        if conn.execute(dialect.has_table).fetchone() is None:
+            return None
+        return list(conn.execute(dialect.sql(sql), tuple(params)).fetchall())
+
+
+def load(store: MapStore, row_id: int) -> tuple[bytes, bytes | None] | None:
+    """The map JSON and minified code of row ``row_id`` (None when deleted meanwhile)."""
+    rows = _rows(store, "SELECT map, bundle FROM sourcemaps WHERE id = ?", (row_id,))
+    if not rows:
         return None
-    return zlib.decompress(row[0]), zlib.decompress(row[1]) if row[1] is not None else None
+    map_bytes, bundle = rows[0]
+    return zlib.decompress(map_bytes), zlib.decompress(bundle) if bundle is not None else None
 
 
 def _stored(row: Sequence[Any]) -> StoredMap:
@@ -119,13 +169,10 @@ def _stored(row: Sequence[Any]) -> StoredMap:
 _COLUMNS = "id, release, url, debug_id, uploaded, length(map)"
 
 
-def find_by_debug_id(store: SQLiteStore, debug_id: str) -> StoredMap | None:
-    with store.read() as conn:
-        if not _has_table(conn):
-            return None
-        row = conn.execute(f"SELECT {_COLUMNS} FROM sourcemaps WHERE debug_id = ? ORDER BY uploaded DESC LIMIT 1",
-                           (debug_id,)).fetchone()
-    return _stored(row) if row else None
+def find_by_debug_id(store: MapStore, debug_id: str) -> StoredMap | None:
+    rows = _rows(store, f"SELECT {_COLUMNS} FROM sourcemaps WHERE debug_id = ? ORDER BY uploaded DESC LIMIT 1",
+                 (debug_id,))
+    return _stored(rows[0]) if rows else None
 
 
 def url_path(url: str) -> str:
@@ -139,15 +186,11 @@ def url_path(url: str) -> str:
     return url
 
 
-def find_by_url(store: SQLiteStore, release: str, url: str) -> StoredMap | None:
+def find_by_url(store: MapStore, release: str, url: str) -> StoredMap | None:
     """The map of ``url`` in ``release``: the exact URL, else ``~/path``, else the longest stored path
     that ends the frame's path at a segment boundary (a Node bundle at /srv/app/dist/server.js
     matches an upload of dist/ with the default prefix)."""
-    name = basename(url)
-    with store.read() as conn:
-        if not _has_table(conn):
-            return None
-        rows = conn.execute(f"SELECT {_COLUMNS} FROM sourcemaps WHERE release = ? AND name = ?", (release, name)).fetchall()
+    rows = _rows(store, f"SELECT {_COLUMNS} FROM sourcemaps WHERE release = ? AND name = ?", (release, basename(url)))
     if not rows:
         return None
     wanted = url.split("#", 1)[0].split("?", 1)[0]
@@ -168,28 +211,24 @@ def find_by_url(store: SQLiteStore, release: str, url: str) -> StoredMap | None:
     return _stored(best[1]) if best else None
 
 
-def release_has_maps(store: SQLiteStore, release: str) -> bool:
-    with store.read() as conn:
-        if not _has_table(conn):
-            return False
-        return conn.execute("SELECT 1 FROM sourcemaps WHERE release = ? LIMIT 1", (release,)).fetchone() is not None
+def release_has_maps(store: MapStore, release: str) -> bool:
+    return bool(_rows(store, "SELECT 1 FROM sourcemaps WHERE release = ? LIMIT 1", (release,)))
 
 
-def list_maps(store: SQLiteStore, release: str | None = None) -> list[StoredMap]:
-    with store.read() as conn:
-        if not _has_table(conn):
-            return []
-        if release is None:
-            rows = conn.execute(f"SELECT {_COLUMNS} FROM sourcemaps ORDER BY release, url").fetchall()
-        else:
-            rows = conn.execute(f"SELECT {_COLUMNS} FROM sourcemaps WHERE release = ? ORDER BY url", (release,)).fetchall()
-    return [_stored(r) for r in rows]
+def list_maps(store: MapStore, release: str | None = None) -> list[StoredMap]:
+    if release is None:
+        rows = _rows(store, f"SELECT {_COLUMNS} FROM sourcemaps ORDER BY release, url")
+    else:
+        rows = _rows(store, f"SELECT {_COLUMNS} FROM sourcemaps WHERE release = ? ORDER BY url", (release,))
+    return [_stored(r) for r in rows or ()]
 
 
-def delete_release(store: SQLiteStore, release: str, url: str | None = None) -> int:
+def delete_release(store: MapStore, release: str, url: str | None = None) -> int:
     """Delete the maps of ``release`` (only ``url``'s when given); returns how many rows went."""
     ensure_table(store)
+    dialect = _dialect(store)
     with store.transaction() as conn:
         if url is None:
-            return conn.execute("DELETE FROM sourcemaps WHERE release = ?", (release,)).rowcount
-        return conn.execute("DELETE FROM sourcemaps WHERE release = ? AND url = ?", (release, url)).rowcount
+            return int(conn.execute(dialect.sql("DELETE FROM sourcemaps WHERE release = ?"), (release,)).rowcount)
+        return int(conn.execute(dialect.sql("DELETE FROM sourcemaps WHERE release = ? AND url = ?"),
+                                (release, url)).rowcount)

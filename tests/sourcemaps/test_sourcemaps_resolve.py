@@ -7,8 +7,9 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,8 +18,13 @@ from otel_autoheal.group.stacktrace import parse_stacktrace
 from otel_autoheal.model import ExceptionRecord
 from otel_autoheal.scrub import Scrubber
 from otel_autoheal.sourcemaps import DEBUG_IDS_ATTRIBUTE, Symbolicator, save_artifacts, scan_build
+from otel_autoheal.state.postgres import PostgresStore
 from otel_autoheal.state.sqlite import SQLiteStore
 from sourcemap_support import REPO, cli, fresh_build
+from tests.otlp_payloads import new_span_id, new_trace_id, post, span, traces_payload
+from tests.postgres_server import PostgresServer
+
+Store = SQLiteStore | PostgresStore
 
 SECRET = "ghp_4kQb8ZyTnWm2Lp9XcVr7Hs3Jd6Fg1Ae5Ku0O"
 
@@ -39,15 +45,38 @@ def _record(stack: str, release: str, attributes: dict[str, object] | None = Non
     return record
 
 
+@pytest.fixture(scope="module")
+def pg_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server in a temporary directory, removed afterwards."""
+    server = PostgresServer()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> list[str]:
+    """The state options of one backend for the commands: ``--state DIR`` or ``--database-url`` of a fresh database."""
+    if request.param == "sqlite":
+        return ["--state", str(tmp_path / "state")]
+    return ["--database-url", request.getfixturevalue("pg_server").new_database()]
+
+
+def _open(backend: list[str]) -> Store:
+    option, target = backend
+    return SQLiteStore(Path(target) / "autoheal.sqlite3") if option == "--state" else PostgresStore(target)
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SQLiteStore]:
-    instance = SQLiteStore(tmp_path / "state" / "autoheal.sqlite3")
+def store(backend: list[str]) -> Iterator[Store]:
+    instance = _open(backend)
     yield instance
     instance.close()
 
 
 def test_node_bundle_path_matches_an_upload_made_with_the_default_prefix(
-    store: SQLiteStore, shop_builds: dict[str, Path], tmp_path: Path
+    store: Store, shop_builds: dict[str, Path], tmp_path: Path
 ) -> None:
     """A frame at /srv/shop/dist/assets/app.min.js resolves through ``~/assets/app.min.js`` of its release only."""
     project = fresh_build(shop_builds, "a", tmp_path)
@@ -66,7 +95,7 @@ def test_node_bundle_path_matches_an_upload_made_with_the_default_prefix(
     assert other[1].symbolication is None
 
 
-def test_fingerprint_is_the_same_for_both_builds(store: SQLiteStore, shop_builds: dict[str, Path], tmp_path: Path) -> None:
+def test_fingerprint_is_the_same_for_both_builds(store: Store, shop_builds: dict[str, Path], tmp_path: Path) -> None:
     """Builds whose minified names and columns differ give one fingerprint once resolved, two before."""
     resolver = Symbolicator(store)
     keys, raw_keys = set(), set()
@@ -83,7 +112,7 @@ def test_fingerprint_is_the_same_for_both_builds(store: SQLiteStore, shop_builds
     assert len(keys) == 1 and len(raw_keys) == 2
 
 
-def test_source_lines_are_scrubbed(store: SQLiteStore, shop_builds: dict[str, Path], tmp_path: Path) -> None:
+def test_source_lines_are_scrubbed(store: Store, shop_builds: dict[str, Path], tmp_path: Path) -> None:
     """A token written in the original source never reaches a frame's source lines."""
     project = fresh_build(shop_builds, "a", tmp_path)
     map_path = project / "dist" / "assets" / "app.min.js.map"
@@ -101,7 +130,7 @@ def test_source_lines_are_scrubbed(store: SQLiteStore, shop_builds: dict[str, Pa
     assert "redacted" in frame.pre_context[0]
 
 
-def test_debug_id_finds_the_map_whatever_the_release(store: SQLiteStore, shop_builds: dict[str, Path], tmp_path: Path) -> None:
+def test_debug_id_finds_the_map_whatever_the_release(store: Store, shop_builds: dict[str, Path], tmp_path: Path) -> None:
     """An injected Debug ID keeps every mapped position, is in the map, and finds it under any release name."""
     project = fresh_build(shop_builds, "b", tmp_path)
     bundle = project / "dist" / "assets" / "app.min.js"
@@ -125,9 +154,9 @@ def test_debug_id_finds_the_map_whatever_the_release(store: SQLiteStore, shop_bu
                                      f"nor for its Debug ID {unknown}")
 
 
-def test_upload_list_delete_and_bad_input(shop_builds: dict[str, Path], tmp_path: Path) -> None:
+def test_upload_list_delete_and_bad_input(backend: list[str], shop_builds: dict[str, Path], tmp_path: Path) -> None:
     """The commands store, list and delete per release; a directory without maps or a broken map is refused by name."""
-    state = ["--state", str(tmp_path / "state")]
+    state = backend
     project = fresh_build(shop_builds, "a", tmp_path)
     # A map without sourcesContent gets it from the sources next to it.
     map_path = project / "dist" / "assets" / "app.min.js.map"
@@ -139,7 +168,7 @@ def test_upload_list_delete_and_bad_input(shop_builds: dict[str, Path], tmp_path
                                                               str(project / "dist")).stdout
     listed = json.loads(cli("sourcemaps", "list", *state, "--json").stdout)
     assert [(r["release"], r["url"]) for r in listed] == [("1.0.0", "https://cdn.example/static/assets/app.min.js")]
-    store = SQLiteStore(tmp_path / "state" / "autoheal.sqlite3")
+    store = _open(backend)
     try:
         url = "https://cdn.example/static/assets/app.min.js"
         stack = _v8_stack(project / "dist" / "assets" / "app.min.js", url)
@@ -157,6 +186,31 @@ def test_upload_list_delete_and_bad_input(shop_builds: dict[str, Path], tmp_path
     assert len(json.loads(cli("sourcemaps", "list", *state, "--json").stdout)) == 1  # nothing stored by the failures
     assert "deleted 1 source map(s) of release 1.0.0" in cli("sourcemaps", "delete", *state, "--release", "1.0.0").stdout
     assert cli("sourcemaps", "list", *state).stdout.strip() == "no source maps uploaded"
+
+
+def test_an_instance_on_postgres_resolves_maps_uploaded_from_another_machine(
+    autoheal_factory: Callable[..., Any], pg_server: PostgresServer, shop_builds: dict[str, Path], tmp_path: Path
+) -> None:
+    """Maps uploaded with ``--database-url`` by another process resolve the frames a serving PostgreSQL instance records."""
+    database_url = pg_server.new_database()
+    service = autoheal_factory(env={"AUTOHEAL_DATABASE_URL": database_url})
+    project = fresh_build(shop_builds, "a", tmp_path)
+    # The upload runs after the instance started: its resolver must find rows it did not write.
+    uploaded = cli("sourcemaps", "upload", "--database-url", database_url, "--release", "1.0.0", "--url-prefix",
+                   "https://shop.example/", str(project / "dist")).stdout
+    assert "1 source map(s) stored for release 1.0.0" in uploaded
+    stack = _v8_stack(project / "dist" / "assets" / "app.min.js", "https://shop.example/assets/app.min.js")
+    trace_id, span_id = new_trace_id(), new_span_id()
+    failed = span(trace_id, span_id, "checkout", error=True, kind=2,
+                  exception={"type": "TypeError", "message": "Cannot read properties of undefined (reading 'amount')",
+                             "stacktrace": stack})
+    status, _ = post(f"{service.http_endpoint}/v1/traces",
+                     traces_payload([failed], {"service.name": "shop", "service.version": "1.0.0"}))
+    assert status == 200
+
+    body = service.wait_for_issues(1)[0]["body"]
+    assert "`lineTotal` in `src/cart.js:3`" in body, body
+    assert "return item.price.amount * item.quantity;" in body and "Source maps:" not in body
 
 
 def test_a_missing_sourcemaps_dir_stops_the_service_naming_the_setting(tmp_path: Path) -> None:
