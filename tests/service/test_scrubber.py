@@ -417,3 +417,14 @@ def test_oracles_find_no_secret_in_js_scrubbed_corpus(tmp_path: Path) -> None:
 def test_a_value_starting_with_a_multibyte_character_is_scrubbed_under_re2() -> None:
     """A secret value that starts with a non-ASCII character is redacted instead of failing the text."""
     assert Scrubber().text("password=éclair99 x") == "password=[redacted:password] x"
+
+
+@pytest.mark.timeout(300)
+def test_js_sdk_scrubs_hostile_inputs_like_python(tmp_path: Path) -> None:
+    """On the hostile repetitions (cut to 30,000 characters, a token appended) the JS SDK gives the Python engine's output."""
+    secret = "ghp_" + "Z" * 36
+    entries = [{"category": name, "kind": "text", "input": text[:30_000] + " " + secret} for name, text in sorted(ADVERSARIAL.items())]
+    js = _js_scrub(entries, tmp_path)
+    differ = [e["category"] for e, out in zip(entries, js, strict=True) if out != _PYTHON_RE.text(e["input"])]
+    assert differ == []
+    assert not any(secret in out for out in js)
