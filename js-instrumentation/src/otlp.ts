@@ -1,7 +1,11 @@
 // OTLP/JSON encoding (opentelemetry-proto ProtoJSON mapping): ids are lowercase hex, 64-bit
 // integers are decimal strings, enums are numbers. Only what this package produces is covered.
+// Everything a user or an error can put in (span and event names, status messages, log bodies,
+// attribute values of the resource, spans, events, links and logs) is scrubbed of secrets here,
+// at export time (off the app's hot path), with the project's shared rules (scrub.ts).
 import type { AttributeValue, Attributes } from '@opentelemetry/api';
 
+import { scrubber } from './scrub.js';
 import { millisToNanoString } from './time.js';
 import { SCOPE_NAME, VERSION } from './version.js';
 
@@ -51,6 +55,29 @@ type AnyValue =
   | { doubleValue: number }
   | { arrayValue: { values: AnyValue[] } };
 
+/** What replaces a value the scrubber failed on: the value is dropped, never sent raw. */
+const SCRUB_FAILED = '[redacted:scrub_error]';
+
+/** A text without secrets; a scrubbing failure must never break the app nor leak the text. */
+export function scrubText(text: string): string;
+export function scrubText(text: string | undefined): string | undefined;
+export function scrubText(text: string | undefined): string | undefined {
+  if (!text) return text;
+  try {
+    return scrubber().text(text);
+  } catch {
+    return SCRUB_FAILED;
+  }
+}
+
+function scrubAttribute(key: string, value: unknown): unknown {
+  try {
+    return scrubber().value(value, key);
+  } catch {
+    return SCRUB_FAILED;
+  }
+}
+
 function anyValue(v: unknown): AnyValue {
   switch (typeof v) {
     case 'string':
@@ -71,7 +98,7 @@ export function encodeAttributes(attrs: Attributes | undefined): Array<{ key: st
   for (const key of Object.keys(attrs)) {
     const value: AttributeValue | undefined = attrs[key];
     if (value === undefined || value === null) continue;
-    out.push({ key, value: anyValue(value) });
+    out.push({ key, value: anyValue(scrubAttribute(key, value)) });
   }
   return out;
 }
@@ -92,7 +119,7 @@ export function encodeTraces(resource: Attributes, spans: SpanData[]): string {
               parentSpanId: s.parentSpanId || undefined,
               traceState: s.traceState || undefined,
               flags: s.flags,
-              name: s.name,
+              name: scrubText(s.name),
               kind: s.kind + 1,
               startTimeUnixNano: millisToNanoString(s.startMs),
               endTimeUnixNano: millisToNanoString(s.endMs),
@@ -100,7 +127,7 @@ export function encodeTraces(resource: Attributes, spans: SpanData[]): string {
               droppedAttributesCount: s.droppedAttributes || undefined,
               events: s.events.map((e) => ({
                 timeUnixNano: millisToNanoString(e.timeMs),
-                name: e.name,
+                name: scrubText(e.name),
                 attributes: encodeAttributes(e.attributes),
               })),
               droppedEventsCount: s.droppedEvents || undefined,
@@ -109,7 +136,7 @@ export function encodeTraces(resource: Attributes, spans: SpanData[]): string {
                 spanId: l.spanId,
                 attributes: encodeAttributes(l.attributes),
               })),
-              status: s.statusCode ? { code: s.statusCode, message: s.statusMessage || undefined } : {},
+              status: s.statusCode ? { code: s.statusCode, message: scrubText(s.statusMessage) || undefined } : {},
             })),
           },
         ],
@@ -131,7 +158,7 @@ export function encodeLogs(resource: Attributes, logs: LogData[]): string {
               observedTimeUnixNano: millisToNanoString(r.observedMs),
               severityNumber: r.severityNumber,
               severityText: r.severityText,
-              body: r.body === undefined ? undefined : { stringValue: r.body },
+              body: r.body === undefined ? undefined : { stringValue: scrubText(r.body) },
               attributes: encodeAttributes(r.attributes),
               eventName: r.eventName,
               traceId: r.traceId,

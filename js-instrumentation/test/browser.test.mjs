@@ -176,7 +176,9 @@ test('Chromium exports real V8 stacks and preceding console lines, correlated by
   const linesOf = (traceId) =>
     receiver.logs().filter((l) => l.traceId === traceId && l.attrs['log.origin']).map((l) => `${l.severityText} ${l.text}`);
   assert.deepEqual(linesOf(uncaught.traceId), ['INFO user opened cart 42', 'WARN price service slow: 1200ms']);
-  assert.deepEqual(linesOf(rejection.traceId), ['INFO retrying checkout']);
+  // Scrubbed in the page: the secret never reached the receiver.
+  assert.deepEqual(linesOf(rejection.traceId), ['INFO retrying checkout with password=[redacted:password]']);
+  assert.ok(!JSON.stringify(receiver.requests.map((r) => r.json)).includes('Fake-Pw-8d3k2J'));
   assert.deepEqual(linesOf(tool.traceId), ['ERROR about to call the inventory tool']);
 
   // The MCP server span joined the browser's trace across origins (this receiver reads

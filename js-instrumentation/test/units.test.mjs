@@ -216,8 +216,10 @@ test('the browser bundle is one self-contained IIFE within its size budget', () 
   assert.match(code, /^"use strict";var OtelAutoheal=\(\(\)=>\{/);
   assert.doesNotMatch(code, /\brequire\(|\bimport\(/);
   assert.equal(sizes.raw, Buffer.byteLength(code));
-  // 16 KiB gzip budget for a <script> tag that every page load pays for.
-  assert.ok(sizes.gzip < 16 * 1024, `gzip size ${sizes.gzip}`);
+  // 20 KiB gzip budget for a <script> tag that every page load pays for. Raised from 16 KiB for
+  // scrubbing secrets at the source (issue 13): the shared rules (~3.7 KB gzip) and the engine
+  // (~2.8 KB) must be in the page before the first error is sent, so they cannot load lazily.
+  assert.ok(sizes.gzip < 20 * 1024, `gzip size ${sizes.gzip}`);
 });
 
 test('the published types accept the real MCP SDK Client (tsc on test/types)', async () => {

@@ -367,3 +367,64 @@ def test_engine_module_is_the_one_loaded() -> None:
     """The service scrubber runs on RE2 and reads the rule file next to its engine."""
     assert Scrubber().engine == "re2"
     assert _scrub_engine.RULES_PATH == SERVICE_PKG / "scrub_rules.toml"
+
+
+# -- the JavaScript SDK ---------------------------------------------------------------------------
+JS_SDK = REPO / "js-instrumentation"
+
+
+def _js_scrub(entries: list[dict[str, Any]], tmp_path: Path) -> list[Any]:
+    """Each entry scrubbed by the JS SDK's scrubber (its built dist/, via node)."""
+    if not (JS_SDK / "dist" / "scrub.js").exists() or (JS_SDK / "src" / "scrub-rules.ts").stat().st_mtime > (JS_SDK / "dist" / "scrub-rules.js").stat().st_mtime:
+        subprocess.run([str(JS_SDK / "node_modules" / ".bin" / "tsc"), "-p", "tsconfig.json"], cwd=JS_SDK, check=True, timeout=300)
+    corpus = tmp_path / "entries.jsonl"
+    corpus.write_text("".join(json.dumps(e) + "\n" for e in entries), encoding="utf-8")
+    out = subprocess.run(["node", str(JS_SDK / "test" / "helpers" / "scrub-corpus.mjs"), str(corpus)],
+                         capture_output=True, text=True, check=True, timeout=300).stdout
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def test_js_sdk_rules_are_generated_from_this_rule_file() -> None:
+    """The JS rules carry the SHA-256 of scrub_rules.toml (stale after any change), and the generator parses it as tomllib does."""
+    import hashlib
+
+    generated = (JS_SDK / "src" / "scrub-rules.ts").read_text(encoding="utf-8")
+    digest = hashlib.sha256((SERVICE_PKG / "scrub_rules.toml").read_bytes()).hexdigest()
+    assert f"RULES_SHA256 = '{digest}'" in generated, "run `npm run scrub-rules` in js-instrumentation"
+    dumped = subprocess.run(["node", str(JS_SDK / "scripts" / "scrub-rules.mjs"), "--dump"],
+                            capture_output=True, text=True, check=True, timeout=120).stdout
+    assert json.loads(dumped) == load_rules()
+
+
+def test_js_sdk_scrubs_the_corpus_like_python(tmp_path: Path) -> None:
+    """The JS SDK's scrubber gives the Python instrumentation engine's output on every corpus and clean entry."""
+    entries = CORPUS + [{**c, "kind": "text"} for c in CLEAN]
+    js = _js_scrub(entries, tmp_path)
+    python = [_python_re(e) if e["kind"] == "text" else json.loads(_python_re(e)) for e in entries]
+    differ = {e["category"]: (j, p) for e, j, p in zip(entries, js, python, strict=True) if j != p}
+    assert differ == {}
+
+
+@pytest.mark.timeout(600)
+def test_oracles_find_no_secret_in_js_scrubbed_corpus(tmp_path: Path) -> None:
+    """gitleaks and detect-secrets find nothing in the corpus as scrubbed by the JS SDK."""
+    js = _js_scrub(CORPUS, tmp_path)
+    scrubbed = _write(tmp_path / "js", [o if isinstance(o, str) else json.dumps(o, ensure_ascii=False) for o in js])
+    assert _gitleaks_findings(scrubbed) == []
+    assert _detect_secrets_findings(scrubbed) == []
+
+
+def test_a_value_starting_with_a_multibyte_character_is_scrubbed_under_re2() -> None:
+    """A secret value that starts with a non-ASCII character is redacted instead of failing the text."""
+    assert Scrubber().text("password=éclair99 x") == "password=[redacted:password] x"
+
+
+@pytest.mark.timeout(300)
+def test_js_sdk_scrubs_hostile_inputs_like_python(tmp_path: Path) -> None:
+    """On the hostile repetitions (cut to 30,000 characters, a token appended) the JS SDK gives the Python engine's output."""
+    secret = "ghp_" + "Z" * 36
+    entries = [{"category": name, "kind": "text", "input": text[:30_000] + " " + secret} for name, text in sorted(ADVERSARIAL.items())]
+    js = _js_scrub(entries, tmp_path)
+    differ = [e["category"] for e, out in zip(entries, js, strict=True) if out != _PYTHON_RE.text(e["input"])]
+    assert differ == []
+    assert not any(secret in out for out in js)

@@ -186,6 +186,11 @@ class Engine:
     def _str(self, hay: Any) -> str:
         return hay.decode("utf-8", "surrogatepass") if self._bytes else str(hay)
 
+    def _context(self, hay: Any) -> str:
+        """A slice of the text read only for its ASCII context (quotes, separators, line lead): the
+        slice may cut a UTF-8 sequence under RE2, which must not fail the whole text."""
+        return hay.decode("utf-8", "replace") if self._bytes else str(hay)
+
     def _label(self, kind: str) -> Any:
         label = self._label_cache.get(kind)
         if label is None:
@@ -351,18 +356,24 @@ class Engine:
         """Where the value after a secret name starts and ends, or None to keep it."""
         pos = match.end(0)
         values = self._values
-        quote = self._str(hay[pos : pos + 1])
+        quote = self._context(hay[pos : pos + 2])
+        # Escaped quotes (password=\"x\" inside a string literal) delimit the value as plain ones do;
+        # the backslash before the closing quote stays.
+        opening = 2 if quote in ("\\\"", "\\'") else 1
+        quote = quote[opening - 1 : opening]
         span = None
         if quote in ("\"", "'") and form in ("assignment", "flag"):
-            body_end = self._extend(values["double_quoted" if quote == '"' else "single_quoted"], hay, pos + 1)
-            if body_end > pos + 1 and self._str(hay[body_end : body_end + 1]) == quote:
-                span = (pos + 1, body_end)
+            start = pos + opening
+            body_end = self._extend(values["double_quoted" if quote == '"' else "single_quoted"], hay, start)
+            close = body_end - opening + 1
+            if close > start and self._context(hay[body_end : body_end + 1]) == quote and self._context(hay[close:body_end]) in ("", "\\"):
+                span = (start, close)
         if span is None:
             if form == "assignment":
                 pattern = values["line"] if self._takes_line(hay, match, name) else values["token"]
             else:
                 pattern = values[form]
-            found = pattern.match(hay, pos)
+            found = pattern.match(hay, pos + opening - 1)
             if found is None:
                 return None
             span = (pos, self._extend(values[_CONTINUE.get(form, "token")] if form != "assignment" else pattern, hay, found.end()))
@@ -390,16 +401,16 @@ class Engine:
     def _takes_line(self, hay: Any, match: Any, name: str) -> bool:
         """Env-style ``UPPER_NAME=v a l``, ``export x=...`` and line-leading ``name: v a l`` (YAML,
         headers) own the rest of the line; ``name=value`` elsewhere ends at whitespace."""
-        sep = self._str(hay[match.end(1) : match.end(0)])
+        sep = self._context(hay[match.end(1) : match.end(0)])
         if "=" in sep and _UPPER_NAME.fullmatch(name):
             return True
-        lead = self._str(hay[self._line_start(hay, match.start(1)) : match.start(1)])
+        lead = self._context(hay[self._line_start(hay, match.start(1)) : match.start(1)])
         found = _LINE_LEAD.fullmatch(lead)
         return found is not None and (":" in sep or "export" in lead)
 
     def _prose_colon(self, hay: Any, match: Any, name: str, value: Any) -> bool:
         """"refresh token: connection reset" is prose, not an assignment: keep all-letter values."""
-        sep = self._str(hay[match.end(1) : match.end(0)])
+        sep = self._context(hay[match.end(1) : match.end(0)])
         if sep.strip() != ":" or sep.endswith(":") or self._takes_line(hay, match, name):
             return False
         return self.name_kind(name) != "password" and self._str(value).isalpha()

@@ -203,6 +203,15 @@ text("header_set_cookie", "Set-Cookie: __Host-session={}; Path=/; Secure; HttpOn
 text("yaml_config", "database:\n  host: db.internal\n  password: {}\n", password())
 text("python_repr", "KeyError in handler with kwargs {{'user': 'bob', 'api_key': '{}'}}", pick(ALNUM, 32))
 
+# -- escaped quotes: secrets inside a string literal (a source line, a JSON string in a log) ----
+text("escaped_sql_identified", "    cursor.execute('CREATE USER app IDENTIFIED BY \\'{}\\'')", password())
+text("escaped_assignment", '    log.info("connecting with password=\\"{}\\"")', password())
+text("escaped_json_in_string", 'payload: "{{\\"user\\": \\"bob\\", \\"api_key\\": \\"{} {}\\"}}"', pick(ALNUM, 20), pick(ALNUM, 12))
+text("escaped_single_token", "    config = 'token=\\'{}\\''", pick(ALNUM, 32))
+text("escaped_prose", "raise ValueError('password is \\'{}\\'')", password())
+text("escaped_authorization", 'request: "{{\\"Authorization\\": \\"Bearer {}\\"}}"', pick(ALNUM, 40))
+text("escaped_argv_json", 'spawn: "[\\"deploy\\", \\"--db-password\\", \\"{}\\"]"', password())
+
 # -- non-secrets that must pass through unchanged ----------------------------------------------
 clean = [
     ("trace_ids", "trace_id=4bf92f3577b34da6a3ce929d0e0e4736 span_id=00f067aa0ba902b7 trace_flags=01"),
