@@ -1,8 +1,9 @@
 """Stack trace text → parsed exceptions and frames: one private module per format behind a table.
 
 Formats: Python (with chained causes and exception groups), JavaScript (V8, Firefox/Safari),
-Java/Kotlin/Scala (with Caused by, Suppressed), Go panics, .NET (with inner exceptions), Ruby and PHP
-(native, and the OpenTelemetry SDK's Java-style stacks).
+Java/Kotlin/Scala (with Caused by, Suppressed), Go panics, .NET (with inner exceptions), Ruby, PHP
+(native, and the OpenTelemetry SDK's Java-style stacks), Rust (panics, backtraces, anyhow/eyre
+reports) and Elixir/Erlang.
 
 Conventions of the result: ``parse_stacktrace`` returns the exception chain with the reported
 (outermost) exception first and the root cause last; each exception's frames are ordered
@@ -19,12 +20,14 @@ from otel_autoheal.group.inapp import InAppRules
 from otel_autoheal.group.stacktrace._common import MAX_FRAMES
 from otel_autoheal.group.stacktrace._detect import detect_language
 from otel_autoheal.group.stacktrace._dotnet import parse_dotnet
+from otel_autoheal.group.stacktrace._elixir import parse_elixir, parse_erlang_term
 from otel_autoheal.group.stacktrace._go import parse_go
 from otel_autoheal.group.stacktrace._java import parse_java, parse_php_otel
 from otel_autoheal.group.stacktrace._javascript import parse_javascript
 from otel_autoheal.group.stacktrace._php import parse_php
 from otel_autoheal.group.stacktrace._python import parse_python
 from otel_autoheal.group.stacktrace._ruby import parse_ruby
+from otel_autoheal.group.stacktrace._rust import parse_rust
 from otel_autoheal.model import ParsedException
 
 __all__ = ["MAX_FRAMES", "InAppRules", "detect_language", "parse_stacktrace"]
@@ -40,6 +43,9 @@ _PARSERS: dict[str, tuple[_Parser, str]] = {
     "dotnet": (parse_dotnet, "dotnet"),
     "ruby": (parse_ruby, "ruby"),
     "php": (parse_php, "php"),
+    "rust": (parse_rust, "rust"),
+    "elixir": (parse_elixir, "elixir"),
+    "erlang-term": (parse_erlang_term, "elixir"),
 }
 
 _DEFAULT_RULES = InAppRules()

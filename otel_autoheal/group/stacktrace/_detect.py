@@ -6,14 +6,37 @@ import re
 
 __all__ = ["detect_language"]
 
+# Go 1.21+ may add the goroutine's and thread's addresses: "goroutine 1 gp=0xc000002380 m=0 mp=0x… [running]:".
+_GOROUTINE = re.compile(r"^goroutine \d+ (?:[gm]p?=\S+ )*\[", re.M)
+# A panic, a backtrace heading, or a numbered symbol followed by its ".rs" location.
+_RUST = re.compile(
+    r"^thread '[^'\n]*' panicked at |^(?:stack backtrace|Stack backtrace):$"
+    r"|^ *\d+: +(?:0x[0-9a-f]+ - )?\S[^\n]*\n +at [^\n]*\.rs:\d+",
+    re.M,
+)
+# Elixir's Exception.format_stacktrace: "    (app 0.1.0) lib/app/worker.ex:12: App.Worker.run/1".
+_ELIXIR = re.compile(
+    r"^ +\([a-z]\w*(?: [^()\s]+)?\) (?:[^\s:()][^\s:]*(?::\d+)?: )?(?::?[\w\"]+\.|anonymous fn/)"
+    r"|^ +[^\s:()][^\s:]*\.exs?:\d+: (?::?[\w\"]+\.|anonymous fn/)",
+    re.M,
+)
+# Erlang's printed stacktrace term: "[{my_worker,run,1,[{file,"src/my_worker.erl"},{line,12}]}|...]".
+_ERLANG_TERM = re.compile(r"^\s*\[\{(?:'[^'\n]*'|[a-z][\w@]*),(?:'[^'\n]*'|[a-z][\w@]*),(?:\d+|\[)")
+
 
 def detect_language(text: str) -> str:
     """Guess which runtime printed ``text`` (a key of the parser table, or ``"unknown"``)."""
     head = text[:20000]
     if "Traceback (most recent call last)" in head or re.search(r'^\s*File "[^"]*", line \d+', head, re.M):
         return "python"
-    if re.search(r"^goroutine \d+ \[", head, re.M) or re.search(r"^\t.+\.go:\d+", head, re.M):
+    if _GOROUTINE.search(head) or re.search(r"^\t.+\.go:\d+", head, re.M):
         return "go"
+    if _RUST.search(head) or "Backtrace [{ fn: " in head:
+        return "rust"
+    if _ELIXIR.search(head):
+        return "elixir"
+    if _ERLANG_TERM.match(head):
+        return "erlang-term"
     if re.search(r"^\s*at [\w$.{}]+\([^)]*\.php:\d+\)", head, re.M):
         return "php-otel"  # PHP's OpenTelemetry SDK formats stacks like Java
     if re.search(r"^\s*at (?:[\w.\-@]*/)*[\w$.]+\([\w$.]*\.(?:java|kt|scala|groovy|clj):\d+\)", head, re.M) or re.search(
