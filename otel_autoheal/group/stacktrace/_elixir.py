@@ -54,15 +54,16 @@ def _split_call(call: str) -> tuple[str, str]:
 
 
 def _top_level_commas(args: str) -> int:
+    """Commas between arguments, not inside lists, maps, tuples, binaries (``<<1, 2>>``) or strings."""
     depth, commas, quoted = 0, 0, False
-    for char in args:
+    for char in args.replace("<<", "\x01").replace(">>", "\x02"):
         if char == '"':
             quoted = not quoted
         elif quoted:
             continue
-        elif char in "([{<":
+        elif char in "([{\x01":
             depth += 1
-        elif char in ")]}>":
+        elif char in ")]}\x02":
             depth -= 1
         elif char == "," and depth == 0:
             commas += 1
