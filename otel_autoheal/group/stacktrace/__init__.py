@@ -14,6 +14,7 @@ in ``_PARSERS`` and a rule in ``_detect.detect_language``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from otel_autoheal.group.inapp import InAppRules
@@ -49,6 +50,7 @@ _PARSERS: dict[str, tuple[_Parser, str]] = {
 }
 
 _DEFAULT_RULES = InAppRules()
+log = logging.getLogger("otel_autoheal.group.stacktrace")
 
 
 def parse_stacktrace(
@@ -66,7 +68,12 @@ def parse_stacktrace(
     if entry is not None:
         parse, language = entry
         # JavaScript headers may lack a type ("Uncaught boom"): the telemetry's type, else Error.
-        chain = parse(text, rules, exc_type or "Error")
+        try:
+            chain = parse(text, rules, exc_type or "Error")
+        except Exception:  # a parser bug must cost the frames of one text, never the error itself
+            log.warning("could not parse a %s stack (%d chars); keeping it without frames", language, len(text),
+                        exc_info=True)
+            chain = []
     if not chain:
         chain = [ParsedException(exc_type, message, (), language)]
     head = chain[0]

@@ -35,7 +35,10 @@ def _split_call(call: str) -> tuple[str, str]:
     """``App.Worker.run/1`` → (``App.Worker``, ``run/1``); ``App.Worker.run(1, :x)`` → (``App.Worker``, ``run/2``)."""
     anonymous = _ANONYMOUS.match(call)
     if anonymous:
-        module, function = _split_call(anonymous.group("mfa"))
+        mfa = anonymous.group("mfa")
+        while _ANONYMOUS.match(mfa):  # only the outermost named function counts
+            mfa = mfa.split(" in ", 1)[1]
+        module, function = _split_call(mfa)
         return module, f"{function} (fn/{anonymous.group('arity')})"
     paren = call.find("(")
     if paren > 0 and call.endswith(")"):
