@@ -256,6 +256,8 @@ def _go_in_app(filename: str, function: str) -> bool:
     package = go_package(function)
     if package == "main" or package.startswith("main."):
         return True
+    if "." not in function and "/" not in function:
+        return False  # the runtime's builtins: "panic({0x7c2a40?, …})"
     root = package.split("/", 1)[0]
     if "." not in root and root in GO_STDLIB_ROOTS:
         return False

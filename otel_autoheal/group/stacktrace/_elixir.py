@@ -23,7 +23,8 @@ __all__ = ["parse_elixir", "parse_erlang_term"]
 
 _APP = re.compile(r"^\((?P<app>[a-z]\w*)(?: (?P<vsn>[^()\s]+))?\) ")
 _LOCATION = re.compile(r"^(?P<file>[^\s:()][^\s:]*?)(?::(?P<line>\d+))?: ")
-_ANONYMOUS = re.compile(r"^anonymous fn/(?P<arity>\d+) in (?P<mfa>.+)$")
+# Nested anonymous functions print as "anonymous fn/1 in anonymous fn/2 in Mod.f/1": the named one counts.
+_ANONYMOUS = re.compile(r"^anonymous fn/(?P<arity>\d+) in (?:anonymous fn/\d+ in )*")
 # Erlang's own funs are named by the compiler: "-run/1-fun-0-", "-map/2-lists^map/1-1-".
 _ERLANG_TERM_FRAME = re.compile(
     r"\{(?P<mod>'[^'\n]*'|[a-z][\w@]*),(?P<fun>'[^'\n]*'|[a-z][\w@]*),(?P<arity>\d+),"
@@ -35,10 +36,7 @@ def _split_call(call: str) -> tuple[str, str]:
     """``App.Worker.run/1`` → (``App.Worker``, ``run/1``); ``App.Worker.run(1, :x)`` → (``App.Worker``, ``run/2``)."""
     anonymous = _ANONYMOUS.match(call)
     if anonymous:
-        mfa = anonymous.group("mfa")
-        while _ANONYMOUS.match(mfa):  # only the outermost named function counts
-            mfa = mfa.split(" in ", 1)[1]
-        module, function = _split_call(mfa)
+        module, function = _split_call(call[anonymous.end():])
         return module, f"{function} (fn/{anonymous.group('arity')})"
     paren = call.find("(")
     if paren > 0 and call.endswith(")"):

@@ -21,7 +21,8 @@ def parse_go(text: str, rules: InAppRules, fallback_type: str) -> list[ParsedExc
     exc_type = "panic"
     for line in lines:
         if line.startswith("panic: "):
-            message = line[len("panic: "):].strip()
+            # A panic re-raised after recover() is marked "[recovered]" (Go 1.23+: "[recovered, repanicked]").
+            message = re.sub(r" \[recovered(?:, repanicked)?\]$", "", line[len("panic: "):].strip())
             if message.startswith("runtime error: "):
                 exc_type = "runtime.Error"
             break
@@ -48,6 +49,11 @@ def parse_go(text: str, rules: InAppRules, fallback_type: str) -> list[ParsedExc
                 i += 2
                 continue
         i += 1
+    # A recovered and re-raised panic shows the deferred handler between two panic() calls: the
+    # bug is where the first one happened, so the frames before it are the handler's.
+    panics = [index for index, frame in enumerate(frames) if frame.function in ("panic", "runtime.gopanic")]
+    if len(panics) > 1:
+        frames = frames[panics[-1]:]
     frames.reverse()  # Go prints the innermost frame first.
     return [ParsedException(exc_type, message, cap_frames(frames), "go")]
 

@@ -15,7 +15,8 @@ from otel_autoheal.model import Frame, ParsedException
 
 __all__ = ["parse_javascript"]
 
-_GECKO_FRAME = re.compile(r"^\s*(?P<func>[^@]*)@(?P<loc>\S+:\d+(?::\d+)?)\s*$")
+# No leading "\s*": it would overlap with the function's own "[^@]*" and make long lines quadratic.
+_GECKO_FRAME = re.compile(r"^(?P<func>[^@]*)@(?P<loc>\S+:\d+(?::\d+)?)\s*$")
 _CAUSE = re.compile(r"^\s*\[cause\]: (?P<header>.*?)\s*\{?$")
 _ERRORS = re.compile(r"^\s*\[errors\]: \[\s*$")
 #: ``util.inspect`` elides frames a cause shares with the error: "... 4 lines matching cause stack trace ...".
