@@ -6,6 +6,7 @@ import re
 from collections.abc import Sequence
 
 from otel_autoheal.group.fingerprint import frame_function
+from otel_autoheal.group.stacktrace import swift_readable_name
 from otel_autoheal.model import Frame, ParsedException
 
 __all__ = ["culprit_frame", "frame_label"]
@@ -91,6 +92,8 @@ def frame_label(frame: Frame, language: str) -> str:
         return function.rsplit("/", 1)[-1]
     if language == "rust":
         return _rust_label(frame)
+    if language == "swift":
+        return swift_readable_name(function)
     if frame.module and language == "java":
         return _jvm_label(frame.module, function)
     if frame.module and language in _CLASS_LANGUAGES:

@@ -93,6 +93,16 @@ _RUST_LIBRARY_CRATES = frozenset({
 #: Crate-name prefixes of the same families (``tokio_util``, ``futures_util``, ``actix_web``, ``aws_sdk_s3``…).
 _RUST_LIBRARY_PREFIXES = ("tokio_", "futures_", "tower_", "axum_", "hyper_", "actix", "sqlx_", "tracing_", "aws_",
                           "rustls", "serde_", "http_", "tonic_", "crossbeam_", "async_", "__rust", "rust_")
+#: Apple's frameworks and runtime images (Swift/Objective-C frames name their binary image).
+_APPLE_SYSTEM_IMAGES = frozenset({
+    "UIKit", "UIKitCore", "Foundation", "CoreFoundation", "SwiftUI", "SwiftUICore", "GraphicsServices",
+    "QuartzCore", "CFNetwork", "dyld", "Combine", "AppKit", "CoreData", "WebKit", "AttributeGraph", "FrontBoardServices",
+    "BackBoardServices", "CoreGraphics", "Network", "Security", "AVFoundation", "MapKit", "StoreKit", "UIKitMacHelper",
+    "HIToolbox", "SwiftData", "Observation", "CoreText", "ImageIO", "CoreLocation",
+})
+#: Frequent third-party Apple-platform libraries linked as their own images.
+_APPLE_LIBRARY_PREFIXES = ("lib", "Alamofire", "RxSwift", "RxCocoa", "Kingfisher", "SDWebImage", "Firebase", "Realm",
+                           "GRPC", "NIO", "SwiftProtobuf", "Sentry")
 #: OTP's and Elixir's own applications and common Hex packages: never the application itself.
 _BEAM_LIBRARY_APPS = frozenset({
     "elixir", "stdlib", "kernel", "erts", "logger", "mix", "iex", "eex", "ex_unit", "compiler", "crypto", "ssl",
@@ -206,6 +216,8 @@ class InAppRules:
     def _instrumentation(filename: str, module: str | None, function: str, language: str, package: str) -> bool:
         if language == "go":
             return go_package(function).startswith("go.opentelemetry.io/")
+        if language == "swift":
+            return package.startswith(("OpenTelemetry", "URLSessionInstrumentation", "NetworkStatus"))
         if language in ("rust", "elixir"):
             # opentelemetry, opentelemetry_sdk, tracing_opentelemetry (Rust); opentelemetry_phoenix… (OTP apps)
             return "opentelemetry" in package or (module or "").startswith((":otel_", "OpenTelemetry."))
@@ -226,6 +238,11 @@ class InAppRules:
             return _rust_in_app(filename, package)
         if language == "elixir":
             return _beam_in_app(filename, module, package)
+        if language == "swift":
+            # The app and its own frameworks are images of their own; Apple's and libraries' are known.
+            # "main" is the entry point every app binary has: no code of the developer's own.
+            return bool(package) and function != "main" and package not in _APPLE_SYSTEM_IMAGES and not package.startswith(
+                _APPLE_LIBRARY_PREFIXES) and not package.endswith(".dylib")
         stripped = filename.strip()
         if stripped in _NO_SOURCE or stripped.startswith(("<frozen ", "<internal:")):
             return False

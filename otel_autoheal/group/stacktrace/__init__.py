@@ -3,7 +3,7 @@
 Formats: Python (with chained causes and exception groups), JavaScript (V8, Firefox/Safari),
 Java/Kotlin/Scala (with Caused by, Suppressed), Go panics, .NET (with inner exceptions), Ruby, PHP
 (native, and the OpenTelemetry SDK's Java-style stacks), Rust (panics, backtraces, anyhow/eyre
-reports) and Elixir/Erlang.
+reports), Elixir/Erlang and Swift/Objective-C (``Thread.callStackSymbols``).
 
 Conventions of the result: ``parse_stacktrace`` returns the exception chain with the reported
 (outermost) exception first and the root cause last; each exception's frames are ordered
@@ -29,9 +29,10 @@ from otel_autoheal.group.stacktrace._php import parse_php
 from otel_autoheal.group.stacktrace._python import parse_python
 from otel_autoheal.group.stacktrace._ruby import parse_ruby
 from otel_autoheal.group.stacktrace._rust import parse_rust
+from otel_autoheal.group.stacktrace._swift import parse_swift, swift_readable_name
 from otel_autoheal.model import ParsedException
 
-__all__ = ["MAX_FRAMES", "InAppRules", "detect_language", "parse_stacktrace"]
+__all__ = ["MAX_FRAMES", "InAppRules", "detect_language", "parse_stacktrace", "swift_readable_name"]
 
 #: ``parse(text, rules, fallback_type)`` → chain, and the language the frames are reported as.
 _Parser = Callable[[str, InAppRules, str], list[ParsedException]]
@@ -47,6 +48,7 @@ _PARSERS: dict[str, tuple[_Parser, str]] = {
     "rust": (parse_rust, "rust"),
     "elixir": (parse_elixir, "elixir"),
     "erlang-term": (parse_erlang_term, "elixir"),
+    "swift": (parse_swift, "swift"),
 }
 
 _DEFAULT_RULES = InAppRules()

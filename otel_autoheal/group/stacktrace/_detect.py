@@ -23,6 +23,8 @@ _ELIXIR = re.compile(
     r"|^ +[^\s:()][^\s:]*\.exs?:\d+: (?::?[\w\"]+\.|anonymous fn/)",
     re.M,
 )
+# Thread.callStackSymbols: "3   ShopApp    0x0000000104a1c3d4 $s7ShopApp…KF + 212".
+_SWIFT = re.compile(r"^\d+ +[^ \n]+ +0x[0-9a-fA-F]+ [^\n]+ \+ \d+[ \t]*$", re.M)
 # Erlang's printed stacktrace term: "[{my_worker,run,1,[{file,"src/my_worker.erl"},{line,12}]}|...]".
 _ERLANG_TERM = re.compile(r"^\s*\[\{(?:'[^'\n]*'|[a-z][\w@]*),(?:'[^'\n]*'|[a-z][\w@]*),(?:\d+|\[)")
 
@@ -44,6 +46,8 @@ def detect_language(text: str) -> str:
         return "elixir"
     if _ERLANG_TERM.match(head):
         return "erlang-term"
+    if _SWIFT.search(head):
+        return "swift"
     if re.search(r"^[ \t]*at [\w$.{}]+\([^)\n]*\.php:\d+\)", head, re.M):
         return "php-otel"  # PHP's OpenTelemetry SDK formats stacks like Java
     if re.search(r"^[ \t]*at (?:[\w.\-@]*/)*[\w$.]+\([\w$.]*\.(?:java|kt|scala|groovy|clj):\d+\)", head, re.M) or re.search(
