@@ -191,7 +191,7 @@ class InAppRules:
 
         ``package`` is the unit the runtime names with the frame: a Rust crate, an OTP application.
         """
-        key = (filename, module, function if language == "go" else "", language, package)
+        key = (filename, module, function if language in ("go", "swift") else "", language, package)
         found = self._memo.get(key)
         if found is None:
             if len(self._memo) >= _MEMO_SIZE:
