@@ -29,6 +29,7 @@ FORMAT_HEADS = {
     "php": "#0 /srv/a.php(1): run()\n",
     "javascript": "    at run (/srv/a.js:1:1)\n",
     "gecko": "run@http://shop.example/a.js:1:1\n",
+    "swift": "0   ShopApp    0x0000000104a1c3d4 $s7ShopApp1AC3runyyF + 12\n",
     "none": "",
 }
 
@@ -58,6 +59,7 @@ HOSTILE: dict[str, Callable[[int], str]] = {
     "java dots": lambda n: "\tat " + "a." * (n // 2),
     "numbered lines": lambda n: "  1: x\n" * (n // 7),
     "many frames": lambda n: "    at f (/srv/a.js:1:1)\n" * (n // 25),
+    "swift symbols": lambda n: "1 A 0x1 " + "a + 1" * (n // 5),
 }
 
 CASES = [(fmt, shape) for fmt in FORMAT_HEADS for shape in HOSTILE]
