@@ -179,7 +179,7 @@ class InAppRules:
     def __init__(self, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> None:
         self.include = tuple(include)
         self.exclude = tuple(exclude)
-        self._memo: dict[tuple[str, str | None, str, str], tuple[bool, bool]] = {}
+        self._memo: dict[tuple[str, str | None, str, str, str], tuple[bool, bool]] = {}
 
     def is_in_app(self, filename: str, module: str | None = None, language: str = "") -> bool:
         return self.classify(filename, module, language=language)[0]

@@ -54,9 +54,10 @@ def _split_exception_groups(text: str) -> tuple[list[str], list[list[str]]]:
         if mark == "+" and _SEPARATOR.match(rest):
             if re.search(r"\d|\.\.\.", rest):
                 child = column + line[column:].rfind("+")
-                by_column[child] = None if "..." in rest else []
-                if by_column[child] is not None:
-                    subs.append(by_column[child])  # type: ignore[arg-type]
+                block: list[str] | None = None if "..." in rest else []
+                by_column[child] = block
+                if block is not None:
+                    subs.append(block)
             continue
         content = rest[1:] if rest.startswith(" ") else rest
         if top_column is None:
@@ -65,8 +66,9 @@ def _split_exception_groups(text: str) -> tuple[list[str], list[list[str]]]:
             top.append(content)
             continue
         if column not in by_column:
-            by_column[column] = []
-            subs.append(by_column[column])  # type: ignore[arg-type]
+            new_block: list[str] = []
+            by_column[column] = new_block
+            subs.append(new_block)
         target = by_column[column]
         if target is not None:
             target.append(content)
