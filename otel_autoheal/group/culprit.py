@@ -94,6 +94,8 @@ def frame_label(frame: Frame, language: str) -> str:
         return _rust_label(frame)
     if language == "swift":
         return swift_readable_name(function)
+    if language == "cpp":  # "shop::Cart::total() const" → "Cart::total"
+        return "::".join(function.split("(", 1)[0].split("::")[-2:])
     if frame.module and language == "java":
         return _jvm_label(frame.module, function)
     if frame.module and language in _CLASS_LANGUAGES:

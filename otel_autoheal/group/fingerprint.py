@@ -136,8 +136,8 @@ def compute_fingerprint(service_name: str, chain: Sequence[ParsedException]) -> 
     parts = [service_name]
     for exc, frames in zip(chain, per_exception, strict=True):
         keys = _dedupe_recursion([_frame_key(f) for f in frames])
-        # Rust paths use "::" ("anyhow::Error"); SDKs send them qualified or not.
-        bare_type = exc.type.rsplit("::", 1)[-1] if exc.language == "rust" else exc.type
+        # Rust and C++ paths use "::" ("anyhow::Error", "std::out_of_range"); SDKs send them qualified or not.
+        bare_type = exc.type.rsplit("::", 1)[-1] if exc.language in ("rust", "cpp") else exc.type
         type_ = "error" if is_generic_type(exc.type) else short_type(bare_type)
         parts.append(type_)
         fields.append(f"exception.type={type_}")

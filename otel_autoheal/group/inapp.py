@@ -103,6 +103,12 @@ _APPLE_SYSTEM_IMAGES = frozenset({
 #: Frequent third-party Apple-platform libraries linked as their own images.
 _APPLE_LIBRARY_PREFIXES = ("lib", "Alamofire", "RxSwift", "RxCocoa", "Kingfisher", "SDWebImage", "Firebase", "Realm",
                            "GRPC", "NIO", "SwiftProtobuf", "Sentry")
+#: C++ namespaces of the standard library, its ABI and common libraries.
+_CPP_LIBRARY_NAMESPACES = ("std::", "__gnu_cxx::", "__cxxabiv1::", "boost::", "absl::", "grpc::", "grpc_core::",
+                           "google::", "folly::", "fmt::", "nlohmann::", "spdlog::", "Poco::", "Qt", "tbb::")
+#: Folders of system headers and libraries, and of package managers' and build tools' dependency trees.
+_CPP_LIBRARY_DIRS = frozenset({"include", "vcpkg_installed", ".conan", ".conan2", "_deps", "third_party", "external",
+                               "build-deps", "lib", "lib64"})
 #: OTP's and Elixir's own applications and common Hex packages: never the application itself.
 _BEAM_LIBRARY_APPS = frozenset({
     "elixir", "stdlib", "kernel", "erts", "logger", "mix", "iex", "eex", "ex_unit", "compiler", "crypto", "ssl",
@@ -118,6 +124,8 @@ _BEAM_LIBRARY_APPS = frozenset({
 _URL_ORIGIN = re.compile(r"^[a-z][a-z0-9+.\-]*://[^/]*", re.I)
 _DRIVE = re.compile(r"^[A-Za-z]:(?=/)")
 _SCHEME_OR_ROOT = re.compile(r"^(?:[a-z][a-z0-9+.\-]*:|/|\.|[A-Za-z]:)", re.I)
+#: Languages whose built-in rules read the function name, so it must be part of the memo key.
+_FUNCTION_RULES = frozenset({"go", "swift", "cpp"})
 #: Frames classified per rules object; stacks repeat the same frames, so this is a cheap memo.
 _MEMO_SIZE = 4096
 
@@ -191,7 +199,7 @@ class InAppRules:
 
         ``package`` is the unit the runtime names with the frame: a Rust crate, an OTP application.
         """
-        key = (filename, module, function if language in ("go", "swift") else "", language, package)
+        key = (filename, module, function if language in _FUNCTION_RULES else "", language, package)
         found = self._memo.get(key)
         if found is None:
             if len(self._memo) >= _MEMO_SIZE:
@@ -218,6 +226,8 @@ class InAppRules:
             return go_package(function).startswith("go.opentelemetry.io/")
         if language == "swift":
             return package.startswith(("OpenTelemetry", "URLSessionInstrumentation", "NetworkStatus"))
+        if language == "cpp":
+            return function.startswith("opentelemetry::") or "libopentelemetry" in package
         if language in ("rust", "elixir"):
             # opentelemetry, opentelemetry_sdk, tracing_opentelemetry (Rust); opentelemetry_phoenix… (OTP apps)
             return "opentelemetry" in package or (module or "").startswith((":otel_", "OpenTelemetry."))
@@ -238,6 +248,8 @@ class InAppRules:
             return _rust_in_app(filename, package)
         if language == "elixir":
             return _beam_in_app(filename, module, package)
+        if language == "cpp":
+            return _cpp_in_app(filename, function, package)
         if language == "swift":
             # The app and its own frameworks are images of their own; Apple's and libraries' are known.
             # "main" is the entry point every app binary has: no code of the developer's own.
@@ -311,3 +323,17 @@ def _beam_in_app(filename: str, module: str | None, app: str) -> bool:
     if len(segments) < 2:
         return False
     return "deps" not in segments[:-1] and not _has_library_dir(segments)
+
+
+def _cpp_in_app(filename: str, function: str, binary: str) -> bool:
+    """C++: code outside the standard library's and known libraries' namespaces, compiled from a
+    file outside system and dependency folders, or into a binary that is not a shared library."""
+    if function.startswith(_CPP_LIBRARY_NAMESPACES) or function.startswith("_"):
+        return False  # "_start", "__libc_start_main", "__cxa_throw": the C runtime and the ABI
+    if binary:
+        name = path_segments(binary)[-1] if path_segments(binary) else binary
+        return not (name.startswith("lib") and ".so" in name) and not name.endswith(".dylib")
+    segments = path_segments(filename)
+    if not segments:
+        return "::" in function
+    return not any(part in _CPP_LIBRARY_DIRS for part in segments[:-1]) and not _has_library_dir(segments)

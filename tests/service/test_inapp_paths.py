@@ -88,6 +88,14 @@ PACKAGED_FRAMES = [
     ("swift", "", "UIKitCore", "-[UIApplication _run]", "UIKitCore", (False, False)),
     ("swift", "", "libdispatch.dylib", "_dispatch_main_queue_drain", "libdispatch.dylib", (False, False)),
     ("swift", "", "OpenTelemetrySdk", "$s16OpenTelemetrySdk7SpanSdkC3endyyF", "OpenTelemetrySdk", (False, True)),
+    ("cpp", "/src/shop/cart.cpp", "shop::Cart", "shop::Cart::total() const", "", (True, False)),
+    ("cpp", "/usr/include/c++/13/bits/std_function.h", "std", "std::_Function_handler<…>::_M_invoke()", "", (False, False)),
+    ("cpp", "/home/ci/shop/build/_deps/json-src/include/nlohmann/json.hpp", "json", "json::at()", "", (False, False)),
+    ("cpp", "/usr/local/bin/shopd", "shop::Cart", "shop::Cart::total() const", "/usr/local/bin/shopd", (True, False)),
+    ("cpp", "/lib/x86_64-linux-gnu/libc.so.6", "(global)", "__libc_start_main", "/lib/x86_64-linux-gnu/libc.so.6",
+     (False, False)),
+    ("cpp", "/opt/otel/include/opentelemetry/trace/scope.h", "opentelemetry::v1::trace::Scope",
+     "opentelemetry::v1::trace::Scope::~Scope()", "", (False, True)),
     ("java", "CoroutineDebugging.kt", "_COROUTINE._BOUNDARY", "_", "", (False, False)),
     ("java", "Handler.java", "android.os.Handler", "dispatchMessage", "", (False, False)),
     ("go", "/usr/local/go/src/runtime/panic.go", None, "panic", "", (False, False)),
@@ -108,6 +116,10 @@ def test_configured_include_and_exclude_win_over_built_in_rules():
     assert rules.classify("/srv/app/generated/pb.py", None, "decode", "python") == (False, False)
     assert rules.classify("/srv/app/.venv/lib/python3.12/site-packages/opentelemetry/trace/__init__.py",
                           "opentelemetry.trace", "use_span", "python") == (False, True)
+    by_package = InAppRules(include=["acme_money"], exclude=["shop_generated"])
+    assert by_package.classify("", "acme_money", "acme_money::round", "rust", "acme_money") == (True, False)
+    assert by_package.classify("lib/shop_generated/pb.ex", "ShopGenerated.Pb", "decode/1", "elixir",
+                               "shop_generated") == (False, False)
 
 
 SAME_FILE = [

@@ -30,6 +30,7 @@ FORMAT_HEADS = {
     "javascript": "    at run (/srv/a.js:1:1)\n",
     "gecko": "run@http://shop.example/a.js:1:1\n",
     "swift": "0   ShopApp    0x0000000104a1c3d4 $s7ShopApp1AC3runyyF + 12\n",
+    "cpp": " 0# shop::A::run() at /src/shop/a.cpp:1\n",
     "none": "",
 }
 
@@ -60,6 +61,7 @@ HOSTILE: dict[str, Callable[[int], str]] = {
     "numbered lines": lambda n: "  1: x\n" * (n // 7),
     "many frames": lambda n: "    at f (/srv/a.js:1:1)\n" * (n // 25),
     "swift symbols": lambda n: "1 A 0x1 " + "a + 1" * (n // 5),
+    "cpp locations": lambda n: " 1# f" + " at x" * (n // 5) + " in " + "y" * (n // 2),
 }
 
 CASES = [(fmt, shape) for fmt in FORMAT_HEADS for shape in HOSTILE]

@@ -3,7 +3,8 @@
 Formats: Python (with chained causes and exception groups), JavaScript (V8, Firefox/Safari),
 Java/Kotlin/Scala (with Caused by, Suppressed), Go panics, .NET (with inner exceptions), Ruby, PHP
 (native, and the OpenTelemetry SDK's Java-style stacks), Rust (panics, backtraces, anyhow/eyre
-reports), Elixir/Erlang and Swift/Objective-C (``Thread.callStackSymbols``).
+reports), Elixir/Erlang, Swift/Objective-C (``Thread.callStackSymbols``) and C++ (``boost::stacktrace``,
+``std::stacktrace``).
 
 Conventions of the result: ``parse_stacktrace`` returns the exception chain with the reported
 (outermost) exception first and the root cause last; each exception's frames are ordered
@@ -19,6 +20,7 @@ from collections.abc import Callable
 
 from otel_autoheal.group.inapp import InAppRules
 from otel_autoheal.group.stacktrace._common import MAX_FRAMES
+from otel_autoheal.group.stacktrace._cpp import parse_cpp
 from otel_autoheal.group.stacktrace._detect import detect_language
 from otel_autoheal.group.stacktrace._dotnet import parse_dotnet
 from otel_autoheal.group.stacktrace._elixir import parse_elixir, parse_erlang_term
@@ -49,6 +51,7 @@ _PARSERS: dict[str, tuple[_Parser, str]] = {
     "elixir": (parse_elixir, "elixir"),
     "erlang-term": (parse_erlang_term, "elixir"),
     "swift": (parse_swift, "swift"),
+    "cpp": (parse_cpp, "cpp"),
 }
 
 _DEFAULT_RULES = InAppRules()

@@ -25,6 +25,8 @@ _ELIXIR = re.compile(
 )
 # Thread.callStackSymbols: "3   ShopApp    0x0000000104a1c3d4 $s7ShopApp…KF + 212".
 _SWIFT = re.compile(r"^\d+ +[^ \n]+ +0x[0-9a-fA-F]+ [^\n]+ \+ \d+[ \t]*$", re.M)
+# boost::stacktrace and libstdc++'s std::stacktrace: " 0# shop::Cart::total() at /src/cart.cpp:42".
+_CPP = re.compile(r"^ *\d+# [^\n]*(?: at [^ \n]+:\d+| in [^ \n]+)$", re.M)
 # Erlang's printed stacktrace term: "[{my_worker,run,1,[{file,"src/my_worker.erl"},{line,12}]}|...]".
 _ERLANG_TERM = re.compile(r"^\s*\[\{(?:'[^'\n]*'|[a-z][\w@]*),(?:'[^'\n]*'|[a-z][\w@]*),(?:\d+|\[)")
 
@@ -48,6 +50,8 @@ def detect_language(text: str) -> str:
         return "erlang-term"
     if _SWIFT.search(head):
         return "swift"
+    if _CPP.search(head):
+        return "cpp"
     if re.search(r"^[ \t]*at [\w$.{}]+\([^)\n]*\.php:\d+\)", head, re.M):
         return "php-otel"  # PHP's OpenTelemetry SDK formats stacks like Java
     if re.search(r"^[ \t]*at (?:[\w.\-@]*/)*[\w$.]+\([\w$.]*\.(?:java|kt|scala|groovy|clj):\d+\)", head, re.M) or re.search(
