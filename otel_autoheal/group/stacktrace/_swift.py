@@ -56,7 +56,8 @@ def parse_swift(text: str, rules: InAppRules, fallback_type: str) -> list[Parsed
         image, symbol = match.group("image"), match.group("symbol").strip()
         if symbol.startswith("0x") or symbol == image:
             continue  # unsymbolicated: only an address inside the image
-        frames.append(make_frame(rules, "swift", "", symbol, None, None, image, package=image))
+        # The binary image stands in for the file, which callStackSymbols never names.
+        frames.append(make_frame(rules, "swift", image, symbol, None, None, image, package=image))
     if not frames:
         return []
     frames.reverse()  # the innermost frame is printed first
