@@ -210,6 +210,8 @@ def _top_frame(exc: ExceptionRecord) -> str:
         return "no in-app frame (library or runtime code only)"
     frame, language = culprit
     where = f"{frame.filename}" + (f":{frame.lineno}" if frame.lineno else "")
+    if not where:  # release builds without debug information name no file (Rust, Erlang, C++)
+        return code_span(frame_label(frame, language), 160)
     return f"{code_span(frame_label(frame, language), 160)} in {_linked(code_span(where, 300), frame.source_link)}"
 
 

@@ -6,12 +6,13 @@ import re
 from collections.abc import Sequence
 
 from otel_autoheal.group.fingerprint import frame_function
+from otel_autoheal.group.stacktrace import swift_readable_name
 from otel_autoheal.model import Frame, ParsedException
 
 __all__ = ["culprit_frame", "frame_label"]
 
 #: Languages whose frames carry a class (``module``) that a person names together with the method.
-_CLASS_LANGUAGES = frozenset({"java", "dotnet", "php"})
+_CLASS_LANGUAGES = frozenset({"java", "dotnet", "php", "elixir"})
 
 
 #: Functions without a name of their own: comprehensions, lambdas, anonymous and module-level code.
@@ -66,11 +67,35 @@ def _jvm_label(cls: str, method: str) -> str:
     return ".".join([*parts, method]) if parts else method
 
 
+_RUST_GENERICS = re.compile(r"<[^<>]*>")
+
+
+def _rust_label(frame: Frame) -> str:
+    """``app::cart::Cart::total::{{closure}}`` → ``Cart::total``; ``<app::Cart as Display>::fmt`` → ``Cart::fmt``."""
+    function = frame.function
+    if function == "{panic}":
+        return f"panic in {frame.filename.replace(chr(92), '/').rsplit('/', 1)[-1]}"
+    while function.endswith("::{{closure}}"):
+        function = function[: -len("::{{closure}}")]
+    if function.startswith("<") and " as " in function:
+        self_type = function[1:].split(" as ", 1)[0]
+        function = f"{self_type}::{function.rsplit('::', 1)[-1]}"
+    for _ in range(4):  # nested generic arguments, innermost first
+        function = _RUST_GENERICS.sub("", function)
+    return "::".join(function.split("::")[-2:])
+
+
 def frame_label(frame: Frame, language: str) -> str:
     """``CartService.total`` for class-based languages, ``pricing.(*Handler).Quote`` for Go, else the function."""
     function = _RUBY_BLOCK.sub("", frame.function) if language == "ruby" else frame.function
     if language == "go":
         return function.rsplit("/", 1)[-1]
+    if language == "rust":
+        return _rust_label(frame)
+    if language == "swift":
+        return swift_readable_name(function)
+    if language == "cpp":  # "shop::Cart::total() const" → "Cart::total"
+        return "::".join(function.split("(", 1)[0].split("::")[-2:])
     if frame.module and language == "java":
         return _jvm_label(frame.module, function)
     if frame.module and language in _CLASS_LANGUAGES:

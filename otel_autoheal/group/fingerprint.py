@@ -34,11 +34,15 @@ __all__ = [
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]+")
 #: Compiler-generated names whose numbers change when unrelated code moves: Java/Kotlin lambdas
 #: (``lambda$handle$0``, ``$1``), Go closures (``func2``, ``gowrap1``), C# lambdas, async state
-#: machines and display classes (``<Main>b__0_1``, ``<TotalAsync>d__3``, ``<>c__DisplayClass5_0``).
+#: machines, local functions and display classes (``<Main>b__0_1``, ``<TotalAsync>d__3``,
+#: ``<Main>g__Load|3_0``, ``<>c__DisplayClass5_0``), Erlang funs (``-run/1-fun-0-``).
 _SYNTHETIC = (
     (re.compile(r"\$\d+"), "$"),
     (re.compile(r"\.(func|gowrap|deferwrap)\d+(?:\.\d+)*"), r".\1"),
     (re.compile(r"\b([bd]__|DisplayClass)\d+(?:_\d+)?"), r"\1"),
+    # Erlang funs numbered by the compiler: "-run/1-fun-0-"; C# local functions "<Main>g__Load|3_0".
+    (re.compile(r"-fun-\d+-"), "-fun-"),
+    (re.compile(r"(g__\w+)\|\d+_\d+"), r"\1"),
 )
 #: Go's error types that say nothing about the error: ``errors.New``, ``fmt.Errorf`` (with or
 #: without ``%w``) and ``errors.Join`` all produce one of these.
@@ -87,7 +91,7 @@ def _frame_key(frame: Frame) -> str:
     function = frame_function(frame.function)
     if frame.module:
         module = frame_function(frame.module)
-        if function.startswith(module + "."):  # Go frames: the function already names its package
+        if function.startswith((module + ".", module + "::")):  # Go, Rust: the function names its package
             return function
         return f"{module}:{function}"
     return f"{normalize_filename(frame.filename)}:{function}"
@@ -132,7 +136,9 @@ def compute_fingerprint(service_name: str, chain: Sequence[ParsedException]) -> 
     parts = [service_name]
     for exc, frames in zip(chain, per_exception, strict=True):
         keys = _dedupe_recursion([_frame_key(f) for f in frames])
-        type_ = "error" if is_generic_type(exc.type) else short_type(exc.type)
+        # Rust and C++ paths use "::" ("anyhow::Error", "std::out_of_range"); SDKs send them qualified or not.
+        bare_type = exc.type.rsplit("::", 1)[-1] if exc.language in ("rust", "cpp") else exc.type
+        type_ = "error" if is_generic_type(exc.type) else short_type(bare_type)
         parts.append(type_)
         fields.append(f"exception.type={type_}")
         if keys:

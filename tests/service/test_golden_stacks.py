@@ -42,7 +42,9 @@ def _observed(path: Path) -> tuple[dict[str, object], str]:
 
 def test_every_language_has_golden_stacks():
     """The corpus covers every stack format the parser claims to support."""
-    assert {p.parent.name for p in CASES} >= {"python", "node", "go", "java", "dotnet", "ruby", "php", "browser"}
+    assert {p.parent.name for p in CASES} >= {
+        "python", "node", "go", "java", "dotnet", "ruby", "php", "browser", "rust", "elixir", "swift", "cpp",
+    }
     assert all(p.with_suffix(".expected.json").exists() for p in CASES)
 
 

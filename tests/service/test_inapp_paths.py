@@ -65,6 +65,50 @@ def test_in_app_classification(language, filename, module, function, expected):
     assert RULES.classify(filename, module, function, language) == expected
 
 
+# (language, filename, module, function, package: crate / OTP application / binary image) → (in_app, instrumentation)
+PACKAGED_FRAMES = [
+    ("rust", "./src/cart.rs", "shop", "shop::cart::Cart::total", "shop", (True, False)),
+    ("rust", "", "shop", "shop::cart::Cart::total", "shop", (True, False)),  # release build: no file
+    ("rust", "/rustc/90c5418/library/core/src/option.rs", "core", "core::option::unwrap_failed", "core", (False, False)),
+    ("rust", "/usr/local/cargo/registry/src/index.crates.io-6f17d22bba15001f/rust_decimal-1.36.0/src/ops.rs",
+     "rust_decimal", "rust_decimal::ops::add", "rust_decimal", (False, False)),
+    ("rust", "", "tokio", "tokio::runtime::task::core::Core<T,S>::poll", "tokio", (False, False)),
+    ("rust", "", None, "start_thread", "", (False, False)),
+    ("rust", "", "tracing_opentelemetry", "tracing_opentelemetry::layer::on_event", "tracing_opentelemetry", (False, True)),
+    ("elixir", "lib/shop/cart.ex", "Shop.Cart", "total/1", "shop", (True, False)),
+    ("elixir", "lib/enum.ex", "Enum", "map/2", "elixir", (False, False)),
+    ("elixir", "gen_server.erl", ":gen_server", "try_handle_call/4", "stdlib", (False, False)),
+    ("elixir", "lib/phoenix/router.ex", "Phoenix.Router", "__call__/5", "phoenix", (False, False)),
+    ("elixir", "lib/opentelemetry_phoenix.ex", "OpentelemetryPhoenix", "handle_endpoint_start/4", "opentelemetry_phoenix",
+     (False, True)),
+    ("elixir", "/build/shop/apps/shop/src/shop_codec.erl", ":shop_codec", "decode/1", "", (True, False)),
+    ("elixir", "gen_server.erl", ":gen_server", "call/3", "", (False, False)),
+    ("swift", "", "ShopApp", "$s7ShopApp15CheckoutServiceC5totalySdKF", "ShopApp", (True, False)),
+    ("swift", "", "ShopApp", "main", "ShopApp", (False, False)),
+    ("swift", "", "UIKitCore", "-[UIApplication _run]", "UIKitCore", (False, False)),
+    ("swift", "", "libdispatch.dylib", "_dispatch_main_queue_drain", "libdispatch.dylib", (False, False)),
+    ("swift", "", "OpenTelemetrySdk", "$s16OpenTelemetrySdk7SpanSdkC3endyyF", "OpenTelemetrySdk", (False, True)),
+    ("cpp", "/src/shop/cart.cpp", "shop::Cart", "shop::Cart::total() const", "", (True, False)),
+    ("cpp", "/usr/include/c++/13/bits/std_function.h", "std", "std::_Function_handler<…>::_M_invoke()", "", (False, False)),
+    ("cpp", "/home/ci/shop/build/_deps/json-src/include/nlohmann/json.hpp", "json", "json::at()", "", (False, False)),
+    ("cpp", "/usr/local/bin/shopd", "shop::Cart", "shop::Cart::total() const", "/usr/local/bin/shopd", (True, False)),
+    ("cpp", "/lib/x86_64-linux-gnu/libc.so.6", "(global)", "__libc_start_main", "/lib/x86_64-linux-gnu/libc.so.6",
+     (False, False)),
+    ("cpp", "/opt/otel/include/opentelemetry/trace/scope.h", "opentelemetry::v1::trace::Scope",
+     "opentelemetry::v1::trace::Scope::~Scope()", "", (False, True)),
+    ("java", "CoroutineDebugging.kt", "_COROUTINE._BOUNDARY", "_", "", (False, False)),
+    ("java", "Handler.java", "android.os.Handler", "dispatchMessage", "", (False, False)),
+    ("go", "/usr/local/go/src/runtime/panic.go", None, "panic", "", (False, False)),
+]
+
+
+@pytest.mark.parametrize("language,filename,module,function,package,expected", PACKAGED_FRAMES,
+                         ids=[f"{f[0]}:{f[3][-40:]}" for f in PACKAGED_FRAMES])
+def test_in_app_classification_by_package(language, filename, module, function, package, expected):
+    """Rust crates, OTP applications and Apple binary images decide what is the application's own code."""
+    assert RULES.classify(filename, module, function, language, package) == expected
+
+
 def test_configured_include_and_exclude_win_over_built_in_rules():
     """Configured prefixes override the defaults; exclude wins over include; instrumentation stays out."""
     rules = InAppRules(include=["/srv/app/.venv/lib/python3.12/site-packages/shop/"], exclude=["/srv/app/generated/"])
@@ -72,6 +116,10 @@ def test_configured_include_and_exclude_win_over_built_in_rules():
     assert rules.classify("/srv/app/generated/pb.py", None, "decode", "python") == (False, False)
     assert rules.classify("/srv/app/.venv/lib/python3.12/site-packages/opentelemetry/trace/__init__.py",
                           "opentelemetry.trace", "use_span", "python") == (False, True)
+    by_package = InAppRules(include=["acme_money"], exclude=["shop_generated"])
+    assert by_package.classify("", "acme_money", "acme_money::round", "rust", "acme_money") == (True, False)
+    assert by_package.classify("lib/shop_generated/pb.ex", "ShopGenerated.Pb", "decode/1", "elixir",
+                               "shop_generated") == (False, False)
 
 
 SAME_FILE = [

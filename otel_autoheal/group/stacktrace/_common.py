@@ -25,9 +25,10 @@ def make_frame(
     colno: int | None = None,
     module: str | None = None,
     source_line: str | None = None,
+    package: str = "",
 ) -> Frame:
-    """A frame classified as in-app and/or instrumentation by ``rules``."""
-    in_app, instrumentation = rules.classify(filename, module, function, language)
+    """A frame classified as in-app and/or instrumentation by ``rules`` (``package``: crate, OTP application)."""
+    in_app, instrumentation = rules.classify(filename, module, function, language, package)
     return Frame(filename, function, lineno, colno, module=module, in_app=in_app, source_line=source_line,
                  instrumentation=instrumentation)
 

@@ -19,7 +19,9 @@ __all__ = ["parse_java", "parse_php_otel"]
 _JAVA_FRAME = re.compile(
     r"^\s*at (?:[\w.\-@]*/)*(?:(?P<cls>[\w$.\\]+)\.)?(?P<method>[\w$<>{}\-]+)\((?P<loc>[^)]*)\)\s*(?:~?\[[^\]]*\])?$"
 )
-_JAVA_HEADER = re.compile(r"^(?:Caused by: |Suppressed: |\s*Caused by: )?(?P<type>[\w$.]+(?:Exception|Error|Throwable|[A-Z]\w*))(?:: (?P<msg>.*))?$")
+# A type is a dotted name whose last part has a capital ("java.io.IOException", "com.acme.Oops");
+# the capital is checked after matching so the pattern cannot backtrack quadratically.
+_JAVA_HEADER = re.compile(r"^(?:Caused by: |Suppressed: )?(?P<type>[\w$.]+)(?:: (?P<msg>.*))?$")
 
 
 def parse_java(text: str, rules: InAppRules, fallback_type: str, language: str = "java") -> list[ParsedException]:
@@ -55,7 +57,7 @@ def parse_java(text: str, rules: InAppRules, fallback_type: str, language: str =
             continue
         if current is None or stripped.startswith("Caused by:"):
             header = _JAVA_HEADER.match(stripped)
-            if header:
+            if header and re.search("[A-Z]", header.group("type").replace("$", ".").rsplit(".", 1)[-1]):
                 flush()
                 current, frames = (header.group("type"), (header.group("msg") or "").strip()), []
     flush()
