@@ -2,7 +2,7 @@
 
 Everything the page knows about GitHub (issue numbers, the Copilot hand-off, fixes and their
 verification, muted issues) comes through this module, using the sink's own ledger reads
-(``SQLiteUnit.issue``, ``.fix``, ``.fix_by_id``) on the page's read-only connection, so a change to the sink's
+(``SQLUnit.issue``, ``.fix``, ``.fix_by_id``) on the page's read-only connection, so a change to the sink's
 storage is one file to follow here. A state without GitHub tables (the local sink) is all
 "local only". Nothing here writes.
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from otel_autoheal.sinks.github._ledger_unit import SQLiteUnit
+    from otel_autoheal.sinks.github._ledger_unit import SQLUnit
     from otel_autoheal.sinks.github.records import FixRow, IssueRow
 
 __all__ = ["STATES", "Way", "change_mark", "github_web_url", "has_github_tables", "timeline", "way_of", "ways",
@@ -67,11 +67,11 @@ class Way:
         }
 
 
-def _ledger(conn: sqlite3.Connection) -> SQLiteUnit:
+def _ledger(conn: sqlite3.Connection) -> SQLUnit:
     """The sink's table access on ``conn``, imported only when its tables exist."""
-    from otel_autoheal.sinks.github._ledger_unit import SQLiteUnit
+    from otel_autoheal.sinks.github._ledger_unit import SQLUnit
 
-    return SQLiteUnit(conn)
+    return SQLUnit(conn)
 
 
 def has_github_tables(conn: sqlite3.Connection) -> bool:
