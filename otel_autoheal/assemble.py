@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 from otel_autoheal.extract import TraceData
 from otel_autoheal.metrics import Metrics
-from otel_autoheal.otlp import STATUS_CODE_ERROR, LogData, SpanData, attributes_to_dict, error_span, light_span
+from otel_autoheal.otlp import STATUS_CODE_ERROR, LogData, RawScope, SpanData, attributes_to_dict, error_span, light_span
 from otel_autoheal.config import Config
 from otel_autoheal.sizes import LIGHT_SPAN_BYTES, LINK_BYTES, log_bytes, span_bytes, truncate_log, truncate_span, value_bytes
 
@@ -45,7 +45,31 @@ ORPHAN_SHARE = 8
 ORPHAN_LOG_BYTES = 8_192
 
 
+#: What a trace without an error costs in the quiet index besides its links and logs: its raw id,
+#: its entry and links dict, a slot in its generation.
+QUIET_TRACE_BYTES = 400
+#: Generations of the quiet index per ``trace_wait``: a trace without an error is forgotten between
+#: ``trace_wait`` and ``trace_wait`` * (1 + 1/this) after its last data.
+QUIET_GENERATIONS = 4
+
 _Record = TypeVar("_Record", SpanData, LogData)
+
+
+class _Generation:
+    """Traces without an error that received data in one slice of time, by raw trace id.
+
+    Each entry is ``[links, logs, log bytes, counted]``: span id → parent span id (raw bytes) of
+    its spans, its log records still undecoded (``(RawScope, index)``), their charge, and what the
+    entry adds to the generation's bytes as last counted.
+    """
+
+    __slots__ = ("bytes", "last", "started", "traces")
+
+    def __init__(self, now: float) -> None:
+        self.started = now
+        self.last = now
+        self.bytes = 0
+        self.traces: dict[bytes, list[Any]] = {}
 
 
 class Overloaded(Exception):
@@ -128,11 +152,15 @@ class Assembler:
         self._pending_bytes = 0
         self._ready_bytes = 0
         self._orphan_bytes = 0
+        #: Traces without an error (so far), oldest generation first: only their links and raw logs.
+        self._gens: deque[_Generation] = deque()
+        self._quiet_bytes = 0
+        self._slice = max(trace_wait / QUIET_GENERATIONS, 0.01)
         #: An error was admitted beyond ``max_trace_bytes`` during the current call.
         self._overfull = False
         #: Setting → last time a warning naming it was logged (at most one a minute each).
         self._warned: dict[str, float] = {}
-        metrics.gauge("autoheal_traces_held", "Traces currently held by the assembler.", lambda: len(self._traces))
+        metrics.gauge("autoheal_traces_held", "Traces currently held by the assembler.", self.traces_held)
         metrics.gauge("autoheal_traces_ready", "Finished traces waiting for the pipeline.", lambda: len(self._ready))
         metrics.gauge("autoheal_held_bytes", "Estimated bytes held: traces being assembled or waiting for the "
                       "pipeline, trace-less logs, the pipeline's recent traces (bounded by max_held_bytes).",
@@ -143,7 +171,11 @@ class Assembler:
 
     def held_bytes(self) -> int:
         """Estimated bytes held against ``max_held_bytes``."""
-        return self._pending_bytes + self._ready_bytes + self._orphan_bytes + self._other_held()
+        return self._pending_bytes + self._quiet_bytes + self._ready_bytes + self._orphan_bytes + self._other_held()
+
+    def traces_held(self) -> int:
+        """Traces being assembled: with an error, and without one (in the quiet index)."""
+        return len(self._traces) + sum(len(gen.traces) for gen in list(self._gens))
 
     # -- intake ---------------------------------------------------------------------------
     def check_capacity(self) -> None:
@@ -177,35 +209,64 @@ class Assembler:
         finally:
             self._lock.release()
 
+    def _generation(self, now: float) -> _Generation:
+        """The generation of the quiet index that takes data arriving now."""
+        gens = self._gens
+        if not gens or now - gens[-1].started >= self._slice:
+            gens.append(_Generation(now))
+        gen = gens[-1]
+        gen.last = now
+        return gen
+
     def _take_trace_request(self, request: Any, may_fail: bool, ingest_trust: str) -> tuple[int, int, list[SpanData]]:
         now = time.monotonic()
         accepted = rejected = 0
         last_raw: bytes = b""
         pending: _Pending | None = None
+        entry: list[Any] | None = None
         links: dict[bytes, bytes] = {}
         touched: list[_Pending] = []
+        quiet: list[list[Any]] = []
         failed: list[SpanData] = []
+        traces = self._traces
+        gen = self._generation(now)
+        index = gen.traces
         for resource_spans in request.resource_spans:
             resource: dict[str, Any] | None = None
             resource_cost = 0
             for scope_spans in resource_spans.scope_spans:
                 for span in scope_spans.spans:
                     raw = span.trace_id
-                    if raw != last_raw or pending is None:
+                    if raw != last_raw or (pending is None and entry is None):
                         if len(raw) != 16 or raw == _ZERO_TRACE:
                             rejected += 1
                             continue
                         last_raw = raw
-                        pending = self._pending(raw.hex(), now)
-                        links = pending.links
-                        touched.append(pending)
+                        pending = traces.get(raw.hex())
+                        if pending is None:
+                            # A trace without an error (so far) only costs an entry in the quiet index.
+                            entry = index.get(raw)
+                            if entry is None:
+                                entry = index[raw] = [{}, [], 0, 0]
+                            links = entry[0]
+                            quiet.append(entry)
+                        else:
+                            entry = None
+                            self._touch(pending, now)
+                            links = pending.links
+                            touched.append(pending)
                     if may_fail and (span.events or span.status.code == STATUS_CODE_ERROR):
                         if resource is None:
                             resource = attributes_to_dict(resource_spans.resource.attributes)
                             # Shared by the spans of this resource: counted once, where first held.
                             resource_cost = value_bytes(resource)
-                        data = error_span(span, pending.data.trace_id, resource, ingest_trust)
+                        data = error_span(span, raw.hex(), resource, ingest_trust)
                         if data is not None:
+                            if pending is None:
+                                pending = self._promote(raw, now)
+                                entry = None
+                                links = pending.links
+                                touched.append(pending)
                             data = self._admit_error(pending, data, span_bytes(data) + resource_cost)
                             resource_cost = 0
                             pending.has_error = True
@@ -217,11 +278,86 @@ class Assembler:
         accepted -= rejected
         # The per-trace bounds on links are enforced once per request rather than per span:
         # cheaper, and a request holds a bounded number of spans anyway (max_request_bytes).
+        self._count_quiet(gen, quiet)
         for pending in touched:
             self._enforce_bound(pending)
         self._split_overfull(touched)
         self._evict_if_needed()
         return accepted, rejected, failed
+
+    def _touch(self, pending: _Pending, now: float) -> None:
+        pending.last_update = now
+        self._traces.move_to_end(pending.key)
+
+    def _count_quiet(self, gen: _Generation, entries: list[list[Any]]) -> None:
+        """Recount the quiet entries a call added to (all in ``gen``) and hold them to the per-trace bounds."""
+        added = 0
+        for entry in entries:
+            if entry[3] < 0:
+                continue
+            links = entry[0]
+            size = QUIET_TRACE_BYTES + len(links) * LINK_BYTES + entry[2]
+            if size > self._max_trace_bytes or len(links) + len(entry[1]) > self._max_records:
+                size = self._bound_quiet(entry)
+            added += size - entry[3]
+            entry[3] = size
+        gen.bytes += added
+        self._quiet_bytes += added
+
+    def _bound_quiet(self, entry: list[Any]) -> int:
+        """Drop the newest links, then the newest logs, of a quiet trace beyond its bounds; returns its size."""
+        links, logs = entry[0], entry[1]
+        excess = len(links) + len(logs) - self._max_records
+        if excess > 0:
+            dropped = min(excess, len(links))
+            self._dropped(self._drop_quiet_links(links, dropped) + self._drop_quiet_logs(entry, excess - dropped))
+        over = QUIET_TRACE_BYTES + len(links) * LINK_BYTES + entry[2] - self._max_trace_bytes
+        if over > 0:
+            dropped = self._drop_quiet_links(links, -(-over // LINK_BYTES))
+            over -= dropped * LINK_BYTES
+            charge = logs[-1][0].charge if logs else 1
+            self._dropped_bytes(dropped + self._drop_quiet_logs(entry, -(-max(over, 0) // charge)))
+        return QUIET_TRACE_BYTES + len(links) * LINK_BYTES + entry[2]
+
+    @staticmethod
+    def _drop_quiet_links(links: dict[bytes, bytes], count: int) -> int:
+        victims = list(links)[-count:] if count > 0 else []
+        for key in victims:
+            del links[key]
+        return len(victims)
+
+    @staticmethod
+    def _drop_quiet_logs(entry: list[Any], count: int) -> int:
+        logs = entry[1]
+        victims = logs[-count:] if count > 0 else []
+        del logs[len(logs) - len(victims):]
+        entry[2] -= sum(raw.charge for raw, _ in victims)
+        return len(victims)
+
+    def _promote(self, raw: bytes, now: float) -> _Pending:
+        """A trace of the quiet index failed: assemble it in full (its held logs decoded now)."""
+        pending = self._pending(raw.hex(), now)
+        logs: list[tuple[RawScope, int]] = []
+        for gen in self._gens:  # oldest first: links and logs keep their order of arrival
+            entry = gen.traces.pop(raw, None)
+            if entry is not None:
+                gen.bytes -= entry[3]
+                self._quiet_bytes -= entry[3]
+                entry[3] = -1  # gone: a caller still holding it must not count it again
+                pending.links.update(entry[0])
+                logs += entry[1]
+        parsed: dict[int, Any] = {}
+        resources: set[int] = set()
+        for scope, index in logs:
+            record = scope.decode(index, parsed)
+            size = log_bytes(record)
+            if id(record.resource) not in resources:
+                resources.add(id(record.resource))
+                size += value_bytes(record.resource)
+            if self._admit_ordinary(pending, size):
+                pending.data.logs.append(record)
+        self._recount(pending)
+        return pending
 
     def _enforce_bound(self, pending: _Pending) -> None:
         """Drop the newest parent links of a trace beyond its count and byte bounds; failed spans stay."""
@@ -363,26 +499,102 @@ class Assembler:
             resources: set[int] = set()
             for record in logs:
                 count += 1
-                size = log_bytes(record)
-                if id(record.resource) not in resources:
-                    resources.add(id(record.resource))
-                    size += value_bytes(record.resource)
-                if not record.trace_id and not record.has_exception:
-                    self._keep_orphan(record, size)
-                    continue
-                if record.trace_id:
-                    pending = self._pending(record.trace_id, now)
-                else:  # an exception without a trace is a trace of its own
-                    self._orphan_seq += 1
-                    pending = self._pending(f"orphan-{self._orphan_seq}", now)
-                touched.append(pending)
-                if record.has_exception:
-                    record = self._admit_error(pending, record, size)
-                    pending.has_error = True
-                elif not self._admit_ordinary(pending, size):
-                    continue
-                pending.data.logs.append(record)
-                self._recount(pending)
+                self._add_log(record, now, touched, resources)
+            self._split_overfull(touched)
+            self._evict_if_needed()
+        return count
+
+    def _add_log(self, record: LogData, now: float, touched: list[_Pending], resources: set[int]) -> None:
+        size = log_bytes(record)
+        if id(record.resource) not in resources:
+            resources.add(id(record.resource))
+            size += value_bytes(record.resource)
+        if not record.trace_id and not record.has_exception:
+            self._keep_orphan(record, size)
+            return
+        exception = record.has_exception
+        if not record.trace_id:  # an exception without a trace is a trace of its own
+            self._orphan_seq += 1
+            pending = self._pending(f"orphan-{self._orphan_seq}", now)
+        elif exception:
+            pending = self._traces.get(record.trace_id) or self._promote(bytes.fromhex(record.trace_id), now)
+            self._touch(pending, now)
+        else:
+            pending = self._traces.get(record.trace_id) or self._pending(record.trace_id, now)
+            self._touch(pending, now)
+        touched.append(pending)
+        if exception:
+            record = self._admit_error(pending, record, size)
+            pending.has_error = True
+        elif not self._admit_ordinary(pending, size):
+            return
+        pending.data.logs.append(record)
+        self._recount(pending)
+
+    def add_log_scopes(self, scopes: Iterable[tuple[RawScope, list[LogData | tuple[bytes, int]]]]) -> int:
+        """Take the log records of a logs export as ``split_logs`` left them; returns how many.
+
+        The hot path of the log firehose: a record of a trace without an error stays undecoded
+        (an index into its request body) until its trace fails; decoded records (exceptions,
+        trace-less records) take the way of ``add_logs``.
+        """
+        now = time.monotonic()
+        count = 0
+        touched: list[_Pending] = []
+        quiet: list[list[Any]] = []
+        with self._lock:
+            gen = self._generation(now)
+            index = gen.traces
+            traces = self._traces
+            resources: set[int] = set()
+            parsed: dict[int, Any] = {}
+            for scope, records in scopes:
+                count += len(records)
+                last_raw = b""
+                pending: _Pending | None = None
+                entry: list[Any] | None = None
+                logs: list[tuple[RawScope, int]] = []
+                charged = 0
+                for record in records:
+                    if type(record) is not tuple:
+                        if entry is not None:
+                            entry[2] += charged
+                        charged = 0
+                        self._add_log(record, now, touched, resources)  # type: ignore[arg-type]
+                        last_raw, pending, entry = b"", None, None
+                        continue
+                    raw, position = record
+                    if raw != last_raw:
+                        if entry is not None:
+                            entry[2] += charged
+                        charged = 0
+                        last_raw = raw
+                        pending = traces.get(raw.hex())
+                        if pending is None:
+                            entry = index.get(raw)
+                            if entry is None:
+                                entry = index[raw] = [{}, [], 0, 0]
+                            logs = entry[1]
+                            quiet.append(entry)
+                        else:
+                            entry = None
+                            self._touch(pending, now)
+                            touched.append(pending)
+                    if pending is None:
+                        logs.append((scope, position))
+                        charged += scope.charge
+                    else:
+                        data = scope.decode(position, parsed)
+                        size = log_bytes(data)
+                        if id(data.resource) not in resources:
+                            resources.add(id(data.resource))
+                            size += value_bytes(data.resource)
+                        if self._admit_ordinary(pending, size):
+                            pending.data.logs.append(data)
+                            self._recount(pending)
+                if entry is not None:
+                    entry[2] += charged
+            self._count_quiet(gen, quiet)
             self._split_overfull(touched)
             self._evict_if_needed()
         return count
@@ -438,6 +650,15 @@ class Assembler:
         # only as much as the excess (not until the total is below the bound, which could empty
         # the assembler while the pipeline catches up; check_capacity pushes back meanwhile).
         excess = self.held_bytes() - self._max_held_bytes
+        # Traces without an error go first, a generation at a time: forgetting them loses
+        # nothing unless an error comes for them later.
+        while excess > 0 and self._gens:
+            gen = self._gens.popleft()
+            excess -= gen.bytes
+            self._quiet_bytes -= gen.bytes
+            self._metrics.inc("autoheal_traces_evicted_bytes_total", len(gen.traces))
+            self._warn("max_held_bytes", "more than max_held_bytes=%d bytes held; the oldest traces are processed "
+                       "early (possibly incomplete)", self._max_held_bytes)
         while excess > 0 and self._traces:
             _, pending = self._traces.popitem(last=False)
             excess -= pending.counted
@@ -447,7 +668,30 @@ class Assembler:
                        "early (possibly incomplete)", self._max_held_bytes)
 
     # -- release --------------------------------------------------------------------------
+    def _expire_quiet(self, now: float) -> None:
+        """Forget generations of traces without an error that stayed silent for ``trace_wait``.
+
+        A trace that also received data in a newer generation is carried into it instead.
+        """
+        gens = self._gens
+        while gens and now - gens[0].last >= self._trace_wait and (len(gens) > 1 or now - gens[0].started >= self._slice):
+            old = gens.popleft()
+            self._quiet_bytes -= old.bytes
+            for gen in gens:
+                if not old.traces:
+                    break
+                for raw in old.traces.keys() & gen.traces.keys():
+                    entry = old.traces.pop(raw)
+                    newer = gen.traces[raw]
+                    newer[0] = {**entry[0], **newer[0]}
+                    newer[1][:0] = entry[1]
+                    newer[2] += entry[2]
+                    newer[3] += entry[3]
+                    gen.bytes += entry[3]
+                    self._quiet_bytes += entry[3]
+
     def _collect_expired(self, now: float) -> None:
+        self._expire_quiet(now)
         while self._traces:
             trace_id, pending = next(iter(self._traces.items()))
             if now - pending.last_update < self._trace_wait:
@@ -487,6 +731,8 @@ class Assembler:
             for pending in self._traces.values():
                 self._release(pending)
             self._traces.clear()
+            self._gens.clear()  # traces without an error: nothing to process
+            self._quiet_bytes = 0
             self._wake.notify()
         while time.monotonic() < deadline:
             with self._lock:

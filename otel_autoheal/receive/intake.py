@@ -33,12 +33,11 @@ from otel_autoheal.metrics import Metrics
 from otel_autoheal.otlp import (
     LogData,
     SpanData,
-    count_log_records,
     decode_logs,
     decode_traces,
-    iter_logs,
     journal_key,
     journal_payload,
+    split_logs,
 )
 from otel_autoheal.receive.journal import JournalUnavailable, JournalWriter
 from otel_autoheal.scrub import Scrubber
@@ -255,17 +254,17 @@ class Intake:
         self.assembler.check_capacity()
         with self._decoding.hold(len(body)):
             request = decode_logs(body, content_type)
-            total = count_log_records(request)
-            records = list(iter_logs(request, trust))
+            # Only exception records and trace-less ones are decoded; the others stay indexes
+            # into ``body`` until their trace fails.
+            maybe = not content_type.startswith("application/x-protobuf") or b"exception." in body
+            scopes, failed, rejected = split_logs(request, body, content_type, trust, maybe)
             del request
-        rejected = total - len(records)
         if self.journal is not None:
             # Before the assembler, which appends logs: a refused export leaves nothing behind that
             # the sender's retry would add a second time.
-            failed = [r for r in records if r.has_exception]
             _scrub_in_place(failed, self.scrubber)
             self._journal([(journal_key(r), "log", journal_payload(r)) for r in failed])
-        accepted = self.assembler.add_logs(records)
+        accepted = self.assembler.add_log_scopes(scopes)
         self.metrics.inc("autoheal_logs_received_total", accepted)
         return IntakeResult(accepted, rejected,
                             "log records with a trace or span id of the wrong length were rejected" if rejected else "")
