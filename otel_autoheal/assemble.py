@@ -47,7 +47,12 @@ ORPHAN_LOG_BYTES = 8_192
 
 #: What a trace without an error costs in the quiet index besides its links and logs: its raw id,
 #: its entry and links dict, a slot in its generation.
-QUIET_TRACE_BYTES = 400
+QUIET_TRACE_BYTES = 300
+#: A span of a trace without an error: its span id and parent id, 16 bytes in one ``bytearray``
+#: per trace (grown by over-allocation).
+QUIET_LINK_BYTES = 24
+_LINK = 16
+_NO_ID = bytes(8)
 #: Generations of the quiet index per ``trace_wait``: a trace without an error is forgotten between
 #: ``trace_wait`` and ``trace_wait`` * (1 + 1/this) after its last data.
 QUIET_GENERATIONS = 4
@@ -58,8 +63,8 @@ _Record = TypeVar("_Record", SpanData, LogData)
 class _Generation:
     """Traces without an error that received data in one slice of time, by raw trace id.
 
-    Each entry is ``[links, logs, log bytes, counted]``: span id → parent span id (raw bytes) of
-    its spans, its log records still undecoded (``(RawScope, index)``), their charge, and what the
+    Each entry is ``[links, logs, log bytes, counted]``: span id and parent span id (8 raw bytes
+    each, zeros for none or a malformed id) of its spans, one after the other in a ``bytearray``, its log records still undecoded (``(RawScope, index)``), their charge, and what the
     entry adds to the generation's bytes as last counted.
     """
 
@@ -225,6 +230,7 @@ class Assembler:
         pending: _Pending | None = None
         entry: list[Any] | None = None
         links: dict[bytes, bytes] = {}
+        buffer = bytearray()
         touched: list[_Pending] = []
         quiet: list[list[Any]] = []
         failed: list[SpanData] = []
@@ -247,8 +253,8 @@ class Assembler:
                             # A trace without an error (so far) only costs an entry in the quiet index.
                             entry = index.get(raw)
                             if entry is None:
-                                entry = index[raw] = [{}, [], 0, 0]
-                            links = entry[0]
+                                entry = index[raw] = [bytearray(), [], 0, 0]
+                            buffer = entry[0]
                             quiet.append(entry)
                         else:
                             entry = None
@@ -267,13 +273,22 @@ class Assembler:
                                 entry = None
                                 links = pending.links
                                 touched.append(pending)
-                            data = self._admit_error(pending, data, span_bytes(data) + resource_cost)
+                            data = self._admit_error(pending, data, span_bytes(data) + resource_cost)  # type: ignore[union-attr]
                             resource_cost = 0
                             pending.has_error = True
                             pending.data.spans[data.span_id] = data
                             failed.append(data)
                             continue
-                    links[span.span_id] = span.parent_span_id
+                    if entry is None:
+                        links[span.span_id] = span.parent_span_id
+                    else:
+                        span_id, parent = span.span_id, span.parent_span_id
+                        if len(span_id) != 8:
+                            span_id = _NO_ID
+                        if len(parent) != 8:
+                            parent = _NO_ID
+                        buffer += span_id
+                        buffer += parent
                 accepted += len(scope_spans.spans)
         accepted -= rejected
         # The per-trace bounds on links are enforced once per request rather than per span:
@@ -295,9 +310,9 @@ class Assembler:
         for entry in entries:
             if entry[3] < 0:
                 continue
-            links = entry[0]
-            size = QUIET_TRACE_BYTES + len(links) * LINK_BYTES + entry[2]
-            if size > self._max_trace_bytes or len(links) + len(entry[1]) > self._max_records:
+            links = len(entry[0]) // _LINK
+            size = QUIET_TRACE_BYTES + links * QUIET_LINK_BYTES + entry[2]
+            if size > self._max_trace_bytes or links + len(entry[1]) > self._max_records:
                 size = self._bound_quiet(entry)
             added += size - entry[3]
             entry[3] = size
@@ -306,25 +321,20 @@ class Assembler:
 
     def _bound_quiet(self, entry: list[Any]) -> int:
         """Drop the newest links, then the newest logs, of a quiet trace beyond its bounds; returns its size."""
-        links, logs = entry[0], entry[1]
-        excess = len(links) + len(logs) - self._max_records
+        buffer, logs = entry[0], entry[1]
+        excess = len(buffer) // _LINK + len(logs) - self._max_records
         if excess > 0:
-            dropped = min(excess, len(links))
-            self._dropped(self._drop_quiet_links(links, dropped) + self._drop_quiet_logs(entry, excess - dropped))
-        over = QUIET_TRACE_BYTES + len(links) * LINK_BYTES + entry[2] - self._max_trace_bytes
+            dropped = min(excess, len(buffer) // _LINK)
+            del buffer[len(buffer) - dropped * _LINK:]
+            self._dropped(dropped + self._drop_quiet_logs(entry, excess - dropped))
+        over = QUIET_TRACE_BYTES + len(buffer) // _LINK * QUIET_LINK_BYTES + entry[2] - self._max_trace_bytes
         if over > 0:
-            dropped = self._drop_quiet_links(links, -(-over // LINK_BYTES))
-            over -= dropped * LINK_BYTES
+            dropped = min(-(-over // QUIET_LINK_BYTES), len(buffer) // _LINK)
+            del buffer[len(buffer) - dropped * _LINK:]
+            over -= dropped * QUIET_LINK_BYTES
             charge = logs[-1][0].charge if logs else 1
             self._dropped_bytes(dropped + self._drop_quiet_logs(entry, -(-max(over, 0) // charge)))
-        return QUIET_TRACE_BYTES + len(links) * LINK_BYTES + entry[2]
-
-    @staticmethod
-    def _drop_quiet_links(links: dict[bytes, bytes], count: int) -> int:
-        victims = list(links)[-count:] if count > 0 else []
-        for key in victims:
-            del links[key]
-        return len(victims)
+        return QUIET_TRACE_BYTES + len(buffer) // _LINK * QUIET_LINK_BYTES + entry[2]
 
     @staticmethod
     def _drop_quiet_logs(entry: list[Any], count: int) -> int:
@@ -344,7 +354,9 @@ class Assembler:
                 gen.bytes -= entry[3]
                 self._quiet_bytes -= entry[3]
                 entry[3] = -1  # gone: a caller still holding it must not count it again
-                pending.links.update(entry[0])
+                buffer = entry[0]
+                for at in range(0, len(buffer), _LINK):
+                    pending.links[bytes(buffer[at:at + 8])] = bytes(buffer[at + 8:at + _LINK])
                 logs += entry[1]
         parsed: dict[int, Any] = {}
         resources: set[int] = set()
@@ -573,7 +585,7 @@ class Assembler:
                         if pending is None:
                             entry = index.get(raw)
                             if entry is None:
-                                entry = index[raw] = [{}, [], 0, 0]
+                                entry = index[raw] = [bytearray(), [], 0, 0]
                             logs = entry[1]
                             quiet.append(entry)
                         else:
@@ -683,7 +695,7 @@ class Assembler:
                 for raw in old.traces.keys() & gen.traces.keys():
                     entry = old.traces.pop(raw)
                     newer = gen.traces[raw]
-                    newer[0] = {**entry[0], **newer[0]}
+                    newer[0][:0] = entry[0]
                     newer[1][:0] = entry[1]
                     newer[2] += entry[2]
                     newer[3] += entry[3]
