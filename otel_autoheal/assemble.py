@@ -64,8 +64,10 @@ class _Generation:
     """Traces without an error that received data in one slice of time, by raw trace id.
 
     Each entry is ``[links, logs, log bytes, counted]``: span id and parent span id (8 raw bytes
-    each, zeros for none or a malformed id) of its spans, one after the other in a ``bytearray``, its log records still undecoded (``(RawScope, index)``), their charge, and what the
-    entry adds to the generation's bytes as last counted.
+    each, zeros for none or a malformed id) of its spans, one after the other in a ``bytearray``;
+    its log records still undecoded, flat (``RawScope``, index in it, ``RawScope``, index…: a
+    tuple per record made the garbage collector's passes cost more than the index itself); their
+    charge; and what the entry adds to the generation's bytes as last counted.
     """
 
     __slots__ = ("bytes", "last", "started", "traces")
@@ -312,7 +314,7 @@ class Assembler:
                 continue
             links = len(entry[0]) // _LINK
             size = QUIET_TRACE_BYTES + links * QUIET_LINK_BYTES + entry[2]
-            if size > self._max_trace_bytes or links + len(entry[1]) > self._max_records:
+            if size > self._max_trace_bytes or links + len(entry[1]) // 2 > self._max_records:
                 size = self._bound_quiet(entry)
             added += size - entry[3]
             entry[3] = size
@@ -322,7 +324,7 @@ class Assembler:
     def _bound_quiet(self, entry: list[Any]) -> int:
         """Drop the newest links, then the newest logs, of a quiet trace beyond its bounds; returns its size."""
         buffer, logs = entry[0], entry[1]
-        excess = len(buffer) // _LINK + len(logs) - self._max_records
+        excess = len(buffer) // _LINK + len(logs) // 2 - self._max_records
         if excess > 0:
             dropped = min(excess, len(buffer) // _LINK)
             del buffer[len(buffer) - dropped * _LINK:]
@@ -332,22 +334,22 @@ class Assembler:
             dropped = min(-(-over // QUIET_LINK_BYTES), len(buffer) // _LINK)
             del buffer[len(buffer) - dropped * _LINK:]
             over -= dropped * QUIET_LINK_BYTES
-            charge = logs[-1][0].charge if logs else 1
+            charge = logs[-2].charge if logs else 1
             self._dropped_bytes(dropped + self._drop_quiet_logs(entry, -(-max(over, 0) // charge)))
         return QUIET_TRACE_BYTES + len(buffer) // _LINK * QUIET_LINK_BYTES + entry[2]
 
     @staticmethod
     def _drop_quiet_logs(entry: list[Any], count: int) -> int:
         logs = entry[1]
-        victims = logs[-count:] if count > 0 else []
+        victims = logs[-2 * count:] if count > 0 else []
         del logs[len(logs) - len(victims):]
-        entry[2] -= sum(raw.charge for raw, _ in victims)
-        return len(victims)
+        entry[2] -= sum(scope.charge for scope in victims[::2])
+        return len(victims) // 2
 
     def _promote(self, raw: bytes, now: float) -> _Pending:
         """A trace of the quiet index failed: assemble it in full (its held logs decoded now)."""
         pending = self._pending(raw.hex(), now)
-        logs: list[tuple[RawScope, int]] = []
+        logs: list[Any] = []
         for gen in self._gens:  # oldest first: links and logs keep their order of arrival
             entry = gen.traces.pop(raw, None)
             if entry is not None:
@@ -360,8 +362,8 @@ class Assembler:
                 logs += entry[1]
         parsed: dict[int, Any] = {}
         resources: set[int] = set()
-        for scope, index in logs:
-            record = scope.decode(index, parsed)
+        for at in range(0, len(logs), 2):
+            record = logs[at].decode(logs[at + 1], parsed)
             size = log_bytes(record)
             if id(record.resource) not in resources:
                 resources.add(id(record.resource))
@@ -565,7 +567,7 @@ class Assembler:
                 last_raw = b""
                 pending: _Pending | None = None
                 entry: list[Any] | None = None
-                logs: list[tuple[RawScope, int]] = []
+                logs: list[Any] = []
                 charged = 0
                 for record in records:
                     if type(record) is not tuple:
@@ -593,7 +595,7 @@ class Assembler:
                             self._touch(pending, now)
                             touched.append(pending)
                     if pending is None:
-                        logs.append((scope, position))
+                        logs += (scope, position)
                         charged += scope.charge
                     else:
                         data = scope.decode(position, parsed)
