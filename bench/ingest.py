@@ -47,8 +47,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+)
 
 HERE = Path(__file__).resolve().parents[1]
 TRACE_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"

@@ -118,15 +118,35 @@ class _ByteBudget:
 
 
 
-def _scrub_in_place(records: list[SpanData] | list[LogData], scrubber: Scrubber) -> None:
-    """Scrub every sender-chosen text of failed spans / exception logs (ids and numbers are ours to check)."""
+#: Scrubbed resource attribute maps remembered across requests (a sender's resource rarely changes).
+_SCRUBBED_RESOURCES = 256
+
+
+def _scrub_in_place(records: list[SpanData] | list[LogData], scrubber: Scrubber,
+                    remembered: dict[Any, dict[str, Any]] | None = None) -> None:
+    """Scrub every sender-chosen text of failed spans / exception logs (ids and numbers are ours to check).
+
+    ``remembered`` maps resources already scrubbed (by their items) to the result, across calls.
+    """
     # Records of one resource share its attribute map: scrub it once.
     resources: dict[int, dict[str, Any]] = {}
+    remembered = {} if remembered is None else remembered
 
     def resource(attributes: dict[str, Any]) -> dict[str, Any]:
         key = id(attributes)
         if key not in resources:
-            resources[key] = scrubber.attributes(attributes)
+            try:
+                items: Any = tuple(attributes.items())
+                scrubbed = remembered.get(items)
+            except TypeError:  # a list or map value: not hashable, scrubbed every time
+                items, scrubbed = None, None
+            if scrubbed is None:
+                scrubbed = scrubber.attributes(attributes)
+                if items is not None:
+                    if len(remembered) >= _SCRUBBED_RESOURCES:
+                        remembered.clear()
+                    remembered[items] = scrubbed
+            resources[key] = dict(scrubbed)
         return resources[key]
 
     text = scrubber.text
@@ -172,6 +192,7 @@ class Intake:
         self._decoding = _ByteBudget(DECODE_BUDGET_REQUESTS * max_request_bytes)
         self.max_inflight_bytes = max_inflight_bytes or INFLIGHT_REQUESTS * max_request_bytes
         self._inflight = _ByteBudget(self.max_inflight_bytes)
+        self._scrubbed_resources: dict[Any, dict[str, Any]] = {}
 
     def authorized(self, header: str | None) -> bool:
         return not self._verdicts or self._token_verdict(header) is not None
@@ -240,7 +261,7 @@ class Intake:
             del request
             entries: list[tuple[str, str, str]] = []
             if self.journal is not None:
-                _scrub_in_place(failed, self.scrubber)
+                _scrub_in_place(failed, self.scrubber, self._scrubbed_resources)
                 entries = [(span.trace_id, "span", journal_payload(span)) for span in failed]
         if entries:
             # After the assembler: the pass that finds the failed spans is the hot loop, run once.
@@ -262,7 +283,7 @@ class Intake:
         if self.journal is not None:
             # Before the assembler, which appends logs: a refused export leaves nothing behind that
             # the sender's retry would add a second time.
-            _scrub_in_place(failed, self.scrubber)
+            _scrub_in_place(failed, self.scrubber, self._scrubbed_resources)
             self._journal([(journal_key(r), "log", journal_payload(r)) for r in failed])
         accepted = self.assembler.add_log_scopes(scopes)
         self.metrics.inc("autoheal_logs_received_total", accepted)

@@ -9,7 +9,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-from otlp_payloads import log_record, logs_payload, new_span_id, new_trace_id, now_nanos, post, span, traces_payload
+from otlp_payloads import (
+    log_record,
+    logs_payload,
+    new_span_id,
+    new_trace_id,
+    now_nanos,
+    post,
+    span,
+    traces_payload,
+)
 from polling import wait_for
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "ingest.py"
