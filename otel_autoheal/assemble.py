@@ -47,12 +47,14 @@ ORPHAN_LOG_BYTES = 8_192
 
 #: What a trace without an error costs in the quiet index besides its links and logs: its raw id,
 #: its entry and links dict, a slot in its generation.
-QUIET_TRACE_BYTES = 300
+QUIET_TRACE_BYTES = 250
 #: A span of a trace without an error: its span id and parent id, 16 bytes in one ``bytearray``
 #: per trace (grown by over-allocation).
 QUIET_LINK_BYTES = 24
 _LINK = 16
 _NO_ID = bytes(8)
+#: The logs of a quiet trace that has none (most traces): shared, so it costs no list.
+_NO_LOGS: list[Any] = []
 #: Generations of the quiet index per ``trace_wait``: a trace without an error is forgotten between
 #: ``trace_wait`` and ``trace_wait`` * (1 + 1/this) after its last data.
 QUIET_GENERATIONS = 4
@@ -255,7 +257,7 @@ class Assembler:
                             # A trace without an error (so far) only costs an entry in the quiet index.
                             entry = index.get(raw)
                             if entry is None:
-                                entry = index[raw] = [bytearray(), [], 0, 0]
+                                entry = index[raw] = [bytearray(), _NO_LOGS, 0, 0]
                             buffer = entry[0]
                             quiet.append(entry)
                         else:
@@ -341,7 +343,9 @@ class Assembler:
     @staticmethod
     def _drop_quiet_logs(entry: list[Any], count: int) -> int:
         logs = entry[1]
-        victims = logs[-2 * count:] if count > 0 else []
+        if count <= 0 or not logs:
+            return 0
+        victims = logs[-2 * count:]
         del logs[len(logs) - len(victims):]
         entry[2] -= sum(scope.charge for scope in victims[::2])
         return len(victims) // 2
@@ -588,6 +592,8 @@ class Assembler:
                             entry = index.get(raw)
                             if entry is None:
                                 entry = index[raw] = [bytearray(), [], 0, 0]
+                            elif entry[1] is _NO_LOGS:
+                                entry[1] = []
                             logs = entry[1]
                             quiet.append(entry)
                         else:
@@ -698,7 +704,7 @@ class Assembler:
                     entry = old.traces.pop(raw)
                     newer = gen.traces[raw]
                     newer[0][:0] = entry[0]
-                    newer[1][:0] = entry[1]
+                    newer[1] = [*entry[1], *newer[1]]
                     newer[2] += entry[2]
                     newer[3] += entry[3]
                     gen.bytes += entry[3]
