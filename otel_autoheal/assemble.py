@@ -182,6 +182,10 @@ class Assembler:
         """Estimated bytes held against ``max_held_bytes``."""
         return self._pending_bytes + self._quiet_bytes + self._ready_bytes + self._orphan_bytes + self._other_held()
 
+    def assembling(self, raw_trace_id: bytes) -> bool:
+        """Whether the trace is held in full (it failed), not in the quiet index; no lock: a hint."""
+        return raw_trace_id.hex() in self._traces
+
     def traces_held(self) -> int:
         """Traces being assembled: with an error, and without one (in the quiet index)."""
         return len(self._traces) + sum(len(gen.traces) for gen in list(self._gens))
@@ -351,7 +355,8 @@ class Assembler:
         return len(victims) // 2
 
     def _promote(self, raw: bytes, now: float) -> _Pending:
-        """A trace of the quiet index failed: assemble it in full (its held logs decoded now)."""
+        """Hold a trace in full from now on (it failed): what the quiet index held of it joins it,
+        its logs decoded now."""
         pending = self._pending(raw.hex(), now)
         logs: list[Any] = []
         for gen in self._gens:  # oldest first: links and logs keep their order of arrival
@@ -537,8 +542,8 @@ class Assembler:
         elif exception:
             pending = self._traces.get(record.trace_id) or self._promote(bytes.fromhex(record.trace_id), now)
             self._touch(pending, now)
-        else:
-            pending = self._traces.get(record.trace_id) or self._pending(record.trace_id, now)
+        else:  # (what the quiet index holds of the trace joins it)
+            pending = self._traces.get(record.trace_id) or self._promote(bytes.fromhex(record.trace_id), now)
             self._touch(pending, now)
         touched.append(pending)
         if exception:

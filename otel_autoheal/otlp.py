@@ -11,7 +11,7 @@ import dataclasses
 import hashlib
 import json
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -440,22 +440,28 @@ class RawScope:
 
 
 def split_logs(request: ExportLogsServiceRequest, body: bytes, content_type: str, ingest_trust: str = "",
-               maybe_exceptions: bool = True) -> tuple[list[tuple[RawScope, list[LogData | tuple[bytes, int]]]], list[LogData], int]:
+               maybe_exceptions: bool = True, assembling: Callable[[bytes], bool] = lambda raw: False,
+               ) -> tuple[list[tuple[RawScope, list[LogData | tuple[bytes, int]]]], list[LogData], int]:
     """Walk a logs export touching only what a decision needs; returns ``(scopes, exception logs, rejected)``.
 
-    Each scope's list holds its records in order: exception records (an ``exception.type``,
-    ``.message`` or ``.stacktrace`` attribute) and trace-less records decoded into ``LogData``,
-    every other record as ``(raw trace id, its index in the scope)``, undecoded (``RawScope.decode`` when its trace
-    turns out to fail). ``maybe_exceptions=False`` promises that no record has an ``exception.*``
-    key (the caller searched the encoded body). Records with a trace or span id of the wrong
-    length are left out and counted as rejected, as by ``iter_logs``.
+    Each scope's list holds its records in order. Decoded into ``LogData``: exception records (an
+    ``exception.type``, ``.message`` or ``.stacktrace`` attribute), trace-less records, and the
+    records of traces that fail (an exception record in this export, or ``assembling(raw trace
+    id)``: the assembler already holds the trace as failed), decoded now from the parsed request
+    rather than from the body again later. Every other record is ``(raw trace id, its index in the
+    scope)``, undecoded (``RawScope.decode`` if its trace turns out to fail).
+    ``maybe_exceptions=False`` promises that no record has an ``exception.*`` key (the caller
+    searched the encoded body). Records with a trace or span id of the wrong length are left out
+    and counted as rejected, as by ``iter_logs``.
     """
     total = count_log_records(request)
     # Held per undecoded record: its share of the body, its (scope, index) entry.
     charge = len(body) // max(total, 1) + 64
     scopes: list[tuple[RawScope, list[LogData | tuple[bytes, int]]]] = []
     failed: list[LogData] = []
+    failing: set[bytes] = set()
     rejected = 0
+    last_trace, last_failing = b"", False
     for resource_index, resource_logs in enumerate(request.resource_logs):
         resource: dict[str, Any] | None = None
         for scope_index, scope_logs in enumerate(resource_logs.scope_logs):
@@ -475,15 +481,24 @@ def split_logs(request: ExportLogsServiceRequest, body: bytes, content_type: str
                         if kv.key in _EXCEPTION_KEYS:
                             exception = True
                             break
-                if exception or not trace_id or trace_id == _ZERO_TRACE:
+                if trace_id != last_trace:
+                    last_trace, last_failing = trace_id, bool(trace_id) and assembling(trace_id)
+                if exception or last_failing or not trace_id or trace_id == _ZERO_TRACE:
                     if resource is None:
                         resource = attributes_to_dict(resource_logs.resource.attributes)
                         raw._resource = resource
                     data = log_data(record, resource, scope, ingest_trust)
                     if exception:
                         failed.append(data)
+                        failing.add(trace_id)
                     records.append(data)
                 else:
                     records.append((trace_id, index))
             scopes.append((raw, records))
+    if failing:  # the other records of traces failing in this export: decoded while it is parsed
+        parsed = {id(body): request}
+        for raw, records in scopes:
+            for at, item in enumerate(records):
+                if type(item) is tuple and item[0] in failing:
+                    records[at] = raw.decode(item[1], parsed)
     return scopes, failed, rejected

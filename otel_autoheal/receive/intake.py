@@ -278,7 +278,8 @@ class Intake:
             # Only exception records and trace-less ones are decoded; the others stay indexes
             # into ``body`` until their trace fails.
             maybe = not content_type.startswith("application/x-protobuf") or b"exception." in body
-            scopes, failed, rejected = split_logs(request, body, content_type, trust, maybe)
+            scopes, failed, rejected = split_logs(request, body, content_type, trust, maybe,
+                                                  self.assembler.assembling)
             del request
         if self.journal is not None:
             # Before the assembler, which appends logs: a refused export leaves nothing behind that
