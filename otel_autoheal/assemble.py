@@ -561,67 +561,79 @@ class Assembler:
         (an index into its request body) until its trace fails; decoded records (exceptions,
         trace-less records) take the way of ``add_logs``.
         """
+        with self._lock:
+            return self._take_log_scopes(scopes)
+
+    def try_add_log_scopes(self, scopes: Iterable[tuple[RawScope, list[LogData | tuple[bytes, int]]]]) -> int | None:
+        """``add_log_scopes`` if the lock is free right now, else None (for callers that must not wait)."""
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            return self._take_log_scopes(scopes)
+        finally:
+            self._lock.release()
+
+    def _take_log_scopes(self, scopes: Iterable[tuple[RawScope, list[LogData | tuple[bytes, int]]]]) -> int:
         now = time.monotonic()
         count = 0
         touched: list[_Pending] = []
         quiet: list[list[Any]] = []
-        with self._lock:
-            gen = self._generation(now)
-            index = gen.traces
-            traces = self._traces
-            resources: set[int] = set()
-            parsed: dict[int, Any] = {}
-            for scope, records in scopes:
-                count += len(records)
-                last_raw = b""
-                pending: _Pending | None = None
-                entry: list[Any] | None = None
-                logs: list[Any] = []
-                charged = 0
-                for record in records:
-                    if type(record) is not tuple:
-                        if entry is not None:
-                            entry[2] += charged
-                        charged = 0
-                        self._add_log(record, now, touched, resources)  # type: ignore[arg-type]
-                        last_raw, pending, entry = b"", None, None
-                        continue
-                    raw, position = record
-                    if raw != last_raw:
-                        if entry is not None:
-                            entry[2] += charged
-                        charged = 0
-                        last_raw = raw
-                        pending = traces.get(raw.hex())
-                        if pending is None:
-                            entry = index.get(raw)
-                            if entry is None:
-                                entry = index[raw] = [bytearray(), [], 0, 0]
-                            elif entry[1] is _NO_LOGS:
-                                entry[1] = []
-                            logs = entry[1]
-                            quiet.append(entry)
-                        else:
-                            entry = None
-                            self._touch(pending, now)
-                            touched.append(pending)
+        gen = self._generation(now)
+        index = gen.traces
+        traces = self._traces
+        resources: set[int] = set()
+        parsed: dict[int, Any] = {}
+        for scope, records in scopes:
+            count += len(records)
+            last_raw = b""
+            pending: _Pending | None = None
+            entry: list[Any] | None = None
+            logs: list[Any] = []
+            charged = 0
+            for record in records:
+                if type(record) is not tuple:
+                    if entry is not None:
+                        entry[2] += charged
+                    charged = 0
+                    self._add_log(record, now, touched, resources)  # type: ignore[arg-type]
+                    last_raw, pending, entry = b"", None, None
+                    continue
+                raw, position = record
+                if raw != last_raw:
+                    if entry is not None:
+                        entry[2] += charged
+                    charged = 0
+                    last_raw = raw
+                    pending = traces.get(raw.hex())
                     if pending is None:
-                        logs += (scope, position)
-                        charged += scope.charge
+                        entry = index.get(raw)
+                        if entry is None:
+                            entry = index[raw] = [bytearray(), [], 0, 0]
+                        elif entry[1] is _NO_LOGS:
+                            entry[1] = []
+                        logs = entry[1]
+                        quiet.append(entry)
                     else:
-                        data = scope.decode(position, parsed)
-                        size = log_bytes(data)
-                        if id(data.resource) not in resources:
-                            resources.add(id(data.resource))
-                            size += value_bytes(data.resource)
-                        if self._admit_ordinary(pending, size):
-                            pending.data.logs.append(data)
-                            self._recount(pending)
-                if entry is not None:
-                    entry[2] += charged
-            self._count_quiet(gen, quiet)
-            self._split_overfull(touched)
-            self._evict_if_needed()
+                        entry = None
+                        self._touch(pending, now)
+                        touched.append(pending)
+                if pending is None:
+                    logs += (scope, position)
+                    charged += scope.charge
+                else:
+                    data = scope.decode(position, parsed)
+                    size = log_bytes(data)
+                    if id(data.resource) not in resources:
+                        resources.add(id(data.resource))
+                        size += value_bytes(data.resource)
+                    if self._admit_ordinary(pending, size):
+                        pending.data.logs.append(data)
+                        self._recount(pending)
+            if entry is not None:
+                entry[2] += charged
+        self._count_quiet(gen, quiet)
+        self._split_overfull(touched)
+        self._evict_if_needed()
         return count
 
     def _keep_orphan(self, record: LogData, size: int) -> None:

@@ -114,7 +114,7 @@ class _OTLPEndpoint:
     def __init__(self, signal: str, intake: Intake, cors: _Cors, pool: Executor) -> None:
         self.accept: Callable[[bytes, str, str], IntakeResult] = intake.traces if signal == "traces" else intake.logs
         self.accept_now: Callable[[bytes, str, str], IntakeResult | None] | None = (
-            intake.traces_now if signal == "traces" else None)
+            intake.traces_now if signal == "traces" else intake.logs_now)
         self.signal = signal
         self.intake = intake
         self.cors = cors

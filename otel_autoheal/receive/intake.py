@@ -251,6 +251,28 @@ class Intake:
         self.metrics.inc("autoheal_spans_received_total", accepted)
         return IntakeResult(accepted, rejected, "spans without a valid 16-byte trace id were rejected" if rejected else "")
 
+    def logs_now(self, body: bytes, content_type: str, trust: str = "") -> IntakeResult | None:
+        """Accept a logs export without ever waiting, or return None when that would wait.
+
+        As ``traces_now``: a protobuf body without an ``exception.`` key anywhere (or any body
+        without a journal) has nothing to journal, so only the assembler's lock could make it
+        wait, and it is only tried. Raises like ``logs``.
+        """
+        protobuf = content_type.startswith("application/x-protobuf")
+        maybe = not protobuf or b"exception." in body
+        if maybe and self.journal is not None:
+            return None
+        self.assembler.check_capacity()
+        request = decode_logs(body, content_type)
+        scopes, failed, rejected = split_logs(request, body, content_type, trust, maybe, self.assembler.assembling)
+        del request
+        accepted = self.assembler.try_add_log_scopes(scopes)
+        if accepted is None:
+            return None
+        self.metrics.inc("autoheal_logs_received_total", accepted)
+        return IntakeResult(accepted, rejected,
+                            "log records with a trace or span id of the wrong length were rejected" if rejected else "")
+
     def traces(self, body: bytes, content_type: str, trust: str = "") -> IntakeResult:
         """Decode and accept a trace export (raises ``OTLPDecodeError`` / ``Overloaded``); ``trust``
         is the receiver's verdict (``Intake.trust``) stamped on the failed spans."""
