@@ -52,6 +52,9 @@ log = logging.getLogger("otel_autoheal.receive")
 _FAILURE_MARKERS = (b"exception", b"\x18\x02")
 
 
+_PROTOBUF = "application/x-protobuf"
+
+
 def _may_fail(body: bytes, content_type: str) -> bool:
     """False only when the protobuf body certainly holds no span event and no ERROR status.
 
@@ -231,25 +234,50 @@ class Intake:
     def reject(self, reason: str) -> None:
         self.metrics.inc("autoheal_requests_rejected_total", reason=reason)
 
-    def traces_now(self, body: bytes, content_type: str, trust: str = "") -> IntakeResult | None:
+    def traces_now(self, body: bytes, content_type: str, trust: str = "",
+                   entries: list[tuple[str, str, str]] | None = None) -> IntakeResult | None:
         """Accept a trace export without ever waiting, or return None when that would wait.
 
         For an event loop: a protobuf body without failure markers (or any body without a
         journal) never waits for the journal, so only the assembler's lock could make it wait,
-        and it is only tried. Such a body is
-        small (the caller's bound), so it is decoded outside the decode budget. Raises like ``traces``.
+        and it is only tried. Given ``entries`` (a list to fill), a body that may fail is taken
+        too: the journal entries of its failed spans (scrubbed) are appended, and the caller must
+        ``journal_now`` them before it acknowledges (``autoheal_spans_received_total`` is counted
+        there). Such a body is small (the caller's bound), so it is decoded outside the decode
+        budget. Raises like ``traces``.
         """
         may_fail = _may_fail(body, content_type)
-        if may_fail and self.journal is not None:
-            return None
+        if may_fail and self.journal is not None and (entries is None or not content_type.startswith(_PROTOBUF)):
+            return None  # (JSON decoding is slower: it takes a thread)
         self.assembler.check_capacity()
         request = decode_traces(body, content_type)
         taken = self.assembler.try_add_trace_request(request, may_fail, trust)
+        del request
         if taken is None:
             return None
-        accepted, rejected, _failed = taken
-        self.metrics.inc("autoheal_spans_received_total", accepted)
-        return IntakeResult(accepted, rejected, "spans without a valid 16-byte trace id were rejected" if rejected else "")
+        accepted, rejected, failed = taken
+        result = IntakeResult(accepted, rejected,
+                              "spans without a valid 16-byte trace id were rejected" if rejected else "")
+        if entries is None:
+            self.metrics.inc("autoheal_spans_received_total", accepted)
+        elif failed and self.journal is not None:
+            _scrub_in_place(failed, self.scrubber, self._scrubbed_resources)
+            entries += [(span.trace_id, "span", journal_payload(span)) for span in failed]
+        return result
+
+    async def journal_now(self, entries: list[tuple[str, str, str]], result: IntakeResult) -> None:
+        """Journal what ``traces_now`` took (the event loop waits, no thread), then count its spans.
+
+        Raises ``JournalUnavailable`` as ``traces`` does: the request must not be acknowledged.
+        """
+        if entries:
+            assert self.journal is not None
+            try:
+                await self.journal.add_async(entries)
+            except JournalUnavailable:
+                self.metrics.inc("autoheal_journal_unavailable_total")
+                raise
+        self.metrics.inc("autoheal_spans_received_total", result.accepted)
 
     def logs_now(self, body: bytes, content_type: str, trust: str = "") -> IntakeResult | None:
         """Accept a logs export without ever waiting, or return None when that would wait.
