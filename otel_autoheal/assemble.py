@@ -2,16 +2,19 @@
 
 Contract:
 - ``add_spans``/``add_logs`` are called from receiver threads; they only take a lock and append.
-- A trace is handed to ``on_trace`` (from the assembler's own thread) once no data arrived for
-  it during ``trace_wait`` seconds, or early when ``max_traces`` forces an eviction. Traces with
-  no error are dropped at that point without reaching ``on_trace``.
+- A trace without an error (so far) only has an entry in the quiet index (``_Generation``): its
+  raw parent links and its log records undecoded; the index is forgotten a generation at a time
+  once silent for ``trace_wait``. Its first error moves it into full assembly (``_promote``).
+- A failing trace is handed to ``on_trace`` (from the assembler's own thread) once no data
+  arrived for it during ``trace_wait`` seconds, or early when ``max_traces`` (which counts
+  failing traces only) forces an eviction.
 - Memory is bounded in count (``max_traces``, ``max_records_per_trace``) and in estimated bytes
   (``sizes.py``): a trace holds at most ``max_trace_bytes`` (ordinary records beyond it are
   dropped; errors are kept with their long values truncated, and a trace whose errors alone
   reach the bound is processed at once, later data merging as late data); everything held —
-  traces waiting, finished traces not yet processed, the trace-less log ring and the pipeline's
-  recent-trace cache (``other_held``) — stays within ``max_held_bytes``, the oldest traces being
-  processed early beyond it. When even finished traces fill it, receivers are told to retry.
+  the quiet index, traces waiting, finished traces not yet processed, the trace-less log ring and
+  the pipeline's recent-trace cache (``other_held``) — stays within ``max_held_bytes``, the oldest
+  quiet generations being forgotten and then the oldest failing traces processed early beyond it. When even finished traces fill it, receivers are told to retry.
 """
 
 from __future__ import annotations
@@ -203,8 +206,9 @@ class Assembler:
                           ingest_trust: str = "") -> tuple[int, int, list[SpanData]]:
         """Take the spans of an ``ExportTraceServiceRequest``; returns ``(accepted, rejected, failed spans)``.
 
-        This is the hot path of the service: a span that did not fail costs one dict entry
-        (its parent link, as bytes); only failed spans are converted to ``SpanData``.
+        This is the hot path of the service: a span that did not fail costs 16 bytes appended
+        (its span and parent ids) in the quiet index, or a dict entry in a failing trace; only
+        failed spans are converted to ``SpanData``.
         ``may_fail=False`` promises that no span has an event or an ERROR status (the caller
         checked the encoded bytes), which skips the per-span checks. ``ingest_trust`` is the
         receiver's verdict on the request, stamped on its failed spans.
