@@ -446,8 +446,9 @@ def measure(paths: list[str], seconds: float, rounds: int, clients: int, journal
             state.cleanup()
 
 
-def sustained(seconds: float, clients: int, checkout: Path = HERE) -> tuple[float, float, float, float]:
-    """(spans/s, peak RSS MB, traces processed before their trace_wait, traces failed) at the maximum rate."""
+def sustained(seconds: float, clients: int, checkout: Path = HERE) -> tuple[float, float, float, float, float]:
+    """At the maximum rate: (spans/s, peak RSS MB, failing traces processed before their trace_wait,
+    traces without an error forgotten before it, traces sent)."""
     with tempfile.TemporaryDirectory() as state:
         proc, found = launch(autoheal_cmd(state), cwd=checkout, env={"PYTHONPATH": str(checkout)})
         peak = [0.0]
@@ -468,11 +469,12 @@ def sustained(seconds: float, clients: int, checkout: Path = HERE) -> tuple[floa
             peak[0] = max(peak[0], peak_rss_mb(proc.pid))
             evicted = metric(found["http"], "autoheal_traces_evicted_total")
             evicted += metric(found["http"], "autoheal_traces_evicted_bytes_total")
+            forgotten = metric(found["http"], "autoheal_traces_forgotten_total")
         finally:
             done.set()
             sampler.join()
             halt(proc)
-    return rate, peak[0], evicted, rate * seconds / SPANS_PER_TRACE
+    return rate, peak[0], evicted, forgotten, rate * seconds / SPANS_PER_TRACE
 
 
 def report(rows: dict[str, tuple[Row, Row, Row | None]], seconds: float, rounds: int, clients: int) -> None:
@@ -502,9 +504,10 @@ def main() -> int:
     rows = measure(args.paths, args.seconds, args.rounds, args.clients, args.journal_off, args.checkout.resolve())
     report(rows, args.seconds, args.rounds, args.clients)
     if args.rss_seconds > 0:
-        rate, peak, evicted, traces = sustained(args.rss_seconds, args.clients, args.checkout.resolve())
+        rate, peak, evicted, forgotten, traces = sustained(args.rss_seconds, args.clients, args.checkout.resolve())
         print(f"grpc-traces for {args.rss_seconds:g} s at the maximum rate ({rate:,.0f} spans/s, ~{traces:,.0f} traces): "
-              f"peak RSS {peak:.0f} MB; {evicted:,.0f} traces processed before their trace_wait (2 s) was over")
+              f"peak RSS {peak:.0f} MB; {evicted:,.0f} failing traces processed before their trace_wait (2 s) was "
+              f"over, {forgotten:,.0f} traces without an error forgotten before it (max_held_bytes)")
     return 0
 
 

@@ -14,7 +14,8 @@ Contract:
   reach the bound is processed at once, later data merging as late data); everything held —
   the quiet index, traces waiting, finished traces not yet processed, the trace-less log ring and
   the pipeline's recent-trace cache (``other_held``) — stays within ``max_held_bytes``, the oldest
-  quiet generations being forgotten and then the oldest failing traces processed early beyond it. When even finished traces fill it, receivers are told to retry.
+  quiet generations being forgotten and then the oldest failing traces processed early beyond it.
+  When even finished traces fill it, receivers are told to retry.
 """
 
 from __future__ import annotations
@@ -697,7 +698,8 @@ class Assembler:
             gen = self._gens.popleft()
             excess -= gen.bytes
             self._quiet_bytes -= gen.bytes
-            self._metrics.inc("autoheal_traces_evicted_bytes_total", len(gen.traces))
+            # Not processed (they have no error): counted apart from failing traces processed early.
+            self._metrics.inc("autoheal_traces_forgotten_total", len(gen.traces))
             self._warn("max_held_bytes", "more than max_held_bytes=%d bytes held; the oldest traces are processed "
                        "early (possibly incomplete)", self._max_held_bytes)
         while excess > 0 and self._traces:

@@ -59,6 +59,7 @@ def test_traces_without_errors_do_not_push_a_failing_trace_out(autoheal_factory)
     assert issue["count"] == 1
     assert autoheal.metric("autoheal_traces_evicted_total") == 0
     assert autoheal.metric("autoheal_traces_evicted_bytes_total") == 0
+    assert autoheal.metric("autoheal_traces_forgotten_total") == 0
 
 
 def test_logs_held_undecoded_are_decoded_when_their_trace_fails(autoheal_factory):
