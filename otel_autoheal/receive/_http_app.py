@@ -7,7 +7,7 @@ is free at that moment (``_ingest_now``): that never waits, and saves the thread
 Plain ``loop.run_in_executor`` is used rather than ``anyio.to_thread`` (about half the CPU per
 hop). The OTLP paths are served by a plain ASGI middleware in front of Starlette's router: on
 the ingest hot path Starlette's request/response objects cost about a quarter of a millisecond
-of CPU per request (measured with ``bench/ingest_http.py``); every other path, including routes
+of CPU per request (measured with the OTLP/HTTP path of ``bench/ingest.py``); every other path, including routes
 added later through ``extra_routes``, is ordinary Starlette.
 """
 
