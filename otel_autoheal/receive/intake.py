@@ -292,7 +292,7 @@ class Intake:
             return None
         self.assembler.check_capacity()
         request = decode_logs(body, content_type)
-        scopes, failed, rejected = split_logs(request, body, content_type, trust, maybe, self.assembler.assembling)
+        scopes, _failed, rejected = split_logs(request, body, content_type, trust, maybe, self.assembler.assembling)
         del request
         accepted = self.assembler.try_add_log_scopes(scopes)
         if accepted is None:

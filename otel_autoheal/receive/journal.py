@@ -16,8 +16,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from otel_autoheal.assemble import Overloaded
@@ -107,11 +107,11 @@ class JournalWriter:
         try:
             try:
                 await asyncio.wait_for(asyncio.shield(done), self._timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self._give_up(ticket)
                 try:  # a sealed ticket's fate is being decided by a commit under way: wait for it
                     await asyncio.wait_for(asyncio.shield(done), _SEALED_GRACE_SECONDS)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
             self._verdict(ticket)
         finally:
