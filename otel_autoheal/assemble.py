@@ -66,6 +66,14 @@ QUIET_GENERATIONS = 4
 _Record = TypeVar("_Record", SpanData, LogData)
 
 
+
+def _raw_id(trace_id: str) -> bytes:
+    """The raw bytes of a hex trace id (the quiet index's key); any other string keys only itself."""
+    try:
+        return bytes.fromhex(trace_id)
+    except ValueError:
+        return trace_id.encode()
+
 class _Generation:
     """Traces without an error that received data in one slice of time, by raw trace id.
 
@@ -359,10 +367,10 @@ class Assembler:
         entry[2] -= sum(scope.charge for scope in victims[::2])
         return len(victims) // 2
 
-    def _promote(self, raw: bytes, now: float) -> _Pending:
+    def _promote(self, raw: bytes, now: float, key: str = "") -> _Pending:
         """Hold a trace in full from now on (it failed): what the quiet index held of it joins it,
-        its logs decoded now."""
-        pending = self._pending(raw.hex(), now)
+        its logs decoded now. ``key`` is its trace id as held (``raw.hex()`` by default)."""
+        pending = self._pending(key or raw.hex(), now)
         logs: list[Any] = []
         for gen in self._gens:  # oldest first: links and logs keep their order of arrival
             entry = gen.traces.pop(raw, None)
@@ -545,10 +553,10 @@ class Assembler:
             self._orphan_seq += 1
             pending = self._pending(f"orphan-{self._orphan_seq}", now)
         elif exception:
-            pending = self._traces.get(record.trace_id) or self._promote(bytes.fromhex(record.trace_id), now)
+            pending = self._traces.get(record.trace_id) or self._promote(_raw_id(record.trace_id), now, record.trace_id)
             self._touch(pending, now)
         else:  # (what the quiet index holds of the trace joins it)
-            pending = self._traces.get(record.trace_id) or self._promote(bytes.fromhex(record.trace_id), now)
+            pending = self._traces.get(record.trace_id) or self._promote(_raw_id(record.trace_id), now, record.trace_id)
             self._touch(pending, now)
         touched.append(pending)
         if exception:
