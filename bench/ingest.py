@@ -1,18 +1,37 @@
-"""Ingest throughput of otel-autoheal vs a bare grpcio OTLP receiver that only parses, side by side.
+"""Ingest of otel-autoheal vs bare parse-only receivers, side by side, with trace ids new on every send.
 
-Load: OTLP/gRPC trace exports of 5-span traces, 1% of traces carry an `exception` span event and
-5 log records (sent as log exports). Both servers run as subprocesses on 127.0.0.1 and receive
-the same pre-built requests from the same client; the machine is shared and noisy, so compare
-the ratio, not the absolute numbers. Then peak RSS of otel-autoheal over a sustained run.
+Three paths, each against its own bare receiver that only parses the protobuf body:
 
-    python bench/ingest.py [--seconds 10] [--rss-seconds 60] [--clients 2]
+- ``grpc-traces``: OTLP/gRPC trace exports of 100 traces of 6 spans (a server span, middleware,
+  a handler, two database calls and an outgoing HTTP call, with the attributes the SDKs set);
+  1% of the traces fail with an exception on the handler span (ERROR status on it and on the
+  server span) and send their 5 log records in a logs export. Baseline: a bare grpcio receiver.
+- ``grpc-logs``: OTLP/gRPC logs exports of 200 records (realistic bodies and attributes, in
+  traces), 0.5% of them exception records. Baseline: the same bare grpcio receiver.
+- ``http-traces``: the ``grpc-traces`` load as OTLP/HTTP protobuf POSTs over keep-alive
+  connections. Baseline: a bare uvicorn (httptools, uvloop) ASGI app that only parses.
+
+Every request is built once as a template whose trace ids share an 8-byte placeholder; each send
+replaces it with 8 fresh random bytes, so every trace is new, as in real traffic: the service must
+assemble it, wait ``trace_wait`` and let it go (or process it when it failed).
+
+All receivers run at once and take turns in alternating rounds, so noise from other work on the
+shared machine hits them alike; medians of the rounds are compared. Each receiver's own CPU time
+(user + system, /proc) per ingested span or record is printed too: it moves far less with the
+machine's load than throughput. Then peak RSS of otel-autoheal at the maximum rate of the traces
+path, and how many traces it had to process before their ``trace_wait`` was over
+(``autoheal_traces_evicted_total``).
+
+    python bench/ingest.py [--seconds 4] [--rounds 5] [--clients 2] [--rss-seconds 60] [--paths ...]
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import multiprocessing as mp
 import os
+import random
 import re
 import signal
 import statistics
@@ -22,18 +41,33 @@ import tempfile
 import textwrap
 import threading
 import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import grpc
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+)
 
+HERE = Path(__file__).resolve().parents[1]
 TRACE_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 LOGS_METHOD = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
+HTTP_PATHS = {TRACE_METHOD: "/v1/traces", LOGS_METHOD: "/v1/logs"}
 TRACES_PER_REQUEST = 100
-SPANS_PER_TRACE = 5
+SPANS_PER_TRACE = 6
+LOGS_PER_FAILED_TRACE = 5
+RECORDS_PER_LOG_REQUEST = 200
+TRACE_ERROR_SHARE = 0.01
+LOG_EXCEPTION_SHARE = 0.005
+#: Templates per client: enough that the mix of failing traces is close to its share.
+TEMPLATES = 20
 
-BARE_RECEIVER = textwrap.dedent("""
-    import sys, time
+BARE_GRPC = textwrap.dedent("""
     from concurrent import futures
     import grpc
     from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
@@ -53,194 +87,377 @@ BARE_RECEIVER = textwrap.dedent("""
     print(f"ready grpc=127.0.0.1:{port}", flush=True)
     server.wait_for_termination()
 """)
+#: Kept under its old name for other benchmarks.
+BARE_RECEIVER = BARE_GRPC
+
+BARE_UVICORN = textwrap.dedent("""
+    import socket
+    import uvicorn
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+    async def app(scope, receive, send):
+        chunks = []
+        more = True
+        while more:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        kind = ExportLogsServiceRequest if scope["path"] == "/v1/logs" else ExportTraceServiceRequest
+        kind.FromString(b"".join(chunks))
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/x-protobuf"), (b"content-length", b"0")]})
+        await send({"type": "http.response.body", "body": b""})
+
+    sock = socket.create_server(("127.0.0.1", 0))
+    print(f"ready http=127.0.0.1:{sock.getsockname()[1]}", flush=True)
+    uvicorn.Server(uvicorn.Config(app, http="httptools", loop="auto", lifespan="off", log_config=None,
+                                  access_log=False)).run(sockets=[sock])
+""")
 
 
-def build_requests(batches: int, seed: int) -> list[tuple[str, bytes, int]]:
-    """Pre-serialised (method, body, span count) tuples; 1% of traces error with 5 logs."""
-    out: list[tuple[str, bytes, int]] = []
-    rnd = __import__("random").Random(seed)
-    now = time.time_ns()
-    for _ in range(batches):
-        request = ExportTraceServiceRequest()
-        rs = request.resource_spans.add()
-        for key, value in (("service.name", "bench"), ("service.version", "1.0"), ("service.instance.id", "b-1")):
-            kv = rs.resource.attributes.add(key=key)
+# -- load ---------------------------------------------------------------------------------------
+@dataclass
+class Send:
+    """One unit of load: requests sent in order, whose trace ids share ``placeholder``."""
+
+    placeholder: bytes
+    requests: list[tuple[str, bytes]]
+    #: Spans (traces path) or log records (logs path) it carries.
+    count: int
+
+
+def _attrs(target, pairs) -> None:  # type: ignore[no-untyped-def]
+    for key, value in pairs:
+        kv = target.attributes.add(key=key)
+        if isinstance(value, int):
+            kv.value.int_value = value
+        else:
             kv.value.string_value = value
-        scope = rs.scope_spans.add()
-        logs = ExportLogsServiceRequest()
-        log_scope = logs.resource_logs.add().scope_logs.add()
-        for _t in range(TRACES_PER_REQUEST):
-            trace_id = rnd.randbytes(16)
-            erroring = rnd.random() < 0.01
-            parent = b""
-            for index in range(SPANS_PER_TRACE):
-                span_id = rnd.randbytes(8)
-                span = scope.spans.add(
-                    trace_id=trace_id,
-                    span_id=span_id,
-                    parent_span_id=parent,
-                    name=f"op{index}",
-                    kind=2,
-                    start_time_unix_nano=now,
-                    end_time_unix_nano=now + 1000,
-                )
-                for key, value in (("http.route", "/api/items/{id}"), ("http.request.method", "GET")):
-                    kv = span.attributes.add(key=key)
-                    kv.value.string_value = value
-                if erroring and index == SPANS_PER_TRACE - 1:
-                    span.status.code = 2
-                    event = span.events.add(name="exception", time_unix_nano=now + 500)
-                    for key, value in (
-                        ("exception.type", "ValueError"),
-                        ("exception.message", f"bad item {rnd.randint(1, 10**6)}"),
-                        (
-                            "exception.stacktrace",
-                            "Traceback (most recent call last):\n"
-                            '  File "/app/items.py", line 10, in get_item\n    parse(x)\n'
-                            "ValueError: bad item\n",
-                        ),
-                    ):
-                        kv = event.attributes.add(key=key)
-                        kv.value.string_value = value
-                    for n in range(5):
-                        record = log_scope.log_records.add(
-                            time_unix_nano=now - 1000 + n,
-                            severity_number=9,
-                            severity_text="INFO",
-                            trace_id=trace_id,
-                            span_id=span_id,
-                        )
-                        record.body.string_value = f"step {n} of request"
-                parent = span_id
-        out.append((TRACE_METHOD, request.SerializeToString(), TRACES_PER_REQUEST * SPANS_PER_TRACE))
-        if log_scope.log_records:
-            out.append((LOGS_METHOD, logs.SerializeToString(), 0))
-    return out
 
 
-def _client(endpoint: str, seconds: float, seed: int, result: mp.Queue[tuple[int, int]]) -> None:
-    requests = build_requests(40, seed)
+_RESOURCE = (("service.name", "checkout"), ("service.version", "2.14.1"), ("service.instance.id", "checkout-7f9c-2"),
+             ("deployment.environment.name", "production"), ("telemetry.sdk.language", "python"),
+             ("telemetry.sdk.name", "opentelemetry"), ("telemetry.sdk.version", "1.27.0"),
+             ("host.name", "ip-10-0-3-17"), ("process.pid", 4242))
+_STACK = ('Traceback (most recent call last):\n'
+          '  File "/app/checkout/handlers.py", line 88, in place_order\n    total = pricing.total(cart)\n'
+          '  File "/app/checkout/pricing.py", line 41, in total\n    return sum(item.price for item in cart.items)\n'
+          '  File "/app/checkout/pricing.py", line 41, in <genexpr>\n    return sum(item.price for item in cart.items)\n'
+          "TypeError: unsupported operand type(s) for +: 'int' and 'NoneType'\n")
+
+
+def _trace_send(rnd: random.Random, failing_traces: set[int]) -> Send:
+    placeholder = rnd.randbytes(8)
+    now = time.time_ns()
+    traces = ExportTraceServiceRequest()
+    rs = traces.resource_spans.add()
+    _attrs(rs.resource, _RESOURCE)
+    scope = rs.scope_spans.add()
+    scope.scope.name = "opentelemetry.instrumentation.flask"
+    logs = ExportLogsServiceRequest()
+    rl = logs.resource_logs.add()
+    _attrs(rl.resource, _RESOURCE)
+    log_scope = rl.scope_logs.add()
+    log_scope.scope.name = "checkout.handlers"
+    for t in range(TRACES_PER_REQUEST):
+        trace_id = placeholder + rnd.randbytes(8)
+        failing = t in failing_traces
+        ids = [rnd.randbytes(8) for _ in range(SPANS_PER_TRACE)]
+        shape = [  # (name, kind, parent index, attributes)
+            ("POST /api/orders", 2, -1, (("http.request.method", "POST"), ("http.route", "/api/orders"),
+                                         ("url.path", "/api/orders"), ("server.address", "shop.example.com"),
+                                         ("http.response.status_code", 500 if failing else 200),
+                                         ("user_agent.original", "Mozilla/5.0 (X11; Linux x86_64)"))),
+            ("auth_middleware", 1, 0, (("code.function", "authenticate"),)),
+            ("place_order", 1, 1, (("code.function", "place_order"), ("code.filepath", "/app/checkout/handlers.py"))),
+            ("SELECT orders", 3, 2, (("db.system", "postgresql"), ("db.namespace", "shop"),
+                                     ("db.query.text", "SELECT id, total FROM orders WHERE customer_id = $1"))),
+            ("INSERT order_items", 3, 2, (("db.system", "postgresql"), ("db.namespace", "shop"),
+                                          ("db.query.text", "INSERT INTO order_items (order_id, sku) VALUES ($1, $2)"))),
+            ("GET", 3, 2, (("http.request.method", "GET"), ("url.full", "http://pricing:8080/v1/prices"),
+                           ("http.response.status_code", 200))),
+        ]
+        for index, (name, kind, parent, attributes) in enumerate(shape):
+            span = scope.spans.add(trace_id=trace_id, span_id=ids[index], parent_span_id=ids[parent] if parent >= 0 else b"",
+                                   name=name, kind=kind, start_time_unix_nano=now + index * 1000,
+                                   end_time_unix_nano=now + 900_000 - index * 1000)
+            _attrs(span, attributes)
+            if failing and index in (0, 2):
+                span.status.code = 2
+            if failing and index == 2:
+                span.status.message = "TypeError: unsupported operand type(s) for +: 'int' and 'NoneType'"
+                event = span.events.add(name="exception", time_unix_nano=now + 500_000)
+                _attrs(event, (("exception.type", "TypeError"),
+                               ("exception.message", "unsupported operand type(s) for +: 'int' and 'NoneType'"),
+                               ("exception.stacktrace", _STACK)))
+        if failing:
+            for n in range(LOGS_PER_FAILED_TRACE):
+                record = log_scope.log_records.add(time_unix_nano=now + 100_000 + n, observed_time_unix_nano=now + 100_000 + n,
+                                                   severity_number=9, severity_text="INFO", trace_id=trace_id, span_id=ids[2])
+                record.body.string_value = f"pricing cart {rnd.randint(1, 10**6)} with {n + 1} items"
+                _attrs(record, (("code.function", "place_order"), ("code.lineno", 80 + n)))
+    requests = [(TRACE_METHOD, traces.SerializeToString())]
+    if log_scope.log_records:
+        requests.append((LOGS_METHOD, logs.SerializeToString()))
+    return Send(placeholder, requests, TRACES_PER_REQUEST * SPANS_PER_TRACE)
+
+
+_LOG_LINES = ("GET /api/items/%d 200 in %d ms", "cache miss for key product:%d (%d ms)",
+              "user %d added item to cart in %d ms", "payment authorised for order %d after %d ms",
+              "slow query on orders (%d rows, %d ms)")
+
+
+def _log_send(rnd: random.Random, exception_records: set[int]) -> Send:
+    placeholder = rnd.randbytes(8)
+    now = time.time_ns()
+    logs = ExportLogsServiceRequest()
+    rl = logs.resource_logs.add()
+    _attrs(rl.resource, _RESOURCE)
+    log_scope = rl.scope_logs.add()
+    log_scope.scope.name = "checkout.handlers"
+    trace_id = span_id = b""
+    for n in range(RECORDS_PER_LOG_REQUEST):
+        if n % 4 == 0:  # four records a trace (a request's log lines)
+            trace_id, span_id = placeholder + rnd.randbytes(8), rnd.randbytes(8)
+        record = log_scope.log_records.add(time_unix_nano=now + n * 1000, observed_time_unix_nano=now + n * 1000 + 7,
+                                           trace_id=trace_id, span_id=span_id, flags=1)
+        if n in exception_records:
+            record.severity_number, record.severity_text = 17, "ERROR"
+            record.body.string_value = "order placement failed"
+            _attrs(record, (("exception.type", "TypeError"),
+                            ("exception.message", "unsupported operand type(s) for +: 'int' and 'NoneType'"),
+                            ("exception.stacktrace", _STACK), ("code.function", "place_order"),
+                            ("code.filepath", "/app/checkout/handlers.py"), ("code.lineno", 91)))
+        else:
+            record.severity_number, record.severity_text = 9, "INFO"
+            record.body.string_value = rnd.choice(_LOG_LINES) % (rnd.randint(1, 10**6), rnd.randint(1, 900))
+            _attrs(record, (("code.function", "handle_request"), ("code.filepath", "/app/checkout/views.py"),
+                            ("code.lineno", rnd.randint(10, 400)), ("thread.name", "uwsgi-worker-3"),
+                            ("http.route", "/api/items/{id}")))
+    return Send(placeholder, [(LOGS_METHOD, logs.SerializeToString())], RECORDS_PER_LOG_REQUEST)
+
+
+def build_sends(kind: str, seed: int) -> list[Send]:
+    """``TEMPLATES`` sends of one kind; exactly the configured share of traces or records fails."""
+    rnd = random.Random(seed)
+    if kind == "traces":
+        total = TEMPLATES * TRACES_PER_REQUEST
+        failing = set(rnd.sample(range(total), round(total * TRACE_ERROR_SHARE)))
+        return [_trace_send(rnd, {i % TRACES_PER_REQUEST for i in failing if i // TRACES_PER_REQUEST == n})
+                for n in range(TEMPLATES)]
+    total = TEMPLATES * RECORDS_PER_LOG_REQUEST
+    failing = set(rnd.sample(range(total), round(total * LOG_EXCEPTION_SHARE)))
+    return [_log_send(rnd, {i % RECORDS_PER_LOG_REQUEST for i in failing if i // RECORDS_PER_LOG_REQUEST == n})
+            for n in range(TEMPLATES)]
+
+
+def fresh(send: Send) -> list[tuple[str, bytes]]:
+    """The send's requests with trace ids never used before (one C-level replace per body)."""
+    new = os.urandom(8)
+    return [(method, body.replace(send.placeholder, new)) for method, body in send.requests]
+
+
+# -- clients ------------------------------------------------------------------------------------
+def _grpc_client(endpoint: str, kind: str, seconds: float, seed: int, result: mp.Queue) -> None:  # type: ignore[type-arg]
+    sends = build_sends(kind, seed)
     channel = grpc.insecure_channel(endpoint, options=[("grpc.max_send_message_length", 8 * 1024 * 1024)])
-    stubs = {
-        m: channel.unary_unary(m, request_serializer=None, response_deserializer=None)
-        for m in (TRACE_METHOD, LOGS_METHOD)
-    }
-    spans = errors = 0
+    stubs = {m: channel.unary_unary(m, request_serializer=None, response_deserializer=None)
+             for m in (TRACE_METHOD, LOGS_METHOD)}
+    count = errors = i = 0
     deadline = time.monotonic() + seconds
-    i = 0
     while time.monotonic() < deadline:
-        method, body, count = requests[i % len(requests)]
+        send = sends[i % len(sends)]
         i += 1
         try:
-            stubs[method](body, timeout=30)
-            spans += count
+            for method, body in fresh(send):
+                stubs[method](body, timeout=30)
+            count += send.count
         except grpc.RpcError:
             errors += 1
     channel.close()
-    result.put((spans, errors))
+    result.put((count, errors))
 
 
-def drive(endpoint: str, seconds: float, clients: int) -> tuple[float, int]:
+def _http_client(address: str, kind: str, seconds: float, seed: int, result: mp.Queue) -> None:  # type: ignore[type-arg]
+    sends = build_sends(kind, seed)
+    host, port = address.rsplit(":", 1)
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    headers = {"Content-Type": "application/x-protobuf"}
+    count = errors = i = 0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        send = sends[i % len(sends)]
+        i += 1
+        try:
+            ok = True
+            for method, body in fresh(send):
+                connection.request("POST", HTTP_PATHS[method], body, headers)
+                response = connection.getresponse()
+                response.read()
+                ok = ok and response.status == 200
+            if ok:
+                count += send.count
+            else:
+                errors += 1
+        except (OSError, http.client.HTTPException):
+            errors += 1
+            connection.close()
+            connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    connection.close()
+    result.put((count, errors))
+
+
+def drive(protocol: str, address: str, kind: str, seconds: float, clients: int) -> tuple[float, int]:
+    """Load one receiver from ``clients`` processes; returns (spans or records per second, failed sends)."""
+    target: Callable[..., None] = _grpc_client if protocol == "grpc" else _http_client
     queue: mp.Queue[tuple[int, int]] = mp.Queue()
-    procs = [mp.Process(target=_client, args=(endpoint, seconds, seed, queue)) for seed in range(clients)]
+    procs = [mp.Process(target=target, args=(address, kind, seconds, seed, queue)) for seed in range(clients)]
     start = time.monotonic()
-    for p in procs:
-        p.start()
+    for proc in procs:
+        proc.start()
     results = [queue.get() for _ in procs]
-    for p in procs:
-        p.join()
-    elapsed = time.monotonic() - start
-    return sum(r[0] for r in results) / elapsed, sum(r[1] for r in results)
+    for proc in procs:
+        proc.join()
+    return sum(r[0] for r in results) / (time.monotonic() - start), sum(r[1] for r in results)
 
 
-def start(args: list[str], env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], str]:
+# -- servers ------------------------------------------------------------------------------------
+def launch(args: list[str], cwd: Path = HERE, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], dict[str, str]]:
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True,
-                            env={**os.environ, **(env or {})})
+                            cwd=cwd, env={**os.environ, **(env or {})})
     line = proc.stdout.readline() if proc.stdout else ""
-    match = re.search(r"grpc=(127\.0\.0\.1:\d+)", line)
-    if not match:
+    found = dict(re.findall(r"(grpc|http)=(127\.0\.0\.1:\d+)", line))
+    if not found:
+        halt(proc)
         raise SystemExit(f"server did not start: {line!r}")
-    return proc, match.group(1)
+    return proc, found
 
 
-def stop(proc: subprocess.Popen[str]) -> None:
-    os.killpg(proc.pid, signal.SIGTERM)
+def halt(proc: subprocess.Popen[str]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
     try:
         proc.wait(30)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its threads so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def peak_rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as handle:
-        for line in handle:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
     return 0.0
 
 
-def autoheal_cmd(state: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "otel_autoheal",
-        "serve",
-        "--otlp-grpc",
-        "127.0.0.1:0",
-        "--otlp-http",
-        "127.0.0.1:0",
-        "--state",
-        state,
-        "--trace-wait",
-        "2",
-        "--log-level",
-        "WARNING",
-    ]
+def autoheal_cmd(state: str, trace_wait: float = 2.0) -> list[str]:
+    return [sys.executable, "-m", "otel_autoheal", "serve", "--otlp-grpc", "127.0.0.1:0", "--otlp-http", "127.0.0.1:0",
+            "--state", state, "--trace-wait", f"{trace_wait:g}", "--log-level", "WARNING"]
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=15.0, help="throughput time per server (default 15)")
-    parser.add_argument("--rss-seconds", type=float, default=60.0, help="sustained run for peak RSS (default 60)")
-    parser.add_argument("--clients", type=int, default=2, help="client processes (default 2)")
-    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds per server (default 5)")
-    args = parser.parse_args()
+def metric(http_address: str, name: str) -> float:
+    """Sum of a metric's samples from the service's ``/metrics``."""
+    text = urllib.request.urlopen(f"http://{http_address}/metrics", timeout=30).read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name) and (line[len(name)] in " {"))
 
-    # Both servers run at once and take turns, so that noise from other work on the machine
-    # hits both alike; the medians of the rounds are compared.
-    bare, bare_endpoint = start([sys.executable, "-c", BARE_RECEIVER])
-    state_dir = tempfile.TemporaryDirectory()
-    nojournal_dir = tempfile.TemporaryDirectory()
-    ours, ours_endpoint = start(autoheal_cmd(state_dir.name))
-    fast, fast_endpoint = start(autoheal_cmd(nojournal_dir.name), {"AUTOHEAL_INTAKE_JOURNAL": "false"})
-    endpoints = {"bare": bare_endpoint, "ours": ours_endpoint, "fast": fast_endpoint}
-    rates: dict[str, list[float]] = {name: [] for name in endpoints}
-    errors: dict[str, int] = dict.fromkeys(endpoints, 0)
+
+PATHS = {  # path → (protocol, load kind, unit)
+    "grpc-traces": ("grpc", "traces", "spans"),
+    "grpc-logs": ("grpc", "logs", "records"),
+    "http-traces": ("http", "traces", "spans"),
+}
+
+
+@dataclass
+class Row:
+    name: str
+    protocol: str
+    address: str
+    pid: int
+    rates: list[float] = field(default_factory=list)
+    cpu_us: list[float] = field(default_factory=list)
+    errors: int = 0
+
+    def run(self, kind: str, seconds: float, clients: int) -> None:
+        cpu_before, started = cpu_seconds(self.pid), time.monotonic()
+        rate, failed = drive(self.protocol, self.address, kind, seconds, clients)
+        count = rate * (time.monotonic() - started)
+        self.cpu_us.append((cpu_seconds(self.pid) - cpu_before) / max(count, 1) * 1e6)
+        self.rates.append(rate)
+        self.errors += failed
+
+
+def measure(paths: list[str], seconds: float, rounds: int, clients: int, journal_off: bool = False,
+            checkout: Path = HERE) -> dict[str, tuple[Row, Row, Row | None]]:
+    """Per path: (bare, otel-autoheal, otel-autoheal without the journal or None), measured in alternating rounds."""
+    procs: list[subprocess.Popen[str]] = []
+    states: list[tempfile.TemporaryDirectory[str]] = []
+
+    def service(env: dict[str, str] | None = None) -> dict[str, str]:
+        states.append(tempfile.TemporaryDirectory())
+        proc, found = launch(autoheal_cmd(states[-1].name), cwd=checkout, env={"PYTHONPATH": str(checkout), **(env or {})})
+        procs.append(proc)
+        found["pid"] = str(proc.pid)
+        return found
+
     try:
-        for endpoint in endpoints.values():
-            drive(endpoint, 1, args.clients)  # warm-up
-        per_round = args.seconds / args.rounds
-        for _ in range(args.rounds):
-            for name, endpoint in endpoints.items():
-                rate, failed = drive(endpoint, per_round, args.clients)
-                rates[name].append(rate)
-                errors[name] += failed
+        bare: dict[str, dict[str, str]] = {}
+        for protocol, script in (("grpc", BARE_GRPC), ("http", BARE_UVICORN)):
+            if any(PATHS[p][0] == protocol for p in paths):
+                proc, found = launch([sys.executable, "-c", script])
+                procs.append(proc)
+                bare[protocol] = {**found, "pid": str(proc.pid)}
+        ours = service()
+        off = service({"AUTOHEAL_INTAKE_JOURNAL": "false"}) if journal_off else None
+        rows: dict[str, tuple[Row, Row, Row | None]] = {}
+        for path in paths:
+            protocol, kind, _unit = PATHS[path]
+            rows[path] = (
+                Row("bare", protocol, bare[protocol][protocol], int(bare[protocol]["pid"])),
+                Row("otel-autoheal", protocol, ours[protocol], int(ours["pid"])),
+                Row("otel-autoheal, journal off", protocol, off[protocol], int(off["pid"])) if off else None,
+            )
+        for path in paths:
+            kind = PATHS[path][1]
+            for row in rows[path]:
+                if row:
+                    drive(row.protocol, row.address, kind, 1.0, clients)  # warm-up
+        for _ in range(rounds):
+            for path in paths:
+                kind = PATHS[path][1]
+                for row in rows[path]:
+                    if row:
+                        row.run(kind, seconds, clients)
+        return rows
     finally:
-        for proc in (bare, ours, fast):
-            stop(proc)
-        state_dir.cleanup()
-        nojournal_dir.cleanup()
-    bare_rate, ours_rate, fast_rate = (statistics.median(rates[n]) for n in ("bare", "ours", "fast"))
-    bare_errors, ours_errors, fast_errors = errors["bare"], errors["ours"], errors["fast"]
+        for proc in procs:
+            halt(proc)
+        for state in states:
+            state.cleanup()
+
+
+def sustained(seconds: float, clients: int, checkout: Path = HERE) -> tuple[float, float, float, float, float]:
+    """At the maximum rate: (spans/s, peak RSS MB, failing traces processed before their trace_wait,
+    traces without an error forgotten before it, traces sent)."""
     with tempfile.TemporaryDirectory() as state:
-        ours, ours_endpoint = start(autoheal_cmd(state))
+        proc, found = launch(autoheal_cmd(state), cwd=checkout, env={"PYTHONPATH": str(checkout)})
         peak = [0.0]
         done = threading.Event()
 
         def sample() -> None:
             while not done.is_set():
                 try:
-                    peak[0] = max(peak[0], peak_rss_mb(ours.pid))
+                    peak[0] = max(peak[0], peak_rss_mb(proc.pid))
                 except OSError:
                     return
                 done.wait(0.5)
@@ -248,25 +465,49 @@ def main() -> int:
         sampler = threading.Thread(target=sample)
         sampler.start()
         try:
-            sustained_rate, _ = drive(ours_endpoint, args.rss_seconds, args.clients)
-            peak[0] = max(peak[0], peak_rss_mb(ours.pid))
+            rate, _ = drive("grpc", found["grpc"], "traces", seconds, clients)
+            peak[0] = max(peak[0], peak_rss_mb(proc.pid))
+            evicted = metric(found["http"], "autoheal_traces_evicted_total")
+            evicted += metric(found["http"], "autoheal_traces_evicted_bytes_total")
+            forgotten = metric(found["http"], "autoheal_traces_forgotten_total")
         finally:
             done.set()
             sampler.join()
-            stop(ours)
+            halt(proc)
+    return rate, peak[0], evicted, forgotten, rate * seconds / SPANS_PER_TRACE
 
-    print(
-        f"OTLP/gRPC ingest, {SPANS_PER_TRACE}-span traces, 1% with an exception + 5 logs, "
-        f"{args.clients} client processes, {args.seconds:g}s per server in {args.rounds} alternating rounds (medians)"
-    )
-    print(f"{'receiver':<34} {'spans/s':>10} {'errors':>7} {'vs bare':>8}")
-    print(f"{'bare grpcio receiver (parse only)':<34} {bare_rate:>10,.0f} {bare_errors:>7} {'1.00':>8}")
-    print(f"{'otel-autoheal serve':<34} {ours_rate:>10,.0f} {ours_errors:>7} {ours_rate / bare_rate:>8.2f}")
-    print(f"{'otel-autoheal, intake_journal off':<34} {fast_rate:>10,.0f} {fast_errors:>7} {fast_rate / bare_rate:>8.2f}")
-    print(
-        f"peak RSS of otel-autoheal over {args.rss_seconds:g}s at {sustained_rate:,.0f} spans/s: {peak[0]:.0f} MB "
-        f"(target <= 300 MB)"
-    )
+
+def report(rows: dict[str, tuple[Row, Row, Row | None]], seconds: float, rounds: int, clients: int) -> None:
+    print(f"fresh trace ids on every send; {clients} client processes, {seconds:g} s per receiver per round, "
+          f"{rounds} alternating rounds (medians)")
+    print(f"{'path':<12} {'receiver':<28} {'per s':>10} {'failed':>6} {'vs bare':>8} {'CPU µs/unit':>12}")
+    for path, trio in rows.items():
+        unit = PATHS[path][2]
+        floor = statistics.median(trio[0].rates)
+        for row in trio:
+            if row:
+                rate = statistics.median(row.rates)
+                print(f"{path:<12} {row.name:<28} {rate:>10,.0f} {row.errors:>6} {rate / floor:>8.2f} "
+                      f"{statistics.median(row.cpu_us):>9.2f} {unit[:-1]}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=4.0, help="seconds per receiver per round (default 4)")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds (default 5)")
+    parser.add_argument("--clients", type=int, default=2, help="client processes (default 2)")
+    parser.add_argument("--rss-seconds", type=float, default=60.0, help="sustained run for peak RSS (0: skip)")
+    parser.add_argument("--paths", nargs="+", choices=list(PATHS), default=list(PATHS))
+    parser.add_argument("--journal-off", action="store_true", help="also measure intake_journal = false")
+    parser.add_argument("--checkout", type=Path, default=HERE, help="otel-autoheal checkout to measure")
+    args = parser.parse_args()
+    rows = measure(args.paths, args.seconds, args.rounds, args.clients, args.journal_off, args.checkout.resolve())
+    report(rows, args.seconds, args.rounds, args.clients)
+    if args.rss_seconds > 0:
+        rate, peak, evicted, forgotten, traces = sustained(args.rss_seconds, args.clients, args.checkout.resolve())
+        print(f"grpc-traces for {args.rss_seconds:g} s at the maximum rate ({rate:,.0f} spans/s, ~{traces:,.0f} traces): "
+              f"peak RSS {peak:.0f} MB; {evicted:,.0f} failing traces processed before their trace_wait (2 s) was "
+              f"over, {forgotten:,.0f} traces without an error forgotten before it (max_held_bytes)")
     return 0
 
 

@@ -1,17 +1,23 @@
+# Over 400 lines on purpose: the quiet index, the traces being assembled and the byte accounting share one lock
+# and one set of invariants (every byte held is counted once, in one place); split, each half would reach into the other.
 """Trace assembly: hold spans and logs per trace id until ``trace_wait`` of silence, bounded.
 
 Contract:
 - ``add_spans``/``add_logs`` are called from receiver threads; they only take a lock and append.
-- A trace is handed to ``on_trace`` (from the assembler's own thread) once no data arrived for
-  it during ``trace_wait`` seconds, or early when ``max_traces`` forces an eviction. Traces with
-  no error are dropped at that point without reaching ``on_trace``.
+- A trace without an error (so far) only has an entry in the quiet index (``_Generation``): its
+  raw parent links and its log records undecoded; the index is forgotten a generation at a time
+  once silent for ``trace_wait``. Its first error moves it into full assembly (``_promote``).
+- A failing trace is handed to ``on_trace`` (from the assembler's own thread) once no data
+  arrived for it during ``trace_wait`` seconds, or early when ``max_traces`` (which counts
+  failing traces only) forces an eviction.
 - Memory is bounded in count (``max_traces``, ``max_records_per_trace``) and in estimated bytes
   (``sizes.py``): a trace holds at most ``max_trace_bytes`` (ordinary records beyond it are
   dropped; errors are kept with their long values truncated, and a trace whose errors alone
   reach the bound is processed at once, later data merging as late data); everything held —
-  traces waiting, finished traces not yet processed, the trace-less log ring and the pipeline's
-  recent-trace cache (``other_held``) — stays within ``max_held_bytes``, the oldest traces being
-  processed early beyond it. When even finished traces fill it, receivers are told to retry.
+  the quiet index, traces waiting, finished traces not yet processed, the trace-less log ring and
+  the pipeline's recent-trace cache (``other_held``) — stays within ``max_held_bytes``, the oldest
+  quiet generations being forgotten and then the oldest failing traces processed early beyond it.
+  When even finished traces fill it, receivers are told to retry.
 """
 
 from __future__ import annotations
@@ -24,12 +30,28 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from otel_autoheal.config import Config
 from otel_autoheal.errors import Overloaded
 from otel_autoheal.metrics import Metrics
 from otel_autoheal.model import TraceData
-from otel_autoheal.otlp import STATUS_CODE_ERROR, LogData, SpanData, attributes_to_dict, error_span, light_span
-from otel_autoheal.config import Config
-from otel_autoheal.sizes import LIGHT_SPAN_BYTES, LINK_BYTES, log_bytes, span_bytes, truncate_log, truncate_span, value_bytes
+from otel_autoheal.otlp import (
+    STATUS_CODE_ERROR,
+    LogData,
+    RawScope,
+    SpanData,
+    attributes_to_dict,
+    error_span,
+    light_span,
+)
+from otel_autoheal.sizes import (
+    LIGHT_SPAN_BYTES,
+    LINK_BYTES,
+    log_bytes,
+    span_bytes,
+    truncate_log,
+    truncate_span,
+    value_bytes,
+)
 
 __all__ = ["Assembler"]
 
@@ -46,7 +68,48 @@ ORPHAN_SHARE = 8
 ORPHAN_LOG_BYTES = 8_192
 
 
+#: What a trace without an error costs in the quiet index besides its links and logs: its raw id,
+#: its entry and links dict, a slot in its generation.
+QUIET_TRACE_BYTES = 250
+#: A span of a trace without an error: its span id and parent id, 16 bytes in one ``bytearray``
+#: per trace (grown by over-allocation).
+QUIET_LINK_BYTES = 24
+_LINK = 16
+_NO_ID = bytes(8)
+#: The logs of a quiet trace that has none (most traces): shared, so it costs no list.
+_NO_LOGS: list[Any] = []
+#: Generations of the quiet index per ``trace_wait``: a trace without an error is forgotten between
+#: ``trace_wait`` and ``trace_wait`` * (1 + 1/this) after its last data.
+QUIET_GENERATIONS = 4
+
 _Record = TypeVar("_Record", SpanData, LogData)
+
+
+
+def _raw_id(trace_id: str) -> bytes:
+    """The raw bytes of a hex trace id (the quiet index's key); any other string keys only itself."""
+    try:
+        return bytes.fromhex(trace_id)
+    except ValueError:
+        return trace_id.encode()
+
+class _Generation:
+    """Traces without an error that received data in one slice of time, by raw trace id.
+
+    Each entry is ``[links, logs, log bytes, counted]``: span id and parent span id (8 raw bytes
+    each, zeros for none or a malformed id) of its spans, one after the other in a ``bytearray``;
+    its log records still undecoded, flat (``RawScope``, index in it, ``RawScope``, index…: a
+    tuple per record made the garbage collector's passes cost more than the index itself); their
+    charge; and what the entry adds to the generation's bytes as last counted.
+    """
+
+    __slots__ = ("bytes", "last", "started", "traces")
+
+    def __init__(self, now: float) -> None:
+        self.started = now
+        self.last = now
+        self.bytes = 0
+        self.traces: dict[bytes, list[Any]] = {}
 
 
 @dataclass
@@ -125,11 +188,15 @@ class Assembler:
         self._pending_bytes = 0
         self._ready_bytes = 0
         self._orphan_bytes = 0
+        #: Traces without an error (so far), oldest generation first: only their links and raw logs.
+        self._gens: deque[_Generation] = deque()
+        self._quiet_bytes = 0
+        self._slice = max(trace_wait / QUIET_GENERATIONS, 0.01)
         #: An error was admitted beyond ``max_trace_bytes`` during the current call.
         self._overfull = False
         #: Setting → last time a warning naming it was logged (at most one a minute each).
         self._warned: dict[str, float] = {}
-        metrics.gauge("autoheal_traces_held", "Traces currently held by the assembler.", lambda: len(self._traces))
+        metrics.gauge("autoheal_traces_held", "Traces currently held by the assembler.", self.traces_held)
         metrics.gauge("autoheal_traces_ready", "Finished traces waiting for the pipeline.", lambda: len(self._ready))
         metrics.gauge("autoheal_held_bytes", "Estimated bytes held: traces being assembled or waiting for the "
                       "pipeline, trace-less logs, the pipeline's recent traces (bounded by max_held_bytes).",
@@ -140,7 +207,15 @@ class Assembler:
 
     def held_bytes(self) -> int:
         """Estimated bytes held against ``max_held_bytes``."""
-        return self._pending_bytes + self._ready_bytes + self._orphan_bytes + self._other_held()
+        return self._pending_bytes + self._quiet_bytes + self._ready_bytes + self._orphan_bytes + self._other_held()
+
+    def assembling(self, raw_trace_id: bytes) -> bool:
+        """Whether the trace is held in full (it failed), not in the quiet index; no lock: a hint."""
+        return raw_trace_id.hex() in self._traces
+
+    def traces_held(self) -> int:
+        """Traces being assembled: with an error, and without one (in the quiet index)."""
+        return len(self._traces) + sum(len(gen.traces) for gen in list(self._gens))
 
     # -- intake ---------------------------------------------------------------------------
     def check_capacity(self) -> None:
@@ -155,8 +230,9 @@ class Assembler:
                           ingest_trust: str = "") -> tuple[int, int, list[SpanData]]:
         """Take the spans of an ``ExportTraceServiceRequest``; returns ``(accepted, rejected, failed spans)``.
 
-        This is the hot path of the service: a span that did not fail costs one dict entry
-        (its parent link, as bytes); only failed spans are converted to ``SpanData``.
+        This is the hot path of the service: a span that did not fail costs 16 bytes appended
+        (its span and parent ids) in the quiet index, or a dict entry in a failing trace; only
+        failed spans are converted to ``SpanData``.
         ``may_fail=False`` promises that no span has an event or an ERROR status (the caller
         checked the encoded bytes), which skips the per-span checks. ``ingest_trust`` is the
         receiver's verdict on the request, stamped on its failed spans.
@@ -174,51 +250,166 @@ class Assembler:
         finally:
             self._lock.release()
 
+    def _generation(self, now: float) -> _Generation:
+        """The generation of the quiet index that takes data arriving now."""
+        gens = self._gens
+        if not gens or now - gens[-1].started >= self._slice:
+            gens.append(_Generation(now))
+        gen = gens[-1]
+        gen.last = now
+        return gen
+
     def _take_trace_request(self, request: Any, may_fail: bool, ingest_trust: str) -> tuple[int, int, list[SpanData]]:
         now = time.monotonic()
         accepted = rejected = 0
         last_raw: bytes = b""
         pending: _Pending | None = None
+        entry: list[Any] | None = None
         links: dict[bytes, bytes] = {}
+        buffer = bytearray()
         touched: list[_Pending] = []
+        quiet: list[list[Any]] = []
         failed: list[SpanData] = []
+        traces = self._traces
+        gen = self._generation(now)
+        index = gen.traces
         for resource_spans in request.resource_spans:
             resource: dict[str, Any] | None = None
             resource_cost = 0
             for scope_spans in resource_spans.scope_spans:
                 for span in scope_spans.spans:
                     raw = span.trace_id
-                    if raw != last_raw or pending is None:
+                    if raw != last_raw or (pending is None and entry is None):
                         if len(raw) != 16 or raw == _ZERO_TRACE:
                             rejected += 1
                             continue
                         last_raw = raw
-                        pending = self._pending(raw.hex(), now)
-                        links = pending.links
-                        touched.append(pending)
+                        pending = traces.get(raw.hex())
+                        if pending is None:
+                            # A trace without an error (so far) only costs an entry in the quiet index.
+                            entry = index.get(raw)
+                            if entry is None:
+                                entry = index[raw] = [bytearray(), _NO_LOGS, 0, 0]
+                            buffer = entry[0]
+                            quiet.append(entry)
+                        else:
+                            entry = None
+                            self._touch(pending, now)
+                            links = pending.links
+                            touched.append(pending)
                     if may_fail and (span.events or span.status.code == STATUS_CODE_ERROR):
                         if resource is None:
                             resource = attributes_to_dict(resource_spans.resource.attributes)
                             # Shared by the spans of this resource: counted once, where first held.
                             resource_cost = value_bytes(resource)
-                        data = error_span(span, pending.data.trace_id, resource, ingest_trust)
+                        data = error_span(span, raw.hex(), resource, ingest_trust)
                         if data is not None:
+                            if pending is None:
+                                pending = self._promote(raw, now)
+                                entry = None
+                                links = pending.links
+                                touched.append(pending)
                             data = self._admit_error(pending, data, span_bytes(data) + resource_cost)
                             resource_cost = 0
                             pending.has_error = True
                             pending.data.spans[data.span_id] = data
                             failed.append(data)
                             continue
-                    links[span.span_id] = span.parent_span_id
+                    if entry is None:
+                        links[span.span_id] = span.parent_span_id
+                    else:
+                        span_id, parent = span.span_id, span.parent_span_id
+                        if len(span_id) != 8:
+                            span_id = _NO_ID
+                        if len(parent) != 8:
+                            parent = _NO_ID
+                        buffer += span_id
+                        buffer += parent
                 accepted += len(scope_spans.spans)
         accepted -= rejected
         # The per-trace bounds on links are enforced once per request rather than per span:
         # cheaper, and a request holds a bounded number of spans anyway (max_request_bytes).
+        self._count_quiet(gen, quiet)
         for pending in touched:
             self._enforce_bound(pending)
         self._split_overfull(touched)
         self._evict_if_needed()
         return accepted, rejected, failed
+
+    def _touch(self, pending: _Pending, now: float) -> None:
+        pending.last_update = now
+        self._traces.move_to_end(pending.key)
+
+    def _count_quiet(self, gen: _Generation, entries: list[list[Any]]) -> None:
+        """Recount the quiet entries a call added to (all in ``gen``) and hold them to the per-trace bounds."""
+        added = 0
+        for entry in entries:
+            if entry[3] < 0:
+                continue
+            links = len(entry[0]) // _LINK
+            size = QUIET_TRACE_BYTES + links * QUIET_LINK_BYTES + entry[2]
+            if size > self._max_trace_bytes or links + len(entry[1]) // 2 > self._max_records:
+                size = self._bound_quiet(entry)
+            added += size - entry[3]
+            entry[3] = size
+        gen.bytes += added
+        self._quiet_bytes += added
+
+    def _bound_quiet(self, entry: list[Any]) -> int:
+        """Drop the newest links, then the newest logs, of a quiet trace beyond its bounds; returns its size."""
+        buffer, logs = entry[0], entry[1]
+        excess = len(buffer) // _LINK + len(logs) // 2 - self._max_records
+        if excess > 0:
+            dropped = min(excess, len(buffer) // _LINK)
+            del buffer[len(buffer) - dropped * _LINK:]
+            self._dropped(dropped + self._drop_quiet_logs(entry, excess - dropped))
+        over = QUIET_TRACE_BYTES + len(buffer) // _LINK * QUIET_LINK_BYTES + entry[2] - self._max_trace_bytes
+        if over > 0:
+            dropped = min(-(-over // QUIET_LINK_BYTES), len(buffer) // _LINK)
+            del buffer[len(buffer) - dropped * _LINK:]
+            over -= dropped * QUIET_LINK_BYTES
+            charge = logs[-2].charge if logs else 1
+            self._dropped_bytes(dropped + self._drop_quiet_logs(entry, -(-max(over, 0) // charge)))
+        held: int = QUIET_TRACE_BYTES + len(buffer) // _LINK * QUIET_LINK_BYTES + entry[2]
+        return held
+
+    @staticmethod
+    def _drop_quiet_logs(entry: list[Any], count: int) -> int:
+        logs = entry[1]
+        if count <= 0 or not logs:
+            return 0
+        victims = logs[-2 * count:]
+        del logs[len(logs) - len(victims):]
+        entry[2] -= sum(scope.charge for scope in victims[::2])
+        return len(victims) // 2
+
+    def _promote(self, raw: bytes, now: float, key: str = "") -> _Pending:
+        """Hold a trace in full from now on (it failed): what the quiet index held of it joins it,
+        its logs decoded now. ``key`` is its trace id as held (``raw.hex()`` by default)."""
+        pending = self._pending(key or raw.hex(), now)
+        logs: list[Any] = []
+        for gen in self._gens:  # oldest first: links and logs keep their order of arrival
+            entry = gen.traces.pop(raw, None)
+            if entry is not None:
+                gen.bytes -= entry[3]
+                self._quiet_bytes -= entry[3]
+                entry[3] = -1  # gone: a caller still holding it must not count it again
+                buffer = entry[0]
+                for at in range(0, len(buffer), _LINK):
+                    pending.links[bytes(buffer[at:at + 8])] = bytes(buffer[at + 8:at + _LINK])
+                logs += entry[1]
+        parsed: dict[int, Any] = {}
+        resources: set[int] = set()
+        for at in range(0, len(logs), 2):
+            record = logs[at].decode(logs[at + 1], parsed)
+            size = log_bytes(record)
+            if id(record.resource) not in resources:
+                resources.add(id(record.resource))
+                size += value_bytes(record.resource)
+            if self._admit_ordinary(pending, size):
+                pending.data.logs.append(record)
+        self._recount(pending)
+        return pending
 
     def _enforce_bound(self, pending: _Pending) -> None:
         """Drop the newest parent links of a trace beyond its count and byte bounds; failed spans stay."""
@@ -286,11 +477,11 @@ class Assembler:
             return
         self._overfull = False
         for pending in touched:
-            if pending.bytes > self._max_trace_bytes and pending.has_error:
-                if self._traces.get(pending.key) is pending:
-                    del self._traces[pending.key]
-                    self._metrics.inc("autoheal_traces_split_total")
-                    self._release(pending)
+            if (pending.bytes > self._max_trace_bytes and pending.has_error
+                    and self._traces.get(pending.key) is pending):
+                del self._traces[pending.key]
+                self._metrics.inc("autoheal_traces_split_total")
+                self._release(pending)
 
     def _release(self, pending: _Pending) -> None:
         """``pending`` left ``_traces``: hand it to the pipeline if it failed, else forget it."""
@@ -360,28 +551,118 @@ class Assembler:
             resources: set[int] = set()
             for record in logs:
                 count += 1
-                size = log_bytes(record)
-                if id(record.resource) not in resources:
-                    resources.add(id(record.resource))
-                    size += value_bytes(record.resource)
-                if not record.trace_id and not record.has_exception:
-                    self._keep_orphan(record, size)
-                    continue
-                if record.trace_id:
-                    pending = self._pending(record.trace_id, now)
-                else:  # an exception without a trace is a trace of its own
-                    self._orphan_seq += 1
-                    pending = self._pending(f"orphan-{self._orphan_seq}", now)
-                touched.append(pending)
-                if record.has_exception:
-                    record = self._admit_error(pending, record, size)
-                    pending.has_error = True
-                elif not self._admit_ordinary(pending, size):
-                    continue
-                pending.data.logs.append(record)
-                self._recount(pending)
+                self._add_log(record, now, touched, resources)
             self._split_overfull(touched)
             self._evict_if_needed()
+        return count
+
+    def _add_log(self, record: LogData, now: float, touched: list[_Pending], resources: set[int]) -> None:
+        size = log_bytes(record)
+        if id(record.resource) not in resources:
+            resources.add(id(record.resource))
+            size += value_bytes(record.resource)
+        if not record.trace_id and not record.has_exception:
+            self._keep_orphan(record, size)
+            return
+        exception = record.has_exception
+        if not record.trace_id:  # an exception without a trace is a trace of its own
+            self._orphan_seq += 1
+            pending = self._pending(f"orphan-{self._orphan_seq}", now)
+        elif exception:
+            pending = self._traces.get(record.trace_id) or self._promote(_raw_id(record.trace_id), now, record.trace_id)
+            self._touch(pending, now)
+        else:  # (what the quiet index holds of the trace joins it)
+            pending = self._traces.get(record.trace_id) or self._promote(_raw_id(record.trace_id), now, record.trace_id)
+            self._touch(pending, now)
+        touched.append(pending)
+        if exception:
+            record = self._admit_error(pending, record, size)
+            pending.has_error = True
+        elif not self._admit_ordinary(pending, size):
+            return
+        pending.data.logs.append(record)
+        self._recount(pending)
+
+    def add_log_scopes(self, scopes: Iterable[tuple[RawScope, list[LogData | tuple[bytes, int]]]]) -> int:
+        """Take the log records of a logs export as ``split_logs`` left them; returns how many.
+
+        The hot path of the log firehose: a record of a trace without an error stays undecoded
+        (an index into its request body) until its trace fails; decoded records (exceptions,
+        trace-less records) take the way of ``add_logs``.
+        """
+        with self._lock:
+            return self._take_log_scopes(scopes)
+
+    def try_add_log_scopes(self, scopes: Iterable[tuple[RawScope, list[LogData | tuple[bytes, int]]]]) -> int | None:
+        """``add_log_scopes`` if the lock is free right now, else None (for callers that must not wait)."""
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            return self._take_log_scopes(scopes)
+        finally:
+            self._lock.release()
+
+    def _take_log_scopes(self, scopes: Iterable[tuple[RawScope, list[LogData | tuple[bytes, int]]]]) -> int:
+        now = time.monotonic()
+        count = 0
+        touched: list[_Pending] = []
+        quiet: list[list[Any]] = []
+        gen = self._generation(now)
+        index = gen.traces
+        traces = self._traces
+        resources: set[int] = set()
+        parsed: dict[int, Any] = {}
+        for scope, records in scopes:
+            count += len(records)
+            last_raw = b""
+            pending: _Pending | None = None
+            entry: list[Any] | None = None
+            logs: list[Any] = []
+            charged = 0
+            for record in records:
+                if type(record) is not tuple:
+                    if entry is not None:
+                        entry[2] += charged
+                    charged = 0
+                    self._add_log(record, now, touched, resources)  # type: ignore[arg-type]
+                    last_raw, pending, entry = b"", None, None
+                    continue
+                raw, position = record
+                if raw != last_raw:
+                    if entry is not None:
+                        entry[2] += charged
+                    charged = 0
+                    last_raw = raw
+                    pending = traces.get(raw.hex())
+                    if pending is None:
+                        entry = index.get(raw)
+                        if entry is None:
+                            entry = index[raw] = [bytearray(), [], 0, 0]
+                        elif entry[1] is _NO_LOGS:
+                            entry[1] = []
+                        logs = entry[1]
+                        quiet.append(entry)
+                    else:
+                        entry = None
+                        self._touch(pending, now)
+                        touched.append(pending)
+                if pending is None:
+                    logs += (scope, position)
+                    charged += scope.charge
+                else:
+                    data = scope.decode(position, parsed)
+                    size = log_bytes(data)
+                    if id(data.resource) not in resources:
+                        resources.add(id(data.resource))
+                        size += value_bytes(data.resource)
+                    if self._admit_ordinary(pending, size):
+                        pending.data.logs.append(data)
+                        self._recount(pending)
+            if entry is not None:
+                entry[2] += charged
+        self._count_quiet(gen, quiet)
+        self._split_overfull(touched)
+        self._evict_if_needed()
         return count
 
     def _keep_orphan(self, record: LogData, size: int) -> None:
@@ -435,6 +716,16 @@ class Assembler:
         # only as much as the excess (not until the total is below the bound, which could empty
         # the assembler while the pipeline catches up; check_capacity pushes back meanwhile).
         excess = self.held_bytes() - self._max_held_bytes
+        # Traces without an error go first, a generation at a time: forgetting them loses
+        # nothing unless an error comes for them later.
+        while excess > 0 and self._gens:
+            gen = self._gens.popleft()
+            excess -= gen.bytes
+            self._quiet_bytes -= gen.bytes
+            # Not processed (they have no error): counted apart from failing traces processed early.
+            self._metrics.inc("autoheal_traces_forgotten_total", len(gen.traces))
+            self._warn("max_held_bytes", "more than max_held_bytes=%d bytes held; the oldest traces are processed "
+                       "early (possibly incomplete)", self._max_held_bytes)
         while excess > 0 and self._traces:
             _, pending = self._traces.popitem(last=False)
             excess -= pending.counted
@@ -444,7 +735,30 @@ class Assembler:
                        "early (possibly incomplete)", self._max_held_bytes)
 
     # -- release --------------------------------------------------------------------------
+    def _expire_quiet(self, now: float) -> None:
+        """Forget generations of traces without an error that stayed silent for ``trace_wait``.
+
+        A trace that also received data in a newer generation is carried into it instead.
+        """
+        gens = self._gens
+        while gens and now - gens[0].last >= self._trace_wait and (len(gens) > 1 or now - gens[0].started >= self._slice):
+            old = gens.popleft()
+            self._quiet_bytes -= old.bytes
+            for gen in gens:
+                if not old.traces:
+                    break
+                for raw in old.traces.keys() & gen.traces.keys():
+                    entry = old.traces.pop(raw)
+                    newer = gen.traces[raw]
+                    newer[0][:0] = entry[0]
+                    newer[1] = [*entry[1], *newer[1]]
+                    newer[2] += entry[2]
+                    newer[3] += entry[3]
+                    gen.bytes += entry[3]
+                    self._quiet_bytes += entry[3]
+
     def _collect_expired(self, now: float) -> None:
+        self._expire_quiet(now)
         while self._traces:
             trace_id, pending = next(iter(self._traces.items()))
             if now - pending.last_update < self._trace_wait:
@@ -484,6 +798,8 @@ class Assembler:
             for pending in self._traces.values():
                 self._release(pending)
             self._traces.clear()
+            self._gens.clear()  # traces without an error: nothing to process
+            self._quiet_bytes = 0
             self._wake.notify()
         while time.monotonic() < deadline:
             with self._lock:

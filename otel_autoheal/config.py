@@ -102,7 +102,8 @@ class Config:
     instance_id: str = ""
     #: Seconds of silence after which a trace is complete and processed. Default: 3.
     trace_wait: float = 3.0
-    #: Traces held at once; beyond it the oldest is processed early (counted as an eviction). Default: 10000.
+    #: Traces with an error held at once (traces without one are bounded by max_held_bytes only); beyond it
+    #: the oldest is processed early (counted as an eviction). Default: 10000.
     max_traces: int = 10_000
     #: Spans + logs kept per trace; beyond it ordinary records are dropped (errors are kept). Default: 5000.
     max_records_per_trace: int = 5_000

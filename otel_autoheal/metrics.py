@@ -43,6 +43,8 @@ _HELP = {
     "autoheal_trace_bytes_truncated_total": "Error records kept with long values truncated because their trace reached max_trace_bytes.",
     "autoheal_traces_split_total": "Traces processed in parts because their errors alone reached max_trace_bytes (later parts merged as late data).",
     "autoheal_traces_evicted_bytes_total": "Traces processed early because the bytes held reached max_held_bytes (raise max_held_bytes).",
+    "autoheal_traces_forgotten_total": "Traces without an error forgotten before their trace_wait was over because "
+                                       "the bytes held reached max_held_bytes (raise max_held_bytes).",
     "autoheal_late_traces_total": "Traces that received data after they were processed (merged, not double-counted).",
     "autoheal_journal_replayed_total": "Failed spans and exception logs replayed from the intake journal after an unclean stop.",
     "autoheal_journal_unavailable_total": "OTLP requests refused (503/UNAVAILABLE) because their errors could not be "

@@ -1,3 +1,5 @@
+# Over 400 lines on purpose: every OTLP decoding rule (protobuf and JSON, lazy and full) in one file, so that both
+# encodings stay decoded alike; its parts are small functions of the same data model.
 """OTLP request decoding (protobuf and OTLP/JSON) into the small records the pipeline keeps.
 
 Only what later stages need is copied out of the protobuf messages, so a trace without errors
@@ -11,7 +13,7 @@ import dataclasses
 import hashlib
 import json
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +31,7 @@ __all__ = [
     "MAX_CONTEXT_CHARS",
     "STATUS_CODE_ERROR",
     "LogData",
+    "RawScope",
     "SpanData",
     "attributes_to_dict",
     "cap_text",
@@ -44,6 +47,8 @@ __all__ = [
     "light_span",
     "limit_for",
     "loads_bounded",
+    "log_data",
+    "split_logs",
 ]
 
 #: OTLP span status code for ERROR (opentelemetry.proto.trace.v1.Status.STATUS_CODE_ERROR).
@@ -344,6 +349,27 @@ def count_log_records(request: ExportLogsServiceRequest) -> int:
                for scope_logs in resource_logs.scope_logs)
 
 
+def log_data(record: Any, resource: dict[str, Any], scope: str, ingest_trust: str = "") -> LogData:
+    """Decode one OTLP ``LogRecord`` (ids already checked by the caller)."""
+    body = any_value(record.body, 0, MAX_BODY_CHARS) if record.HasField("body") else ""
+    if not isinstance(body, str):
+        body = cap_text(json.dumps(body, default=str), MAX_BODY_CHARS)
+    return LogData(
+        trace_id=_id(record.trace_id, 16),
+        span_id=_id(record.span_id, 8),
+        time_unix_nano=record.time_unix_nano or record.observed_time_unix_nano,
+        severity_number=record.severity_number,
+        severity_text=severity_name(record.severity_number, record.severity_text),
+        body=body,
+        attributes=attributes_to_dict(record.attributes),
+        resource=resource,
+        event_name=record.event_name,
+        observed_time_unix_nano=record.observed_time_unix_nano,
+        scope=scope,
+        ingest_trust=ingest_trust,
+    )
+
+
 def iter_logs(request: ExportLogsServiceRequest, ingest_trust: str = "") -> Iterator[LogData]:
     """Yield every log record with its resource attributes (shared per resource), marked with the
     receiver's ``ingest_trust`` for the request.
@@ -357,20 +383,104 @@ def iter_logs(request: ExportLogsServiceRequest, ingest_trust: str = "") -> Iter
             for record in scope_logs.log_records:
                 if len(record.trace_id) not in (0, 16) or len(record.span_id) not in (0, 8):
                     continue
-                body = any_value(record.body, 0, MAX_BODY_CHARS) if record.HasField("body") else ""
-                if not isinstance(body, str):
-                    body = cap_text(json.dumps(body, default=str), MAX_BODY_CHARS)
-                yield LogData(
-                    trace_id=_id(record.trace_id, 16),
-                    span_id=_id(record.span_id, 8),
-                    time_unix_nano=record.time_unix_nano or record.observed_time_unix_nano,
-                    severity_number=record.severity_number,
-                    severity_text=severity_name(record.severity_number, record.severity_text),
-                    body=body,
-                    attributes=attributes_to_dict(record.attributes),
-                    resource=resource,
-                    event_name=record.event_name,
-                    observed_time_unix_nano=record.observed_time_unix_nano,
-                    scope=scope_logs.scope.name,
-                    ingest_trust=ingest_trust,
-                )
+                yield log_data(record, resource, scope_logs.scope.name, ingest_trust)
+
+
+_EXCEPTION_KEYS = frozenset(("exception.type", "exception.message", "exception.stacktrace"))
+_ZERO_TRACE = bytes(16)
+
+
+class RawScope:
+    """What the undecoded log records of one scope share (``split_logs``): the request body they
+    came in (held instead of the parsed message, which costs about four times as much), where the
+    scope is in it, the receiver's verdict, and ``charge``, what each record is counted as
+    against the byte bounds."""
+
+    __slots__ = ("_resource", "body", "charge", "content_type", "resource_index", "scope", "scope_index", "trust")
+
+    def __init__(self, body: bytes, content_type: str, indexes: tuple[int, int], scope: str, trust: str,
+                 charge: int, resource: dict[str, Any] | None = None) -> None:
+        self.body = body
+        self.content_type = content_type
+        self.resource_index, self.scope_index = indexes
+        self.scope = scope
+        self.trust = trust
+        self.charge = charge
+        self._resource = resource
+
+    def decode(self, index: int, parsed: dict[int, Any]) -> LogData:
+        """The ``index``-th record of the scope, decoded; the body is parsed again, once per
+        ``parsed`` (the caller's cache of parsed bodies, by ``id``, for one batch of decoding)."""
+        message = parsed.get(id(self.body))
+        if message is None:
+            message = parsed[id(self.body)] = _parse(ExportLogsServiceRequest(), self.body, self.content_type)
+        resource_logs = message.resource_logs[self.resource_index]
+        if self._resource is None:
+            self._resource = attributes_to_dict(resource_logs.resource.attributes)
+        record = resource_logs.scope_logs[self.scope_index].log_records[index]
+        return log_data(record, self._resource, self.scope, self.trust)
+
+
+def split_logs(request: ExportLogsServiceRequest, body: bytes, content_type: str, ingest_trust: str = "",
+               maybe_exceptions: bool = True, assembling: Callable[[bytes], bool] = lambda raw: False,
+               ) -> tuple[list[tuple[RawScope, list[LogData | tuple[bytes, int]]]], list[LogData], int]:
+    """Walk a logs export touching only what a decision needs; returns ``(scopes, exception logs, rejected)``.
+
+    Each scope's list holds its records in order. Decoded into ``LogData``: exception records (an
+    ``exception.type``, ``.message`` or ``.stacktrace`` attribute), trace-less records, and the
+    records of traces that fail (an exception record in this export, or ``assembling(raw trace
+    id)``: the assembler already holds the trace as failed), decoded now from the parsed request
+    rather than from the body again later. Every other record is ``(raw trace id, its index in the
+    scope)``, undecoded (``RawScope.decode`` if its trace turns out to fail).
+    ``maybe_exceptions=False`` promises that no record has an ``exception.*`` key (the caller
+    searched the encoded body). Records with a trace or span id of the wrong length are left out
+    and counted as rejected, as by ``iter_logs``.
+    """
+    total = count_log_records(request)
+    # Held per undecoded record: its share of the body, its (scope, index) entry.
+    charge = len(body) // max(total, 1) + 64
+    scopes: list[tuple[RawScope, list[LogData | tuple[bytes, int]]]] = []
+    failed: list[LogData] = []
+    failing: set[bytes] = set()
+    rejected = 0
+    last_trace, last_failing = b"", False
+    for resource_index, resource_logs in enumerate(request.resource_logs):
+        resource: dict[str, Any] | None = None
+        for scope_index, scope_logs in enumerate(resource_logs.scope_logs):
+            scope = scope_logs.scope.name
+            raw = RawScope(body, content_type, (resource_index, scope_index), scope, ingest_trust, charge, resource)
+            records: list[LogData | tuple[bytes, int]] = []
+            for index, record in enumerate(scope_logs.log_records):
+                trace_id = record.trace_id
+                if len(trace_id) not in (0, 16) or len(record.span_id) not in (0, 8):
+                    rejected += 1
+                    continue
+                exception = False
+                # The key's bytes are in the encoded record whatever the encoding: serialising it
+                # (in C) costs half of looking at its attributes from Python.
+                if maybe_exceptions and b"exception." in record.SerializeToString():
+                    for kv in record.attributes:
+                        if kv.key in _EXCEPTION_KEYS:
+                            exception = True
+                            break
+                if trace_id != last_trace:
+                    last_trace, last_failing = trace_id, bool(trace_id) and assembling(trace_id)
+                if exception or last_failing or not trace_id or trace_id == _ZERO_TRACE:
+                    if resource is None:
+                        resource = attributes_to_dict(resource_logs.resource.attributes)
+                        raw._resource = resource
+                    data = log_data(record, resource, scope, ingest_trust)
+                    if exception:
+                        failed.append(data)
+                        failing.add(trace_id)
+                    records.append(data)
+                else:
+                    records.append((trace_id, index))
+            scopes.append((raw, records))
+    if failing:  # the other records of traces failing in this export: decoded while it is parsed
+        parsed = {id(body): request}
+        for raw, records in scopes:
+            for at, item in enumerate(records):
+                if type(item) is tuple and item[0] in failing:
+                    records[at] = raw.decode(item[1], parsed)
+    return scopes, failed, rejected

@@ -9,6 +9,7 @@ GitHub's limits (title 256, body 65,536 characters) with a visible note when tri
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -102,10 +103,23 @@ def neutralize(text: str) -> str:
 
 def inline(text: Any, limit: int = 300) -> str:
     """Untrusted text for use outside fences: one line, escaped, neutralised, no autolinks, capped."""
-    value = " ".join(clean(str(text)).split())
+    text = str(text)
+    # Every occurrence re-renders its issue, mostly from the same keys and values: remember them.
+    return _inline_cached(text, limit) if len(text) <= _INLINE_CACHED_CHARS else _inline(text, limit)
+
+
+#: Longest text whose escaped form is remembered (``inline``); the cache holds 4,096 of them.
+_INLINE_CACHED_CHARS = 1_000
+
+
+def _inline(text: str, limit: int) -> str:
+    value = " ".join(clean(text).split())
     if len(value) > limit:
         value = value[: limit - 1] + "…"
     return neutralize(_AUTOLINK.sub("\u2060", _INLINE_SPECIAL.sub(r"\\\1", value)))
+
+
+_inline_cached = functools.lru_cache(maxsize=4096)(_inline)
 
 
 def _title_text(text: str) -> str:

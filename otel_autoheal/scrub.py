@@ -12,6 +12,7 @@ scrubbing takes time linear in the text whatever the text is; texts beyond the r
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -30,6 +31,10 @@ def compile_pattern(pattern: str) -> None:
         raise ValueError(f"not an RE2 regex (no lookaround or backreferences): {exc}") from None
 
 
+#: Values scrubbed once are remembered (up to this many, each of at most ``_CACHED_CHARS``).
+_CACHED_VALUES = 4096
+_CACHED_CHARS = 1_000
+
 class Scrubber:
     """Replaces secrets in strings and nested attribute values.
 
@@ -46,6 +51,10 @@ class Scrubber:
     ) -> None:
         self.enabled = enabled
         self._engine = Engine(regex=re2, extra_patterns=extra_patterns, allow=allow)
+        # The same short values (resource and route attributes, types, recurring messages) are
+        # scrubbed again for every occurrence, at intake and in the pipeline: remember them.
+        self._text_cached = functools.lru_cache(maxsize=_CACHED_VALUES)(self._engine.text)
+        self._value_cached = functools.lru_cache(maxsize=_CACHED_VALUES)(self._engine.value)
 
     @property
     def engine(self) -> str:
@@ -54,7 +63,9 @@ class Scrubber:
 
     def text(self, value: str) -> str:
         """Return ``value`` with every recognised secret replaced by ``[redacted:<kind>]``."""
-        return self._engine.text(value) if self.enabled else value
+        if not self.enabled:
+            return value
+        return self._text_cached(value) if len(value) <= _CACHED_CHARS else self._engine.text(value)
 
     def is_secret_key(self, key: str) -> bool:
         """Whether values under ``key`` are secrets ("db.password", "X-Api-Key", "session_id")."""
@@ -62,7 +73,11 @@ class Scrubber:
 
     def value(self, value: Any, key: str = "") -> Any:
         """Scrub a nested value; values under secret-looking keys are replaced whole."""
-        return self._engine.value(value, key) if self.enabled else value
+        if not self.enabled:
+            return value
+        if isinstance(value, str) and len(value) <= _CACHED_CHARS:
+            return self._value_cached(value, key)
+        return self._engine.value(value, key)
 
     def attributes(self, attributes: Mapping[str, Any]) -> dict[str, Any]:
         """Scrub an attribute map: keys are kept, values scrubbed."""

@@ -65,6 +65,8 @@ def title_template(message: str, previous: str = "", constants: Sequence[str] = 
 def merge_varying(previous: str, current: str) -> str:
     """``current`` with the words that differ from ``previous`` masked (``<str>``, ``<num>``… or ``<…>``)."""
     old, new = previous.split(), current.split()
+    if old == new:  # the common case (a recurring error): nothing varies, no diff needed
+        return " ".join(new)
     out: list[str] = []
     for op, _i1, _i2, j1, j2 in difflib.SequenceMatcher(a=old, b=new, autojunk=False).get_opcodes():
         if op == "equal":

@@ -7,7 +7,7 @@ is free at that moment (``_ingest_now``): that never waits, and saves the thread
 Plain ``loop.run_in_executor`` is used rather than ``anyio.to_thread`` (about half the CPU per
 hop). The OTLP paths are served by a plain ASGI middleware in front of Starlette's router: on
 the ingest hot path Starlette's request/response objects cost about a quarter of a millisecond
-of CPU per request (measured with ``bench/ingest_http.py``); every other path, including routes
+of CPU per request (measured with the OTLP/HTTP path of ``bench/ingest.py``); every other path, including routes
 added later through ``extra_routes``, is ordinary Starlette.
 """
 
@@ -112,8 +112,6 @@ class _OTLPEndpoint:
 
     def __init__(self, signal: str, intake: Intake, cors: _Cors, pool: Executor) -> None:
         self.accept: Callable[[bytes, str, str], IntakeResult] = intake.traces if signal == "traces" else intake.logs
-        self.accept_now: Callable[[bytes, str, str], IntakeResult | None] | None = (
-            intake.traces_now if signal == "traces" else None)
         self.signal = signal
         self.intake = intake
         self.cors = cors
@@ -189,7 +187,10 @@ class _OTLPEndpoint:
         encoding = headers.get(b"content-encoding", "")
         trust = self.intake.trust(headers.get(b"authorization"), headers.get(b"origin"))
         try:
-            result = self._ingest_now(body, encoding, content_type, trust) if self.accept_now is not None else None
+            entries: list[tuple[str, str, str]] = []
+            result = self._ingest_now(body, encoding, content_type, trust, entries)
+            if result is not None and self.signal == "traces":
+                await self.intake.journal_now(entries, result)
             if result is None:
                 result = await asyncio.get_running_loop().run_in_executor(
                     self.pool, self._ingest, body, encoding, content_type, trust)
@@ -204,11 +205,15 @@ class _OTLPEndpoint:
             return otlp_error(503, str(exc), as_json, {"Retry-After": "5"})
         return self._success(result, as_json)
 
-    def _ingest_now(self, body: bytes, encoding: str, content_type: str, trust: str) -> IntakeResult | None:
-        """Ingest on the event loop when that cannot wait: a small body that holds no failure.
+    def _ingest_now(self, body: bytes, encoding: str, content_type: str, trust: str,
+                    entries: list[tuple[str, str, str]]) -> IntakeResult | None:
+        """Ingest a small body on the event loop when the assembler's lock is free.
 
         The hop to a thread costs more CPU than decoding a small body (which holds the GIL either
-        way); a body that may fail waits for the journal, and a large one would stall the loop.
+        way); a large one would stall the loop. The failed spans of a trace export go to
+        ``entries`` for the caller to journal, awaiting the journal writer on the loop; a logs
+        export with an exception record takes a thread (its journal write comes before the
+        assembler).
         """
         if len(body) > INLINE_BYTES:
             return None
@@ -218,8 +223,9 @@ class _OTLPEndpoint:
                 body = decompress(body, encoding, INLINE_BYTES)
             except PayloadTooLarge:
                 return None
-        assert self.accept_now is not None
-        return self.accept_now(body, content_type, trust)
+        if self.signal == "traces":  # failed spans are journalled by the caller, on the loop
+            return self.intake.traces_now(body, content_type, trust, entries)
+        return self.intake.logs_now(body, content_type, trust)
 
     def _ingest(self, body: bytes, encoding: str, content_type: str, trust: str) -> IntakeResult:
         return self.accept(decompress(body, encoding, self.intake.max_request_bytes), content_type, trust)

@@ -33,12 +33,11 @@ from otel_autoheal.metrics import Metrics
 from otel_autoheal.otlp import (
     LogData,
     SpanData,
-    count_log_records,
     decode_logs,
     decode_traces,
-    iter_logs,
     journal_key,
     journal_payload,
+    split_logs,
 )
 from otel_autoheal.receive.journal import JournalUnavailable, JournalWriter
 from otel_autoheal.scrub import Scrubber
@@ -51,6 +50,9 @@ log = logging.getLogger("otel_autoheal.receive")
 #: Encoded protobuf fragments without which no span can have failed: the event name
 #: "exception" and ``Status.code = STATUS_CODE_ERROR`` (field 3, varint 2).
 _FAILURE_MARKERS = (b"exception", b"\x18\x02")
+
+
+_PROTOBUF = "application/x-protobuf"
 
 
 def _may_fail(body: bytes, content_type: str) -> bool:
@@ -119,15 +121,35 @@ class _ByteBudget:
 
 
 
-def _scrub_in_place(records: list[SpanData] | list[LogData], scrubber: Scrubber) -> None:
-    """Scrub every sender-chosen text of failed spans / exception logs (ids and numbers are ours to check)."""
+#: Scrubbed resource attribute maps remembered across requests (a sender's resource rarely changes).
+_SCRUBBED_RESOURCES = 256
+
+
+def _scrub_in_place(records: list[SpanData] | list[LogData], scrubber: Scrubber,
+                    remembered: dict[Any, dict[str, Any]] | None = None) -> None:
+    """Scrub every sender-chosen text of failed spans / exception logs (ids and numbers are ours to check).
+
+    ``remembered`` maps resources already scrubbed (by their items) to the result, across calls.
+    """
     # Records of one resource share its attribute map: scrub it once.
     resources: dict[int, dict[str, Any]] = {}
+    remembered = {} if remembered is None else remembered
 
     def resource(attributes: dict[str, Any]) -> dict[str, Any]:
         key = id(attributes)
         if key not in resources:
-            resources[key] = scrubber.attributes(attributes)
+            try:
+                items: Any = tuple(attributes.items())
+                scrubbed = remembered.get(items)
+            except TypeError:  # a list or map value: not hashable, scrubbed every time
+                items, scrubbed = None, None
+            if scrubbed is None:
+                scrubbed = scrubber.attributes(attributes)
+                if items is not None:
+                    if len(remembered) >= _SCRUBBED_RESOURCES:
+                        remembered.clear()
+                    remembered[items] = scrubbed
+            resources[key] = dict(scrubbed)
         return resources[key]
 
     text = scrubber.text
@@ -173,6 +195,7 @@ class Intake:
         self._decoding = _ByteBudget(DECODE_BUDGET_REQUESTS * max_request_bytes)
         self.max_inflight_bytes = max_inflight_bytes or INFLIGHT_REQUESTS * max_request_bytes
         self._inflight = _ByteBudget(self.max_inflight_bytes)
+        self._scrubbed_resources: dict[Any, dict[str, Any]] = {}
 
     def authorized(self, header: str | None) -> bool:
         return not self._verdicts or self._token_verdict(header) is not None
@@ -211,25 +234,72 @@ class Intake:
     def reject(self, reason: str) -> None:
         self.metrics.inc("autoheal_requests_rejected_total", reason=reason)
 
-    def traces_now(self, body: bytes, content_type: str, trust: str = "") -> IntakeResult | None:
+    def traces_now(self, body: bytes, content_type: str, trust: str = "",
+                   entries: list[tuple[str, str, str]] | None = None) -> IntakeResult | None:
         """Accept a trace export without ever waiting, or return None when that would wait.
 
         For an event loop: a protobuf body without failure markers (or any body without a
         journal) never waits for the journal, so only the assembler's lock could make it wait,
-        and it is only tried. Such a body is
-        small (the caller's bound), so it is decoded outside the decode budget. Raises like ``traces``.
+        and it is only tried. Given ``entries`` (a list to fill), a body that may fail is taken
+        too: the journal entries of its failed spans (scrubbed) are appended, and the caller must
+        ``journal_now`` them before it acknowledges (``autoheal_spans_received_total`` is counted
+        there). Such a body is small (the caller's bound), so it is decoded outside the decode
+        budget. Raises like ``traces``.
         """
         may_fail = _may_fail(body, content_type)
-        if may_fail and self.journal is not None:
-            return None
+        if may_fail and self.journal is not None and (entries is None or not content_type.startswith(_PROTOBUF)):
+            return None  # (JSON decoding is slower: it takes a thread)
         self.assembler.check_capacity()
         request = decode_traces(body, content_type)
         taken = self.assembler.try_add_trace_request(request, may_fail, trust)
+        del request
         if taken is None:
             return None
-        accepted, rejected, _failed = taken
-        self.metrics.inc("autoheal_spans_received_total", accepted)
-        return IntakeResult(accepted, rejected, "spans without a valid 16-byte trace id were rejected" if rejected else "")
+        accepted, rejected, failed = taken
+        result = IntakeResult(accepted, rejected,
+                              "spans without a valid 16-byte trace id were rejected" if rejected else "")
+        if entries is None:
+            self.metrics.inc("autoheal_spans_received_total", accepted)
+        elif failed and self.journal is not None:
+            _scrub_in_place(failed, self.scrubber, self._scrubbed_resources)
+            entries += [(span.trace_id, "span", journal_payload(span)) for span in failed]
+        return result
+
+    async def journal_now(self, entries: list[tuple[str, str, str]], result: IntakeResult) -> None:
+        """Journal what ``traces_now`` took (the event loop waits, no thread), then count its spans.
+
+        Raises ``JournalUnavailable`` as ``traces`` does: the request must not be acknowledged.
+        """
+        if entries:
+            assert self.journal is not None
+            try:
+                await self.journal.add_async(entries)
+            except JournalUnavailable:
+                self.metrics.inc("autoheal_journal_unavailable_total")
+                raise
+        self.metrics.inc("autoheal_spans_received_total", result.accepted)
+
+    def logs_now(self, body: bytes, content_type: str, trust: str = "") -> IntakeResult | None:
+        """Accept a logs export without ever waiting, or return None when that would wait.
+
+        As ``traces_now``: a protobuf body without an ``exception.`` key anywhere (or any body
+        without a journal) has nothing to journal, so only the assembler's lock could make it
+        wait, and it is only tried. Raises like ``logs``.
+        """
+        protobuf = content_type.startswith("application/x-protobuf")
+        maybe = not protobuf or b"exception." in body
+        if maybe and self.journal is not None:
+            return None
+        self.assembler.check_capacity()
+        request = decode_logs(body, content_type)
+        scopes, _failed, rejected = split_logs(request, body, content_type, trust, maybe, self.assembler.assembling)
+        del request
+        accepted = self.assembler.try_add_log_scopes(scopes)
+        if accepted is None:
+            return None
+        self.metrics.inc("autoheal_logs_received_total", accepted)
+        return IntakeResult(accepted, rejected,
+                            "log records with a trace or span id of the wrong length were rejected" if rejected else "")
 
     def traces(self, body: bytes, content_type: str, trust: str = "") -> IntakeResult:
         """Decode and accept a trace export (raises ``OTLPDecodeError`` / ``Overloaded``); ``trust``
@@ -241,7 +311,7 @@ class Intake:
             del request
             entries: list[tuple[str, str, str]] = []
             if self.journal is not None:
-                _scrub_in_place(failed, self.scrubber)
+                _scrub_in_place(failed, self.scrubber, self._scrubbed_resources)
                 entries = [(span.trace_id, "span", journal_payload(span)) for span in failed]
         if entries:
             # After the assembler: the pass that finds the failed spans is the hot loop, run once.
@@ -255,17 +325,18 @@ class Intake:
         self.assembler.check_capacity()
         with self._decoding.hold(len(body)):
             request = decode_logs(body, content_type)
-            total = count_log_records(request)
-            records = list(iter_logs(request, trust))
+            # Only exception records and trace-less ones are decoded; the others stay indexes
+            # into ``body`` until their trace fails.
+            maybe = not content_type.startswith("application/x-protobuf") or b"exception." in body
+            scopes, failed, rejected = split_logs(request, body, content_type, trust, maybe,
+                                                  self.assembler.assembling)
             del request
-        rejected = total - len(records)
         if self.journal is not None:
             # Before the assembler, which appends logs: a refused export leaves nothing behind that
             # the sender's retry would add a second time.
-            failed = [r for r in records if r.has_exception]
-            _scrub_in_place(failed, self.scrubber)
+            _scrub_in_place(failed, self.scrubber, self._scrubbed_resources)
             self._journal([(journal_key(r), "log", journal_payload(r)) for r in failed])
-        accepted = self.assembler.add_logs(records)
+        accepted = self.assembler.add_log_scopes(scopes)
         self.metrics.inc("autoheal_logs_received_total", accepted)
         return IntakeResult(accepted, rejected,
                             "log records with a trace or span id of the wrong length were rejected" if rejected else "")

@@ -13,9 +13,11 @@ leaves out the entries whose receiver gave up, so a retry is journalled once, no
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from otel_autoheal.errors import Overloaded, StateBusy, StateError
@@ -46,6 +48,13 @@ class _Ticket:
     state: str = "queued"
     error: str = ""
     done: threading.Event = field(default_factory=threading.Event)
+    #: Called (from any thread) once ``done`` is set: wakes an event loop waiting for the ticket.
+    on_done: Callable[[], object] | None = None
+
+    def settle(self) -> None:
+        self.done.set()
+        if self.on_done is not None:
+            self.on_done()
 
 
 class JournalWriter:
@@ -68,29 +77,73 @@ class JournalWriter:
         if not entries:
             return
         ticket = _Ticket(entries)
-        with self._cond:
-            if self._stop:
-                raise JournalUnavailable("the service is shutting down; retry")
-            self._queue.append(ticket)
-            self.waiting += 1
-            self._cond.notify_all()
+        self._enqueue(ticket)
         try:
             self._wait(ticket)
         finally:
             with self._cond:
                 self.waiting -= 1
 
+    async def add_async(self, entries: list[tuple[str, str, str]]) -> None:
+        """``add`` for an event loop: the writer thread wakes the loop, no thread waits meanwhile."""
+        if not entries:
+            return
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+
+        def wake() -> None:
+            if not done.done():
+                done.set_result(None)
+
+        def notify() -> None:
+            try:
+                loop.call_soon_threadsafe(wake)
+            except RuntimeError:  # the loop is closed: nobody waits any more
+                pass
+
+        ticket = _Ticket(entries, on_done=notify)
+        self._enqueue(ticket)
+        try:
+            try:
+                await asyncio.wait_for(asyncio.shield(done), self._timeout)
+            except TimeoutError:
+                self._give_up(ticket)
+                try:  # a sealed ticket's fate is being decided by a commit under way: wait for it
+                    await asyncio.wait_for(asyncio.shield(done), _SEALED_GRACE_SECONDS)
+                except TimeoutError:
+                    pass
+            self._verdict(ticket)
+        finally:
+            with self._cond:
+                self.waiting -= 1
+
+    def _enqueue(self, ticket: _Ticket) -> None:
+        with self._cond:
+            if self._stop:
+                raise JournalUnavailable("the service is shutting down; retry")
+            self._queue.append(ticket)
+            self.waiting += 1
+            self._cond.notify_all()
+
+    def _give_up(self, ticket: _Ticket) -> None:
+        """The receiver stops waiting: a ticket not yet in a transaction is never written."""
+        with self._cond:
+            if ticket.state in ("queued", "taken"):
+                if ticket.state == "queued":
+                    self._queue.remove(ticket)
+                ticket.state = "abandoned"
+                ticket.error = f"not committed within journal_timeout={self._timeout:g}s"
+                ticket.settle()
+
     def _wait(self, ticket: _Ticket) -> None:
         if not ticket.done.wait(self._timeout):
-            with self._cond:
-                if ticket.state in ("queued", "taken"):
-                    if ticket.state == "queued":
-                        self._queue.remove(ticket)
-                    ticket.state = "abandoned"
-                    ticket.error = f"not committed within journal_timeout={self._timeout:g}s"
-                    ticket.done.set()
+            self._give_up(ticket)
             # A sealed ticket's fate is being decided by a commit already under way: wait for it.
             ticket.done.wait(_SEALED_GRACE_SECONDS)
+        self._verdict(ticket)
+
+    def _verdict(self, ticket: _Ticket) -> None:
+        """Return if the ticket's entries are committed, else raise ``JournalUnavailable``."""
         if ticket.state != "committed":
             reason = ticket.error or "its commit is still under way"
             now = time.monotonic()
@@ -145,7 +198,7 @@ class JournalWriter:
                 if ticket.state in ("taken", "sealed"):
                     ticket.state = "failed" if error else "committed"
                     ticket.error = error
-                    ticket.done.set()
+                    ticket.settle()
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop taking entries, refuse queued ones, let an ongoing commit finish (bounded by ``timeout``)."""
@@ -154,7 +207,7 @@ class JournalWriter:
             for ticket in self._queue:
                 ticket.state = "failed"
                 ticket.error = "the service is shutting down"
-                ticket.done.set()
+                ticket.settle()
             self._queue = []
             self._cond.notify_all()
         self._thread.join(timeout)

@@ -1,3 +1,5 @@
+# Over 400 lines on purpose: one store, one contract (the same as state/sqlite.py), its SQL kept next to the
+# transaction it runs in; the schema, journal and group methods are read together when the contract changes.
 """The PostgreSQL state store: what several otel-autoheal instances share when one is not enough.
 
 Contract (the same as ``SQLiteStore``'s where they overlap; ``tests/state/test_store_contract.py``

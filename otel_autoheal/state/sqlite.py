@@ -1,3 +1,5 @@
+# Over 400 lines on purpose: one store, one contract (the same as state/postgres.py), its SQL kept next to the
+# transaction it runs in; file-identity checks and migrations belong to the same connection handling.
 """The SQLite state store (WAL mode), the embedded default issue store.
 
 Contract:
