@@ -55,6 +55,14 @@ fi
 bash "$ROOT/scripts/setup_conformance.sh"
 
 # Headless Chromium from Debian for the browser tests (test tools may not download browsers here).
+# PostgreSQL from Debian for the shared-state tests (tests/postgres_server.py runs initdb/pg_ctl in a
+# temporary directory; no system service is started).
+if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >/dev/null
+fi
+
 if [ ! -x "${AUTOHEAL_CHROMIUM:-/usr/bin/chromium}" ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
