@@ -19,6 +19,9 @@ runs one suite against both):
   and an instance that stops renewing its heartbeat for ``JOURNAL_LEASE_SECONDS`` leaves its
   entries to the next live instance that calls ``adopt_orphans`` (so a machine that never comes
   back loses nothing that it acknowledged).
+- ``record`` also writes the page's occurrence history (``_history``, the same statements as on
+  SQLite) in its transaction, under the group's row lock; group ids come from a sequence, so they
+  may skip numbers (a lost insert race still takes one).
 """
 
 from __future__ import annotations
