@@ -20,8 +20,8 @@ runs one suite against both):
   entries to the next live instance that calls ``adopt_orphans`` (so a machine that never comes
   back loses nothing that it acknowledged).
 - ``record`` also writes the page's occurrence history (``_history``, the same statements as on
-  SQLite) in its transaction, under the group's row lock; group ids come from a sequence, so they
-  may skip numbers (a lost insert race still takes one).
+  SQLite) in its transaction, under the group's row lock. Group ids come from a sequence that every
+  insert attempt advances (a known fingerprint's too), so they skip numbers.
 """
 
 from __future__ import annotations
