@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from otel_autoheal.errors import StateError
 from otel_autoheal.metrics import Metrics
 from otel_autoheal.sinks.base import Sink
 from otel_autoheal.ui import _facts, _fixway, _svg
@@ -158,6 +159,11 @@ class Pages:
                 return await asyncio.get_running_loop().run_in_executor(self.pool, handler, request)
             except RuntimeError:  # the pool is shut down: the service is stopping
                 return Response("stopping", 503, media_type="text/plain")
+            except StateError as exc:  # e.g. PostgreSQL restarting: say so, and the next request tries again
+                message = f"The state cannot be read just now ({exc}); try again in a moment."
+                if api:
+                    return self._json({"error": message}, 503, {"Retry-After": "5"})
+                return self._html("error.html", {"title": "State unavailable", "message": message, "live": None}, 503)
 
         return self._headers(guarded)
 

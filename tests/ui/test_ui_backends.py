@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from polling import wait_for
+from tests.postgres_server import postgres_server
 from ui_support import ROOT, get, get_json, send_error
 
 
@@ -69,3 +70,23 @@ def test_page_api_live_token_and_commands_on_each_backend(autoheal_factory: Call
     assert sorted(i["count"] for i in issues) == [1, 3]
     assert "sku 7 sold out" in _cli(service, backend_env, "show", str(stock["id"]))
     assert json.loads(_cli(service, backend_env, "status", "--json"))["groups"] == 2
+
+
+def test_page_says_when_postgres_is_away_and_recovers(autoheal_factory: Callable[..., Any]) -> None:
+    """With PostgreSQL stopped the page and API answer 503 naming the database (no password); restarted, 200 again."""
+    with postgres_server() as server:
+        url = server.new_database().replace("autoheal@", "autoheal:pw-not-shown@")
+        service = autoheal_factory(env={"AUTOHEAL_DATABASE_URL": url})
+        endpoint = service.http_endpoint
+        send_error(endpoint, service="shop", exc_type="StockError", message="sku 1 sold out")
+        wait_for(lambda: get_json(f"{endpoint}/api/groups")["total"] == 1, 60, 0.3, "one group")
+        server.stop_server("immediate")
+        status, headers, body = get(f"{endpoint}/api/groups")
+        assert status == 503 and headers.get("retry-after") == "5", (status, body[:300])
+        error = json.loads(body)["error"]
+        assert "cannot be read" in error and "127.0.0.1" in error and "pw-not-shown" not in error
+        status, headers, html = get(f"{endpoint}/")
+        assert status == 503 and b"State unavailable" in html and "default-src 'none'" in headers["content-security-policy"]
+        server.start()
+        wait_for(lambda: get(f"{endpoint}/api/groups")[0] == 200, 60, 0.5, "the page to read again")
+        assert get_json(f"{endpoint}/api/groups")["total"] == 1
