@@ -8,7 +8,9 @@ server's own time (the ``Server-Timing`` header: reading the store and rendering
 network and the client) and of the wall time seen by the client. Beside it, the same state is
 listed with ``otel-autoheal issues --json`` (a process of its own each run, as a user would).
 
-    python bench/ui.py [--groups 10000] [--runs 30]
+    python bench/ui.py [--groups 10000] [--runs 30] [--database-url postgresql://…]
+
+With ``--database-url`` the state is that (empty) PostgreSQL database instead of a SQLite file.
 """
 
 from __future__ import annotations
@@ -93,13 +95,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--groups", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--database-url", default="", help="an empty PostgreSQL database (default: SQLite)")
     args = parser.parse_args()
     state = Path(tempfile.mkdtemp(prefix="autoheal-bench-ui-"))
+    where = ["--database-url", args.database_url] if args.database_url else ["--state", str(state)]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTOHEAL_", "GITHUB_", "GH_"))}
     env["PYTHONPATH"] = os.pathsep.join([str(HERE), env.get("PYTHONPATH", "")])
     service = subprocess.Popen(
         [sys.executable, "-m", "otel_autoheal", "serve", "--otlp-grpc", "127.0.0.1:0", "--otlp-http", "127.0.0.1:0",
-         "--state", str(state), "--trace-wait", "0.5"],
+         *where, "--trace-wait", "0.5"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=HERE, env=env, start_new_session=True)
     try:
         ready = service.stdout.readline() if service.stdout else ""
@@ -116,7 +120,11 @@ def main() -> int:
         while _total(endpoint) < args.groups:
             time.sleep(1)
         time.sleep(3)  # the last second-version occurrences
-        print(f"{args.groups} groups recorded from OTLP in {time.monotonic() - started:.0f} s (state {state})\n")
+        print(f"{args.groups} groups recorded from OTLP in {time.monotonic() - started:.0f} s "
+              f"(state {'PostgreSQL' if args.database_url else state})\n")
+        # The group in the middle of the list (ids skip numbers on PostgreSQL).
+        with urllib.request.urlopen(f"{endpoint}/api/groups?per_page=1&page={args.groups // 2}", timeout=60) as r:
+            middle = json.loads(r.read())["groups"][0]["id"]
 
         pages = [
             (f"GET / (list, page 1 of {args.groups // 50})", "/"),
@@ -126,7 +134,7 @@ def main() -> int:
             ("GET /?service=svc-07&spark=14d", "/?service=svc-07&spark=14d"),
             ("GET /?state=local (way to a fix)", "/?state=local"),
             ("GET /api/groups", "/api/groups"),
-            (f"GET /groups/{args.groups // 2} (group page)", f"/groups/{args.groups // 2}"),
+            (f"GET /groups/{middle} (group page)", f"/groups/{middle}"),
         ]
         rows = []
         for label, path in pages:
@@ -139,7 +147,7 @@ def main() -> int:
         size = 0
         for _ in range(max(3, args.runs // 6)):
             t0 = time.perf_counter()
-            out = subprocess.run([sys.executable, "-m", "otel_autoheal", "issues", "--json", "--state", str(state)],
+            out = subprocess.run([sys.executable, "-m", "otel_autoheal", "issues", "--json", *where],
                                  capture_output=True, check=True, cwd=HERE, env=env)
             cli.append((time.perf_counter() - t0) * 1000)
             size = len(out.stdout)

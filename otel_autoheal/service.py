@@ -23,7 +23,6 @@ from otel_autoheal.receive.journal import JournalWriter
 from otel_autoheal.sinks import select_sink
 from otel_autoheal.sinks.base import Sink
 from otel_autoheal.state import open_store
-from otel_autoheal.state.sqlite import SQLiteStore
 from otel_autoheal.ui import WebUI
 
 __all__ = ["Service"]
@@ -90,10 +89,8 @@ class Service:
                         config.ingest_tokens, scrubber=self.pipeline.scrubber,
                         max_inflight_bytes=config.max_inflight_bytes or INFLIGHT_REQUESTS * config.max_request_bytes)
         self.ui = None
-        if config.ui and isinstance(self.store, SQLiteStore):
+        if config.ui:
             self.ui = WebUI(config, self.store, self.sink, self.metrics, self.health)
-        elif config.ui:
-            log.warning("the web page reads SQLite state only for now: it is off with database_url")
         grpc_host, grpc_port = parse_hostport("otlp_grpc", config.otlp_grpc)
         http_host, http_port = parse_hostport("otlp_http", config.otlp_http)
         self.grpc = GrpcReceiver(intake, grpc_host, grpc_port)

@@ -1,7 +1,9 @@
 """Per-group occurrence history: hour and day buckets, the newest occurrences and the newest detail.
 
-Written inside the transaction that counts an occurrence (``SQLiteStore.record``), so history and
-counts never disagree, and read by the web page. Bounded per group whatever the traffic:
+Written inside the transaction that counts an occurrence (``SQLiteStore.record`` and
+``PostgresStore.record``: the same statements through ``PortableConn``; the tables themselves are
+each backend's ``Dialect.history_schema``), so history and counts never disagree, and read by the
+web page. Bounded per group whatever the traffic:
 ``HOURS_KEPT`` hour buckets, ``DAYS_KEPT`` day buckets, ``OCCURRENCES_KEPT`` occurrences and one
 detail row; each write prunes its own group through the primary-key index, so it costs a few
 index look-ups, never a scan. Everything stored here was scrubbed by the pipeline already.
@@ -10,21 +12,20 @@ index look-ups, never a scan. Everything stored here was scrubbed by the pipelin
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
 from otel_autoheal.model import ExceptionRecord, Occurrence
+from otel_autoheal.state._dialect import PortableConn
 
 __all__ = [
     "DAYS_KEPT",
-    "HISTORY_SCHEMA",
     "HOURS_KEPT",
     "OCCURRENCES_KEPT",
+    "change_token",
     "day_buckets",
     "detail",
     "hour_buckets",
-    "latest_occurrence_id",
     "recent_occurrences",
     "record_history",
 ]
@@ -42,43 +43,6 @@ _MAX_TEXT = 2_000
 _MAX_FIELDS = 32
 _MAX_FIELD_CHARS = 200
 _MAX_RELATED = 20
-
-# Plain rowid tables (not WITHOUT ROWID): ``otel-autoheal repair`` salvages rows by rowid.
-HISTORY_SCHEMA = """
-CREATE TABLE IF NOT EXISTS group_hours (
-    group_id INTEGER NOT NULL,
-    hour     INTEGER NOT NULL,
-    count    INTEGER NOT NULL,
-    PRIMARY KEY (group_id, hour)
-);
-CREATE TABLE IF NOT EXISTS group_days (
-    group_id INTEGER NOT NULL,
-    day      INTEGER NOT NULL,
-    count    INTEGER NOT NULL,
-    PRIMARY KEY (group_id, day)
-);
-CREATE TABLE IF NOT EXISTS group_occurrences (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,
-    group_id    INTEGER NOT NULL,
-    time        REAL NOT NULL,
-    processed   REAL NOT NULL,
-    version     TEXT NOT NULL,
-    environment TEXT NOT NULL,
-    trace_id    TEXT NOT NULL,
-    span_id     TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS group_occurrences_group ON group_occurrences (group_id, id);
-CREATE TABLE IF NOT EXISTS group_details (
-    group_id INTEGER PRIMARY KEY,
-    detail   TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS groups_last_seen ON groups (last_seen);
-CREATE INDEX IF NOT EXISTS groups_first_seen ON groups (first_seen);
-CREATE INDEX IF NOT EXISTS groups_count ON groups (count);
-CREATE INDEX IF NOT EXISTS groups_service ON groups (service);
-CREATE INDEX IF NOT EXISTS groups_source ON groups (source);
-"""
-
 
 def _cut(text: str, limit: int = _MAX_TEXT) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -128,7 +92,7 @@ def _detail_of(exc: ExceptionRecord, related: Sequence[ExceptionRecord], occurre
     }
 
 
-def record_history(conn: sqlite3.Connection, group_id: int, occurrence: Occurrence, occurred: float,
+def record_history(conn: PortableConn, group_id: int, occurrence: Occurrence, occurred: float,
                    now: float) -> None:
     """Count one occurrence in its buckets, remember it and its detail, and prune the group's history."""
     exc = occurrence.exception
@@ -136,10 +100,10 @@ def record_history(conn: sqlite3.Connection, group_id: int, occurrence: Occurren
     oldest_hour, oldest_day = int(now // 3600) - HOURS_KEPT, int(now // 86400) - DAYS_KEPT
     if hour > oldest_hour:  # late data older than the window would only be pruned again
         conn.execute("INSERT INTO group_hours (group_id, hour, count) VALUES (?, ?, 1)"
-                     " ON CONFLICT (group_id, hour) DO UPDATE SET count = count + 1", (group_id, hour))
+                     " ON CONFLICT (group_id, hour) DO UPDATE SET count = group_hours.count + 1", (group_id, hour))
     if day > oldest_day:
         conn.execute("INSERT INTO group_days (group_id, day, count) VALUES (?, ?, 1)"
-                     " ON CONFLICT (group_id, day) DO UPDATE SET count = count + 1", (group_id, day))
+                     " ON CONFLICT (group_id, day) DO UPDATE SET count = group_days.count + 1", (group_id, day))
     conn.execute("DELETE FROM group_hours WHERE group_id = ? AND hour <= ?", (group_id, oldest_hour))
     conn.execute("DELETE FROM group_days WHERE group_id = ? AND day <= ?", (group_id, oldest_day))
     conn.execute(
@@ -152,11 +116,12 @@ def record_history(conn: sqlite3.Connection, group_id: int, occurrence: Occurren
         " WHERE group_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
         (group_id, group_id, OCCURRENCES_KEPT - 1),
     )
-    conn.execute("INSERT OR REPLACE INTO group_details (group_id, detail) VALUES (?, ?)",
+    conn.execute("INSERT INTO group_details (group_id, detail) VALUES (?, ?)"
+                 " ON CONFLICT (group_id) DO UPDATE SET detail = excluded.detail",
                  (group_id, json.dumps(_detail_of(exc, occurrence.related, occurred))))
 
 
-def hour_buckets(conn: sqlite3.Connection, group_ids: Sequence[int], since_hour: int) -> dict[int, dict[int, int]]:
+def hour_buckets(conn: PortableConn, group_ids: Sequence[int], since_hour: int) -> dict[int, dict[int, int]]:
     """group id → {hour number (seconds since epoch // 3600) → count}, from ``since_hour`` on."""
     out: dict[int, dict[int, int]] = {g: {} for g in group_ids}
     if not group_ids:
@@ -170,7 +135,7 @@ def hour_buckets(conn: sqlite3.Connection, group_ids: Sequence[int], since_hour:
     return out
 
 
-def day_buckets(conn: sqlite3.Connection, group_ids: Sequence[int], since_day: int) -> dict[int, dict[int, int]]:
+def day_buckets(conn: PortableConn, group_ids: Sequence[int], since_day: int) -> dict[int, dict[int, int]]:
     """group id → {day number (seconds since epoch // 86400, UTC) → count}, from ``since_day`` on."""
     out: dict[int, dict[int, int]] = {g: {} for g in group_ids}
     if not group_ids:
@@ -184,7 +149,7 @@ def day_buckets(conn: sqlite3.Connection, group_ids: Sequence[int], since_day: i
     return out
 
 
-def recent_occurrences(conn: sqlite3.Connection, group_id: int, limit: int = OCCURRENCES_KEPT) -> list[dict[str, Any]]:
+def recent_occurrences(conn: PortableConn, group_id: int, limit: int = OCCURRENCES_KEPT) -> list[dict[str, Any]]:
     """The group's last recorded occurrences (``OCCURRENCES_KEPT``), by their own time, newest first."""
     rows = conn.execute(
         "SELECT id, time, processed, version, environment, trace_id, span_id FROM group_occurrences"
@@ -193,13 +158,20 @@ def recent_occurrences(conn: sqlite3.Connection, group_id: int, limit: int = OCC
              "environment": str(r[4]), "trace_id": str(r[5]), "span_id": str(r[6])} for r in rows]
 
 
-def detail(conn: sqlite3.Connection, group_id: int) -> dict[str, Any] | None:
+def detail(conn: PortableConn, group_id: int) -> dict[str, Any] | None:
     """The newest occurrence's detail (``_detail_of``), or None for a group recorded before history existed."""
     row = conn.execute("SELECT detail FROM group_details WHERE group_id = ?", (group_id,)).fetchone()
     return json.loads(row[0]) if row else None
 
 
-def latest_occurrence_id(conn: sqlite3.Connection) -> int:
-    """Grows with every occurrence recorded (never reused): a cheap "anything new?" token."""
-    row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'group_occurrences'").fetchone()
-    return int(row[0]) if row else 0
+def change_token(conn: PortableConn, now: float) -> str:
+    """Changes whenever an occurrence is recorded (never on a repeated delivery): the page's "anything new?".
+
+    One indexed look-up (``Dialect.change_token``); ``now`` bounds which groups PostgreSQL looks
+    at: those recorded since the start of the previous hour (moving once an hour, it then changes
+    once for nothing).
+    """
+    sql = conn.dialect.change_token
+    since = (int(now // 3600) - 1) * 3600.0
+    row = conn.execute(sql, (since,) if "?" in sql else ()).fetchone()
+    return ".".join(str(int(v)) for v in row) if row else "0"

@@ -21,6 +21,9 @@ runs one suite against both):
   and an instance that stops renewing its heartbeat for ``JOURNAL_LEASE_SECONDS`` leaves its
   entries to the next live instance that calls ``adopt_orphans`` (so a machine that never comes
   back loses nothing that it acknowledged).
+- ``record`` also writes the page's occurrence history (``_history``, the same statements as on
+  SQLite) in its transaction, under the group's row lock. Group ids come from a sequence that every
+  insert attempt advances (a known fingerprint's too), so they skip numbers.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ from typing import Any
 
 from otel_autoheal.errors import StateBusy, StateError
 from otel_autoheal.model import GroupRecord, GroupStats, GroupUpdate, Occurrence
+from otel_autoheal.state._dialect import POSTGRES, PortableConn
+from otel_autoheal.state._history import record_history
 from otel_autoheal.state.sqlite import MAX_TRACE_IDS_PER_GROUP, OCCURRENCE_KEY_SECONDS, Renderer, occurrence_time
 
 __all__ = ["JOURNAL_LEASE_SECONDS", "SCHEMA_VERSION", "PostgresStore", "is_postgres_url", "redacted_url"]
@@ -45,8 +50,10 @@ __all__ = ["JOURNAL_LEASE_SECONDS", "SCHEMA_VERSION", "PostgresStore", "is_postg
 log = logging.getLogger("otel_autoheal.state")
 
 #: Version of the PostgreSQL schema in ``autoheal_schema.version``. 1: groups, versions, traces
-#: and the intake journal, with the errors' own times and the processing times side by side.
-SCHEMA_VERSION = 1
+#: and the intake journal, with the errors' own times and the processing times side by side;
+#: 2: the page's occurrence history (``_history``) and the indexes the page sorts by. Every
+#: statement of ``_SCHEMA`` is ``IF NOT EXISTS``, so migrating from 1 is running them all.
+SCHEMA_VERSION = 2
 
 #: Seconds without a heartbeat after which an instance's journal entries are adopted by another.
 JOURNAL_LEASE_SECONDS = 30.0
@@ -109,6 +116,7 @@ _SCHEMA = (
         id        TEXT PRIMARY KEY,
         heartbeat DOUBLE PRECISION NOT NULL
     )""",
+    *POSTGRES.history_schema,
 )
 
 _GROUP_COLS = (
@@ -131,6 +139,9 @@ def redacted_url(url: str) -> str:
 
 class PostgresStore:
     """Groups, occurrences and the intake journal in a PostgreSQL database shared by instances."""
+
+    #: How the SQL shared with SQLite runs here (the page's reads, the history).
+    dialect = POSTGRES
 
     def __init__(self, url: str, owner: str = "", pool_size: int = 8, connect_timeout: float = 10.0) -> None:
         """Connect, then create or migrate the schema; ``StateError`` names what failed.
@@ -407,6 +418,8 @@ class PostgresStore:
                     " (SELECT trace_id FROM group_traces WHERE group_id = %s ORDER BY seen DESC LIMIT %s)",
                     (group_id, group_id, MAX_TRACE_IDS_PER_GROUP),
                 )
+            # Under the group's row lock: instances write one group's history one after the other.
+            record_history(PortableConn(conn, POSTGRES), group_id, occurrence, occurred, now)
             versions = _versions(conn, group_id)
             title, body = render(GroupStats(count, first_seen, last_seen, versions, previous_title))
             conn.execute(

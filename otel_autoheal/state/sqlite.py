@@ -40,7 +40,8 @@ from typing import Any
 
 from otel_autoheal.errors import StateBusy, StateError
 from otel_autoheal.model import GroupRecord, GroupStats, GroupUpdate, Occurrence
-from otel_autoheal.state._history import HISTORY_SCHEMA, record_history
+from otel_autoheal.state._dialect import SQLITE, PortableConn
+from otel_autoheal.state._history import record_history
 from otel_autoheal.state._readers import ReaderPool
 
 __all__ = ["OCCURRENCE_KEY_SECONDS", "SCHEMA_VERSION", "SQLiteStore", "damaged_message", "is_damaged", "occurrence_time"]
@@ -153,6 +154,9 @@ Renderer = Callable[[GroupStats], tuple[str, str]]
 class SQLiteStore:
     """Groups and occurrences in one SQLite file under the state directory."""
 
+    #: How the SQL shared with PostgreSQL runs here (the page's reads, the history).
+    dialect = SQLITE
+
     def __init__(self, path: str | Path, verify: bool = False) -> None:
         """Open (creating or migrating) the database; ``verify`` runs ``PRAGMA quick_check`` first."""
         self.path = Path(path)
@@ -212,7 +216,7 @@ class SQLiteStore:
                     f"state database {self.path} has schema version {version}, newer than this otel-autoheal "
                     f"knows ({SCHEMA_VERSION}): upgrade otel-autoheal, or choose another --state / "
                     "AUTOHEAL_STATE_DIR")
-            for statement in (_SCHEMA + HISTORY_SCHEMA).split(";"):
+            for statement in (*_SCHEMA.split(";"), *SQLITE.history_schema):
                 if statement.strip():
                     conn.execute(statement)
             columns = {str(r[1]) for r in conn.execute("PRAGMA table_info(groups)")}
@@ -455,7 +459,7 @@ class SQLiteStore:
                          (occurrence.key, group_id, now))
             if count % 256 == 0:  # now and then, not on every write
                 conn.execute("DELETE FROM occurrence_keys WHERE seen < ?", (now - OCCURRENCE_KEY_SECONDS,))
-            record_history(conn, group_id, occurrence, occurred, now)
+            record_history(PortableConn(conn, SQLITE), group_id, occurrence, occurred, now)
             versions = self._versions(conn, group_id)
             title, body = render(GroupStats(count, first_seen, last_seen, versions, previous_title))
             conn.execute(

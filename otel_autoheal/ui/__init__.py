@@ -13,11 +13,11 @@ from typing import Any
 
 from starlette.routing import BaseRoute
 
-from otel_autoheal.config import Config, parse_hostport, state_path
+from otel_autoheal.config import Config, parse_hostport
 from otel_autoheal.metrics import Metrics
 from otel_autoheal.sinks.base import Sink
-from otel_autoheal.state.sqlite import SQLiteStore
 from otel_autoheal.ui._access import Access
+from otel_autoheal.ui._facts import PageStore
 from otel_autoheal.ui._pages import Pages
 from otel_autoheal.ui._server import UiServer
 
@@ -29,13 +29,12 @@ log = logging.getLogger("otel_autoheal.ui")
 class WebUI:
     """The page's routes, and its own server when ``ui_address`` is set."""
 
-    def __init__(self, config: Config, store: SQLiteStore, sink: Sink, metrics: Metrics,
+    def __init__(self, config: Config, store: PageStore, sink: Sink, metrics: Metrics,
                  health: Callable[[], dict[str, Any]]) -> None:
         key, address = ("ui_address", config.ui_address) if config.ui_address else ("otlp_http", config.otlp_http)
         self.host, port = parse_hostport(key, address)
         self.access = Access(self.host, config.ui_token)
-        self.pages = Pages(store, sink, metrics, health, self.access, config.trace_url_template,
-                           str(state_path(config) / "autoheal.sqlite3"))
+        self.pages = Pages(store, sink, metrics, health, self.access, config.trace_url_template)
         self.server: UiServer | None = None
         if config.ui_address:
             try:

@@ -1,20 +1,23 @@
 """What the page shows, read from the state store: plain data for the templates and the JSON API.
 
-Read-only: every function takes one read-only connection snapshot (``store.read()``) and never
-the write lock, so the page never holds up ingest. The list is paged in SQL (``LIMIT``/``OFFSET``
+Read-only: every function takes one read-only snapshot (``store.read()``; on PostgreSQL a
+``REPEATABLE READ, READ ONLY`` transaction) and never the write lock, so the page never holds up
+ingest. The SQL is the same on SQLite and PostgreSQL (``PortableConn``; what differs is the
+store's ``Dialect``). The list is paged in SQL (``LIMIT``/``OFFSET``
 over indexed sort columns); only the rows of one page get their versions, buckets and way to a fix.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
-from otel_autoheal.state._history import day_buckets, detail, hour_buckets, latest_occurrence_id, recent_occurrences
-from otel_autoheal.state.sqlite import SQLiteStore
+from otel_autoheal.state._dialect import Dialect, PortableConn
+from otel_autoheal.state._history import change_token, day_buckets, detail, hour_buckets, recent_occurrences
 from otel_autoheal.ui import _fixway
 
 __all__ = [
@@ -24,6 +27,7 @@ __all__ = [
     "GroupFacts",
     "ListPage",
     "ListQuery",
+    "PageStore",
     "group_facts",
     "list_groups",
     "live_token",
@@ -42,6 +46,30 @@ SPARKS: dict[str, tuple[int, int]] = {"24h": (3600, 24), "14d": (86400, 14)}
 CHARTS: dict[str, tuple[int, int]] = {"48h": (3600, 48), "14d": (86400, 14), "90d": (86400, 90)}
 MAX_PER_PAGE = 200
 _LIST_COLS = "id, fingerprint, title, count, first_seen, last_seen, service, exception_type, source"
+
+
+class PageStore(Protocol):
+    """What the page needs of a state store (``SQLiteStore`` and ``PostgresStore`` both are one)."""
+
+    @property
+    def dialect(self) -> Dialect: ...
+
+    @property
+    def path(self) -> Any: ...
+
+    def read(self) -> AbstractContextManager[Any]: ...
+
+    def group_count(self) -> int: ...
+
+
+@contextmanager
+def _snapshot(store: PageStore) -> Iterator[PortableConn]:
+    """One read-only snapshot of ``store`` for the block, speaking the shared SQL."""
+    with store.read() as conn:
+        db = PortableConn(conn, store.dialect)
+        if store.dialect.snapshot:
+            db.execute(store.dialect.snapshot)
+        yield db
 
 
 @dataclass(frozen=True)
@@ -101,7 +129,7 @@ class ListPage:
         return max(1, -(-self.total // self.query.per_page))
 
 
-def _where(query: ListQuery) -> tuple[str, list[Any]]:
+def _where(query: ListQuery, dialect: Dialect) -> tuple[str, list[Any]]:
     clauses, args = [], []
     if query.service:
         clauses.append("service = ?")
@@ -110,14 +138,15 @@ def _where(query: ListQuery) -> tuple[str, list[Any]]:
         clauses.append("source = ?")
         args.append(query.source)
     if query.q:
-        like = "%" + query.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        clauses.append("(title LIKE ? ESCAPE '\\' OR exception_type LIKE ? ESCAPE '\\' OR service LIKE ? ESCAPE '\\'"
-                       " OR fingerprint = ? OR CAST(id AS TEXT) = ?)")
-        args += [like, like, like, query.q, query.q.lstrip("#")]
+        pattern = "%" + query.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        like = dialect.ilike
+        clauses.append(f"(title {like} ? ESCAPE '\\' OR exception_type {like} ? ESCAPE '\\'"
+                       f" OR service {like} ? ESCAPE '\\' OR fingerprint = ? OR CAST(id AS TEXT) = ?)")
+        args += [pattern, pattern, pattern, query.q, query.q.lstrip("#")]
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
 
 
-def _buckets(conn: sqlite3.Connection, ids: list[int], size: int, count: int, now: float) -> dict[int, list[int]]:
+def _buckets(conn: PortableConn, ids: list[int], size: int, count: int, now: float) -> dict[int, list[int]]:
     """group id → ``count`` bucket counts ending with the current bucket."""
     last = int(now // size)
     first = last - count + 1
@@ -126,7 +155,7 @@ def _buckets(conn: sqlite3.Connection, ids: list[int], size: int, count: int, no
     return {g: [found[g].get(b, 0) for b in range(first, last + 1)] for g in ids}
 
 
-def _versions(conn: sqlite3.Connection, ids: list[int]) -> dict[int, list[str]]:
+def _versions(conn: PortableConn, ids: list[int]) -> dict[int, list[str]]:
     out: dict[int, list[str]] = {g: [] for g in ids}
     if ids:
         marks = ",".join("?" * len(ids))
@@ -144,13 +173,13 @@ def _row(row: Any) -> dict[str, Any]:
             "exception_type": str(row[7]), "source": str(row[8])}
 
 
-def list_groups(store: SQLiteStore, query: ListQuery, github_web: str = "", now: float | None = None) -> ListPage:
+def list_groups(store: PageStore, query: ListQuery, github_web: str = "", now: float | None = None) -> ListPage:
     """One page of groups with their sparklines, versions and way to a fix."""
     now = time.time() if now is None else now
-    where, args = _where(query)
+    where, args = _where(query, store.dialect)
     order = SORTS[query.sort]
     offset = (query.page - 1) * query.per_page
-    with store.read() as conn:
+    with _snapshot(store) as conn:
         if query.state:
             # The way to a fix lives in the sink's tables: filter the matching ids in Python.
             candidates = conn.execute(f"SELECT id, fingerprint FROM groups{where} ORDER BY {order}", args).fetchall()
@@ -177,7 +206,7 @@ def list_groups(store: SQLiteStore, query: ListQuery, github_web: str = "", now:
             "SELECT service, COUNT(*) FROM groups GROUP BY service ORDER BY service LIMIT 500")]
         sources = [(str(r[0]), int(r[1])) for r in conn.execute(
             "SELECT source, COUNT(*) FROM groups GROUP BY source ORDER BY source LIMIT 100")]
-        token = _token(conn)
+        token = _token(conn, now)
     for group in groups:
         group["spark"] = sparks[group["id"]]
         group["versions"] = versions[group["id"]]
@@ -201,13 +230,13 @@ class GroupFacts:
     token: str
 
 
-def group_facts(store: SQLiteStore, group_id: int, chart_range: str = "14d",
+def group_facts(store: PageStore, group_id: int, chart_range: str = "14d",
                 now: float | None = None) -> GroupFacts | None:
     """Everything the group page shows, from one snapshot; None when there is no such group."""
     now = time.time() if now is None else now
     if chart_range not in CHARTS:
         chart_range = "14d"
-    with store.read() as conn:
+    with _snapshot(store) as conn:
         row = conn.execute(f"SELECT {_LIST_COLS}, body, grouping_fields, first_processed, last_processed"
                            " FROM groups WHERE id = ?", (group_id,)).fetchone()
         if row is None:
@@ -230,7 +259,7 @@ def group_facts(store: SQLiteStore, group_id: int, chart_range: str = "14d",
             trace_ids=trace_ids, occurrences=recent_occurrences(conn, group_id), chart_range=chart_range,
             chart=chart, detail=detail(conn, group_id), way=way,
             timeline=_fixway.timeline(conn, group["fingerprint"]) if github else [],
-            token=_token(conn))
+            token=_token(conn, now))
     return facts
 
 
@@ -242,10 +271,10 @@ def _grouping_fields(raw: Any) -> list[str]:
     return [str(f) for f in fields] if isinstance(fields, list) else []
 
 
-def occurrence_facts(store: SQLiteStore, group_id: int, now: float | None = None) -> dict[str, Any] | None:
+def occurrence_facts(store: PageStore, group_id: int, now: float | None = None) -> dict[str, Any] | None:
     """``/api/groups/{id}/occurrences``: the newest occurrences and the hour and day buckets."""
     now = time.time() if now is None else now
-    with store.read() as conn:
+    with _snapshot(store) as conn:
         if conn.execute("SELECT 1 FROM groups WHERE id = ?", (group_id,)).fetchone() is None:
             return None
         hours = _buckets(conn, [group_id], 3600, 48, now)[group_id]
@@ -259,11 +288,11 @@ def occurrence_facts(store: SQLiteStore, group_id: int, now: float | None = None
     }
 
 
-def _token(conn: sqlite3.Connection) -> str:
-    return f"{latest_occurrence_id(conn)}-{_fixway.change_mark(conn):.3f}"
+def _token(conn: PortableConn, now: float) -> str:
+    return f"{change_token(conn, now)}-{_fixway.change_mark(conn):.3f}"
 
 
-def live_token(store: SQLiteStore) -> str:
+def live_token(store: PageStore, now: float | None = None) -> str:
     """Changes whenever an occurrence is recorded or the GitHub sink moves (the page polls it to refresh)."""
-    with store.read() as conn:
-        return _token(conn)
+    with _snapshot(store) as conn:
+        return _token(conn, time.time() if now is None else now)

@@ -2,23 +2,26 @@
 
 Everything the page knows about GitHub (issue numbers, the Copilot hand-off, fixes and their
 verification, muted issues) comes through this module, using the sink's own ledger reads
-(``SQLUnit.issue``, ``.fix``, ``.fix_by_id``) on the page's read-only connection, so a change to the sink's
-storage is one file to follow here. A state without GitHub tables (the local sink) is all
-"local only". Nothing here writes.
+(``issue``, ``fix``, ``fix_by_id`` of a ledger unit, made per backend by ``LEDGER_UNITS``) on the
+page's read snapshot, so a change to the sink's storage is one file to follow here; the few
+queries of its own are the shared SQL of both backends (``PortableConn``). A state without the
+GitHub tables (the local sink), or a backend without a ledger unit here, is all "local only".
+Nothing here writes.
 """
 
 from __future__ import annotations
 
-import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+from otel_autoheal.state._dialect import PortableConn
 
 if TYPE_CHECKING:
-    from otel_autoheal.sinks.github._ledger_unit import SQLUnit
     from otel_autoheal.sinks.github.records import FixRow, IssueRow
 
-__all__ = ["STATES", "Way", "change_mark", "github_web_url", "has_github_tables", "timeline", "way_of", "ways",
-           "ways_in_state"]
+__all__ = ["LEDGER_UNITS", "STATES", "LedgerReads", "Way", "change_mark", "github_web_url", "has_github_tables",
+           "timeline", "way_of", "ways", "ways_in_state"]
 
 #: Every state a group can be in on its way to a fix, in the order the page lists them, with its label.
 STATES: dict[str, str] = {
@@ -67,16 +70,37 @@ class Way:
         }
 
 
-def _ledger(conn: sqlite3.Connection) -> SQLUnit:
-    """The sink's table access on ``conn``, imported only when its tables exist."""
-    from otel_autoheal.sinks.github._ledger_unit import SQLUnit
+class LedgerReads(Protocol):
+    """The reads of the GitHub sink's ledger unit that the page uses."""
+
+    def issue(self, fingerprint: str) -> IssueRow | None: ...
+
+    def fix(self, fingerprint: str, active_only: bool = True) -> FixRow | None: ...
+
+    def fix_by_id(self, fix_id: int) -> FixRow | None: ...
+
+
+def _sql_unit(conn: PortableConn) -> LedgerReads:
+    """The sink's unit: its reads are plain SQL with ``?`` placeholders, which ``conn`` runs on either backend."""
+    from otel_autoheal.sinks.github._ledger_unit import SQLUnit  # only when the sink's tables exist
 
     return SQLUnit(conn)
 
 
-def has_github_tables(conn: sqlite3.Connection) -> bool:
-    return conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'github_issues'").fetchone() is not None
+#: The GitHub sink's ledger unit on a read connection, per backend (``Dialect.name``); a backend
+#: missing here shows every group "local only", as does a database without the sink's tables.
+LEDGER_UNITS: dict[str, Callable[[PortableConn], LedgerReads]] = {"sqlite": _sql_unit, "postgres": _sql_unit}
+
+
+def _ledger(conn: PortableConn) -> LedgerReads:
+    return LEDGER_UNITS[conn.dialect.name](conn)
+
+
+def has_github_tables(conn: PortableConn) -> bool:
+    """Whether the sink's tables are there and readable by the page on this backend."""
+    if conn.dialect.name not in LEDGER_UNITS:
+        return False
+    return conn.execute(conn.dialect.table_exists, ("github_issues",)).fetchone() is not None
 
 
 def _decide(issue: IssueRow | None, fix: FixRow | None) -> Way:
@@ -103,7 +127,7 @@ def _decide(issue: IssueRow | None, fix: FixRow | None) -> Way:
     return Way("filed", **common)
 
 
-def way_of(conn: sqlite3.Connection, fingerprint: str, github: bool) -> Way:
+def way_of(conn: PortableConn, fingerprint: str, github: bool) -> Way:
     """The group's way to a fix; ``github`` is ``has_github_tables(conn)``, asked once per page."""
     if not github:
         return Way("local")
@@ -111,12 +135,12 @@ def way_of(conn: sqlite3.Connection, fingerprint: str, github: bool) -> Way:
     return _decide(ledger.issue(fingerprint), ledger.fix(fingerprint, active_only=False))
 
 
-def ways(conn: sqlite3.Connection, fingerprints: list[str]) -> dict[str, Way]:
+def ways(conn: PortableConn, fingerprints: list[str]) -> dict[str, Way]:
     github = has_github_tables(conn)
     return {fp: way_of(conn, fp, github) for fp in fingerprints}
 
 
-def ways_in_state(conn: sqlite3.Connection, fingerprints: list[str], state: str) -> set[str]:
+def ways_in_state(conn: PortableConn, fingerprints: list[str], state: str) -> set[str]:
     """The fingerprints among ``fingerprints`` whose way is ``state``.
 
     Only groups the sink knows can be anywhere but "local", so only those are looked up one by one.
@@ -134,7 +158,7 @@ def ways_in_state(conn: sqlite3.Connection, fingerprints: list[str], state: str)
     return out
 
 
-def change_mark(conn: sqlite3.Connection) -> float:
+def change_mark(conn: PortableConn) -> float:
     """Moves when the sink performs a write, reads an issue's state or notices a fix; 0 without GitHub.
 
     For the page's live updates. Reading an issue's state moves it even when nothing changed (once
@@ -148,7 +172,7 @@ def change_mark(conn: sqlite3.Connection) -> float:
     return max(float(m or 0) for m in marks)
 
 
-def timeline(conn: sqlite3.Connection, fingerprint: str) -> list[dict[str, Any]]:
+def timeline(conn: PortableConn, fingerprint: str) -> list[dict[str, Any]]:
     """What happened on GitHub for the group, oldest first: filing, writes, hand-off, fixes."""
     if not has_github_tables(conn):
         return []

@@ -1,6 +1,6 @@
 """The page's routes: HTML pages, the JSON API, static files, login; access and headers on each.
 
-Every handler does its reading and rendering in the page's own small thread pool (SQLite reads
+Every handler does its reading and rendering in the page's own small thread pool (store reads
 and Jinja2 block), so the event loop that also serves OTLP only passes bytes. Responses carry
 ``SECURITY_HEADERS`` and ``Server-Timing`` (what the server spent, read by ``bench/ui.py``).
 """
@@ -23,9 +23,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from otel_autoheal.errors import StateError
 from otel_autoheal.metrics import Metrics
 from otel_autoheal.sinks.base import Sink
-from otel_autoheal.state.sqlite import SQLiteStore
 from otel_autoheal.ui import _facts, _fixway, _svg
 from otel_autoheal.ui._access import COOKIE, SECURITY_HEADERS, Access
 from otel_autoheal.ui._markdown import render_markdown
@@ -87,15 +87,16 @@ def _nanos(ns: int) -> str:
 class Pages:
     """The routes of the page, bound to one store, sink and service."""
 
-    def __init__(self, store: SQLiteStore, sink: Sink, metrics: Metrics, health: Callable[[], dict[str, Any]],
-                 access: Access, trace_url_template: str, state_path: str) -> None:
+    def __init__(self, store: _facts.PageStore, sink: Sink, metrics: Metrics, health: Callable[[], dict[str, Any]],
+                 access: Access, trace_url_template: str) -> None:
         self.store = store
         self.sink = sink
         self.metrics = metrics
         self.health = health
         self.access = access
         self.trace_url_template = trace_url_template
-        self.state_path = state_path
+        #: Where the state is, as ``otel-autoheal status`` says it (a file, or a URL without its password).
+        self.state_path = str(store.path)
         self.github_web = _fixway.github_web_url(sink)
         #: Read once: served from memory, never from disk on the event loop.
         self.static = {name: (_HERE.joinpath("static", name).read_bytes(), kind) for name, kind in _STATIC.items()}
@@ -158,6 +159,11 @@ class Pages:
                 return await asyncio.get_running_loop().run_in_executor(self.pool, handler, request)
             except RuntimeError:  # the pool is shut down: the service is stopping
                 return Response("stopping", 503, media_type="text/plain")
+            except StateError as exc:  # e.g. PostgreSQL restarting: say so, and the next request tries again
+                message = f"The state cannot be read just now ({exc}); try again in a moment."
+                if api:
+                    return self._json({"error": message}, 503, {"Retry-After": "5"})
+                return self._html("error.html", {"title": "State unavailable", "message": message, "live": None}, 503)
 
         return self._headers(guarded)
 

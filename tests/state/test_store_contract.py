@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,18 @@ import pytest
 
 from otel_autoheal.errors import StateError
 from otel_autoheal.model import ExceptionRecord, GroupStats, Occurrence
-from otel_autoheal.state.postgres import PostgresStore, redacted_url
+from otel_autoheal.state._dialect import PortableConn
+from otel_autoheal.state._history import (
+    DAYS_KEPT,
+    HOURS_KEPT,
+    OCCURRENCES_KEPT,
+    change_token,
+    day_buckets,
+    detail,
+    hour_buckets,
+    recent_occurrences,
+)
+from otel_autoheal.state.postgres import SCHEMA_VERSION, PostgresStore, redacted_url
 from otel_autoheal.state.sqlite import MAX_TRACE_IDS_PER_GROUP, SQLiteStore
 from tests.postgres_server import PostgresServer
 
@@ -271,3 +283,128 @@ def test_instances_racing_on_one_delivery_count_it_once(backend: Backend) -> Non
     group = stores[0].group_by_fingerprint("fp-race")
     assert group is not None and group.count == 30
     assert sum(not d for r in results for d in r) == 30
+
+
+# -- the page's occurrence history (written by record() in its transaction, read by the page) --------
+
+
+def _read(store: Store, read: Callable[..., Any], *args: Any) -> Any:
+    """``read(conn, *args)`` on one read snapshot of ``store``, through the shared SQL."""
+    with store.read() as conn:
+        return read(PortableConn(conn, store.dialect), *args)
+
+
+def _rows(conn: PortableConn, table: str, group_id: int) -> tuple[int, int]:
+    row = conn.execute(f"SELECT COUNT(*), COALESCE(MIN(id), 0) FROM {table} WHERE group_id = ?"
+                       if table == "group_occurrences" else
+                       f"SELECT COUNT(*), COALESCE(MIN({'hour' if table == 'group_hours' else 'day'}), 0)"
+                       f" FROM {table} WHERE group_id = ?", (group_id,)).fetchone()
+    return int(row[0]), int(row[1])
+
+
+def test_history_is_bucketed_by_the_errors_time_and_bounded(backend: Backend) -> None:
+    """Hour and day buckets count by the error's own time; old buckets and occurrences beyond the bounds are pruned."""
+    store = backend.open()
+    now = 1_750_000_000.0
+    # 200 occurrences spread over 150 days (the older ones arrive as late data with their own times).
+    for index in range(200):
+        store.record(occurrence("fp-h", trace_id=f"{index:032x}", version=f"1.{index // 50}",
+                                when=now - index * 86400 * 0.75), render, now=now)
+    for index in range(3):
+        store.record(occurrence("fp-b", trace_id=f"b{index:031x}", when=now - 7200), render, now=now)
+    a, b = store.group_by_fingerprint("fp-h"), store.group_by_fingerprint("fp-b")
+    assert a is not None and b is not None and a.count == 200
+    hours, oldest_hour = _read(store, _rows, "group_hours", a.id)
+    days, oldest_day = _read(store, _rows, "group_days", a.id)
+    kept, _ = _read(store, _rows, "group_occurrences", a.id)
+    assert 0 < hours <= HOURS_KEPT and oldest_hour > int(now // 3600) - HOURS_KEPT
+    assert 0 < days <= DAYS_KEPT and oldest_day > int(now // 86400) - DAYS_KEPT
+    assert kept == OCCURRENCES_KEPT
+    today = int(now // 86400)
+    by_day = _read(store, day_buckets, [a.id], today - 13)[a.id]
+    assert sum(by_day.values()) == len([i for i in range(200) if int((now - i * 86400 * 0.75) // 86400) > today - 14])
+    assert _read(store, hour_buckets, [b.id], int(now // 3600) - 23)[b.id] == {int(now // 3600) - 2: 3}
+    recent = _read(store, recent_occurrences, a.id)
+    # The last 50 recorded are the oldest errors (indices 150-199, version 1.3), listed by their own time.
+    assert len(recent) == OCCURRENCES_KEPT and {r["version"] for r in recent} == {"1.3"}
+    assert recent[0]["time"] == now - 150 * 86400 * 0.75 and recent[0]["trace_id"] == f"{150:032x}"
+    assert all(r["processed"] == now for r in recent)
+    newest = _read(store, detail, a.id)
+    assert newest is not None and newest["trace_id"] == f"{199:032x}" and newest["version"] == "1.3"
+    assert _read(store, detail, 999_999) is None
+
+
+def test_history_moves_only_with_counted_occurrences(backend: Backend) -> None:
+    """A repeated delivery or a failed record adds no history and leaves the change token; a counted one moves it."""
+    store = backend.open()
+    now = time.time()
+    store.record(occurrence("fp-m", trace_id="aa" * 16, when=now), render, now=now)
+    group = store.group_by_fingerprint("fp-m")
+    assert group is not None
+    token = _read(store, change_token, now)
+    store.record(occurrence("fp-m", trace_id="aa" * 16, when=now), render, now=now)
+
+    def broken(stats: GroupStats) -> tuple[str, str]:
+        raise RuntimeError("renderer failed")
+
+    with pytest.raises(RuntimeError):
+        store.record(occurrence("fp-m", trace_id="bb" * 16, when=now), broken, now=now)
+    assert _read(store, change_token, now) == token
+    assert len(_read(store, recent_occurrences, group.id)) == 1
+    store.record(occurrence("fp-m", trace_id="cc" * 16, when=now), render, now=now)
+    assert _read(store, change_token, now) != token
+    assert sum(_read(store, hour_buckets, [group.id], int(now // 3600))[group.id].values()) == 2
+
+
+def test_concurrent_writers_keep_one_history(backend: Backend) -> None:
+    """Two stores recording one group at once: the buckets add up to the count and the occurrences stay bounded."""
+    stores = [backend.open(), backend.open()]
+    now = time.time()
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def work(writer: int) -> None:
+        try:
+            barrier.wait(timeout=30)
+            for i in range(40):
+                stores[writer].record(occurrence("fp-ch", trace_id=f"{writer:016x}{i:016x}", when=now), render)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    group = stores[0].group_by_fingerprint("fp-ch")
+    assert group is not None and group.count == 80
+    hour = int(now // 3600)
+    assert _read(stores[1], hour_buckets, [group.id], hour)[group.id] == {hour: 80}
+    assert _read(stores[1], day_buckets, [group.id], int(now // 86400))[group.id] == {int(now // 86400): 80}
+    assert len(_read(stores[1], recent_occurrences, group.id)) == OCCURRENCES_KEPT
+
+
+def test_postgres_schema_1_is_migrated_to_the_history(request: pytest.FixtureRequest) -> None:
+    """A version-1 PostgreSQL database (no history tables) gains them at start-up, keeping its groups."""
+    url = _pg(request).new_database()
+    store = PostgresStore(url)
+    try:
+        store.record(occurrence("fp-old"), render)
+        with store.transaction() as conn:
+            for table in ("group_hours", "group_days", "group_occurrences", "group_details"):
+                conn.execute(f"DROP TABLE {table}")
+            conn.execute("UPDATE autoheal_schema SET version = 1")
+    finally:
+        store.close()
+    store = PostgresStore(url)
+    try:
+        with store.read() as conn:
+            assert conn.execute("SELECT version FROM autoheal_schema").fetchone()[0] == SCHEMA_VERSION == 2
+        old = store.group_by_fingerprint("fp-old")
+        assert old is not None and old.count == 1 and _read(store, detail, old.id) is None
+        store.record(occurrence("fp-old", trace_id="dd" * 16, when=time.time()), render)
+        assert _read(store, detail, old.id) is not None
+        assert len(_read(store, recent_occurrences, old.id)) == 1
+    finally:
+        store.close()

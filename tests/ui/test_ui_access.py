@@ -27,9 +27,10 @@ def _one_group(endpoint: str, headers: dict[str, str] | None = None) -> None:
     wait_for(lambda: get_json(f"{endpoint}/api/groups", headers)["total"] == 1, 60, 0.3, "one group")
 
 
-def test_every_page_response_carries_the_security_headers(autoheal: Any) -> None:
-    """CSP with frame-ancestors 'none', nosniff and no-referrer on pages, API, static files, login and 404s."""
-    endpoint = autoheal.http_endpoint
+def test_every_page_response_carries_the_security_headers(autoheal_factory: Callable[..., Any],
+                                                          backend_env: dict[str, str]) -> None:
+    """On either backend, CSP, nosniff and no-referrer on pages, API, static files, login and 404s."""
+    endpoint = autoheal_factory(env=backend_env).http_endpoint
     _one_group(endpoint)
     for path in (*PAGE_PATHS, "/static/ui.css", "/static/ui.js", "/login", "/groups/999", "/api/groups/999",
                  "/groups/not-a-number", "/api/nothing/here"):
