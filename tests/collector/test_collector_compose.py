@@ -267,8 +267,16 @@ class _ComposeLoader(yaml.SafeLoader):
     """YAML with Compose's ``!reset`` tag (an override that clears the base value)."""
 
 
-_ComposeLoader.add_constructor("!reset", lambda loader, node: loader.construct_sequence(node)  # type: ignore[arg-type]
-                               if isinstance(node, yaml.SequenceNode) else None)
+def _construct_tagged(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node)
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node)
+    return loader.construct_scalar(node)
+
+
+for _tag in ("!reset", "!override"):  # Compose's merge tags: the value replaces the base file's
+    _ComposeLoader.add_constructor(_tag, _construct_tagged)
 
 
 @pytest.fixture(scope="module")
@@ -290,9 +298,14 @@ def test_scale_overlay_is_consistent_with_the_base_and_the_configs(
     """Replicas, backend names, the database URL, mounts and env vars of the overlay line up."""
     base, over = compose["services"], scale["services"]
     replicas = over["otel-autoheal"]["deploy"]["replicas"]
-    assert replicas >= 2 and over["otel-autoheal"]["ports"] == []  # no published port shared by replicas
+    # One published host port per replica (a range), on loopback, to the port the service listens on.
+    (published,) = over["otel-autoheal"]["ports"]
+    host, ports, target = published.rsplit(":", 2)
+    first, last = (int(p) for p in ports.split("-"))
+    assert replicas >= 2 and host == "127.0.0.1" and last - first + 1 == replicas
     # The collector lists every replica by the name Compose gives it, on the port it listens on.
     command = base["otel-autoheal"]["command"]
+    assert int(target) == _port(command[command.index("--otlp-http") + 1])
     grpc_port = _port(command[command.index("--otlp-grpc") + 1])
     col_env = {**_environment(base["otelcol"]), **_environment(over["otelcol"])}
     backends = [b.strip() for b in (col_env["AUTOHEAL_BACKENDS"] or "").strip("[]").split(",")]
