@@ -92,13 +92,13 @@ class Config:
     state_dir: str = ""
     #: ``postgresql://user:password@host:port/db``: keep the state in PostgreSQL, shared by several
     #: instances, instead of SQLite in ``state_dir`` (needs ``otel-autoheal[postgres]``; the GitHub
-    #: sink does not run on it yet). Default: empty (SQLite).
+    #: sink shares it too). Default: empty (SQLite).
     database_url: str = ""
     #: Seconds after which an error still in the intake journal is processed again: its first
     #: processing failed (e.g. the database was unreachable). At least twice ``trace_wait``. Default: 60.
     journal_retry_after: float = 60.0
     #: This instance's name in a shared database (its intake journal is replayed by it, or by another
-    #: instance once it has been silent for 30 s). Default: host name and OTLP/gRPC port.
+    #: instance once it has been silent for 30 s). Default: host name and OTLP/gRPC address.
     instance_id: str = ""
     #: Seconds of silence after which a trace is complete and processed. Default: 3.
     trace_wait: float = 3.0
