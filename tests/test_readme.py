@@ -101,3 +101,24 @@ def test_relative_links_and_anchors_resolve(doc: str) -> None:
         if not linked.exists() or (anchor and linked.suffix == ".md" and anchor not in _anchors(linked)):
             broken.append(target)
     assert not broken, f"{doc}: broken links {broken}"
+
+
+_REPO_DIRS = ("tests/", "bench/", "scripts/", "otel_autoheal/", "collector-config/", "examples/", "docs/",
+              "instrumentation/", "js-instrumentation/", ".ci/")
+#: Named in the docs but made by a build, an install or the onboarded repository, or in another
+#: project (the OpenTelemetry semantic conventions), so not tracked here.
+_NOT_TRACKED = ("js-instrumentation/dist/", "tests/conformance/node/node_modules", "tests/autoheal", "docs/gen-ai/")
+
+
+@pytest.mark.parametrize("doc", DOCS)
+def test_repository_paths_named_in_backticks_exist(doc: str) -> None:
+    """A `tests/…`, `bench/…` or other repository path quoted in the document exists, so a renamed file is noticed."""
+    path = ROOT / doc
+    missing = []
+    for quoted in set(re.findall(r"`([^`\s]+)`", path.read_text(encoding="utf-8"))):
+        named = quoted.split("::")[0].rstrip("/")
+        if not named.startswith(_REPO_DIRS) or named.startswith(_NOT_TRACKED) or re.search(r"[<>*{}…]", named):
+            continue
+        if not (ROOT / named).exists() and not (path.parent / named).exists():
+            missing.append(quoted)
+    assert not missing, f"{doc}: paths that do not exist: {sorted(missing)}"
