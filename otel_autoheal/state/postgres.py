@@ -36,7 +36,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from typing import Any
 
 from otel_autoheal.errors import StateBusy, StateError
@@ -200,9 +200,9 @@ class PostgresStore:
         ``StateBusy`` is raised before the block runs. Database errors become ``StateError``
         naming the database (never the password). ``pipelined`` runs the block in psycopg's
         pipeline mode: statements are sent as they are executed but only waited for when a
-        result is fetched, so the statements between two fetches (and ``BEGIN`` with the first,
+        result is fetched, so the statements between two fetches (``BEGIN`` with the first,
         ``COMMIT`` with the last) cost one round trip; a failed statement raises at that fetch or
-        at the end of the block.
+        at the end of the block, and the transaction is rolled back.
         """
         if self._closed:
             raise StateError("state store is closed")
@@ -215,7 +215,7 @@ class PostgresStore:
             raise StateError(f"state database {self.where}: {_one_line(exc)}") from exc
         try:
             try:
-                with conn.pipeline() if pipelined else nullcontext(), conn.transaction():
+                with self._pipelined(conn) if pipelined else conn.transaction():
                     yield conn
             except self._psycopg.Error as exc:
                 raise StateError(f"state database {self.where}: {_one_line(exc)}") from exc
@@ -223,6 +223,25 @@ class PostgresStore:
             conn_cm.__exit__(type(exc), exc, exc.__traceback__)
             raise
         conn_cm.__exit__(None, None, None)
+
+    @contextmanager
+    def _pipelined(self, conn: Any) -> Iterator[None]:
+        # psycopg waits for its own BEGIN and COMMIT in pipeline mode; sent as statements (the
+        # connection in autocommit for the while) they travel with the first and last batches.
+        conn.autocommit = True
+        try:
+            with conn.pipeline():
+                conn.execute("BEGIN")
+                yield
+                conn.execute("COMMIT")
+        finally:
+            try:
+                if conn.info.transaction_status != self._psycopg.pq.TransactionStatus.IDLE:
+                    conn.execute("ROLLBACK")
+                conn.autocommit = False
+            except self._psycopg.Error:
+                conn.close()  # the pool replaces a closed connection, never hands out this one
+                raise
 
     read = transaction  # a read is one snapshot transaction too; it never blocks writers
 
