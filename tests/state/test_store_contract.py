@@ -408,3 +408,57 @@ def test_postgres_schema_1_is_migrated_to_the_history(request: pytest.FixtureReq
         assert len(_read(store, recent_occurrences, old.id)) == 1
     finally:
         store.close()
+
+
+def _round_trips(trace: str) -> int:
+    """Times the client sent and then waited for the server, in a libpq protocol trace."""
+    trips, sending = 0, False
+    for line in trace.splitlines():
+        direction = line.split("\t", 1)[0]
+        trips += direction == "F" and not sending
+        sending = direction == "F" if direction in ("F", "B") else sending
+    return trips
+
+
+def test_postgres_record_waits_for_the_server_five_times(request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """A counted occurrence (version, trace, history, journal cleared) costs five round trips, the pool's check included."""
+    from psycopg import pq
+
+    store = PostgresStore(_pg(request).new_database(), pool_size=1)
+    try:
+        store.record(occurrence("fp-rt", version="1.0", trace_id="01" * 16), render)
+        store.journal_add([("02" * 16, "span", "p")])
+        trace = tmp_path / "libpq.trace"
+        with trace.open("w") as handle:
+            with store.transaction() as conn:  # the pool's only connection: the record below uses it
+                conn.pgconn.trace(handle.fileno())
+                conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
+            update = store.record(occurrence("fp-rt", version="1.0", trace_id="02" * 16), render,
+                                  journal_trace=("02" * 16, None))
+            with store.transaction() as conn:
+                conn.pgconn.untrace()
+        assert update.group.count == 2 and update.group.trace_ids[0] == "02" * 16 and store.journal_entries() == []
+        # The transaction that switched tracing off: the pool's check, BEGIN, COMMIT (one trip each).
+        assert _round_trips(trace.read_text()) - 3 == 5
+    finally:
+        store.close()
+
+
+def test_postgres_database_error_inside_record_rolls_back_and_the_connection_stays_usable(
+        request: pytest.FixtureRequest) -> None:
+    """A statement the database refuses mid-record is a StateError; nothing is kept and the next record works."""
+    store = PostgresStore(_pg(request).new_database(), pool_size=1)
+    try:
+        store.record(occurrence("fp-nul", trace_id="01" * 16), render)
+        store.journal_add([("02" * 16, "span", "p")])
+        with pytest.raises(StateError):
+            store.record(occurrence("fp-nul", trace_id="02" * 16), lambda stats: ("title", "nul \x00 byte"),
+                         journal_trace=("02" * 16, None))
+        group = store.group_by_fingerprint("fp-nul")
+        assert group is not None and group.count == 1 and len(store.journal_entries()) == 1
+        with store.transaction() as conn:
+            assert conn.autocommit is False  # the pipelined record's own BEGIN/COMMIT mode is not left behind
+        again = store.record(occurrence("fp-nul", trace_id="02" * 16), render, journal_trace=("02" * 16, None))
+        assert not again.duplicate and again.group.count == 2 and store.journal_entries() == []
+    finally:
+        store.close()
