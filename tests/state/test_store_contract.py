@@ -462,3 +462,38 @@ def test_postgres_database_error_inside_record_rolls_back_and_the_connection_sta
         assert not again.duplicate and again.group.count == 2 and store.journal_entries() == []
     finally:
         store.close()
+
+
+def test_postgres_key_claimed_while_waiting_for_the_group_lock_is_counted_once(
+        request: pytest.FixtureRequest) -> None:
+    """An occurrence another instance counts while this one waits for the group's lock rolls back and is a duplicate."""
+    import psycopg
+
+    from tests.polling import wait_for
+
+    url = _pg(request).new_database()
+    store = PostgresStore(url)
+    try:
+        store.record(occurrence("fp-claim", trace_id="01" * 16), render)
+        late = occurrence("fp-claim", trace_id="02" * 16)
+        outcome: list[Any] = []
+        # The other instance, mid-record, holds the group's lock; the watcher sees who waits for it.
+        with psycopg.connect(url) as other, psycopg.connect(url, autocommit=True) as watcher:
+            other.execute("SELECT id FROM groups WHERE fingerprint = 'fp-claim' FOR UPDATE")
+            worker = threading.Thread(target=lambda: outcome.append(store.record(late, render)))
+            worker.start()
+            try:
+                wait_for(lambda: watcher.execute(
+                    "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                ).fetchone(), timeout=60, message="record() never waited for the group's lock")
+                other.execute("INSERT INTO occurrence_keys (key, group_id, seen)"
+                              " SELECT %s, id, 0 FROM groups WHERE fingerprint = 'fp-claim'", (late.key,))
+                other.execute("UPDATE groups SET count = count + 1 WHERE fingerprint = 'fp-claim'")
+                other.commit()
+            finally:
+                worker.join(timeout=60)
+        assert len(outcome) == 1 and outcome[0].duplicate and outcome[0].group.count == 2
+        with store.read() as conn:
+            assert conn.execute("SELECT COUNT(*) FROM group_occurrences").fetchone()[0] == 1  # history: only the first
+    finally:
+        store.close()
