@@ -124,6 +124,8 @@ _GROUP_COLS = (
     " first_processed, last_processed"
 )
 
+_TRACES = "SELECT trace_id FROM group_traces WHERE group_id = %s ORDER BY seen DESC"
+
 _URL_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
 
 
@@ -191,12 +193,16 @@ class PostgresStore:
     # -- connections --------------------------------------------------------------------------
 
     @contextmanager
-    def transaction(self, wait: float | None = None) -> Iterator[Any]:
+    def transaction(self, wait: float | None = None, pipelined: bool = False) -> Iterator[Any]:
         """One transaction on a pooled connection, committed on success, rolled back on error.
 
         ``wait`` bounds the wait for a free connection (default: ``connect_timeout``); past it
         ``StateBusy`` is raised before the block runs. Database errors become ``StateError``
-        naming the database (never the password).
+        naming the database (never the password). ``pipelined`` runs the block in psycopg's
+        pipeline mode: statements are sent as they are executed but only waited for when a
+        result is fetched, so the statements between two fetches (``BEGIN`` with the first,
+        ``COMMIT`` with the last) cost one round trip; a failed statement raises at that fetch or
+        at the end of the block, and the transaction is rolled back.
         """
         if self._closed:
             raise StateError("state store is closed")
@@ -209,7 +215,7 @@ class PostgresStore:
             raise StateError(f"state database {self.where}: {_one_line(exc)}") from exc
         try:
             try:
-                with conn.transaction():
+                with self._pipelined(conn) if pipelined else conn.transaction():
                     yield conn
             except self._psycopg.Error as exc:
                 raise StateError(f"state database {self.where}: {_one_line(exc)}") from exc
@@ -217,6 +223,25 @@ class PostgresStore:
             conn_cm.__exit__(type(exc), exc, exc.__traceback__)
             raise
         conn_cm.__exit__(None, None, None)
+
+    @contextmanager
+    def _pipelined(self, conn: Any) -> Iterator[None]:
+        # psycopg waits for its own BEGIN and COMMIT in pipeline mode; sent as statements (the
+        # connection in autocommit for the while) they travel with the first and last batches.
+        conn.autocommit = True
+        try:
+            with conn.pipeline():
+                conn.execute("BEGIN")
+                yield
+                conn.execute("COMMIT")
+        finally:
+            try:
+                if conn.info.transaction_status != self._psycopg.pq.TransactionStatus.IDLE:
+                    conn.execute("ROLLBACK")
+                conn.autocommit = False
+            except self._psycopg.Error:
+                conn.close()  # the pool replaces a closed connection, never hands out this one
+                raise
 
     read = transaction  # a read is one snapshot transaction too; it never blocks writers
 
@@ -355,11 +380,14 @@ class PostgresStore:
 
     def _record(self, occurrence: Occurrence, render: Renderer, now: float | None,
                 journal_trace: tuple[str, int | None] | None) -> GroupUpdate:
+        # Pipelined: four round trips (key look-up; group insert + lock; every write before the
+        # render + the versions it needs; update + traces + journal + commit) instead of one per
+        # statement. Each fetch below is where the pipeline waits; nothing else does.
         now = time.time() if now is None else now
         exc = occurrence.exception
         occurred = occurrence_time(exc.time_unix_nano, now)
         version = exc.service_version
-        with self.transaction() as conn:
+        with self.transaction(pipelined=True) as conn:
             known = conn.execute(
                 "SELECT group_id FROM occurrence_keys WHERE key = %s", (occurrence.key,)
             ).fetchone()
@@ -377,36 +405,34 @@ class PostgresStore:
                 " ON CONFLICT (fingerprint) DO NOTHING RETURNING id",
                 (occurrence.fingerprint, occurred, occurred, now, now, exc.service_name, exc.type, exc.source,
                  json.dumps(occurrence.grouping_fields)),
-            ).fetchone()
-            is_new = inserted is not None
-            if is_new:
-                group_id, count, first_seen, last_seen, previous_title = int(inserted[0]), 1, occurred, occurred, ""
-            else:
-                # The row lock serialises instances recording this group until we commit.
-                row = conn.execute(
-                    "SELECT id, count, first_seen, last_seen, title FROM groups WHERE fingerprint = %s FOR UPDATE",
-                    (occurrence.fingerprint,),
-                ).fetchone()
-                group_id, count, previous_title = int(row[0]), int(row[1]) + 1, str(row[4])
-                first_seen, last_seen = min(float(row[2]), occurred), max(float(row[3]), occurred)
+            )
+            # The row lock serialises instances recording this group until we commit (a row we
+            # have just inserted is ours already: locking it too saves waiting for the insert).
+            locked = conn.execute(
+                "SELECT id, count, first_seen, last_seen, title FROM groups WHERE fingerprint = %s FOR UPDATE",
+                (occurrence.fingerprint,),
+            )
+            is_new = inserted.fetchone() is not None
+            row = locked.fetchone()
+            group_id, previous_title = int(row[0]), str(row[4])
+            count = int(row[1]) if is_new else int(row[1]) + 1
+            first_seen, last_seen = min(float(row[2]), occurred), max(float(row[3]), occurred)
             # Another instance recording this very occurrence at this moment: the key's unique
-            # index makes one of the two wait and then find it, so it is counted once.
-            claimed = conn.execute(
+            # index makes one of the two wait and then find it, so it is counted once (the
+            # statements queued after the claim are rolled back with it).
+            claim = conn.execute(
                 "INSERT INTO occurrence_keys (key, group_id, seen) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
                 (occurrence.key, group_id, now),
-            ).rowcount == 1
-            if not claimed:
-                raise _AlreadyCounted
+            )
             if count % 256 == 0:
                 conn.execute("DELETE FROM occurrence_keys WHERE seen < %s", (now - OCCURRENCE_KEY_SECONDS,))
-            new_version = False
+            added_version = None
             if version:
-                cur = conn.execute(
+                added_version = conn.execute(
                     "INSERT INTO group_versions (group_id, version, first_seen) VALUES (%s, %s, %s)"
                     " ON CONFLICT DO NOTHING",
                     (group_id, version, now),
                 )
-                new_version = cur.rowcount == 1
             if exc.trace_id:
                 conn.execute(
                     "INSERT INTO group_traces (group_id, trace_id, seen) VALUES (%s, %s, %s)"
@@ -421,16 +447,22 @@ class PostgresStore:
             # Under the group's row lock: instances write one group's history one after the other.
             record_history(PortableConn(conn, POSTGRES), group_id, occurrence, occurred, now)
             versions = _versions(conn, group_id)
+            if claim.rowcount != 1:
+                raise _AlreadyCounted
+            new_version = added_version is not None and added_version.rowcount == 1
             title, body = render(GroupStats(count, first_seen, last_seen, versions, previous_title))
-            conn.execute(
+            updated = conn.execute(
                 "UPDATE groups SET title = %s, body = %s, count = %s, first_seen = %s, last_seen = %s,"
-                " last_processed = %s, source = CASE WHEN source = '' THEN %s ELSE source END WHERE id = %s",
+                " last_processed = %s, source = CASE WHEN source = '' THEN %s ELSE source END WHERE id = %s"
+                f" RETURNING {_GROUP_COLS}",
                 (title, body, count, first_seen, last_seen, now, exc.source, group_id),
             )
-            group = _load(conn, "id = %s", (group_id,))
+            traces = conn.execute(_TRACES, (group_id,))
             if journal_trace is not None:
                 self.journal_done(journal_trace[0], journal_trace[1], conn)
-        assert group is not None
+        # Fetched after the commit, which the pipeline sent with these statements: the results
+        # are already here (a failed statement would have failed the block above).
+        group = _group(updated.fetchone(), versions, tuple(str(t[0]) for t in traces.fetchall()))
         return GroupUpdate(group=group, occurrence=occurrence, is_new=is_new, new_version=new_version and not is_new)
 
     def groups(self) -> list[GroupRecord]:
@@ -492,9 +524,7 @@ def _load(conn: Any, where: str, args: tuple[Any, ...]) -> GroupRecord | None:
     if row is None:
         return None
     group_id = int(row[0])
-    traces = conn.execute(
-        "SELECT trace_id FROM group_traces WHERE group_id = %s ORDER BY seen DESC", (group_id,)
-    ).fetchall()
+    traces = conn.execute(_TRACES, (group_id,)).fetchall()
     return _group(row, _versions(conn, group_id), tuple(str(t[0]) for t in traces))
 
 

@@ -408,3 +408,92 @@ def test_postgres_schema_1_is_migrated_to_the_history(request: pytest.FixtureReq
         assert len(_read(store, recent_occurrences, old.id)) == 1
     finally:
         store.close()
+
+
+def _round_trips(trace: str) -> int:
+    """Times the client sent and then waited for the server, in a libpq protocol trace."""
+    trips, sending = 0, False
+    for line in trace.splitlines():
+        direction = line.split("\t", 1)[0]
+        trips += direction == "F" and not sending
+        sending = direction == "F" if direction in ("F", "B") else sending
+    return trips
+
+
+def test_postgres_record_waits_for_the_server_five_times(request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """A counted occurrence (version, trace, history, journal cleared) costs five round trips, the pool's check included."""
+    from psycopg import pq
+
+    store = PostgresStore(_pg(request).new_database(), pool_size=1)
+    try:
+        store.record(occurrence("fp-rt", version="1.0", trace_id="01" * 16), render)
+        store.journal_add([("02" * 16, "span", "p")])
+        trace = tmp_path / "libpq.trace"
+        with trace.open("w") as handle:
+            with store.transaction() as conn:  # the pool's only connection: the record below uses it
+                conn.pgconn.trace(handle.fileno())
+                conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
+            update = store.record(occurrence("fp-rt", version="1.0", trace_id="02" * 16), render,
+                                  journal_trace=("02" * 16, None))
+            with store.transaction() as conn:
+                conn.pgconn.untrace()
+        assert update.group.count == 2 and update.group.trace_ids[0] == "02" * 16 and store.journal_entries() == []
+        # The transaction that switched tracing off: the pool's check, BEGIN, COMMIT (one trip each).
+        assert _round_trips(trace.read_text()) - 3 == 5
+    finally:
+        store.close()
+
+
+def test_postgres_database_error_inside_record_rolls_back_and_the_connection_stays_usable(
+        request: pytest.FixtureRequest) -> None:
+    """A statement the database refuses mid-record is a StateError; nothing is kept and the next record works."""
+    store = PostgresStore(_pg(request).new_database(), pool_size=1)
+    try:
+        store.record(occurrence("fp-nul", trace_id="01" * 16), render)
+        store.journal_add([("02" * 16, "span", "p")])
+        with pytest.raises(StateError):
+            store.record(occurrence("fp-nul", trace_id="02" * 16), lambda stats: ("title", "nul \x00 byte"),
+                         journal_trace=("02" * 16, None))
+        group = store.group_by_fingerprint("fp-nul")
+        assert group is not None and group.count == 1 and len(store.journal_entries()) == 1
+        with store.transaction() as conn:
+            assert conn.autocommit is False  # the pipelined record's own BEGIN/COMMIT mode is not left behind
+        again = store.record(occurrence("fp-nul", trace_id="02" * 16), render, journal_trace=("02" * 16, None))
+        assert not again.duplicate and again.group.count == 2 and store.journal_entries() == []
+    finally:
+        store.close()
+
+
+def test_postgres_key_claimed_while_waiting_for_the_group_lock_is_counted_once(
+        request: pytest.FixtureRequest) -> None:
+    """An occurrence another instance counts while this one waits for the group's lock rolls back and is a duplicate."""
+    import psycopg
+
+    from tests.polling import wait_for
+
+    url = _pg(request).new_database()
+    store = PostgresStore(url)
+    try:
+        store.record(occurrence("fp-claim", trace_id="01" * 16), render)
+        late = occurrence("fp-claim", trace_id="02" * 16)
+        outcome: list[Any] = []
+        # The other instance, mid-record, holds the group's lock; the watcher sees who waits for it.
+        with psycopg.connect(url) as other, psycopg.connect(url, autocommit=True) as watcher:
+            other.execute("SELECT id FROM groups WHERE fingerprint = 'fp-claim' FOR UPDATE")
+            worker = threading.Thread(target=lambda: outcome.append(store.record(late, render)))
+            worker.start()
+            try:
+                wait_for(lambda: watcher.execute(
+                    "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                ).fetchone(), timeout=60, message="record() never waited for the group's lock")
+                other.execute("INSERT INTO occurrence_keys (key, group_id, seen)"
+                              " SELECT %s, id, 0 FROM groups WHERE fingerprint = 'fp-claim'", (late.key,))
+                other.execute("UPDATE groups SET count = count + 1 WHERE fingerprint = 'fp-claim'")
+                other.commit()
+            finally:
+                worker.join(timeout=60)
+        assert len(outcome) == 1 and outcome[0].duplicate and outcome[0].group.count == 2
+        with store.read() as conn:
+            assert conn.execute("SELECT COUNT(*) FROM group_occurrences").fetchone()[0] == 1  # history: only the first
+    finally:
+        store.close()
