@@ -17,6 +17,7 @@ import pytest
 
 from polling import wait_for
 from processes import stop_process_group
+from tests.postgres_server import PostgresServer
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -120,3 +121,13 @@ def autoheal_factory(tmp_path: Path) -> Iterator[Callable[..., AutohealProcess]]
 def autoheal(autoheal_factory: Callable[..., AutohealProcess]) -> AutohealProcess:
     """The real service on free ports with a temporary state dir and a short trace wait."""
     return autoheal_factory()
+
+
+@pytest.fixture(scope="module")
+def pg_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server in a temporary directory (tests/postgres_server.py), removed afterwards."""
+    server = PostgresServer()
+    try:
+        yield server
+    finally:
+        server.stop()

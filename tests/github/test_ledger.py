@@ -14,20 +14,11 @@ from gh_occurrences import fingerprint
 from otel_autoheal.sinks.github.ledger import ClaimLost, GitHubLedger, existing_ledger, ledger_for
 from otel_autoheal.state.postgres import PostgresStore
 from otel_autoheal.state.sqlite import SQLiteStore
-from tests.postgres_server import PostgresServer
 
 FP = fingerprint("ledger")
 
 Store = SQLiteStore | PostgresStore
 
-
-@pytest.fixture(scope="module")
-def pg_server() -> Iterator[PostgresServer]:
-    server = PostgresServer()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 class Backend:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,6 @@ for _p in (str(ROOT), str(ROOT / "tests" / "collector")):
         sys.path.insert(0, _p)
 
 from collector_stack import Binaries, ensure_binaries  # noqa: E402
-from tests.postgres_server import PostgresServer  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -23,11 +21,3 @@ def scaleout_binaries() -> Binaries:
     return ensure_binaries()
 
 
-@pytest.fixture(scope="module")
-def pg_server() -> Iterator[PostgresServer]:
-    """A real PostgreSQL server in a temporary directory, removed afterwards."""
-    server = PostgresServer()
-    try:
-        yield server
-    finally:
-        server.stop()

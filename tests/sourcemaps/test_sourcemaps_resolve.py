@@ -45,15 +45,6 @@ def _record(stack: str, release: str, attributes: dict[str, object] | None = Non
     return record
 
 
-@pytest.fixture(scope="module")
-def pg_server() -> Iterator[PostgresServer]:
-    """A real PostgreSQL server in a temporary directory, removed afterwards."""
-    server = PostgresServer()
-    try:
-        yield server
-    finally:
-        server.stop()
-
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> list[str]:

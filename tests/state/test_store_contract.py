@@ -30,14 +30,6 @@ from tests.postgres_server import PostgresServer
 Store = SQLiteStore | PostgresStore
 
 
-@pytest.fixture(scope="module")
-def pg_server() -> Iterator[PostgresServer]:
-    server = PostgresServer()
-    try:
-        yield server
-    finally:
-        server.stop()
-
 
 class Backend:
     """Opens stores of one kind on one fresh database (SQLite file or PostgreSQL database)."""

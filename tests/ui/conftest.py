@@ -27,15 +27,6 @@ def screenshot_dir() -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PostgresServer]:
-    """A real PostgreSQL server (``tests/postgres_server.py``) shared by the page tests, removed afterwards."""
-    server = PostgresServer()
-    try:
-        yield server
-    finally:
-        server.stop()
-
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def backend_env(request: pytest.FixtureRequest) -> dict[str, str]:
