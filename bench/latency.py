@@ -91,7 +91,7 @@ def _paced_client(endpoint: str, seconds: float, sends_per_second: float, seed: 
         spans += send.count
         traces += [((new + suffix).hex(), sent, acked) for suffix in failing[index]]
     channel.close()
-    result.put((spans, errors, i, traces))
+    result.put((spans / (time.monotonic() - start), errors, i, traces))
 
 
 def paced(endpoint: str, seconds: float, spans_per_second: float, clients: int
@@ -99,17 +99,15 @@ def paced(endpoint: str, seconds: float, spans_per_second: float, clients: int
     """Load the service at ``spans_per_second`` from ``clients`` processes; returns (spans/s reached, failed sends,
     failing traces as (trace id, wall time their last request went out, wall time it was acknowledged))."""
     per_client = spans_per_second / (ingest.TRACES_PER_REQUEST * ingest.SPANS_PER_TRACE) / clients
-    queue: mp.Queue[tuple[int, int, int, list[tuple[str, float, float]]]] = mp.Queue()
+    queue: mp.Queue[tuple[float, int, int, list[tuple[str, float, float]]]] = mp.Queue()
     procs = [mp.Process(target=_paced_client, args=(endpoint, seconds, per_client, seed, queue))
              for seed in range(clients)]
-    start = time.monotonic()
     for proc in procs:
         proc.start()
     results = [queue.get() for _ in procs]
     for proc in procs:
         proc.join()
-    elapsed = time.monotonic() - start
-    return (sum(r[0] for r in results) / elapsed, sum(r[1] for r in results),
+    return (sum(r[0] for r in results), sum(r[1] for r in results),
             [trace for r in results for trace in r[3]])
 
 
@@ -153,6 +151,8 @@ class Soak:
     traces: dict[str, tuple[float, float, float | None]] = field(default_factory=dict)
     rss: list[tuple[float, float]] = field(default_factory=list)
     peak: float = 0.0
+    #: CPU time (user + system) of the service per span during the paced run, µs.
+    cpu_us: float = 0.0
     evicted: float = 0.0
     forgotten: float = 0.0
     load: str = ""
@@ -178,7 +178,9 @@ def soak(rate: float, minutes: float, trace_wait: float, clients: int, checkout:
         sampler = threading.Thread(target=sample)
         sampler.start()
         try:
+            cpu = ingest.cpu_seconds(proc.pid)
             reached, errors, sent = paced(found["grpc"], minutes * 60, rate, clients)
+            cpu = ingest.cpu_seconds(proc.pid) - cpu
             ids = {trace_id for trace_id, _, _ in sent}
             # Wait until every failing trace is recorded, or the count stops growing for a while.
             times: dict[str, float] = {}
@@ -198,7 +200,7 @@ def soak(rate: float, minutes: float, trace_wait: float, clients: int, checkout:
             sampler.join()
             ingest.halt(proc)
     result = Soak(reached, errors, minutes * 60, trace_wait, rss=samples, peak=peak, evicted=evicted,
-                  forgotten=forgotten)
+                  forgotten=forgotten, cpu_us=cpu / max(reached * minutes * 60, 1) * 1e6)
     result.traces = {trace_id: (at, acked, times.get(trace_id)) for trace_id, at, acked in sent}
     return result
 
@@ -212,18 +214,21 @@ def report(result: Soak, target: float) -> None:
     wait = result.trace_wait
     delays = [(done - sent - wait) * 1000 for sent, _, done in result.traces.values() if done is not None]
     early_sent = sum(1 for sent, _, done in result.traces.values() if done is not None and done < sent + wait)
-    early_acked = sum(1 for _, acked, done in result.traces.values() if done is not None and done < acked + wait)
+    round_trips = [(acked - sent) * 1000 for sent, acked, _ in result.traces.values()]
     missing = sum(1 for *_, done in result.traces.values() if done is None)
     print(f"paced run: {result.seconds / 60:g} min at {target:,.0f} spans/s asked, {result.rate:,.0f} reached, "
-          f"{result.errors} failed sends; trace_wait {wait:g} s; load average {result.load}")
+          f"{result.errors} failed sends; service CPU {result.cpu_us:.2f} µs/span; trace_wait {wait:g} s; load average {result.load}")
     print(f"failing traces: {len(result.traces):,} sent, {len(delays):,} recorded, {missing:,} not recorded")
     if delays:
         print("record time - last send - trace_wait (ms): "
               f"p50 {percentile(delays, 0.50):.0f}, p95 {percentile(delays, 0.95):.0f}, "
               f"p99 {percentile(delays, 0.99):.0f}, max {max(delays):.0f}, min {min(delays):.0f}")
-    print(f"recorded before trace_wait was over: {early_sent:,} counted from the last send, {early_acked:,} from its "
-          f"acknowledgement; /metrics: {result.evicted:,.0f} failing traces processed early (max_traces, "
-          f"max_held_bytes), {result.forgotten:,.0f} traces without an error forgotten early")
+    if round_trips:
+        print(f"last request's round trip (ms): p50 {percentile(round_trips, 0.50):.0f}, "
+              f"p95 {percentile(round_trips, 0.95):.0f}, max {max(round_trips):.0f}")
+    print(f"recorded before trace_wait was over (counted from the last send): {early_sent:,}; /metrics: "
+          f"{result.evicted:,.0f} failing traces processed early (max_traces, max_held_bytes), "
+          f"{result.forgotten:,.0f} traces without an error forgotten early")
     after = [(t, mb) for t, mb in result.rss if t >= WARM_UP_SECONDS]
     if after:
         print(f"RSS: peak {result.peak:.0f} MB (VmHWM), after the first minute {min(mb for _, mb in after):.0f}–"

@@ -766,12 +766,28 @@ class Assembler:
             del self._traces[trace_id]
             self._release(pending)
 
+    def _until_due(self, now: float) -> float:
+        """Seconds until the oldest trace held (failing, or a quiet generation) has been silent for ``trace_wait``.
+
+        ``_traces`` is in last-update order, so its first trace is the next one due. At most
+        ``trace_wait``: whatever arrives during the wait is due after it ends, so intake need not wake us.
+        """
+        due = now + self._trace_wait
+        if self._traces:
+            due = min(due, next(iter(self._traces.values())).last_update + self._trace_wait)
+        if self._gens:
+            oldest = self._gens[0]
+            # (The last generation also waits out its slice: see _expire_quiet.)
+            quiet = oldest.last + self._trace_wait
+            due = min(due, quiet if len(self._gens) > 1 else max(quiet, oldest.started + self._slice))
+        return max(due - now, 0.0)
+
     def _run(self) -> None:
-        tick = min(0.2, self._trace_wait / 4)
         while True:
             with self._lock:
                 if not self._ready and not self._stop:
-                    self._wake.wait(timeout=tick)
+                    # Wake when the next trace is due, not on a fixed tick that added up to 200 ms.
+                    self._wake.wait(timeout=self._until_due(time.monotonic()))
                 self._collect_expired(time.monotonic())
                 if self._stop and not self._ready:
                     return
