@@ -32,12 +32,14 @@ def _reserve() -> None:
 
 def test_failing_trace_is_released_by_its_own_deadline(tmp_path: Path) -> None:
     """While a failing trace waits out trace_wait the assembler thread sleeps through, and it is recorded only after."""
+    earlier = set(threading.enumerate())
     engine = AutohealEngine(state_dir=tmp_path, trace_wait=TRACE_WAIT)
     provider = TracerProvider(resource=Resource.create({"service.name": "shop"}))
     provider.add_span_processor(SimpleSpanProcessor(AutohealSpanExporter(engine)))
     tracer = provider.get_tracer("shop")
     try:
-        assembler = next(t for t in threading.enumerate() if t.name == "autoheal-assembler")
+        # This engine's own thread (another test's engine may still be running in this process).
+        assembler = next(t for t in set(threading.enumerate()) - earlier if t.name == "autoheal-assembler")
         before = time.time()
         with pytest.raises(KeyError), tracer.start_as_current_span("checkout"):
             _reserve()
