@@ -42,7 +42,7 @@ def _listen(host: str, port: int, backlog: int, setting: str, hint: str) -> sock
 class ServerThread:
     """Serves ``app`` on ``host:port`` with the header/body/keep-alive deadlines and a connection cap.
 
-    ``setting`` and ``hint`` (``--flag / AUTOHEAL_NAME``) name the address in the busy-port error;
+    ``setting`` and ``hint`` (e.g. ``--otlp-http / AUTOHEAL_OTLP_HTTP``) name the address in the busy-port error;
     ``what`` names the server in log lines, ``thread_name`` its thread.
     """
 
