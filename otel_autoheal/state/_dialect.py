@@ -62,45 +62,47 @@ class PortableConn:
         return self.conn.execute(self.dialect.sql(sql), tuple(args))
 
 
-# Plain rowid tables (not WITHOUT ROWID): ``otel-autoheal repair`` salvages rows by rowid.
-SQLITE = Dialect(
-    name="sqlite",
-    placeholder="?",
-    ilike="LIKE",
-    history_schema=(
-        """CREATE TABLE IF NOT EXISTS group_hours (
-            group_id INTEGER NOT NULL,
-            hour     INTEGER NOT NULL,
-            count    INTEGER NOT NULL,
+def _history_schema(integer: str, real: str, serial_key: str, indexed: tuple[str, ...]) -> tuple[str, ...]:
+    """The history tables in one backend's column types, and an index on each ``indexed`` column of groups."""
+    return (
+        f"""CREATE TABLE IF NOT EXISTS group_hours (
+            group_id {integer} NOT NULL,
+            hour     {integer} NOT NULL,
+            count    {integer} NOT NULL,
             PRIMARY KEY (group_id, hour)
         )""",
-        """CREATE TABLE IF NOT EXISTS group_days (
-            group_id INTEGER NOT NULL,
-            day      INTEGER NOT NULL,
-            count    INTEGER NOT NULL,
+        f"""CREATE TABLE IF NOT EXISTS group_days (
+            group_id {integer} NOT NULL,
+            day      {integer} NOT NULL,
+            count    {integer} NOT NULL,
             PRIMARY KEY (group_id, day)
         )""",
-        """CREATE TABLE IF NOT EXISTS group_occurrences (
-            id          INTEGER PRIMARY KEY AUTOINCREMENT,
-            group_id    INTEGER NOT NULL,
-            time        REAL NOT NULL,
-            processed   REAL NOT NULL,
+        f"""CREATE TABLE IF NOT EXISTS group_occurrences (
+            id          {serial_key},
+            group_id    {integer} NOT NULL,
+            time        {real} NOT NULL,
+            processed   {real} NOT NULL,
             version     TEXT NOT NULL,
             environment TEXT NOT NULL,
             trace_id    TEXT NOT NULL,
             span_id     TEXT NOT NULL
         )""",
         "CREATE INDEX IF NOT EXISTS group_occurrences_group ON group_occurrences (group_id, id)",
-        """CREATE TABLE IF NOT EXISTS group_details (
-            group_id INTEGER PRIMARY KEY,
+        f"""CREATE TABLE IF NOT EXISTS group_details (
+            group_id {integer} PRIMARY KEY,
             detail   TEXT NOT NULL
         )""",
-        "CREATE INDEX IF NOT EXISTS groups_last_seen ON groups (last_seen)",
-        "CREATE INDEX IF NOT EXISTS groups_first_seen ON groups (first_seen)",
-        "CREATE INDEX IF NOT EXISTS groups_count ON groups (count)",
-        "CREATE INDEX IF NOT EXISTS groups_service ON groups (service)",
-        "CREATE INDEX IF NOT EXISTS groups_source ON groups (source)",
-    ),
+        *(f"CREATE INDEX IF NOT EXISTS groups_{column} ON groups ({column})" for column in indexed),
+    )
+
+
+# Plain rowid tables (not WITHOUT ROWID): ``otel-autoheal repair`` salvages rows by rowid.
+SQLITE = Dialect(
+    name="sqlite",
+    placeholder="?",
+    ilike="LIKE",
+    history_schema=_history_schema("INTEGER", "REAL", "INTEGER PRIMARY KEY AUTOINCREMENT",
+                                   ("last_seen", "first_seen", "count", "service", "source")),
     # One writer at a time commits in id order, so the newest id handed out is exact and O(1).
     change_token="SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name = 'group_occurrences'",
     table_exists="SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
@@ -111,40 +113,9 @@ POSTGRES = Dialect(
     name="postgres",
     placeholder="%s",
     ilike="ILIKE",
-    history_schema=(
-        """CREATE TABLE IF NOT EXISTS group_hours (
-            group_id BIGINT NOT NULL,
-            hour     BIGINT NOT NULL,
-            count    BIGINT NOT NULL,
-            PRIMARY KEY (group_id, hour)
-        )""",
-        """CREATE TABLE IF NOT EXISTS group_days (
-            group_id BIGINT NOT NULL,
-            day      BIGINT NOT NULL,
-            count    BIGINT NOT NULL,
-            PRIMARY KEY (group_id, day)
-        )""",
-        """CREATE TABLE IF NOT EXISTS group_occurrences (
-            id          BIGSERIAL PRIMARY KEY,
-            group_id    BIGINT NOT NULL,
-            time        DOUBLE PRECISION NOT NULL,
-            processed   DOUBLE PRECISION NOT NULL,
-            version     TEXT NOT NULL,
-            environment TEXT NOT NULL,
-            trace_id    TEXT NOT NULL,
-            span_id     TEXT NOT NULL
-        )""",
-        "CREATE INDEX IF NOT EXISTS group_occurrences_group ON group_occurrences (group_id, id)",
-        """CREATE TABLE IF NOT EXISTS group_details (
-            group_id BIGINT PRIMARY KEY,
-            detail   TEXT NOT NULL
-        )""",
-        "CREATE INDEX IF NOT EXISTS groups_first_seen ON groups (first_seen)",
-        "CREATE INDEX IF NOT EXISTS groups_count ON groups (count)",
-        "CREATE INDEX IF NOT EXISTS groups_service ON groups (service)",
-        "CREATE INDEX IF NOT EXISTS groups_source ON groups (source)",
-        "CREATE INDEX IF NOT EXISTS groups_last_processed ON groups (last_processed)",
-    ),
+    # groups_last_seen is the store's own, sorted both ways (``postgres.py``).
+    history_schema=_history_schema("BIGINT", "DOUBLE PRECISION", "BIGSERIAL PRIMARY KEY",
+                                   ("first_seen", "count", "service", "source", "last_processed")),
     # Instances commit ids out of order (a smaller id may commit after a larger one is visible),
     # so the newest id could miss an occurrence; every counted occurrence adds one to its group's
     # count and sets its last_processed, so the recently recorded groups' count and sum always move.

@@ -11,19 +11,25 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
 from otel_autoheal.config import Config, parse_hostport
 from otel_autoheal.metrics import Metrics
+from otel_autoheal.receive._server_thread import ServerThread
 from otel_autoheal.sinks.base import Sink
 from otel_autoheal.ui._access import Access
 from otel_autoheal.ui._facts import PageStore
 from otel_autoheal.ui._pages import Pages
-from otel_autoheal.ui._server import UiServer
 
 __all__ = ["WebUI"]
 
 log = logging.getLogger("otel_autoheal.ui")
+
+#: Seconds ``stop()`` lets requests in flight finish.
+_GRACEFUL_STOP = 1.0
+#: Connections served at once on ``ui_address``; the page is for a few people.
+_MAX_CONNECTIONS = 100
 
 
 class WebUI:
@@ -35,11 +41,16 @@ class WebUI:
         self.host, port = parse_hostport(key, address)
         self.access = Access(self.host, config.ui_token)
         self.pages = Pages(store, sink, metrics, health, self.access, config.trace_url_template)
-        self.server: UiServer | None = None
+        self.server: ServerThread | None = None
         if config.ui_address:
             try:
-                self.server = UiServer(self.pages.routes(), self.host, port, metrics, config.http_header_timeout,
-                                       config.http_body_timeout, config.http_keepalive_timeout)
+                self.server = ServerThread(
+                    Starlette(routes=self.pages.routes()), self.host, port, metrics, setting="ui_address",
+                    hint="--ui / AUTOHEAL_UI_ADDRESS", what="page's server", thread_name="autoheal-ui",
+                    header_timeout=config.http_header_timeout, body_timeout=config.http_body_timeout,
+                    keepalive_timeout=config.http_keepalive_timeout, max_connections=_MAX_CONNECTIONS,
+                    graceful_stop=_GRACEFUL_STOP, backlog=128,
+                )
             except BaseException:
                 self.pages.close()
                 raise

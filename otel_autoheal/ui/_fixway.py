@@ -2,9 +2,9 @@
 
 Everything the page knows about GitHub (issue numbers, the Copilot hand-off, fixes and their
 verification, muted issues) comes through this module, using the sink's own ledger reads
-(``issue``, ``fix``, ``fix_by_id`` of a ledger unit, made per backend by ``LEDGER_UNITS``) on the
-page's read snapshot, so a change to the sink's storage is one file to follow here; the few
-queries of its own are the shared SQL of both backends (``PortableConn``). A state without the
+(``issue``, ``fix``, ``change_mark``... of a ledger unit, made per backend by ``LEDGER_UNITS``) on
+the page's read snapshot: every statement on the sink's tables is the ledger's, so a change to the
+sink's storage stays in the sink. A state without the
 GitHub tables (the local sink), or a backend without a ledger unit here, is all "local only".
 Nothing here writes.
 """
@@ -77,7 +77,15 @@ class LedgerReads(Protocol):
 
     def fix(self, fingerprint: str, active_only: bool = True) -> FixRow | None: ...
 
-    def fix_by_id(self, fix_id: int) -> FixRow | None: ...
+    def known_fingerprints(self) -> set[str]: ...
+
+    def change_mark(self) -> float: ...
+
+    def issue_created(self, fingerprint: str) -> float | None: ...
+
+    def outbox_history(self, fingerprint: str) -> list[tuple[str, str, float, str]]: ...
+
+    def fixes_of(self, fingerprint: str) -> list[FixRow]: ...
 
 
 def _sql_unit(conn: PortableConn) -> LedgerReads:
@@ -147,7 +155,7 @@ def ways_in_state(conn: PortableConn, fingerprints: list[str], state: str) -> se
     """
     if not has_github_tables(conn):
         return set(fingerprints) if state == "local" else set()
-    known = {str(r[0]) for r in conn.execute("SELECT fingerprint FROM github_issues")}
+    known = _ledger(conn).known_fingerprints()
     out = set()
     for fp in fingerprints:
         if fp not in known:
@@ -164,12 +172,7 @@ def change_mark(conn: PortableConn) -> float:
     For the page's live updates. Reading an issue's state moves it even when nothing changed (once
     per poll of the sink, 300 s by default): the page then fetches itself once for nothing.
     """
-    if not has_github_tables(conn):
-        return 0.0
-    marks = [conn.execute(sql).fetchone()[0] for sql in (
-        "SELECT MAX(updated) FROM github_outbox", "SELECT MAX(updated) FROM github_fixes",
-        "SELECT MAX(state_checked_at) FROM github_issues")]
-    return max(float(m or 0) for m in marks)
+    return _ledger(conn).change_mark() if has_github_tables(conn) else 0.0
 
 
 def timeline(conn: PortableConn, fingerprint: str) -> list[dict[str, Any]]:
@@ -180,16 +183,13 @@ def timeline(conn: PortableConn, fingerprint: str) -> list[dict[str, Any]]:
     ledger = _ledger(conn)
     issue = ledger.issue(fingerprint)
     if issue is not None and issue.issue_number is not None:
-        created = conn.execute("SELECT created FROM github_issues WHERE fingerprint = ?", (fingerprint,)).fetchone()
-        events.append({"time": float(created[0]), "what": f"filed as GitHub issue #{issue.issue_number}"})
+        events.append({"time": ledger.issue_created(fingerprint) or 0.0,
+                       "what": f"filed as GitHub issue #{issue.issue_number}"})
         if issue.closed_at:
             reason = "muted (closed as not planned)" if issue.muted else "closed"
             events.append({"time": issue.closed_at, "what": reason + (f" in version {issue.closed_version}"
                                                                       if issue.closed_version else "")})
-    for kind, state, updated, error in conn.execute(
-        "SELECT kind, state, updated, last_error FROM github_outbox WHERE fingerprint = ? ORDER BY id",
-        (fingerprint,),
-    ):
+    for kind, state, updated, error in ledger.outbox_history(fingerprint):
         what = {"create": "issue", "comment": "comment", "check": "state check", "reopen": "reopen",
                 "handoff": "Copilot hand-off", "verify": "verification comment", "data": "data block update"}
         text = f"{what.get(kind, kind)}: {state}"
@@ -197,11 +197,8 @@ def timeline(conn: PortableConn, fingerprint: str) -> list[dict[str, Any]]:
             text += f" ({issue.handoff.replace('_', ' ')})"
         if error and state != "done":
             text += f" — {error}"
-        events.append({"time": float(updated), "what": text})
-    for row in conn.execute("SELECT id FROM github_fixes WHERE fingerprint = ? ORDER BY id", (fingerprint,)):
-        fix = ledger.fix_by_id(int(row[0]))
-        if fix is None:
-            continue
+        events.append({"time": updated, "what": text})
+    for fix in ledger.fixes_of(fingerprint):
         by = f"PR #{fix.pr_number}" if fix.pr_number else f"commit {fix.commit_sha[:10]}"
         events.append({"time": fix.merged_at, "what": f"fix merged: {by}"})
         if fix.deployed_at:

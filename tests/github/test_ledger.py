@@ -90,6 +90,26 @@ def test_not_found_is_none_or_empty(ledger: GitHubLedger) -> None:
     assert ledger.fix_counts()["verified"] == 0 and ledger.claim(99) is None
 
 
+def test_the_pages_reads_find_the_sinks_rows(ledger: GitHubLedger) -> None:
+    """The page's reads (map entries, change mark, outbox history, fixes) see what units wrote, oldest first."""
+    with ledger.unit() as u:
+        assert u.known_fingerprints() == set() and u.change_mark() == 0.0 and u.issue_created(FP) is None
+        assert u.outbox_history(FP) == [] and u.fixes_of(FP) == []
+    with ledger.unit() as u:
+        u.set_issue(FP, issue_number=7)
+        u.enqueue("create", FP, {"title": "t"})
+        u.enqueue("comment", FP, {"count": 10})
+        u.add_fix(FP, 100.0, 12, "abc", 101.0, "merged")
+        u.add_fix(FP, 200.0, None, "def", 201.0, "deployed")
+    ledger.fail(ledger.pending()[0].id, "HTTP 422")
+    with ledger.unit() as u:
+        assert u.known_fingerprints() == {FP} and u.issue_created(FP) is not None and u.change_mark() > 0
+        assert [(kind, state, error) for kind, state, _, error in u.outbox_history(FP)] == [
+            ("create", "failed", "HTTP 422"), ("comment", "pending", "")]
+        assert [(f.pr_number, f.commit_sha, f.state) for f in u.fixes_of(FP)] == [
+            (12, "abc", "merged"), (None, "def", "deployed")]
+
+
 def test_pending_commands_fold_into_one(ledger: GitHubLedger) -> None:
     """merge() folds a second command of a kind into the pending one: newest values win, reasons are joined."""
     with ledger.unit() as u:

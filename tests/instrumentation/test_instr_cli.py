@@ -247,6 +247,18 @@ def test_excepthook_style_records_and_chains_previous_hook(otlp_sink: OtlpSink, 
     assert "about to fail" in [r["body"] for r in logs]
 
 
+def test_explicit_service_name_wins_over_resource_attributes(otlp_sink: OtlpSink, run_cli: Any, tmp_path: Path) -> None:
+    """service_name= names the resource even when OTEL_RESOURCE_ATTRIBUTES carries another service.name, as for MCP."""
+    script = tmp_path / "named.py"
+    script.write_text("from autoheal_instrumentation import init_cli\ninit_cli(service_name='named')\nraise KeyError('x')\n")
+    proc = run_cli([], otlp_sink.endpoint, script=script,
+                   OTEL_RESOURCE_ATTRIBUTES="service.name=from-resource,deployment.environment.name=ci")
+    assert proc.returncode == 1
+    (span,) = otlp_sink.wait_for(_error_spans)
+    assert span["resource"]["service.name"] == "named"
+    assert span["resource"]["deployment.environment.name"] == "ci"
+
+
 def test_keyboard_interrupt_is_not_reported(run_cli: Any, tmp_path: Path, spool_dir: Path) -> None:
     """Ctrl-C (KeyboardInterrupt) is not an error report by default."""
     script = tmp_path / "interrupted.py"

@@ -4,26 +4,16 @@
 //   node browser_driver.mjs <js-instrumentation dir> <chromium path>
 // Every dialog (alert/confirm/prompt), console error and page error is recorded and dismissed:
 // the XSS tests read them with {"cmd": "events"}.
-import { mkdtemp, rm } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
+
+import { launchChromium } from '../chromium.mjs';
 
 const [jsDir, chromiumPath] = process.argv.slice(2);
 if (!chromiumPath) throw new Error('usage: browser_driver.mjs <js-instrumentation dir> <chromium>');
-const { chromium } = await import(pathToFileURL(join(jsDir, 'node_modules/playwright-core/index.mjs')).href);
 
 const events = { dialogs: [], consoleErrors: [], pageErrors: [] };
-const profile = await mkdtemp(join(tmpdir(), 'autoheal-ui-chromium-'));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: chromiumPath,
-  headless: true,
-  viewport: { width: 1280, height: 900 },
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--no-first-run'],
-});
-const page = context.pages()[0] ?? (await context.newPage());
+const browser = await launchChromium(jsDir, chromiumPath, 'ui', { viewport: { width: 1280, height: 900 } });
+const page = browser.context.pages()[0] ?? (await browser.context.newPage());
 page.on('dialog', async (d) => {
   events.dialogs.push(`${d.type()}: ${d.message()}`);
   await d.dismiss().catch(() => undefined);
@@ -80,6 +70,5 @@ for await (const line of lines) {
   }
   process.stdout.write(`RESULT ${JSON.stringify(answer)}\n`);
 }
-await context.close().catch(() => undefined);
-await rm(profile, { recursive: true, force: true });
+await browser.close();
 process.stdout.write('RESULT {"ok": true, "closed": true}\n');

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import os
 import platform
-import sys
 from typing import TYPE_CHECKING, Any
 
+from ._config import resource_attributes
 from ._exceptions import MAX_STATUS, exception_attributes, summary
 from ._logfields import severity, source_attributes
 from ._otlp import EventData, LogData, SpanData, build_logs, build_traces
@@ -32,7 +32,7 @@ def build_payload(run: CliRun, command: str | None, end_ns: int) -> tuple[bytes,
     """Serialized OTLP trace and log export requests for ``run`` (logs empty when there are none)."""
     prog = os.path.basename(run.argv[0]) if run.argv and run.argv[0] else "python"
     runtime_version = platform.python_version()
-    resource = _resource(run.settings, runtime_version, run.exception)
+    resource = _resource(run.settings, run.exception)
     attributes = _span_attributes(run, prog, command, runtime_version)
     logs = _buffered_logs(run)
     events: list[EventData] = []
@@ -65,24 +65,14 @@ def build_payload(run: CliRun, command: str | None, end_ns: int) -> tuple[bytes,
     return traces_pb.SerializeToString(), logs_pb.SerializeToString() if logs_pb is not None else b""
 
 
-def _resource(settings: Settings, runtime_version: str, exception: BaseException | None) -> dict[str, Any]:
+def _resource(settings: Settings, exception: BaseException | None) -> dict[str, Any]:
+    # The revision is looked up on the failure path only.
     resource: dict[str, Any] = {
-        "service.name": settings.service_name,
         "telemetry.sdk.name": "otel-autoheal-instrumentation",
         "telemetry.sdk.language": "python",
         "telemetry.sdk.version": version(),
-        "process.runtime.name": sys.implementation.name,
-        "process.runtime.version": runtime_version,
-        "process.pid": os.getpid(),
-        "os.type": sys.platform,
+        **resource_attributes(settings, exception),
     }
-    if exception is not None:  # the revision is looked up on the failure path only
-        from ._source_context import vcs_attributes
-
-        resource.update(vcs_attributes(exception, settings.resource_attributes))
-    resource.update(settings.resource_attributes)
-    if settings.service_version:
-        resource["service.version"] = settings.service_version
     # OTEL_RESOURCE_ATTRIBUTES is text someone typed: scrubbed like the rest, since the payload
     # may be spooled to disk.
     scrubbed: dict[str, Any] = scrub_value(resource)

@@ -225,6 +225,31 @@ def resolve(
     )
 
 
+def resource_attributes(settings: Settings, code: BaseException | str | None) -> dict[str, object]:
+    """The OpenTelemetry resource of a CLI run or an MCP server (without ``telemetry.sdk.*``).
+
+    ``code``, the exception that failed or a file, decides the ``vcs.*`` revision (looked up only
+    when given); ``OTEL_RESOURCE_ATTRIBUTES`` overrides everything but the resolved service name and version.
+    """
+    import platform
+
+    attributes: dict[str, object] = {
+        "process.runtime.name": sys.implementation.name,
+        "process.runtime.version": platform.python_version(),
+        "process.pid": os.getpid(),
+        "os.type": sys.platform,
+    }
+    if code is not None:
+        from ._source_context import vcs_attributes
+
+        attributes.update(vcs_attributes(code, settings.resource_attributes))
+    attributes.update(settings.resource_attributes)
+    attributes["service.name"] = settings.service_name
+    if settings.service_version:
+        attributes["service.version"] = settings.service_version
+    return attributes
+
+
 _LEVELS = {"CRITICAL": 50, "FATAL": 50, "ERROR": 40, "WARNING": 30, "WARN": 30, "INFO": 20, "DEBUG": 10, "NOTSET": 0}
 
 

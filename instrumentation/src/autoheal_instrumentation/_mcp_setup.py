@@ -14,7 +14,6 @@ from opentelemetry._logs import get_logger_provider, set_logger_provider
 from . import _config
 from ._exceptions import debug
 from ._mcp_logging import LoggingBridge
-from ._source_context import vcs_attributes
 
 __all__ = ["installed_logger_provider", "setup_otel", "shutdown"]
 
@@ -92,17 +91,10 @@ def _exporters(settings: _config.Settings) -> tuple[Any, Any]:
 
 
 def _resource(settings: _config.Settings) -> Any:
-    import platform
-
     from opentelemetry.sdk.resources import Resource
 
     main_file = getattr(sys.modules.get("__main__"), "__file__", None) or ""
-    attributes: dict[str, Any] = {**vcs_attributes(main_file, settings.resource_attributes),
-                                  **settings.resource_attributes}
-    attributes["service.name"] = settings.service_name
-    if settings.service_version:
-        attributes["service.version"] = settings.service_version
-    attributes["process.runtime.version"] = platform.python_version()
+    attributes: dict[str, Any] = _config.resource_attributes(settings, main_file)
     return Resource.create(attributes)
 
 

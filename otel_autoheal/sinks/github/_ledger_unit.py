@@ -52,6 +52,15 @@ class LedgerUnit(Protocol):
     def set_fix(self, fix_id: int, **values: Any) -> None: ...
     def end_fixes(self, fingerprint: str, state: str) -> None:
         """Every fix still in force for the group ends as ``state``."""
+    # the page's reads (``ui/_fixway``)
+    def known_fingerprints(self) -> set[str]: ...
+    def change_mark(self) -> float:
+        """Moves with every write, issue state read and fix noticed (0: none yet)."""
+    def issue_created(self, fingerprint: str) -> float | None: ...
+    def outbox_history(self, fingerprint: str) -> list[tuple[str, str, float, str]]:
+        """The group's outbox items, oldest first: kind, state, updated, last error."""
+    def fixes_of(self, fingerprint: str) -> list[FixRow]:
+        """Every fix recorded for the group, oldest first."""
 
 
 class SQLUnit:
@@ -217,3 +226,36 @@ class SQLUnit:
             f"UPDATE github_fixes SET state = ?, updated = ? WHERE fingerprint = ? AND state IN ({_ACTIVE})",
             (state, time.time(), fingerprint, *ACTIVE_FIX_STATES),
         )
+
+    # ----------------------------------------------------------- the page's reads (ui/_fixway)
+
+    def known_fingerprints(self) -> set[str]:
+        """Every group with a map entry: only those can be anywhere but "local only"."""
+        return {str(r[0]) for r in self._conn.execute("SELECT fingerprint FROM github_issues")}
+
+    def change_mark(self) -> float:
+        """Moves with every write, issue state read and fix noticed (0: none yet)."""
+        marks = [self._conn.execute(sql).fetchone()[0] for sql in (
+            "SELECT MAX(updated) FROM github_outbox", "SELECT MAX(updated) FROM github_fixes",
+            "SELECT MAX(state_checked_at) FROM github_issues")]
+        return max(float(m or 0) for m in marks)
+
+    def issue_created(self, fingerprint: str) -> float | None:
+        """When the group's map entry was made (None: no entry)."""
+        row = self._conn.execute("SELECT created FROM github_issues WHERE fingerprint = ?", (fingerprint,)).fetchone()
+        return float(row[0]) if row else None
+
+    def outbox_history(self, fingerprint: str) -> list[tuple[str, str, float, str]]:
+        """The group's outbox items, oldest first: kind, state, updated, last error ("" if none)."""
+        rows = self._conn.execute(
+            "SELECT kind, state, updated, last_error FROM github_outbox WHERE fingerprint = ? ORDER BY id",
+            (fingerprint,),
+        )
+        return [(str(kind), str(state), float(updated), str(error or "")) for kind, state, updated, error in rows]
+
+    def fixes_of(self, fingerprint: str) -> list[FixRow]:
+        """Every fix recorded for the group, oldest first."""
+        rows = self._conn.execute(
+            f"SELECT {FIX_COLS} FROM github_fixes WHERE fingerprint = ? ORDER BY id", (fingerprint,)
+        ).fetchall()
+        return [fix_row(r) for r in rows]

@@ -277,8 +277,8 @@ class GitHubLedger(WriteLog):
 
     def known_fingerprints(self) -> set[str]:
         """Every group the map has an entry for, filed or not."""
-        with self._tx() as conn:
-            return {str(r[0]) for r in conn.execute("SELECT fingerprint FROM github_issues")}
+        with self.unit() as u:
+            return u.known_fingerprints()
 
     def issue_count(self) -> int:
         """Groups filed as GitHub issues, counted without reading them."""
