@@ -28,7 +28,7 @@ from typing import Any
 from otel_autoheal.assemble import Assembler
 from otel_autoheal.config import Config, SettingSource, load_config, source_of, state_path
 from otel_autoheal.errors import Overloaded
-from otel_autoheal.exporters._convert import logs_to_data, split_spans
+from otel_autoheal.exporters._convert import split_logs, trace_request
 from otel_autoheal.metrics import Metrics
 from otel_autoheal.model import TraceData
 from otel_autoheal.otlp import LogData
@@ -338,11 +338,10 @@ class AutohealEngine:
                             "Raise max_pending_traces (AUTOHEAL_MAX_PENDING_TRACES) or check the sink.", exc)
             return
         if kind == "spans":
-            failed, links = split_spans(batch)
-            self.assembler.add_span_links(links)
-            self.assembler.add_spans(failed)
+            request, may_fail = trace_request(batch)
+            self.assembler.add_trace_request(request, may_fail)
         else:
-            self.assembler.add_logs(logs_to_data(batch))
+            self.assembler.add_log_scopes(split_logs(batch))
 
     def _process(self, trace: TraceData, orphan_logs: list[LogData]) -> None:
         self.pipeline.process(trace, orphan_logs)

@@ -307,3 +307,44 @@ def test_pipeline_behind_drops_instead_of_growing(tmp_path: Path, blocking_sink:
     finally:
         blocking_sink.release.set()
         provider.shutdown()
+
+
+def test_logs_exported_before_their_spans_join_the_issue(tmp_path: Path, providers: list) -> None:
+    """Log lines that reach the engine before the spans of their trace are still shown in its issue."""
+    engine = AutohealEngine(state_dir=tmp_path, trace_wait=30)
+    tracer_provider = TracerProvider(resource=RESOURCE)
+    tracer_provider.add_span_processor(BatchSpanProcessor(AutohealSpanExporter(engine), schedule_delay_millis=60_000))
+    logger_provider = LoggerProvider(resource=RESOURCE)
+    logger_provider.add_log_record_processor(SimpleLogRecordProcessor(AutohealLogExporter(engine)))
+    providers += [tracer_provider, logger_provider]
+    with pytest.raises(KeyError):
+        _checkout(tracer_provider.get_tracer("shop"), logger_provider.get_logger("shop"), 5)
+    assert tracer_provider.force_flush(10_000)  # the spans follow the logs into the engine's queue
+    assert engine.force_flush(10_000)
+    issues = read_issues(tmp_path)
+    assert [i["count"] for i in issues] == [1]
+    assert issues[0]["body"].index("loading cart 5") < issues[0]["body"].index("reserving stock 5")
+
+
+def test_traces_without_errors_do_not_push_a_failing_trace_out(tmp_path: Path, providers: list) -> None:
+    """Traces without an error beyond max_traces cost only the quiet index: a failing trace is held for its late logs."""
+    engine = AutohealEngine(state_dir=tmp_path, trace_wait=30, env={"AUTOHEAL_MAX_TRACES": "5"})
+    tracer_provider = TracerProvider(resource=RESOURCE)
+    tracer_provider.add_span_processor(SimpleSpanProcessor(AutohealSpanExporter(engine)))
+    logger_provider = LoggerProvider(resource=RESOURCE)
+    logger_provider.add_log_record_processor(BatchLogRecordProcessor(AutohealLogExporter(engine),
+                                                                     schedule_delay_millis=60_000))
+    providers += [tracer_provider, logger_provider]
+    tracer, otel_logger = tracer_provider.get_tracer("shop"), logger_provider.get_logger("shop")
+    with pytest.raises(KeyError):
+        _checkout(tracer, otel_logger, 9)
+    for n in range(20):
+        with tracer.start_as_current_span("browse"), tracer.start_as_current_span("render"):
+            otel_logger.emit(body=f"rendering page {n}", severity_number=SeverityNumber.INFO)
+    assert logger_provider.force_flush(10_000)  # the failing trace's log lines arrive after 20 other traces
+    assert engine.force_flush(10_000)
+    assert engine.metrics.value("autoheal_traces_evicted_total") == 0
+    issues = read_issues(tmp_path)
+    assert [i["count"] for i in issues] == [1]
+    body = issues[0]["body"]
+    assert "loading cart 9" in body and "reserving stock 9" in body and "rendering page" not in body
