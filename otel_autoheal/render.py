@@ -20,11 +20,12 @@ from typing import Any
 from otel_autoheal.group.culprit import culprit_frame, frame_label
 from otel_autoheal.group.fingerprint import Fingerprint, is_generic_type
 from otel_autoheal.group.template import merge_varying, title_template
-from otel_autoheal.model import ExceptionRecord, Frame, GroupStats, LogLine
+from otel_autoheal.model import ExceptionRecord, Frame, GroupStats, LogLine, Occurrence
 
 __all__ = [
     "MAX_BODY_CHARS",
     "MAX_TITLE_CHARS",
+    "OccurrenceRenderer",
     "RenderOptions",
     "clean",
     "code_span",
@@ -535,3 +536,17 @@ def render_issue(
             body += "\n```"
         body += note
     return title, body
+
+
+class OccurrenceRenderer:
+    """Issues rendered from occurrences: the ``IssueRenderer`` the pipeline gives ``Store.record_many``."""
+
+    def __init__(self, options: RenderOptions) -> None:
+        self.options = options
+
+    def title(self, occurrence: Occurrence, previous: str) -> str:
+        return render_title(occurrence.exception, previous)
+
+    def issue(self, occurrence: Occurrence, stats: GroupStats) -> tuple[str, str]:
+        fingerprint = Fingerprint(occurrence.fingerprint, occurrence.grouping_fields)
+        return render_issue(occurrence.exception, occurrence.related, fingerprint, stats, self.options)

@@ -11,13 +11,26 @@ versions per occurrence) and the title and body rendered for the batch.
 from __future__ import annotations
 
 import bisect
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from otel_autoheal.model import GroupRecord, GroupStats, GroupUpdate, Occurrence
 from otel_autoheal.state._protocol import IssueRenderer
 
-__all__ = ["BatchTally", "GroupTally", "SingleRenderer"]
+__all__ = ["BatchTally", "GroupTally", "SingleRenderer", "stamps"]
+
+
+def stamps(count: int, now: float | None) -> list[float]:
+    """When each of a batch's occurrences is processed: ``now`` for all if given, else the clock,
+    strictly increasing (a group keeps its trace ids by it, newest first: ties would pick any)."""
+    if now is not None:
+        return [now] * count
+    out: list[float] = []
+    for _ in range(count):
+        stamp = time.time()
+        out.append(stamp if not out or stamp > out[-1] else out[-1] + 1e-6)
+    return out
 
 
 class SingleRenderer:

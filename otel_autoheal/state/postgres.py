@@ -42,7 +42,7 @@ from typing import Any
 from otel_autoheal.errors import StateBusy, StateError
 from otel_autoheal.model import GroupRecord, GroupUpdate, Occurrence
 from otel_autoheal.state._dialect import POSTGRES, PortableConn
-from otel_autoheal.state._batch import BatchTally, GroupTally, SingleRenderer
+from otel_autoheal.state._batch import BatchTally, GroupTally, SingleRenderer, stamps
 from otel_autoheal.state._history import record_history_many
 from otel_autoheal.state._protocol import IssueRenderer
 from otel_autoheal.state.sqlite import MAX_TRACE_IDS_PER_GROUP, OCCURRENCE_KEY_SECONDS, Renderer, occurrence_time
@@ -395,13 +395,13 @@ class PostgresStore:
                      journal: Sequence[tuple[str, int | None]]) -> list[GroupUpdate]:
         # Pipelined: three round trips per batch (key look-up + group inserts and locks + versions;
         # the claims; every other write + commit), whatever its size. Each fetch is where it waits.
-        stamps = [time.time() if now is None else now for _ in occurrences]
+        times = stamps(len(occurrences), now)
         batch = BatchTally(renderer)
         with self.transaction(pipelined=True) as conn:
             keys = conn.execute("SELECT key, group_id FROM occurrence_keys WHERE key = ANY(%s)",
                                 (sorted({o.key for o in occurrences}),))
             firsts: dict[str, tuple[Occurrence, float]] = {}
-            for occurrence, stamp in zip(occurrences, stamps, strict=True):
+            for occurrence, stamp in zip(occurrences, times, strict=True):
                 firsts.setdefault(occurrence.fingerprint, (occurrence, stamp))
             # Every group of the batch is created if new and locked, whether or not its occurrences
             # turn out to be known (then it exists and nothing is inserted): one round trip for all.
@@ -442,7 +442,7 @@ class PostgresStore:
             for tally in tallies.values():
                 tally.versions.sort()
             claims: list[tuple[str, int, float]] = []
-            for occurrence, stamp in zip(occurrences, stamps, strict=True):
+            for occurrence, stamp in zip(occurrences, times, strict=True):
                 exc = occurrence.exception
                 if occurrence.key in known:
                     batch.duplicate(occurrence, known[occurrence.key])
@@ -478,7 +478,7 @@ class PostgresStore:
                 if len(claimed) != len(claims):
                     raise _AlreadyCounted
             if batch.crossed(256):  # now and then, not on every write
-                conn.execute("DELETE FROM occurrence_keys WHERE seen < %s", (stamps[-1] - OCCURRENCE_KEY_SECONDS,))
+                conn.execute("DELETE FROM occurrence_keys WHERE seen < %s", (times[-1] - OCCURRENCE_KEY_SECONDS,))
             groups: dict[int, GroupRecord] = {}
             for group_id in batch.group_ids() - {t.group_id for t in batch.groups.values()}:
                 loaded = _load(conn, "id = %s", (group_id,))  # only duplicates of it: as stored

@@ -41,7 +41,7 @@ from typing import Any
 from otel_autoheal.errors import StateBusy, StateError
 from otel_autoheal.model import GroupRecord, GroupStats, GroupUpdate, Occurrence
 from otel_autoheal.state._dialect import SQLITE, PortableConn
-from otel_autoheal.state._batch import BatchTally, GroupTally, SingleRenderer
+from otel_autoheal.state._batch import BatchTally, GroupTally, SingleRenderer, stamps
 from otel_autoheal.state._history import record_history_many
 from otel_autoheal.state._protocol import IssueRenderer
 from otel_autoheal.state._readers import ReaderPool
@@ -413,8 +413,8 @@ class SQLiteStore:
         """
         batch = BatchTally(renderer)
         with self.transaction() as conn:
-            for occurrence in occurrences:
-                self._count(conn, batch, occurrence, time.time() if now is None else now)
+            for occurrence, stamp in zip(occurrences, stamps(len(occurrences), now), strict=True):
+                self._count(conn, batch, occurrence, stamp)
             groups: dict[int, GroupRecord] = {}
             for tally in batch.groups.values():
                 self._store_tally(conn, batch, tally)
