@@ -6,6 +6,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from otel_autoheal._memo import TextMemo
 from otel_autoheal.code_links import CodeLinker
 from otel_autoheal.config import Config
 from otel_autoheal.extract import extract_exceptions, fold_by_root_cause, preceding_logs, same_exception
@@ -37,6 +38,8 @@ MAX_MESSAGE_CHARS = 8_000
 RECENT_TRACES = 5_000
 #: Share of ``max_held_bytes`` the remembered traces may use (1/4).
 RECENT_SHARE = 4
+#: Characters of scrubbed stack traces remembered (inputs and results).
+STACK_MEMO_BYTES = 8 * 1024 * 1024
 #: Most finished traces counted in one store transaction (a backlog is recorded in several).
 MAX_BATCH_TRACES = 256
 
@@ -77,6 +80,8 @@ class Pipeline:
         self.render_options = RenderOptions(trace_url_template=config.trace_url_template)
         self._renderer = OccurrenceRenderer(self.render_options)
         self._grouping = GroupingMemo(self.rules, self.symbolicator.resolve)
+        # The scrubber remembers short values itself; stack traces are long and repeat in a storm.
+        self._scrub_stack = TextMemo(self.scrubber.text, STACK_MEMO_BYTES, MAX_STACKTRACE_CHARS)
         self.code_links = CodeLinker(config)
         self._recent = RecentTraces(RECENT_TRACES, config.max_held_bytes // RECENT_SHARE, config.preceding_logs)
         metrics.gauge("autoheal_recent_traces", "Processed traces remembered to merge late data with.",
@@ -95,7 +100,7 @@ class Pipeline:
             # Span names carry routes and, from careless instrumentations, raw URLs with tokens.
             span_name=s.text(record.span_name[:1000]),
             message=s.text(_cap_text(record.message, MAX_MESSAGE_CHARS)),
-            stacktrace=s.text(_cap_text(record.stacktrace, MAX_STACKTRACE_CHARS)),
+            stacktrace=self._scrub_stack(_cap_text(record.stacktrace, MAX_STACKTRACE_CHARS)),
             resource=s.attributes(record.resource),
             span_attributes=s.attributes(record.span_attributes),
             preceding_logs=[

@@ -123,6 +123,18 @@ def _inline(text: str, limit: int) -> str:
 _inline_cached = functools.lru_cache(maxsize=4096)(_inline)
 
 
+#: Longest first message line whose title template is remembered (a storm of one error repeats it).
+_CACHED_TITLE_CHARS = 2_000
+_title_template_cached = functools.lru_cache(maxsize=1024)(
+    lambda message, span_name: title_template(message, constants=(span_name,)))
+
+
+def _title_template(message: str, span_name: str) -> str:
+    if len(message) + len(span_name) > _CACHED_TITLE_CHARS:
+        return title_template(message, constants=(span_name,))
+    return str(_title_template_cached(message, span_name))
+
+
 def _title_text(text: str) -> str:
     """Title text with nothing GitHub could render or act on: no HTML or comments (angle brackets
     other than the template's placeholders become ‹ ›), no code spans, no link syntax, one line."""
@@ -204,7 +216,7 @@ def render_title(exc: ExceptionRecord, previous: str = "") -> str:
     """
     type_ = _display_type(exc)[:120]
     message = exc.message.strip().splitlines()[0] if exc.message.strip() else ""
-    template = title_template(message, constants=(exc.span_name,)) if message else ""
+    template = _title_template(message, exc.span_name) if message else ""
     if len(template) > MAX_TITLE_MESSAGE_CHARS:
         template = template[: MAX_TITLE_MESSAGE_CHARS - 1] + "…"
     text = f"{type_}: {template}" if type_ and template else (template or type_ or "error")
