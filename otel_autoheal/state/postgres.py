@@ -41,8 +41,8 @@ from typing import Any
 
 from otel_autoheal.errors import StateBusy, StateError
 from otel_autoheal.model import GroupRecord, GroupUpdate, Occurrence
-from otel_autoheal.state._dialect import POSTGRES, PortableConn
 from otel_autoheal.state._batch import BatchTally, GroupTally, SingleRenderer, stamps
+from otel_autoheal.state._dialect import POSTGRES, PortableConn
 from otel_autoheal.state._history import record_history_many
 from otel_autoheal.state._protocol import IssueRenderer
 from otel_autoheal.state.sqlite import MAX_TRACE_IDS_PER_GROUP, OCCURRENCE_KEY_SECONDS, Renderer, occurrence_time

@@ -40,8 +40,8 @@ from typing import Any
 
 from otel_autoheal.errors import StateBusy, StateError
 from otel_autoheal.model import GroupRecord, GroupStats, GroupUpdate, Occurrence
-from otel_autoheal.state._dialect import SQLITE, PortableConn
 from otel_autoheal.state._batch import BatchTally, GroupTally, SingleRenderer, stamps
+from otel_autoheal.state._dialect import SQLITE, PortableConn
 from otel_autoheal.state._history import record_history_many
 from otel_autoheal.state._protocol import IssueRenderer
 from otel_autoheal.state._readers import ReaderPool
@@ -430,7 +430,7 @@ class SQLiteStore:
         exc = occurrence.exception
         occurred = occurrence_time(exc.time_unix_nano, now)
         tally = batch.groups.get(occurrence.fingerprint)
-        row = None
+        row: Any = None
         if tally is None:
             row = conn.execute(
                 "SELECT id, count, first_seen, last_seen, title FROM groups WHERE fingerprint = ?",

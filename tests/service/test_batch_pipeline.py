@@ -8,8 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 from conftest import AutohealProcess
-from otlp_payloads import new_span_id, new_trace_id, span, traces_payload
 from otel_autoheal.state.postgres import PostgresStore
+from otlp_payloads import new_span_id, new_trace_id, span, traces_payload
 from polling import wait_for
 from tests.postgres_server import PostgresServer
 
