@@ -122,7 +122,13 @@ class Pipeline:
 
     def process(self, trace: TraceData, orphan_logs: Sequence[LogData] = ()) -> list[GroupUpdate]:
         """Process one finished trace (``process_batch`` of one, its errors raised)."""
-        return self._record([self._prepare(trace, orphan_logs, self.store.journal_high_water())])
+        prepared = [self._prepare(trace, orphan_logs, self.store.journal_high_water())]
+        try:
+            return self._record(prepared)
+        except Exception:
+            if trace.trace_id:  # not recorded: not to be remembered as such
+                self._recent.take(trace.trace_id)
+            raise
 
     def process_batch(self, traces: Sequence[TraceData], orphan_logs: Sequence[LogData] = ()) -> list[GroupUpdate]:
         """Process finished traces, counted in one store transaction with each group's issue rendered once.

@@ -397,6 +397,11 @@ class PostgresStore:
         # the claims; every other write + commit), whatever its size. Each fetch is where it waits.
         times = stamps(len(occurrences), now)
         batch = BatchTally(renderer)
+        if not occurrences:  # traces whose errors were all recorded before: only their journal
+            with self.transaction() as conn:
+                for trace_id, up_to in journal:
+                    self.journal_done(trace_id, up_to, conn)
+            return []
         with self.transaction(pipelined=True) as conn:
             keys = conn.execute("SELECT key, group_id FROM occurrence_keys WHERE key = ANY(%s)",
                                 (sorted({o.key for o in occurrences}),))

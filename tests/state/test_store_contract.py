@@ -607,3 +607,11 @@ def test_a_failing_batch_leaves_nothing_behind(backend: Backend) -> None:
     assert len(store.journal_entries()) == 2
     assert store.record_many([batch[0]], Chained(), journal=[("bb" * 16, None)])[0].group.count == 2
     assert [e[1] for e in store.journal_entries()] == ["cc" * 16]
+
+
+def test_a_batch_without_occurrences_only_clears_its_journal(backend: Backend) -> None:
+    """Traces whose errors were all recorded before still have their journal cleared by an empty batch."""
+    store = backend.open()
+    store.journal_add([("aa" * 16, "span", "p"), ("bb" * 16, "span", "p")])
+    assert store.record_many([], Chained(), journal=[("aa" * 16, None)]) == []
+    assert [e[1] for e in store.journal_entries()] == ["bb" * 16] and store.group_count() == 0
