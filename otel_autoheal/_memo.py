@@ -20,7 +20,7 @@ class TextMemo:
         self._max_bytes = max_bytes
         self._max_chars = max_chars
         self._entries: OrderedDict[str, str] = OrderedDict()
-        #: Characters held, keys and values (a lower bound of the bytes, close for ASCII text).
+        #: Characters held, keys and values (a value equal to its key is the same string, counted twice).
         self.bytes = 0
 
     def __call__(self, text: str) -> str:

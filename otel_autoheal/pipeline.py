@@ -38,8 +38,9 @@ MAX_MESSAGE_CHARS = 8_000
 RECENT_TRACES = 5_000
 #: Share of ``max_held_bytes`` the remembered traces may use (1/4).
 RECENT_SHARE = 4
-#: Characters of scrubbed stack traces remembered (inputs and results).
-STACK_MEMO_BYTES = 8 * 1024 * 1024
+#: Characters of scrubbed stack traces remembered (inputs and results), and the longest stack kept.
+STACK_MEMO_CHARS = 2 * 1024 * 1024
+STACK_MEMO_MAX_CHARS = 32_000
 #: Most finished traces counted in one store transaction (a backlog is recorded in several).
 MAX_BATCH_TRACES = 256
 
@@ -81,7 +82,7 @@ class Pipeline:
         self._renderer = OccurrenceRenderer(self.render_options)
         self._grouping = GroupingMemo(self.rules, self.symbolicator.resolve)
         # The scrubber remembers short values itself; stack traces are long and repeat in a storm.
-        self._scrub_stack = TextMemo(self.scrubber.text, STACK_MEMO_BYTES, MAX_STACKTRACE_CHARS)
+        self._scrub_stack = TextMemo(self.scrubber.text, STACK_MEMO_CHARS, STACK_MEMO_MAX_CHARS)
         self.code_links = CodeLinker(config)
         self._recent = RecentTraces(RECENT_TRACES, config.max_held_bytes // RECENT_SHARE, config.preceding_logs)
         metrics.gauge("autoheal_recent_traces", "Processed traces remembered to merge late data with.",

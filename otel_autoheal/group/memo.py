@@ -4,7 +4,8 @@ The chain and the key depend only on the (scrubbed) service name, exception type
 stack text, and on the in-app rules, fixed for the pipeline's life; so those four texts, whole,
 are the cache key. A chain changed by source maps is never remembered: it depends on the release
 and on the maps uploaded so far, not on the key alone. Bounded in entries and in bytes (each
-entry is charged for its texts three times over, a generous estimate of its parsed frames).
+entry is charged for its texts three times over, a generous estimate of its parsed frames); texts
+longer than ``MAX_KEY_CHARS`` together are not kept.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ __all__ = ["GroupingMemo"]
 #: Distinct errors remembered.
 MAX_ENTRIES = 1_024
 #: Bytes the remembered errors may take (estimated).
-MAX_BYTES = 16 * 1024 * 1024
+MAX_BYTES = 4 * 1024 * 1024
+#: Longest texts remembered (a storm's stack is a few KB; a huge one is parsed each time).
+MAX_KEY_CHARS = 32_000
 
 _Key = tuple[str, str, str, str]
 
@@ -77,9 +80,10 @@ class GroupingMemo:
         record.type = record.type or record.chain[0].type  # a log bridge that sent no type: the stack's
         if record.chain is not parsed:
             return None
-        cost = 3 * sum(len(text) for text in key) + 512
-        if cost > self._max_bytes:
+        chars = sum(len(text) for text in key)
+        if chars > MAX_KEY_CHARS:
             return None
+        cost = 3 * chars + 512
         entry = _Entry(tuple(parsed), record.type, None, cost)
         self._entries[key] = entry
         self.bytes += cost
