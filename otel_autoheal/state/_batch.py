@@ -40,7 +40,8 @@ class SingleRenderer:
         self._render = render
 
     def title(self, occurrence: Occurrence, previous: str) -> str:
-        return self._render(GroupStats(0, 0.0, 0.0, (), previous))[0]  # pragma: no cover - one occurrence only
+        """Never needed: a batch of one renders its only occurrence whole."""
+        raise AssertionError("record() counts one occurrence")
 
     def issue(self, occurrence: Occurrence, stats: GroupStats) -> tuple[str, str]:
         return self._render(stats)
