@@ -123,18 +123,6 @@ def _inline(text: str, limit: int) -> str:
 _inline_cached = functools.lru_cache(maxsize=4096)(_inline)
 
 
-#: Longest first message line whose title template is remembered (a storm of one error repeats it).
-_CACHED_TITLE_CHARS = 2_000
-_title_template_cached = functools.lru_cache(maxsize=1024)(
-    lambda message, span_name: title_template(message, constants=(span_name,)))
-
-
-def _title_template(message: str, span_name: str) -> str:
-    if len(message) + len(span_name) > _CACHED_TITLE_CHARS:
-        return title_template(message, constants=(span_name,))
-    return str(_title_template_cached(message, span_name))
-
-
 def _title_text(text: str) -> str:
     """Title text with nothing GitHub could render or act on: no HTML or comments (angle brackets
     other than the template's placeholders become ‹ ›), no code spans, no link syntax, one line."""
@@ -216,19 +204,34 @@ def render_title(exc: ExceptionRecord, previous: str = "") -> str:
     """
     type_ = _display_type(exc)[:120]
     message = exc.message.strip().splitlines()[0] if exc.message.strip() else ""
-    template = _title_template(message, exc.span_name) if message else ""
-    if len(template) > MAX_TITLE_MESSAGE_CHARS:
-        template = template[: MAX_TITLE_MESSAGE_CHARS - 1] + "…"
-    text = f"{type_}: {template}" if type_ and template else (template or type_ or "error")
     culprit = culprit_frame(exc.chain)
-    if culprit is not None and len(template.split()) <= 1:  # a bare value ('x', 42, EUR) or nothing
-        text += f" in {frame_label(*culprit)}"
-    title = "[autoheal] " + neutralize(_title_text(text))
+    label = frame_label(*culprit) if culprit is not None else None
+    if len(message) + len(exc.span_name) + len(label or "") <= _CACHED_TITLE_CHARS:
+        title = str(_own_title_cached(type_, message, exc.span_name, label))
+    else:
+        title = _own_title(type_, message, exc.span_name, label)
     if previous:
         title = merge_varying(previous, title)
     if len(title) > MAX_TITLE_CHARS:
         title = title[: MAX_TITLE_CHARS - 1] + "…"
     return title
+
+
+def _own_title(type_: str, message: str, span_name: str, culprit: str | None) -> str:
+    """An occurrence's title before it is merged with its group's: ``culprit`` is its culprit frame's label."""
+    template = title_template(message, constants=(span_name,)) if message else ""
+    if len(template) > MAX_TITLE_MESSAGE_CHARS:
+        template = template[: MAX_TITLE_MESSAGE_CHARS - 1] + "…"
+    text = f"{type_}: {template}" if type_ and template else (template or type_ or "error")
+    if culprit is not None and len(template.split()) <= 1:  # a bare value ('x', 42, EUR) or nothing
+        text += f" in {culprit}"
+    return "[autoheal] " + neutralize(_title_text(text))
+
+
+#: Longest message line (with span name and culprit) whose title is remembered: a storm of one
+#: error renders the same title again and again.
+_CACHED_TITLE_CHARS = 2_000
+_own_title_cached = functools.lru_cache(maxsize=1024)(_own_title)
 
 
 def _top_frame(exc: ExceptionRecord) -> str:
