@@ -113,6 +113,7 @@ class BatchTally:
         first = tally.last is None
         tally.last = occurrence
         tally.count += 1
+        # Occurrences may arrive out of order (retries, spooled CLI runs): keep the extremes.
         tally.first_seen, tally.last_seen = min(tally.first_seen, occurred), max(tally.last_seen, occurred)
         tally.processed = processed
         exc = occurrence.exception

@@ -454,7 +454,6 @@ class SQLiteStore:
                 )
                 tally = GroupTally(int(cur.lastrowid or 0), True, 0, occurred, occurred, [], "")
             else:
-                # Occurrences may arrive out of order (retries, spooled CLI runs): keep the extremes.
                 group_id = int(row[0])
                 versions = conn.execute(
                     "SELECT first_seen, version FROM group_versions WHERE group_id = ?", (group_id,)
