@@ -7,10 +7,10 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
-from conftest import AutohealProcess
 from otel_autoheal.state.postgres import PostgresStore
 from otlp_payloads import new_span_id, new_trace_id, span, traces_payload
 from polling import wait_for
+from tests.conftest import AutohealProcess
 from tests.postgres_server import PostgresServer
 
 STACK = ('Traceback (most recent call last):\n  File "/srv/app/shop/views.py", line 42, in checkout\n'
