@@ -163,8 +163,11 @@ class Assembler:
         max_trace_bytes: int = Config.max_trace_bytes,
         max_held_bytes: int = Config.max_held_bytes,
         other_held: Callable[[], int] = lambda: 0,
+        on_batch: Callable[[list[TraceData], list[LogData]], object] | None = None,
     ) -> None:
         self._on_trace = on_trace
+        #: Takes every trace finished at once in one call instead (``Pipeline.process_batch``).
+        self._on_batch = on_batch
         self._trace_wait = trace_wait
         self._max_traces = max_traces
         self._max_records = max_records_per_trace
@@ -795,6 +798,11 @@ class Assembler:
                 self._ready.clear()
                 orphans = [record for record, _ in self._orphan_logs]
                 self._busy = bool(batch)
+            if self._on_batch is not None and batch:  # it handles a bad trace itself
+                self._on_batch([trace for trace, _ in batch], orphans)
+                with self._lock:
+                    self._ready_bytes -= sum(size for _, size in batch)
+                batch = []
             for trace, size in batch:
                 try:
                     self._on_trace(trace, orphans)

@@ -20,11 +20,12 @@ from typing import Any
 from otel_autoheal.group.culprit import culprit_frame, frame_label
 from otel_autoheal.group.fingerprint import Fingerprint, is_generic_type
 from otel_autoheal.group.template import merge_varying, title_template
-from otel_autoheal.model import ExceptionRecord, Frame, GroupStats, LogLine
+from otel_autoheal.model import ExceptionRecord, Frame, GroupStats, LogLine, Occurrence
 
 __all__ = [
     "MAX_BODY_CHARS",
     "MAX_TITLE_CHARS",
+    "OccurrenceRenderer",
     "RenderOptions",
     "clean",
     "code_span",
@@ -203,19 +204,34 @@ def render_title(exc: ExceptionRecord, previous: str = "") -> str:
     """
     type_ = _display_type(exc)[:120]
     message = exc.message.strip().splitlines()[0] if exc.message.strip() else ""
-    template = title_template(message, constants=(exc.span_name,)) if message else ""
-    if len(template) > MAX_TITLE_MESSAGE_CHARS:
-        template = template[: MAX_TITLE_MESSAGE_CHARS - 1] + "…"
-    text = f"{type_}: {template}" if type_ and template else (template or type_ or "error")
     culprit = culprit_frame(exc.chain)
-    if culprit is not None and len(template.split()) <= 1:  # a bare value ('x', 42, EUR) or nothing
-        text += f" in {frame_label(*culprit)}"
-    title = "[autoheal] " + neutralize(_title_text(text))
+    label = frame_label(*culprit) if culprit is not None else None
+    if len(message) + len(exc.span_name) + len(label or "") <= _CACHED_TITLE_CHARS:
+        title = str(_own_title_cached(type_, message, exc.span_name, label))
+    else:
+        title = _own_title(type_, message, exc.span_name, label)
     if previous:
         title = merge_varying(previous, title)
     if len(title) > MAX_TITLE_CHARS:
         title = title[: MAX_TITLE_CHARS - 1] + "…"
     return title
+
+
+def _own_title(type_: str, message: str, span_name: str, culprit: str | None) -> str:
+    """An occurrence's title before it is merged with its group's: ``culprit`` is its culprit frame's label."""
+    template = title_template(message, constants=(span_name,)) if message else ""
+    if len(template) > MAX_TITLE_MESSAGE_CHARS:
+        template = template[: MAX_TITLE_MESSAGE_CHARS - 1] + "…"
+    text = f"{type_}: {template}" if type_ and template else (template or type_ or "error")
+    if culprit is not None and len(template.split()) <= 1:  # a bare value ('x', 42, EUR) or nothing
+        text += f" in {culprit}"
+    return "[autoheal] " + neutralize(_title_text(text))
+
+
+#: Longest message line (with span name and culprit) whose title is remembered: a storm of one
+#: error renders the same title again and again.
+_CACHED_TITLE_CHARS = 2_000
+_own_title_cached = functools.lru_cache(maxsize=1024)(_own_title)
 
 
 def _top_frame(exc: ExceptionRecord) -> str:
@@ -535,3 +551,17 @@ def render_issue(
             body += "\n```"
         body += note
     return title, body
+
+
+class OccurrenceRenderer:
+    """Issues rendered from occurrences: the ``IssueRenderer`` the pipeline gives ``Store.record_many``."""
+
+    def __init__(self, options: RenderOptions) -> None:
+        self.options = options
+
+    def title(self, occurrence: Occurrence, previous: str) -> str:
+        return render_title(occurrence.exception, previous)
+
+    def issue(self, occurrence: Occurrence, stats: GroupStats) -> tuple[str, str]:
+        fingerprint = Fingerprint(occurrence.fingerprint, occurrence.grouping_fields)
+        return render_issue(occurrence.exception, occurrence.related, fingerprint, stats, self.options)

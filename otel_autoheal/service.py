@@ -82,7 +82,7 @@ class Service:
         self.assembler = Assembler(
             self.pipeline.process, config.trace_wait, config.max_traces, config.max_records_per_trace,
             config.max_pending_traces, self.metrics, config.max_trace_bytes, config.max_held_bytes,
-            lambda: self.pipeline.recent_bytes,
+            lambda: self.pipeline.recent_bytes, on_batch=self.pipeline.process_batch,
         )
         self.journal = JournalWriter(self.store, config.journal_timeout) if config.intake_journal else None
         intake = Intake(self.assembler, self.metrics, config.ingest_token, config.max_request_bytes, self.journal,

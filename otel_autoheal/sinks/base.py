@@ -15,7 +15,9 @@ class Sink(Protocol):
 
     Contract:
     - ``handle`` is called once per occurrence, in order, from one pipeline thread, *after* the
-      state store has recorded the occurrence (so ``update.group.count`` includes it).
+      state store has recorded the occurrence (so ``update.group.count`` includes it). Occurrences
+      recorded in one batch are handed on after its commit, each with the group's count, times and
+      versions as of that occurrence and the title and body rendered once for the batch.
     - ``handle`` must not raise for transient failures: a sink that talks to a remote service
       queues the work durably and returns; it may raise ``SinkConfigError`` only at start-up.
     - ``status`` returns a JSON-serialisable dict for ``otel-autoheal status`` and /metrics; it

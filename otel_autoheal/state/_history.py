@@ -28,6 +28,7 @@ __all__ = [
     "hour_buckets",
     "recent_occurrences",
     "record_history",
+    "record_history_many",
 ]
 
 #: Hour buckets kept per group: the 24 h sparkline plus a day for late data and time zones.
@@ -95,30 +96,53 @@ def _detail_of(exc: ExceptionRecord, related: Sequence[ExceptionRecord], occurre
 def record_history(conn: PortableConn, group_id: int, occurrence: Occurrence, occurred: float,
                    now: float) -> None:
     """Count one occurrence in its buckets, remember it and its detail, and prune the group's history."""
-    exc = occurrence.exception
-    hour, day = int(occurred // 3600), int(occurred // 86400)
+    record_history_many(conn, group_id, [(occurrence, occurred)], now)
+
+
+def record_history_many(conn: PortableConn, group_id: int, entries: Sequence[tuple[Occurrence, float]],
+                        now: float) -> None:
+    """``record_history`` for ``(occurrence, occurred)`` entries of one group in order, at once.
+
+    Leaves what recording them one by one would leave: the buckets count each entry, the newest
+    ``OCCURRENCES_KEPT`` are remembered and the detail is the last entry's.
+    """
+    if not entries:
+        return
     oldest_hour, oldest_day = int(now // 3600) - HOURS_KEPT, int(now // 86400) - DAYS_KEPT
-    if hour > oldest_hour:  # late data older than the window would only be pruned again
-        conn.execute("INSERT INTO group_hours (group_id, hour, count) VALUES (?, ?, 1)"
-                     " ON CONFLICT (group_id, hour) DO UPDATE SET count = group_hours.count + 1", (group_id, hour))
-    if day > oldest_day:
-        conn.execute("INSERT INTO group_days (group_id, day, count) VALUES (?, ?, 1)"
-                     " ON CONFLICT (group_id, day) DO UPDATE SET count = group_days.count + 1", (group_id, day))
+    hours: dict[int, int] = {}
+    days: dict[int, int] = {}
+    for _, occurred in entries:
+        hour, day = int(occurred // 3600), int(occurred // 86400)
+        if hour > oldest_hour:  # late data older than the window would only be pruned again
+            hours[hour] = hours.get(hour, 0) + 1
+        if day > oldest_day:
+            days[day] = days.get(day, 0) + 1
+    for hour, n in hours.items():
+        conn.execute("INSERT INTO group_hours (group_id, hour, count) VALUES (?, ?, ?)"
+                     " ON CONFLICT (group_id, hour) DO UPDATE SET count = group_hours.count + excluded.count",
+                     (group_id, hour, n))
+    for day, n in days.items():
+        conn.execute("INSERT INTO group_days (group_id, day, count) VALUES (?, ?, ?)"
+                     " ON CONFLICT (group_id, day) DO UPDATE SET count = group_days.count + excluded.count",
+                     (group_id, day, n))
     conn.execute("DELETE FROM group_hours WHERE group_id = ? AND hour <= ?", (group_id, oldest_hour))
     conn.execute("DELETE FROM group_days WHERE group_id = ? AND day <= ?", (group_id, oldest_day))
-    conn.execute(
-        "INSERT INTO group_occurrences (group_id, time, processed, version, environment, trace_id, span_id)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (group_id, occurred, now, exc.service_version, exc.environment, exc.trace_id, exc.span_id),
-    )
+    for occurrence, occurred in entries[-OCCURRENCES_KEPT:]:
+        exc = occurrence.exception
+        conn.execute(
+            "INSERT INTO group_occurrences (group_id, time, processed, version, environment, trace_id, span_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (group_id, occurred, now, exc.service_version, exc.environment, exc.trace_id, exc.span_id),
+        )
     conn.execute(
         "DELETE FROM group_occurrences WHERE group_id = ? AND id < (SELECT id FROM group_occurrences"
         " WHERE group_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
         (group_id, group_id, OCCURRENCES_KEPT - 1),
     )
+    last, occurred = entries[-1]
     conn.execute("INSERT INTO group_details (group_id, detail) VALUES (?, ?)"
                  " ON CONFLICT (group_id) DO UPDATE SET detail = excluded.detail",
-                 (group_id, json.dumps(_detail_of(exc, occurrence.related, occurred))))
+                 (group_id, json.dumps(_detail_of(last.exception, last.related, occurred))))
 
 
 def hour_buckets(conn: PortableConn, group_ids: Sequence[int], since_hour: int) -> dict[int, dict[int, int]]:

@@ -5,14 +5,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol
 
-from otel_autoheal.model import GroupRecord, GroupUpdate, Occurrence
+from otel_autoheal.model import GroupRecord, GroupStats, GroupUpdate, Occurrence
 
-__all__ = ["Store"]
+__all__ = ["IssueRenderer", "Store"]
+
+
+class IssueRenderer(Protocol):
+    """Renders a group's issue for ``Store.record_many``: once per batch and group, titles chained before."""
+
+    def title(self, occurrence: Occurrence, previous: str) -> str:
+        """The group's title after ``occurrence`` when its title was ``previous``."""
+        ...
+
+    def issue(self, occurrence: Occurrence, stats: GroupStats) -> tuple[str, str]:
+        """``(title, body)`` with ``occurrence`` as the sample and ``stats`` including it."""
+        ...
 
 
 class Store(Protocol):
@@ -30,6 +42,9 @@ class Store(Protocol):
 
     def record(self, occurrence: Occurrence, render: Callable[[Any], tuple[str, str]], now: float | None = None,
                journal_trace: tuple[str, int | None] | None = None) -> GroupUpdate: ...
+
+    def record_many(self, occurrences: Sequence[Occurrence], renderer: IssueRenderer, now: float | None = None,
+                    journal: Sequence[tuple[str, int | None]] = ()) -> list[GroupUpdate]: ...
 
     def groups(self) -> list[GroupRecord]: ...
 

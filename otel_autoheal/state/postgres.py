@@ -35,14 +35,16 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from otel_autoheal.errors import StateBusy, StateError
-from otel_autoheal.model import GroupRecord, GroupStats, GroupUpdate, Occurrence
+from otel_autoheal.model import GroupRecord, GroupUpdate, Occurrence
+from otel_autoheal.state._batch import BatchTally, GroupTally, SingleRenderer, stamps
 from otel_autoheal.state._dialect import POSTGRES, PortableConn
-from otel_autoheal.state._history import record_history
+from otel_autoheal.state._history import record_history_many
+from otel_autoheal.state._protocol import IssueRenderer
 from otel_autoheal.state.sqlite import MAX_TRACE_IDS_PER_GROUP, OCCURRENCE_KEY_SECONDS, Renderer, occurrence_time
 
 __all__ = ["JOURNAL_LEASE_SECONDS", "SCHEMA_VERSION", "PostgresStore", "is_postgres_url", "redacted_url"]
@@ -373,97 +375,152 @@ class PostgresStore:
 
         Same contract as ``SQLiteStore.record``; safe when instances record one fingerprint at once.
         """
-        try:
-            return self._record(occurrence, render, now, journal_trace)
-        except _AlreadyCounted:  # another instance counted it meanwhile: now it is a known key
-            return self._record(occurrence, render, now, journal_trace)
+        journal = [journal_trace] if journal_trace is not None else []
+        return self.record_many([occurrence], SingleRenderer(render), now, journal)[0]
 
-    def _record(self, occurrence: Occurrence, render: Renderer, now: float | None,
-                journal_trace: tuple[str, int | None] | None) -> GroupUpdate:
-        # Pipelined: four round trips (key look-up; group insert + lock; every write before the
-        # render + the versions it needs; update + traces + journal + commit) instead of one per
-        # statement. Each fetch below is where the pipeline waits; nothing else does.
-        now = time.time() if now is None else now
-        exc = occurrence.exception
-        occurred = occurrence_time(exc.time_unix_nano, now)
-        version = exc.service_version
+    def record_many(self, occurrences: Sequence[Occurrence], renderer: IssueRenderer, now: float | None = None,
+                    journal: Sequence[tuple[str, int | None]] = ()) -> list[GroupUpdate]:
+        """Count ``occurrences`` in one transaction, each group rendered once: ``SQLiteStore.record_many``.
+
+        Safe when instances record the same groups at once: the batch locks its groups' rows in
+        fingerprint order, and an occurrence another instance counted meanwhile rolls the batch
+        back and counts it again, that occurrence now as a duplicate.
+        """
+        try:
+            return self._record_many(occurrences, renderer, now, journal)
+        except _AlreadyCounted:  # another instance counted one of them meanwhile: now it is a known key
+            return self._record_many(occurrences, renderer, now, journal)
+
+    def _record_many(self, occurrences: Sequence[Occurrence], renderer: IssueRenderer, now: float | None,
+                     journal: Sequence[tuple[str, int | None]]) -> list[GroupUpdate]:
+        # Pipelined: three round trips per batch (key look-up + group inserts and locks + versions;
+        # the claims; every other write + commit), whatever its size. Each fetch is where it waits.
+        times = stamps(len(occurrences), now)
+        batch = BatchTally(renderer)
+        if not occurrences:  # traces whose errors were all recorded before: only their journal
+            with self.transaction() as conn:
+                for trace_id, up_to in journal:
+                    self.journal_done(trace_id, up_to, conn)
+            return []
         with self.transaction(pipelined=True) as conn:
-            known = conn.execute(
-                "SELECT group_id FROM occurrence_keys WHERE key = %s", (occurrence.key,)
-            ).fetchone()
-            if known is not None:
-                group = _load(conn, "id = %s", (int(known[0]),))
-                if journal_trace is not None:
-                    self.journal_done(journal_trace[0], journal_trace[1], conn)
-                if group is not None:
-                    return GroupUpdate(group=group, occurrence=occurrence, is_new=False, new_version=False,
-                                       duplicate=True)
-            inserted = conn.execute(
-                "INSERT INTO groups (fingerprint, title, body, count, first_seen, last_seen, first_processed,"
-                " last_processed, service, exception_type, source, grouping_fields)"
-                " VALUES (%s, '', '', 1, %s, %s, %s, %s, %s, %s, %s, %s)"
-                " ON CONFLICT (fingerprint) DO NOTHING RETURNING id",
-                (occurrence.fingerprint, occurred, occurred, now, now, exc.service_name, exc.type, exc.source,
-                 json.dumps(occurrence.grouping_fields)),
-            )
-            # The row lock serialises instances recording this group until we commit (a row we
-            # have just inserted is ours already: locking it too saves waiting for the insert).
-            locked = conn.execute(
-                "SELECT id, count, first_seen, last_seen, title FROM groups WHERE fingerprint = %s FOR UPDATE",
-                (occurrence.fingerprint,),
-            )
-            is_new = inserted.fetchone() is not None
-            row = locked.fetchone()
-            group_id, previous_title = int(row[0]), str(row[4])
-            count = int(row[1]) if is_new else int(row[1]) + 1
-            first_seen, last_seen = min(float(row[2]), occurred), max(float(row[3]), occurred)
-            # Another instance recording this very occurrence at this moment: the key's unique
-            # index makes one of the two wait and then find it, so it is counted once (the
-            # statements queued after the claim are rolled back with it).
-            claim = conn.execute(
-                "INSERT INTO occurrence_keys (key, group_id, seen) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
-                (occurrence.key, group_id, now),
-            )
-            if count % 256 == 0:
-                conn.execute("DELETE FROM occurrence_keys WHERE seen < %s", (now - OCCURRENCE_KEY_SECONDS,))
-            added_version = None
-            if version:
-                added_version = conn.execute(
-                    "INSERT INTO group_versions (group_id, version, first_seen) VALUES (%s, %s, %s)"
-                    " ON CONFLICT DO NOTHING",
-                    (group_id, version, now),
+            keys = conn.execute("SELECT key, group_id FROM occurrence_keys WHERE key = ANY(%s)",
+                                (sorted({o.key for o in occurrences}),))
+            firsts: dict[str, tuple[Occurrence, float]] = {}
+            for occurrence, stamp in zip(occurrences, times, strict=True):
+                firsts.setdefault(occurrence.fingerprint, (occurrence, stamp))
+            # Every group of the batch is created if new and locked, whether or not its occurrences
+            # turn out to be known (then it exists and nothing is inserted): one round trip for all.
+            # The row locks are taken in one order, so instances whose batches share groups wait,
+            # never deadlock (a row we have just inserted is ours already: locking it saves waiting).
+            pending = []
+            for fingerprint in sorted(firsts):
+                occurrence, stamp = firsts[fingerprint]
+                exc = occurrence.exception
+                occurred = occurrence_time(exc.time_unix_nano, stamp)
+                inserted = conn.execute(
+                    "INSERT INTO groups (fingerprint, title, body, count, first_seen, last_seen, first_processed,"
+                    " last_processed, service, exception_type, source, grouping_fields)"
+                    " VALUES (%s, '', '', 1, %s, %s, %s, %s, %s, %s, %s, %s)"
+                    " ON CONFLICT (fingerprint) DO NOTHING RETURNING id",
+                    (fingerprint, occurred, occurred, stamp, stamp, exc.service_name, exc.type, exc.source,
+                     json.dumps(occurrence.grouping_fields)),
                 )
-            if exc.trace_id:
-                conn.execute(
-                    "INSERT INTO group_traces (group_id, trace_id, seen) VALUES (%s, %s, %s)"
-                    " ON CONFLICT (group_id, trace_id) DO UPDATE SET seen = EXCLUDED.seen",
-                    (group_id, exc.trace_id, now),
+                locked = conn.execute(
+                    "SELECT id, count, first_seen, last_seen, title FROM groups WHERE fingerprint = %s FOR UPDATE",
+                    (fingerprint,),
                 )
-                conn.execute(
-                    "DELETE FROM group_traces WHERE group_id = %s AND trace_id NOT IN"
-                    " (SELECT trace_id FROM group_traces WHERE group_id = %s ORDER BY seen DESC LIMIT %s)",
-                    (group_id, group_id, MAX_TRACE_IDS_PER_GROUP),
-                )
-            # Under the group's row lock: instances write one group's history one after the other.
-            record_history(PortableConn(conn, POSTGRES), group_id, occurrence, occurred, now)
-            versions = _versions(conn, group_id)
-            if claim.rowcount != 1:
-                raise _AlreadyCounted
-            new_version = added_version is not None and added_version.rowcount == 1
-            title, body = render(GroupStats(count, first_seen, last_seen, versions, previous_title))
-            updated = conn.execute(
-                "UPDATE groups SET title = %s, body = %s, count = %s, first_seen = %s, last_seen = %s,"
-                " last_processed = %s, source = CASE WHEN source = '' THEN %s ELSE source END WHERE id = %s"
-                f" RETURNING {_GROUP_COLS}",
-                (title, body, count, first_seen, last_seen, now, exc.source, group_id),
+                pending.append((fingerprint, inserted, locked))
+            versions = conn.execute(
+                "SELECT v.group_id, v.first_seen, v.version FROM group_versions v JOIN groups g ON g.id = v.group_id"
+                " WHERE g.fingerprint = ANY(%s)", (sorted(firsts),),
             )
-            traces = conn.execute(_TRACES, (group_id,))
-            if journal_trace is not None:
-                self.journal_done(journal_trace[0], journal_trace[1], conn)
+            known = {str(k): int(g) for k, g in keys.fetchall()}
+            tallies: dict[str, GroupTally] = {}
+            for fingerprint, inserted, locked in pending:
+                is_new = inserted.fetchone() is not None
+                row = locked.fetchone()
+                tallies[fingerprint] = GroupTally(int(row[0]), is_new, 0 if is_new else int(row[1]), float(row[2]),
+                                                  float(row[3]), [], str(row[4]))
+            by_id = {t.group_id: t for t in tallies.values()}
+            for group_id, first_seen, version in versions.fetchall():
+                by_id[int(group_id)].versions.append((float(first_seen), str(version)))
+            for tally in tallies.values():
+                tally.versions.sort()
+            claims: list[tuple[str, int, float]] = []
+            for occurrence, stamp in zip(occurrences, times, strict=True):
+                exc = occurrence.exception
+                if occurrence.key in known:
+                    batch.duplicate(occurrence, known[occurrence.key])
+                    continue
+                tally = tallies[occurrence.fingerprint]
+                if occurrence.key in batch.keys:
+                    batch.duplicate(occurrence, tally.group_id)
+                    continue
+                new_version = False
+                version = exc.service_version
+                if version and not tally.has_version(version):
+                    conn.execute("INSERT INTO group_versions (group_id, version, first_seen) VALUES (%s, %s, %s)"
+                                 " ON CONFLICT DO NOTHING", (tally.group_id, version, stamp))
+                    batch.add_version(tally, version, stamp)
+                    new_version = True
+                if exc.trace_id:
+                    conn.execute(
+                        "INSERT INTO group_traces (group_id, trace_id, seen) VALUES (%s, %s, %s)"
+                        " ON CONFLICT (group_id, trace_id) DO UPDATE SET seen = EXCLUDED.seen",
+                        (tally.group_id, exc.trace_id, stamp),
+                    )
+                batch.groups[occurrence.fingerprint] = tally
+                batch.count(tally, occurrence, occurrence_time(exc.time_unix_nano, stamp), stamp, new_version)
+                claims.append((occurrence.key, tally.group_id, stamp))
+            # Another instance recording one of these very occurrences at this moment: the key's
+            # unique index makes one of the two wait and then find it, so it is counted once.
+            if claims:
+                claimed = conn.execute(
+                    "INSERT INTO occurrence_keys (key, group_id, seen)"
+                    " SELECT * FROM unnest(%s::text[], %s::bigint[], %s::float8[]) ON CONFLICT DO NOTHING RETURNING key",
+                    ([c[0] for c in claims], [c[1] for c in claims], [c[2] for c in claims]),
+                ).fetchall()
+                if len(claimed) != len(claims):
+                    raise _AlreadyCounted
+            if batch.crossed(256):  # now and then, not on every write
+                conn.execute("DELETE FROM occurrence_keys WHERE seen < %s", (times[-1] - OCCURRENCE_KEY_SECONDS,))
+            groups: dict[int, GroupRecord] = {}
+            for group_id in batch.group_ids() - {t.group_id for t in batch.groups.values()}:
+                loaded = _load(conn, "id = %s", (group_id,))  # only duplicates of it: as stored
+                assert loaded is not None
+                groups[group_id] = loaded
+            written = []
+            for tally in batch.groups.values():
+                written.append((tally, *self._store_tally(conn, batch, tally)))
+            for trace_id, up_to in journal:
+                self.journal_done(trace_id, up_to, conn)
         # Fetched after the commit, which the pipeline sent with these statements: the results
         # are already here (a failed statement would have failed the block above).
-        group = _group(updated.fetchone(), versions, tuple(str(t[0]) for t in traces.fetchall()))
-        return GroupUpdate(group=group, occurrence=occurrence, is_new=is_new, new_version=new_version and not is_new)
+        for tally, updated, traces in written:
+            groups[tally.group_id] = _group(updated.fetchone(), tuple(v for _, v in tally.versions),
+                                            tuple(str(t[0]) for t in traces.fetchall()))
+        return batch.updates(groups)
+
+    @staticmethod
+    def _store_tally(conn: Any, batch: BatchTally, tally: GroupTally) -> tuple[Any, Any]:
+        """Queue a group's numbers, history and issue after the batch; return the cursors to read it back."""
+        group_id = tally.group_id
+        if tally.traced:
+            conn.execute(
+                "DELETE FROM group_traces WHERE group_id = %s AND trace_id NOT IN"
+                " (SELECT trace_id FROM group_traces WHERE group_id = %s ORDER BY seen DESC LIMIT %s)",
+                (group_id, group_id, MAX_TRACE_IDS_PER_GROUP),
+            )
+        # Under the group's row lock: instances write one group's history one after the other.
+        record_history_many(PortableConn(conn, POSTGRES), group_id, tally.history, tally.processed)
+        title, body = batch.render(tally)
+        updated = conn.execute(
+            "UPDATE groups SET title = %s, body = %s, count = %s, first_seen = %s, last_seen = %s,"
+            " last_processed = %s, source = CASE WHEN source = '' THEN %s ELSE source END WHERE id = %s"
+            f" RETURNING {_GROUP_COLS}",
+            (title, body, tally.count, tally.first_seen, tally.last_seen, tally.processed, tally.source, group_id),
+        )
+        return updated, conn.execute(_TRACES, (group_id,))
 
     def groups(self) -> list[GroupRecord]:
         """Every group with its body, newest activity first (three queries in one snapshot)."""

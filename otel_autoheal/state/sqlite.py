@@ -33,15 +33,17 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from otel_autoheal.errors import StateBusy, StateError
 from otel_autoheal.model import GroupRecord, GroupStats, GroupUpdate, Occurrence
+from otel_autoheal.state._batch import BatchTally, GroupTally, SingleRenderer, stamps
 from otel_autoheal.state._dialect import SQLITE, PortableConn
-from otel_autoheal.state._history import record_history
+from otel_autoheal.state._history import record_history_many
+from otel_autoheal.state._protocol import IssueRenderer
 from otel_autoheal.state._readers import ReaderPool
 
 __all__ = ["OCCURRENCE_KEY_SECONDS", "SCHEMA_VERSION", "SQLiteStore", "damaged_message", "is_damaged", "occurrence_time"]
@@ -397,81 +399,101 @@ class SQLiteStore:
         ``journal_trace`` (trace id, high-water id) clears that trace's intake journal in the same
         transaction.
         """
-        now = time.time() if now is None else now
+        journal = [journal_trace] if journal_trace is not None else []
+        return self.record_many([occurrence], SingleRenderer(render), now, journal)[0]
+
+    def record_many(self, occurrences: Sequence[Occurrence], renderer: IssueRenderer, now: float | None = None,
+                    journal: Sequence[tuple[str, int | None]] = ()) -> list[GroupUpdate]:
+        """Count ``occurrences`` in order, in one transaction, and store each group's issue rendered once.
+
+        Stores what ``record`` called for each in turn would store (see ``state._batch``); an
+        occurrence whose key was counted before, or earlier in the batch, is a duplicate. ``journal``
+        lists ``(trace id, high-water id)`` whose intake journal is cleared in the same
+        transaction. Returns one update per occurrence, in order. Nothing is stored if it raises.
+        """
+        batch = BatchTally(renderer)
+        with self.transaction() as conn:
+            for occurrence, stamp in zip(occurrences, stamps(len(occurrences), now), strict=True):
+                self._count(conn, batch, occurrence, stamp)
+            groups: dict[int, GroupRecord] = {}
+            for tally in batch.groups.values():
+                self._store_tally(conn, batch, tally)
+            for group_id in batch.group_ids():
+                group = self._load(conn, "id = ?", (group_id,))
+                assert group is not None
+                groups[group_id] = group
+            for trace_id, up_to in journal:
+                self.journal_done(trace_id, up_to, conn)
+        return batch.updates(groups)
+
+    def _count(self, conn: sqlite3.Connection, batch: BatchTally, occurrence: Occurrence, now: float) -> None:
         exc = occurrence.exception
         occurred = occurrence_time(exc.time_unix_nano, now)
-        version = exc.service_version
-        with self.transaction() as conn:
+        tally = batch.groups.get(occurrence.fingerprint)
+        row: Any = None
+        if tally is None:
             row = conn.execute(
                 "SELECT id, count, first_seen, last_seen, title FROM groups WHERE fingerprint = ?",
                 (occurrence.fingerprint,),
             ).fetchone()
-            if row is not None and conn.execute(
+        if tally is not None or row is not None:
+            group_id = tally.group_id if tally is not None else int(row[0])
+            if occurrence.key in batch.keys or conn.execute(
                 "SELECT 1 FROM occurrence_keys WHERE key = ?", (occurrence.key,)
             ).fetchone() is not None:
-                group = self._load(conn, "id = ?", (int(row[0]),))
-                if journal_trace is not None:
-                    self.journal_done(journal_trace[0], journal_trace[1], conn)
-                assert group is not None
-                return GroupUpdate(group=group, occurrence=occurrence, is_new=False, new_version=False, duplicate=True)
-            is_new = row is None
-            if is_new:
+                batch.duplicate(occurrence, group_id)
+                return
+        if tally is None:
+            if row is None:
                 cur = conn.execute(
                     "INSERT INTO groups (fingerprint, title, body, count, first_seen, last_seen, first_processed,"
                     " last_processed, service, exception_type, source, grouping_fields)"
                     " VALUES (?, '', '', 1, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        occurrence.fingerprint,
-                        occurred,
-                        occurred,
-                        now,
-                        now,
-                        exc.service_name,
-                        exc.type,
-                        exc.source,
-                        json.dumps(occurrence.grouping_fields),
-                    ),
+                    (occurrence.fingerprint, occurred, occurred, now, now, exc.service_name, exc.type, exc.source,
+                     json.dumps(occurrence.grouping_fields)),
                 )
-                group_id = int(cur.lastrowid or 0)
-                count, first_seen, last_seen, previous_title = 1, occurred, occurred, ""
+                tally = GroupTally(int(cur.lastrowid or 0), True, 0, occurred, occurred, [], "")
             else:
-                # Occurrences may arrive out of order (retries, spooled CLI runs): keep the extremes.
-                group_id, count, previous_title = int(row[0]), int(row[1]) + 1, str(row[4])
-                first_seen, last_seen = min(float(row[2]), occurred), max(float(row[3]), occurred)
-            new_version = False
-            if version:
-                cur = conn.execute(
-                    "INSERT OR IGNORE INTO group_versions (group_id, version, first_seen) VALUES (?, ?, ?)",
-                    (group_id, version, now),
-                )
-                new_version = cur.rowcount == 1
-            if exc.trace_id:
-                conn.execute(
-                    "INSERT OR REPLACE INTO group_traces (group_id, trace_id, seen) VALUES (?, ?, ?)",
-                    (group_id, exc.trace_id, now),
-                )
-                conn.execute(
-                    "DELETE FROM group_traces WHERE group_id = ? AND trace_id NOT IN"
-                    " (SELECT trace_id FROM group_traces WHERE group_id = ? ORDER BY seen DESC LIMIT ?)",
-                    (group_id, group_id, MAX_TRACE_IDS_PER_GROUP),
-                )
-            conn.execute("INSERT INTO occurrence_keys (key, group_id, seen) VALUES (?, ?, ?)",
-                         (occurrence.key, group_id, now))
-            if count % 256 == 0:  # now and then, not on every write
-                conn.execute("DELETE FROM occurrence_keys WHERE seen < ?", (now - OCCURRENCE_KEY_SECONDS,))
-            record_history(PortableConn(conn, SQLITE), group_id, occurrence, occurred, now)
-            versions = self._versions(conn, group_id)
-            title, body = render(GroupStats(count, first_seen, last_seen, versions, previous_title))
+                group_id = int(row[0])
+                versions = conn.execute(
+                    "SELECT first_seen, version FROM group_versions WHERE group_id = ?", (group_id,)
+                ).fetchall()
+                tally = GroupTally(group_id, False, int(row[1]), float(row[2]), float(row[3]),
+                                   sorted((float(t), str(v)) for t, v in versions), str(row[4]))
+            batch.groups[occurrence.fingerprint] = tally
+        new_version = False
+        version = exc.service_version
+        if version and not tally.has_version(version):
+            conn.execute("INSERT INTO group_versions (group_id, version, first_seen) VALUES (?, ?, ?)",
+                         (tally.group_id, version, now))
+            batch.add_version(tally, version, now)
+            new_version = True
+        if exc.trace_id:
+            conn.execute("INSERT OR REPLACE INTO group_traces (group_id, trace_id, seen) VALUES (?, ?, ?)",
+                         (tally.group_id, exc.trace_id, now))
+        conn.execute("INSERT INTO occurrence_keys (key, group_id, seen) VALUES (?, ?, ?)",
+                     (occurrence.key, tally.group_id, now))
+        batch.count(tally, occurrence, occurred, now, new_version)
+        if tally.count % 256 == 0:  # now and then, not on every write
+            conn.execute("DELETE FROM occurrence_keys WHERE seen < ?", (now - OCCURRENCE_KEY_SECONDS,))
+
+    @staticmethod
+    def _store_tally(conn: sqlite3.Connection, batch: BatchTally, tally: GroupTally) -> None:
+        """Write a group's numbers, history and issue after the batch (once per group)."""
+        group_id = tally.group_id
+        if tally.traced:
             conn.execute(
-                "UPDATE groups SET title = ?, body = ?, count = ?, first_seen = ?, last_seen = ?, last_processed = ?,"
-                " source = CASE WHEN source = '' THEN ? ELSE source END WHERE id = ?",
-                (title, body, count, first_seen, last_seen, now, exc.source, group_id),
+                "DELETE FROM group_traces WHERE group_id = ? AND trace_id NOT IN"
+                " (SELECT trace_id FROM group_traces WHERE group_id = ? ORDER BY seen DESC LIMIT ?)",
+                (group_id, group_id, MAX_TRACE_IDS_PER_GROUP),
             )
-            group = self._load(conn, "id = ?", (group_id,))
-            if journal_trace is not None:
-                self.journal_done(journal_trace[0], journal_trace[1], conn)
-        assert group is not None
-        return GroupUpdate(group=group, occurrence=occurrence, is_new=is_new, new_version=new_version and not is_new)
+        record_history_many(PortableConn(conn, SQLITE), group_id, tally.history, tally.processed)
+        title, body = batch.render(tally)
+        conn.execute(
+            "UPDATE groups SET title = ?, body = ?, count = ?, first_seen = ?, last_seen = ?, last_processed = ?,"
+            " source = CASE WHEN source = '' THEN ? ELSE source END WHERE id = ?",
+            (title, body, tally.count, tally.first_seen, tally.last_seen, tally.processed, tally.source, group_id),
+        )
 
     def groups(self) -> list[GroupRecord]:
         """Every group with its body, newest activity first (three queries, whatever the number of groups)."""

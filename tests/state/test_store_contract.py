@@ -75,6 +75,23 @@ def render(stats: GroupStats) -> tuple[str, str]:
     return f"seen {stats.count}", f"count={stats.count} versions={','.join(stats.versions)} prev={stats.title}"
 
 
+class Chained:
+    """An ``IssueRenderer`` whose titles show every occurrence they followed; counts its full renders."""
+
+    def __init__(self, fail_on: str = "") -> None:
+        self.issues: list[str] = []
+        self.fail_on = fail_on
+
+    def title(self, occ: Occurrence, previous: str) -> str:
+        return f"{previous}>{occ.exception.trace_id[-2:]}"
+
+    def issue(self, occ: Occurrence, stats: GroupStats) -> tuple[str, str]:
+        if occ.fingerprint == self.fail_on:
+            raise RuntimeError("renderer failed")
+        self.issues.append(occ.fingerprint)
+        return self.title(occ, stats.title), f"count={stats.count} versions={','.join(stats.versions)} sample={occ.trace_id}"
+
+
 def test_a_new_fingerprint_opens_a_group_and_a_repeat_counts_in_it(backend: Backend) -> None:
     """The first occurrence creates the group; the second increments it and the renderer sees both counts."""
     store = backend.open()
@@ -412,8 +429,11 @@ def _round_trips(trace: str) -> int:
     return trips
 
 
-def test_postgres_record_waits_for_the_server_five_times(request: pytest.FixtureRequest, tmp_path: Path) -> None:
-    """A counted occurrence (version, trace, history, journal cleared) costs five round trips, the pool's check included."""
+@pytest.mark.parametrize("size", [1, 40])
+def test_postgres_record_waits_for_the_server_four_times(request: pytest.FixtureRequest, tmp_path: Path,
+                                                         size: int) -> None:
+    """A counted occurrence (version, trace, history, journal cleared) costs four round trips, the pool's check
+    included, and so does a batch of forty over three groups."""
     from psycopg import pq
 
     store = PostgresStore(_pg(request).new_database(), pool_size=1)
@@ -425,13 +445,19 @@ def test_postgres_record_waits_for_the_server_five_times(request: pytest.Fixture
             with store.transaction() as conn:  # the pool's only connection: the record below uses it
                 conn.pgconn.trace(handle.fileno())
                 conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
-            update = store.record(occurrence("fp-rt", version="1.0", trace_id="02" * 16), render,
-                                  journal_trace=("02" * 16, None))
+            if size == 1:
+                update = store.record(occurrence("fp-rt", version="1.0", trace_id="02" * 16), render,
+                                      journal_trace=("02" * 16, None))
+            else:
+                batch = [occurrence(f"fp-rt{'' if i < 38 else i}", version="1.0", trace_id=f"{i + 2:032x}")
+                         for i in range(size)]
+                update = store.record_many(batch, Chained(), journal=[("02" * 16, None)])[0]
             with store.transaction() as conn:
                 conn.pgconn.untrace()
-        assert update.group.count == 2 and update.group.trace_ids[0] == "02" * 16 and store.journal_entries() == []
+        newest = "02" * 16 if size == 1 else f"{37 + 2:032x}"
+        assert update.group.count == 2 and update.group.trace_ids[0] == newest and store.journal_entries() == []
         # The transaction that switched tracing off: the pool's check, BEGIN, COMMIT (one trip each).
-        assert _round_trips(trace.read_text()) - 3 == 5
+        assert _round_trips(trace.read_text()) - 3 == 4
     finally:
         store.close()
 
@@ -489,3 +515,103 @@ def test_postgres_key_claimed_while_waiting_for_the_group_lock_is_counted_once(
             assert conn.execute("SELECT COUNT(*) FROM group_occurrences").fetchone()[0] == 1  # history: only the first
     finally:
         store.close()
+
+
+# -- batches: record_many ---------------------------------------------------------------------------
+
+
+def _mixed_batch(prefix: str, now: float) -> list[Occurrence]:
+    """60 occurrences of one group and 12 of another, interleaved, over two versions and several hours."""
+    batch = []
+    for i in range(72):
+        fp = f"{prefix}-b" if i % 6 == 5 else f"{prefix}-a"
+        batch.append(occurrence(fp, trace_id=f"{i:032x}", version="1.0" if i < 40 else "1.1",
+                                when=now - 3600 * (i % 3)))
+    return batch
+
+
+def _history(store: Store, group_id: int, now: float) -> tuple[Any, ...]:
+    recent = [(r["time"], r["version"], r["trace_id"]) for r in _read(store, recent_occurrences, group_id)]
+    found = _read(store, detail, group_id)
+    return (_read(store, hour_buckets, [group_id], int(now // 3600) - 23)[group_id],
+            _read(store, day_buckets, [group_id], 0)[group_id], recent, found["trace_id"])
+
+
+def test_a_batch_stores_what_recording_one_by_one_stores(backend: Backend) -> None:
+    """record_many leaves the same counts, titles, versions, traces and history as record() per occurrence,
+    rendering each group's issue once, after its last occurrence."""
+    store = backend.open()
+    now = time.time()
+    renderer = Chained()
+    singles = _mixed_batch("one", now)
+    for occ in singles:
+        store.record(occ, lambda stats, occ=occ: renderer.issue(occ, stats))
+    renderer.issues.clear()
+    updates = store.record_many(_mixed_batch("many", now), renderer)
+    assert sorted(renderer.issues) == ["many-a", "many-b"]
+    for suffix, count in (("a", 60), ("b", 12)):
+        one, many = store.group_by_fingerprint(f"one-{suffix}"), store.group_by_fingerprint(f"many-{suffix}")
+        assert one is not None and many is not None and many.count == one.count == count
+        assert (many.title, many.body) == (one.title, one.body) and many.title.count(">") == count
+        assert (many.first_seen, many.last_seen, many.versions, many.trace_ids, many.source) == (
+            one.first_seen, one.last_seen, one.versions, one.trace_ids, one.source)
+        assert len(many.trace_ids) == min(count, MAX_TRACE_IDS_PER_GROUP)
+        assert _history(store, many.id, now) == _history(store, one.id, now)
+    # One update per occurrence, with the group's numbers right after it and the issue as stored.
+    a_updates = [u for u in updates if u.group.fingerprint == "many-a"]
+    assert [u.group.count for u in a_updates] == list(range(1, 61))
+    assert [u.is_new for u in a_updates] == [True] + [False] * 59
+    assert [u.occurrence.exception.service_version for u in a_updates if u.new_version] == ["1.1"]
+    assert a_updates[0].group.versions == ("1.0",) and a_updates[-1].group.versions == ("1.0", "1.1")
+    assert {u.group.body for u in a_updates} == {store.group_by_fingerprint("many-a").body}  # type: ignore[union-attr]
+
+
+def test_a_batch_counts_on_from_stored_groups(backend: Backend) -> None:
+    """A batch continues the stored count and title chain of a group recorded before, and a later batch continues it."""
+    store = backend.open()
+    store.record(occurrence("fp-c", trace_id="aa" * 16), render)
+    renderer = Chained()
+    store.record_many([occurrence("fp-c", trace_id=f"{i:032x}") for i in range(3)], renderer)
+    updates = store.record_many([occurrence("fp-c", trace_id=f"{i:032x}") for i in range(3, 5)], renderer)
+    group = store.group_by_fingerprint("fp-c")
+    assert group is not None and group.count == 6 and [u.group.count for u in updates] == [5, 6]
+    assert group.title == "seen 1>00>01>02>03>04" and renderer.issues == ["fp-c", "fp-c"]
+
+
+def test_a_repeated_delivery_within_a_batch_counts_once(backend: Backend) -> None:
+    """An occurrence twice in one batch, or counted before the batch, is a duplicate there: counted once."""
+    store = backend.open()
+    store.record(occurrence("fp-dd", trace_id="aa" * 16), render)
+    batch = [occurrence("fp-dd", trace_id="aa" * 16), occurrence("fp-dd", trace_id="bb" * 16),
+             occurrence("fp-new", trace_id="cc" * 16), occurrence("fp-dd", trace_id="bb" * 16),
+             occurrence("fp-new", trace_id="cc" * 16)]
+    updates = store.record_many(batch, Chained())
+    assert [u.duplicate for u in updates] == [True, False, False, True, True]
+    assert [u.group.count for u in updates if not u.duplicate] == [2, 1]
+    dd, new = store.group_by_fingerprint("fp-dd"), store.group_by_fingerprint("fp-new")
+    assert dd is not None and new is not None and (dd.count, new.count) == (2, 1)
+    assert len(_read(store, recent_occurrences, dd.id)) == 2
+    assert len(_read(store, recent_occurrences, new.id)) == 1
+
+
+def test_a_failing_batch_leaves_nothing_behind(backend: Backend) -> None:
+    """An error while recording a batch rolls all of it back: no group, no count, the journal kept."""
+    store = backend.open()
+    store.record(occurrence("fp-ok", trace_id="aa" * 16), render)
+    store.journal_add([("bb" * 16, "span", "p"), ("cc" * 16, "span", "p")])
+    batch = [occurrence("fp-ok", trace_id="bb" * 16), occurrence("fp-bad", trace_id="cc" * 16)]
+    with pytest.raises(RuntimeError):
+        store.record_many(batch, Chained(fail_on="fp-bad"), journal=[("bb" * 16, None), ("cc" * 16, None)])
+    ok = store.group_by_fingerprint("fp-ok")
+    assert ok is not None and ok.count == 1 and store.group_by_fingerprint("fp-bad") is None
+    assert len(store.journal_entries()) == 2
+    assert store.record_many([batch[0]], Chained(), journal=[("bb" * 16, None)])[0].group.count == 2
+    assert [e[1] for e in store.journal_entries()] == ["cc" * 16]
+
+
+def test_a_batch_without_occurrences_only_clears_its_journal(backend: Backend) -> None:
+    """Traces whose errors were all recorded before still have their journal cleared by an empty batch."""
+    store = backend.open()
+    store.journal_add([("aa" * 16, "span", "p"), ("bb" * 16, "span", "p")])
+    assert store.record_many([], Chained(), journal=[("aa" * 16, None)]) == []
+    assert [e[1] for e in store.journal_entries()] == ["bb" * 16] and store.group_count() == 0
