@@ -30,8 +30,12 @@ _TRACE_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 _LOGS_METHOD = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
 #: Request bodies read from the network at once, before ``max_inflight_bytes`` can count them:
 #: gRPC gives a handler no body size until the whole body is in memory, so a request beyond
-#: these is refused (UNAVAILABLE) before its body is read (README, "Memory").
+#: these waits unread (grpc core buffers at most a flow-control window of it) and is refused
+#: (UNAVAILABLE) unread after READ_WAIT_S (README, "Memory").
 READING_REQUESTS = 2
+#: How long a request waits for a read slot: reading a small body takes microseconds, so a burst
+#: of concurrent small exports (a Collector sends up to 10 at once) waits instead of being refused.
+READ_WAIT_S = 1.0
 
 
 class GrpcReceiver:
@@ -119,7 +123,7 @@ class GrpcReceiver:
             if not intake.authorized(metadata.get("authorization")):
                 intake.reject("unauthenticated")
                 context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token (AUTOHEAL_INGEST_TOKEN)")
-            if not reading.acquire(blocking=False):
+            if not reading.acquire(timeout=READ_WAIT_S):
                 intake.reject("busy")
                 context.abort(grpc.StatusCode.UNAVAILABLE, f"{READING_REQUESTS} request bodies are being read; "
                                                            "retry later")
@@ -133,6 +137,7 @@ class GrpcReceiver:
             if body is None:
                 intake.reject("invalid")
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT, "no request message")
+                raise AssertionError("unreachable")  # pragma: no cover
             if not admitted:
                 # Let the body go now rather than queue it; every OTLP exporter retries UNAVAILABLE
                 # (RESOURCE_EXHAUSTED only with RetryInfo, per the OTLP spec: the Collector drops it).

@@ -108,9 +108,9 @@ def _send_http(url: str, body: bytes, outcomes: list[str]) -> None:
     outcomes.append("gave up")
 
 
-def test_concurrent_max_size_requests_stay_under_300_mb_and_every_error_is_filed(autoheal_factory):
+def test_concurrent_max_size_requests_stay_under_280_mb_and_every_error_is_filed(autoheal_factory):
     """12 gRPC and 4 HTTP senders each send a near-maximum request at once: peak RSS stays
-    <= 300 MB, refusals are retryable (UNAVAILABLE / 503), every error is filed after the
+    <= 280 MB, refusals are retryable (UNAVAILABLE / 503), every error is filed after the
     retries, and a small request is served meanwhile."""
     autoheal = autoheal_factory(trace_wait=0.5)
     bodies = [(_tiny_logs(i), LOGS_METHOD, "/v1/logs") if i % 2 else (_ok_spans(i), TRACE_METHOD, "/v1/traces")
@@ -144,8 +144,8 @@ def test_concurrent_max_size_requests_stay_under_300_mb_and_every_error_is_filed
 
 
 def test_grpc_refuses_unread_while_two_bodies_are_being_read(autoheal_factory):
-    """While two gRPC request bodies are still arriving, a third request is refused UNAVAILABLE before its
-    body is read, and the two slow ones are still acknowledged once their bodies are in."""
+    """While two gRPC request bodies are still arriving, a third request waits and is then refused
+    UNAVAILABLE before its body is read, and the two slow ones are still acknowledged once their bodies are in."""
     autoheal = autoheal_factory()
     channel = grpc.insecure_channel(autoheal.grpc_endpoint)
     arrived = threading.Event()
