@@ -17,6 +17,12 @@ setup's instances have received every log record and recorded every failing trac
 spans sent divided by that time (so the collector's queue cannot flatter it). Tail sampling keeps
 only the failing traces (decision wait 1 s), so the instances see those and every log record.
 
+The burst is sent as fast as the collector takes it, so a whole round's traces can wait for their
+tail-sampling decision at once: each collector gets ``OTELCOL_TAIL_NUM_TRACES`` = twice the round's
+traces (at least the shipped 50,000), because beyond it tail sampling drops undecided traces, failing
+ones too (collector-config/README.md). A round that makes no progress for ``--stall`` seconds fails
+with what is missing and the collector's drop, failure and queue counters instead of waiting on.
+
 Latency: each round also sends ``--probes`` failing traces with an exception type of their own, at
 evenly spaced moments; each opens a group whose ``first_processed - first_seen`` is the time from
 the error (stamped when sent) to its issue being recorded. The floor is the configured waits:
@@ -68,6 +74,13 @@ SPANS_PER_TRACE = 5
 LOGS_PER_TRACE = 2
 TRACES_PER_REQUEST = 100
 ROUND_TIMEOUT_S = 900.0
+#: The shipped config's ``num_traces`` (collector-config/otelcol-autoheal.yaml).
+SHIPPED_NUM_TRACES = 50_000
+#: Collector metrics that say where data went missing, shown when a round fails.
+_COLLECTOR_COUNTERS = ("dropped", "failed", "refused", "queue_size", "tail_sampling_sampling_traces_on_memory",
+                       "tail_sampling_global_count_traces_sampled")
+#: Instance metrics that say where data went missing, shown when a round fails.
+_INSTANCE_COUNTERS = ("rejected", "evicted", "dropped", "forgotten", "expired", "duplicates", "truncated")
 _RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED}
 _TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -189,7 +202,9 @@ def send(endpoint: str, load: RoundLoad, threads: int, seed: int) -> int:
                 delay = min(delay * 2, 1.0)
 
     def worker(index: int) -> None:
-        rnd = random.Random(seed * 1000 + index)
+        # A seed of its own: an int seed here once equalled a warm-up round's (10 * 1000 = 10,000), so a
+        # probe reused that round's first trace id and the collector's decision cache dropped it.
+        rnd = random.Random(f"probe {seed} {index}")
         while True:
             with lock:
                 if not queue:
@@ -311,7 +326,48 @@ class Setup:
                 sum(i.metric("autoheal_logs_received_total") for i in self.instances))
 
 
-def run_round(setup: Setup, load: RoundLoad, threads: int, seed: int) -> None:
+def collector_counters(collector: Collector) -> str:
+    """The collector's non-zero counters that say where data was dropped, refused or queued."""
+    lines = [line for line in collector.metrics_text().splitlines()
+             if not line.startswith("#") and any(name in line.split("{", 1)[0] for name in _COLLECTOR_COUNTERS)
+             and float(line.rsplit(" ", 1)[1]) != 0]
+    return "\n".join(lines) or "(no non-zero drop, failure or queue counters)"
+
+
+def instance_counters(instance: Instance) -> str:
+    """An instance's non-zero counters of data it refused, evicted or dropped."""
+    status, body = http_get(f"{instance.http}/metrics")
+    lines = [line for line in body.decode().splitlines() if status == 200 and not line.startswith("#")
+             and any(word in line.split("{", 1)[0] for word in _INSTANCE_COUNTERS)
+             and float(line.rsplit(" ", 1)[1]) != 0]
+    return "\n".join(f"{instance.name}: {line}" for line in lines) or f"{instance.name}: (none non-zero)"
+
+
+def _wait_for_round(setup: Setup, load: RoundLoad, recorded0: float, logs0: float, stall: float) -> None:
+    """Wait until the instances have every failing trace and log record of the round; fail with what is
+    missing after ``stall`` seconds without progress (or ROUND_TIMEOUT_S in all)."""
+    deadline = time.monotonic() + ROUND_TIMEOUT_S
+    last, moved = (-1.0, -1.0), time.monotonic()
+    while True:
+        setup.collector.process.check_alive()
+        recorded, logs = setup.progress()
+        if recorded - recorded0 >= load.failing and logs - logs0 >= load.logs:
+            return
+        now = time.monotonic()
+        if (recorded, logs) != last:
+            last, moved = (recorded, logs), now
+        elif now - moved >= stall or now >= deadline:
+            raise SystemExit(
+                f"{setup.name}: round stalled ({now - moved:.0f} s without progress): "
+                f"{recorded - recorded0:,.0f} of {load.failing:,} failing traces recorded, "
+                f"{logs - logs0:,.0f} of {load.logs:,} log records received; collector counters:\n"
+                f"{collector_counters(setup.collector)}\ninstance counters:\n"
+                + "\n".join(instance_counters(i) for i in setup.instances)
+                + f"\ncollector log:\n{setup.collector.process.log_tail()}")
+        time.sleep(0.2)
+
+
+def run_round(setup: Setup, load: RoundLoad, threads: int, seed: int, stall: float) -> None:
     recorded0, logs0 = setup.progress()
     roles = setup.processes()
     cpu0 = {role: cpu_seconds(pid) for role, pid in roles.items()}
@@ -320,13 +376,7 @@ def run_round(setup: Setup, load: RoundLoad, threads: int, seed: int) -> None:
     setup.retries += send(setup.collector.grpc_endpoint, load, threads, seed)
     acked = time.monotonic()
 
-    def done() -> bool:
-        setup.collector.process.check_alive()
-        recorded, logs = setup.progress()
-        return recorded - recorded0 >= load.failing and logs - logs0 >= load.logs
-
-    wait_for(done, timeout=ROUND_TIMEOUT_S, what=f"{setup.name}: every error recorded", interval=0.2,
-             on_timeout=setup.collector.process.log_tail)
+    _wait_for_round(setup, load, recorded0, logs0, stall)
     elapsed = time.monotonic() - start
     per_1k = load.spans / 1000
     for role, pid in roles.items():
@@ -359,7 +409,8 @@ def setups(work: pathlib.Path, args: argparse.Namespace) -> Iterator[list[Setup]
     binaries = ensure_binaries()
     overlay = work / "bench-overlay.yaml"
     overlay.write_text(_BENCH_OVERLAY)
-    collector_env = {"OTELCOL_TAIL_DECISION_WAIT": "1s", "OTELCOL_LOG_LEVEL": "warn"}
+    collector_env = {"OTELCOL_TAIL_DECISION_WAIT": "1s", "OTELCOL_LOG_LEVEL": "warn",
+                     "OTELCOL_TAIL_NUM_TRACES": str(max(SHIPPED_NUM_TRACES, 2 * (args.traces + args.probes)))}
     with ExitStack() as stack:
         postgres = PostgresServer(fsync=True)
         stack.callback(postgres.stop)
@@ -424,12 +475,15 @@ def main() -> int:
     parser.add_argument("--probes", type=int, default=10, help="latency probes per round (default 10)")
     parser.add_argument("--threads", type=int, default=2, help="client threads (default 2)")
     parser.add_argument("--trace-wait", type=float, default=2.0, help="otel-autoheal --trace-wait (default 2)")
+    parser.add_argument("--stall", type=float, default=120.0,
+                        help="fail a round after this many seconds without progress (default 120)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="autoheal-scaleout-") as tmp, setups(pathlib.Path(tmp), args) as started:
         # A warm-up round each (imports, connections, first groups), not counted.
         for n, setup in enumerate(started):
-            run_round(setup, build_round(500, [], 10_000 + n, args.error_share, args.bugs), args.threads, n)
+            run_round(setup, build_round(500, [], 10_000 + n, args.error_share, args.bugs), args.threads, n,
+                      args.stall)
             setup.rates.clear()
             setup.ack_rates.clear()
             setup.cpu.clear()
@@ -438,7 +492,7 @@ def main() -> int:
             for n, setup in [*enumerate(started)][turn:] + [*enumerate(started)][:turn]:
                 probes = [f"Probe{round_no}x{n}x{i}Error" for i in range(args.probes)]
                 load = build_round(args.traces, probes, round_no * 10 + n, args.error_share, args.bugs)
-                run_round(setup, load, args.threads, round_no * 10 + n)
+                run_round(setup, load, args.threads, round_no * 10 + n, args.stall)
                 print(f"round {round_no + 1} {setup.name}: {setup.rates[-1]:,.0f} spans/s", flush=True)
         latencies = {setup.name: probe_latencies(setup) for setup in started}
         report(started, args, latencies)

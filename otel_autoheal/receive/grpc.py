@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from concurrent import futures
 from typing import Any
 
@@ -27,6 +28,14 @@ log = logging.getLogger("otel_autoheal.receive.grpc")
 
 _TRACE_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 _LOGS_METHOD = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
+#: Request bodies read from the network at once, before ``max_inflight_bytes`` can count them:
+#: gRPC gives a handler no body size until the whole body is in memory, so a request beyond
+#: these waits unread (grpc core buffers at most a flow-control window of it) and is refused
+#: (UNAVAILABLE) unread after READ_WAIT_S (README, "Memory").
+READING_REQUESTS = 2
+#: How long a request waits for a read slot: reading a small body takes microseconds, so a burst
+#: of concurrent small exports (a Collector sends up to 10 at once) waits instead of being refused.
+READ_WAIT_S = 1.0
 
 
 class GrpcReceiver:
@@ -34,6 +43,8 @@ class GrpcReceiver:
 
     def __init__(self, intake: Intake, host: str, port: int, workers: int = 8) -> None:
         self.intake = intake
+        #: Shared by both services: a body being read is held whichever service it is for.
+        self._reading = threading.BoundedSemaphore(READING_REQUESTS)
         limit = intake.max_request_bytes
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="autoheal-grpc"),
@@ -43,10 +54,16 @@ class GrpcReceiver:
                 # grpcio sets SO_REUSEPORT by default: a second otel-autoheal on the same port would
                 # start silently and take half of the traffic into another state directory.
                 ("grpc.so_reuseport", 0),
+                # Without it grpc core widens every stream's receive window to the bandwidth-delay
+                # product it measures (megabytes on a fast link), buffering that much of each waiting
+                # or refused body outside any bound; a body being read still gets the window it needs.
+                ("grpc.http2.bdp_probe", 0),
             ],
         )
         def raw_export(accept: Callable[[bytes, str, str], IntakeResult], respond: Callable[[IntakeResult], Any]) -> Any:
-            return {"Export": grpc.unary_unary_rpc_method_handler(
+            # Request-streaming on our side (the wire is the same for a unary call): the handler
+            # then runs before the body is read and can refuse it unread.
+            return {"Export": grpc.stream_unary_rpc_method_handler(
                 self._handler(accept, respond), request_deserializer=None,
                 response_serializer=lambda m: m.SerializeToString(),
             )}
@@ -99,13 +116,29 @@ class GrpcReceiver:
 
     def _handler(self, accept: Callable[[bytes, str, str], IntakeResult], respond: Callable[[IntakeResult], Any]) -> Any:
         intake = self.intake
+        reading = self._reading
 
-        def export(body: bytes, context: grpc.ServicerContext) -> Any:
+        def export(requests: Iterator[bytes], context: grpc.ServicerContext) -> Any:
             metadata = dict(context.invocation_metadata() or ())
             if not intake.authorized(metadata.get("authorization")):
                 intake.reject("unauthenticated")
                 context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token (AUTOHEAL_INGEST_TOKEN)")
-            if not intake.admit_bytes(len(body)):
+            if not reading.acquire(timeout=READ_WAIT_S):
+                intake.reject("busy")
+                context.abort(grpc.StatusCode.UNAVAILABLE, f"{READING_REQUESTS} request bodies are being read; "
+                                                           "retry later")
+            try:
+                body = next(requests, None)
+                admitted = body is not None and intake.admit_bytes(len(body))
+            except grpc.RpcError:  # the sender cancelled while its body was read
+                context.abort(grpc.StatusCode.CANCELLED, "cancelled by the sender")
+            finally:
+                reading.release()
+            if body is None:
+                intake.reject("invalid")
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, "no request message")
+                raise AssertionError("unreachable")  # pragma: no cover
+            if not admitted:
                 # Let the body go now rather than queue it; every OTLP exporter retries UNAVAILABLE
                 # (RESOURCE_EXHAUSTED only with RetryInfo, per the OTLP spec: the Collector drops it).
                 intake.reject("busy")
