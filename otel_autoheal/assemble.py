@@ -621,24 +621,24 @@ class Assembler:
                     count += 1
                     self._add_log(record, now, touched, resources)  # type: ignore[arg-type]
                     continue
-                raw, first, runs = record
-                count += runs
+                raw, first, records_in_run = record
+                count += records_in_run
                 pending = traces.get(raw.hex())
                 if pending is None:
                     entry = index.get(raw)
                     if entry is None:
-                        entry = index[raw] = [[], [scope, first, runs], charge * runs, 0, 0, runs]
+                        entry = index[raw] = [[], [scope, first, records_in_run], charge * records_in_run, 0, 0, records_in_run]
                     else:
                         if entry[1] is _NO_LOGS:
                             entry[1] = []
-                        entry[1] += (scope, first, runs)
-                        entry[2] += charge * runs
-                        entry[5] += runs
+                        entry[1] += (scope, first, records_in_run)
+                        entry[2] += charge * records_in_run
+                        entry[5] += records_in_run
                     quiet.append(entry)
                     continue
                 self._touch(pending, now)
                 touched.append(pending)
-                for position in range(first, first + runs):
+                for position in range(first, first + records_in_run):
                     data = scope.decode(position, parsed)
                     size = log_bytes(data)
                     if id(data.resource) not in resources:
