@@ -29,14 +29,14 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from otel_autoheal.errors import OTLPDecodeError
 
 __all__ = [
-    "EXCEPTION_EVENT_MARKER",
     "ERROR_STATUS_MARKER",
+    "EXCEPTION_EVENT_MARKER",
     "LOG_EXCEPTION_MARKER",
     "LogScopeView",
     "SpanWalk",
+    "link_record",
     "log_scopes",
     "raw_logs",
-    "link_record",
     "resource_attributes",
     "run_ends",
     "run_links",
@@ -61,7 +61,7 @@ def _classes(package: str, messages: dict[str, list[tuple[str, int, int, bool, s
     for name, fields in messages.items():
         message = proto.message_type.add(name=name)
         for field_name, number, kind, repeated, type_name in fields:
-            added = message.field.add(name=field_name, number=number, type=kind,  # type: ignore[arg-type]
+            added = message.field.add(name=field_name, number=number, type=kind,
                                       label=_F.LABEL_REPEATED if repeated else _F.LABEL_OPTIONAL)
             if type_name:
                 added.type_name = f".{package}.{type_name}"
@@ -126,8 +126,8 @@ def _parse(cls: Any, body: bytes) -> Any:
         raise OTLPDecodeError(f"body is not valid OTLP protobuf: {exc}") from exc
 
 
-def _record_at(blob: bytes, pos: int) -> tuple[bytes, int]:
-    """The record (field 2, length-delimited) at ``pos`` of a serialised scope view, and where the next starts."""
+def _record_end(blob: bytes, pos: int) -> int:
+    """Where the record (field 2, length-delimited) at ``pos`` of a serialised scope view ends."""
     length = shift = 0
     at = pos + 1
     while True:
@@ -137,7 +137,7 @@ def _record_at(blob: bytes, pos: int) -> tuple[bytes, int]:
         if byte < 0x80:
             break
         shift += 7
-    return blob[at:at + length], at + length
+    return at + length
 
 
 def run_spans(run: bytes, trace_id: bytes) -> int:
@@ -206,7 +206,7 @@ def walk_spans(body: bytes) -> SpanWalk:
                     else:
                         runs.append((trace_id, run, spans))
                     continue
-                record, pos = _record_at(blob, pos)
+                pos = _record_end(blob, pos)
                 span = scope_spans.spans[index]
                 index += 1
                 trace_id = span.trace_id
@@ -289,12 +289,12 @@ def log_scopes(body: bytes) -> tuple[list[LogScopeView], dict[tuple[int, int, in
             while pos < end:
                 found = match(blob, pos)
                 if found is not None:
-                    records = (found.end() - pos) // _LOG_RECORD_BYTES
-                    items.append((found.group(1), index, records))
-                    index += records
+                    in_run = (found.end() - pos) // _LOG_RECORD_BYTES
+                    items.append((found.group(1), index, in_run))
+                    index += in_run
                     pos = found.end()
                     continue
-                _record, pos = _record_at(blob, pos)
+                pos = _record_end(blob, pos)
                 record = scope_logs.log_records[index]
                 trace_id = record.trace_id
                 if len(trace_id) not in (0, 16) or len(record.span_id) not in (0, 8):

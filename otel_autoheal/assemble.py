@@ -372,7 +372,7 @@ class Assembler:
         logs = entry[1]
         dropped = 0
         while logs and dropped < count:
-            scope, start, records = logs[-3:]
+            scope, _first, records = logs[-3:]
             gone = min(records, count - dropped)
             if gone == records:
                 del logs[-3:]

@@ -487,10 +487,7 @@ class RawScope:
 
 
 def _has_exception_key(record: Any) -> bool:
-    for kv in record.attributes:
-        if kv.key in _EXCEPTION_KEYS:
-            return True
-    return False
+    return any(kv.key in _EXCEPTION_KEYS for kv in record.attributes)
 
 
 def split_logs(body: bytes, content_type: str, ingest_trust: str = "",

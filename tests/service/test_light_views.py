@@ -193,7 +193,7 @@ def test_exception_logs_are_found_in_every_position_and_shape(autoheal_factory):
         scope.scope.name = "checkout.handlers"
         trace_id, span_id = os.urandom(16), os.urandom(8)
 
-        def others() -> None:
+        def others(scope=scope) -> None:  # type: ignore[no-untyped-def]
             for n in range(6):
                 _log(scope, os.urandom(16), os.urandom(8) if n % 2 else b"", f"other line {n}", extra=n == 3)
             _log(scope, b"", b"", "a line outside any trace")
