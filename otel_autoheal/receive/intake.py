@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from otel_autoheal._otlp_views import ERROR_STATUS_MARKER, EXCEPTION_EVENT_MARKER, LOG_EXCEPTION_MARKER
+from otel_autoheal._otlp_views import ERROR_STATUS_MARKER, EXCEPTION_EVENT_MARKER, LOG_EXCEPTION_MARKER, has_marker
 from otel_autoheal.assemble import Assembler
 from otel_autoheal.metrics import Metrics
 from otel_autoheal.otlp import (
@@ -62,7 +62,7 @@ def _may_fail(body: bytes, content_type: str) -> bool:
     """
     if not content_type.startswith("application/x-protobuf"):
         return True
-    return any(marker in body for marker in _FAILURE_MARKERS)
+    return any(has_marker(body, marker) >= 0 for marker in _FAILURE_MARKERS)
 
 
 def bearer_matches(header: str | None, token: bytes) -> bool:
@@ -245,8 +245,8 @@ class Intake:
         there). Such a body is small (the caller's bound), so it is decoded outside the decode
         budget. Raises like ``traces``.
         """
-        may_fail = _may_fail(body, content_type)
-        if may_fail and self.journal is not None and (entries is None or not content_type.startswith(_PROTOBUF)):
+        if self.journal is not None and (entries is None or not content_type.startswith(_PROTOBUF)) and _may_fail(
+                body, content_type):
             return None  # (JSON decoding is slower: it takes a thread)
         self.assembler.check_capacity()
         split = split_traces(body, content_type, trust)
@@ -286,7 +286,7 @@ class Intake:
         wait, and it is only tried. Raises like ``logs``.
         """
         protobuf = content_type.startswith("application/x-protobuf")
-        maybe = not protobuf or LOG_EXCEPTION_MARKER in body
+        maybe = not protobuf or has_marker(body, LOG_EXCEPTION_MARKER) >= 0
         if maybe and self.journal is not None:
             return None
         self.assembler.check_capacity()
