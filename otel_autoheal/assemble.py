@@ -92,6 +92,16 @@ def _raw_id(trace_id: str) -> bytes:
     except ValueError:
         return trace_id.encode()
 
+def _quiet_size(run: bytes) -> int:
+    """What a quiet trace held as its one run costs."""
+    return QUIET_TRACE_BYTES + QUIET_RUN_BYTES + len(run)
+
+
+def _quiet_entry(run: bytes, raw: bytes) -> list[Any]:
+    """The list form of a quiet trace held as its one run (counted as ``_quiet_size``)."""
+    return [[run], _NO_LOGS, len(run) + QUIET_RUN_BYTES, _quiet_size(run), run_spans(run, raw), 0]
+
+
 class _Generation:
     """Traces without an error that received data in one slice of time, by raw trace id.
 
@@ -100,7 +110,9 @@ class _Generation:
     fail, as they came; its log records still undecoded, flat (``RawScope``, first index in it,
     records, ``RawScope``…: a tuple per record made the garbage collector's passes cost more than
     the index itself); the bytes charged for both; what the entry adds to the generation's bytes
-    as last counted; how many links and log records it holds.
+    as last counted; how many links and log records it holds. A trace whose spans came in one run
+    and that has no logs (most traces) is just that run, a ``bytes`` (``_quiet_size``): no list
+    for the garbage collector to track, nothing to free but the run when it is forgotten.
     """
 
     __slots__ = ("bytes", "last", "started", "traces")
@@ -109,7 +121,7 @@ class _Generation:
         self.started = now
         self.last = now
         self.bytes = 0
-        self.traces: dict[bytes, list[Any]] = {}
+        self.traces: dict[bytes, Any] = {}
 
 
 @dataclass
@@ -262,6 +274,9 @@ class Assembler:
         traces = self._traces
         gen = self._generation(now)
         index = gen.traces
+        max_records = self._max_records
+        max_run = self._max_trace_bytes - QUIET_TRACE_BYTES - QUIET_RUN_BYTES
+        runs_added = bytes_added = 0
         for data, raw, cost in spans.failed:
             pending = traces.get(data.trace_id)
             if pending is None:
@@ -278,9 +293,16 @@ class Assembler:
             if pending is None:
                 # A trace without an error (so far) only costs an entry in the quiet index.
                 entry = index.get(raw)
+                if entry is None and count <= max_records and len(run) <= max_run:
+                    index[raw] = run  # (the common case: see _Generation)
+                    runs_added += 1
+                    bytes_added += len(run)
+                    continue
                 if entry is None:
                     entry = index[raw] = [[run], _NO_LOGS, len(run) + QUIET_RUN_BYTES, 0, count, 0]
                 else:
+                    if type(entry) is bytes:
+                        entry = index[raw] = _quiet_entry(entry, raw)
                     entry[0].append(run)
                     entry[2] += len(run) + QUIET_RUN_BYTES
                     entry[4] += count
@@ -289,6 +311,9 @@ class Assembler:
                 self._touch(pending, now)
                 self._link_run(pending, run, count)
                 touched.append(pending)
+        added = bytes_added + runs_added * (QUIET_TRACE_BYTES + QUIET_RUN_BYTES)
+        gen.bytes += added
+        self._quiet_bytes += added
         # The per-trace bounds on links are enforced once per request rather than per run:
         # cheaper, and a request holds a bounded number of spans anyway (max_request_bytes).
         self._count_quiet(gen, quiet)
@@ -390,7 +415,11 @@ class Assembler:
         logs: list[Any] = []
         for gen in self._gens:  # oldest first: links and logs keep their order of arrival
             entry = gen.traces.pop(raw, None)
-            if entry is not None:
+            if type(entry) is bytes:
+                gen.bytes -= _quiet_size(entry)
+                self._quiet_bytes -= _quiet_size(entry)
+                self._link_run(pending, entry, run_spans(entry, raw))
+            elif entry is not None:
                 gen.bytes -= entry[3]
                 self._quiet_bytes -= entry[3]
                 entry[3] = -1  # gone: a caller still holding it must not count it again
@@ -629,6 +658,8 @@ class Assembler:
                     if entry is None:
                         entry = index[raw] = [[], [scope, first, records_in_run], charge * records_in_run, 0, 0, records_in_run]
                     else:
+                        if type(entry) is bytes:
+                            entry = index[raw] = _quiet_entry(entry, raw)
                         if entry[1] is _NO_LOGS:
                             entry[1] = []
                         entry[1] += (scope, first, records_in_run)
@@ -736,7 +767,11 @@ class Assembler:
                     break
                 for raw in old.traces.keys() & gen.traces.keys():
                     entry = old.traces.pop(raw)
+                    if type(entry) is bytes:
+                        entry = _quiet_entry(entry, raw)
                     newer = gen.traces[raw]
+                    if type(newer) is bytes:
+                        newer = gen.traces[raw] = _quiet_entry(newer, raw)
                     newer[0][:0] = entry[0]
                     newer[1] = [*entry[1], *newer[1]]
                     newer[2] += entry[2]

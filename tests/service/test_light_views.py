@@ -236,3 +236,33 @@ def test_json_logs_held_undecoded_join_their_trace(autoheal_factory):
     assert issue["exception_type"] == "JsonLogError"
     assert "json line before" in issue["body"]
     assert "json other" not in issue["body"]
+
+
+def test_quiet_trace_runs_are_cut_to_the_record_bound(autoheal_factory):
+    """A trace without an error yet that outgrows max_records_per_trace over several exports
+    loses its newest spans (cut inside a run), then its newest logs, counted exactly; when it
+    fails it is filed with what was kept."""
+    autoheal = autoheal_factory(env={"AUTOHEAL_MAX_RECORDS_PER_TRACE": "50"}, trace_wait=1)
+    trace_id, root = os.urandom(16), os.urandom(8)
+    for export in range(3):
+        request = ExportTraceServiceRequest()
+        scope = request.resource_spans.add().scope_spans.add()
+        _quiet_spans(scope, 2)
+        for n in range(30):
+            scope.spans.add(trace_id=trace_id, span_id=os.urandom(8), parent_span_id=root if n or export else b"",
+                            name=f"step {export}.{n}")
+        _quiet_spans(scope, 2)
+        _grpc(autoheal, TRACE_METHOD, request.SerializeToString())
+    logs = ExportLogsServiceRequest()
+    log_scope = logs.resource_logs.add().scope_logs.add()
+    for n in range(10):
+        _log(log_scope, trace_id, root, f"line {n}")
+    _grpc(autoheal, LOGS_METHOD, logs.SerializeToString())
+    # 90 spans and 10 log records against a bound of 50: 50 dropped, spans first.
+    assert autoheal.metric("autoheal_records_dropped_total") == 50
+    request = ExportTraceServiceRequest()
+    _failing(request.resource_spans.add().scope_spans.add(), "event", trace_id, parent=root)
+    _grpc(autoheal, TRACE_METHOD, request.SerializeToString())
+    issue = autoheal.wait_for_issues(1)[0]
+    assert issue["exception_type"] == "ShapeEventError"
+    assert "line 9" in issue["body"]
