@@ -15,8 +15,8 @@ exception logs in full (``Span``/``LogRecord`` parsed from their own bytes in th
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from bisect import bisect_right
+from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import Any
 
@@ -283,17 +283,17 @@ def log_scopes(body: bytes) -> tuple[list[LogScopeView], dict[tuple[int, int, in
             if at < 0:
                 continue
             ends = list(accumulate(map(len, records)))
-            found: dict[int, Any] = {}
+            hits: dict[int, Any] = {}
             while at >= 0:
                 index = bisect_right(ends, at)
-                if index not in found:
+                if index not in hits:
                     try:
-                        found[index] = LogRecord.FromString(records[index])
+                        hits[index] = LogRecord.FromString(records[index])
                     except DecodeError as exc:
                         raise OTLPDecodeError(f"body is not valid OTLP protobuf: {exc}") from exc
                 at = joined.rfind(LOG_EXCEPTION_MARKER, 0, at)
-            for index in sorted(found):
-                candidates[resource_index, scope_index, index] = found[index]
+            for index in sorted(hits):
+                candidates[resource_index, scope_index, index] = hits[index]
     scopes: list[LogScopeView] = []
     total = rejected = 0
     match = _LOG_RUN.match
