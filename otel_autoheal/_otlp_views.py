@@ -75,7 +75,7 @@ def _classes(package: str, messages: dict[str, list[tuple[str, int, int, bool, s
 #: Searching the body for failure markers first (to leave the event names and the status out of
 #: the view when they are absent) costs more than it saves: the two bytes of an ERROR status
 #: recur by chance in most large bodies, and the search alone takes half as long as the parse.
-_SPAN_VIEW = _classes("autoheal_spans", {
+_SPAN_CLASSES = _classes("autoheal_spans", {
     "Request": [("resource_spans", 1, _MESSAGE, True, "ResourceSpans")],
     "ResourceSpans": [("scope_spans", 2, _MESSAGE, True, "ScopeSpans")],
     "ScopeSpans": [("spans", 2, _MESSAGE, True, "Span")],
@@ -84,7 +84,8 @@ _SPAN_VIEW = _classes("autoheal_spans", {
              ("status", 15, _MESSAGE, False, "Status")],
     "Event": [("name", 2, _F.TYPE_STRING, False, "")],
     "Status": [("code", 3, _ENUM_AS_INT, False, "")],
-})["Request"]
+})
+_SPAN_VIEW, _SPAN_RECORD_VIEW = _SPAN_CLASSES["Request"], _SPAN_CLASSES["Span"]
 #: Each span as its own encoded bytes (for the full decode of a failed one), each resource too.
 _RAW_SPANS = _classes("autoheal_raw_spans", {
     "Request": [("resource_spans", 1, _MESSAGE, True, "ResourceSpans")],
@@ -133,8 +134,9 @@ def _parse(cls: Any, body: bytes) -> Any:
         raise OTLPDecodeError(f"body is not valid OTLP protobuf: {exc}") from exc
 
 
-def _record_end(blob: bytes, pos: int) -> int:
-    """Where the record (field 2, length-delimited) at ``pos`` of a serialised scope view ends."""
+def _record_at(blob: bytes, pos: int) -> tuple[int, int]:
+    """Where the content of the record (field 2, length-delimited) at ``pos`` of a serialised
+    scope view starts and where it ends."""
     length = shift = 0
     at = pos + 1
     while True:
@@ -144,7 +146,7 @@ def _record_end(blob: bytes, pos: int) -> int:
         if byte < 0x80:
             break
         shift += 7
-    return at + length
+    return at, at + length
 
 
 def run_spans(run: bytes, trace_id: bytes) -> int:
@@ -200,22 +202,30 @@ def walk_spans(body: bytes) -> SpanWalk:
         for scope_index, scope_spans in enumerate(resource_spans.scope_spans):
             total += len(scope_spans.spans)
             blob = scope_spans.SerializeToString()
-            pos, end, index = 0, len(blob), 0
+            pos, end = 0, len(blob)
+            # Where a record sits in the scope is needed only for a failed span (to decode it
+            # from the request): counted from the runs' trace ids (fast; exact unless an id
+            # recurs inside its own records), checked against the decoded span, and counted
+            # record by record from the runs before it if that check fails.
+            before: list[bytes | None] = []
+            index = 0
             while pos < end:
                 found = match(blob, pos)
                 if found is not None:
                     trace_id, run = found.group(1, 0)
-                    spans = run.count(trace_id)  # (run_spans)
-                    index += spans
                     pos = found.end()
+                    before.append(run)
+                    count = run.count(trace_id)  # (run_spans)
+                    index += count
                     if trace_id == _ZERO_TRACE:
-                        walk.rejected += spans
+                        walk.rejected += len(run_ends(run))
                     else:
-                        runs.append((trace_id, run, spans))
+                        runs.append((trace_id, run, count))
                     continue
-                pos = _record_end(blob, pos)
-                span = scope_spans.spans[index]
+                start, pos = _record_at(blob, pos)
+                before.append(None)
                 index += 1
+                span = _SPAN_RECORD_VIEW.FromString(blob[start:pos])
                 trace_id = span.trace_id
                 if len(trace_id) != 16 or trace_id == _ZERO_TRACE:
                     walk.rejected += 1
@@ -224,16 +234,30 @@ def walk_spans(body: bytes) -> SpanWalk:
                     if raw is None:
                         raw = _parse(_RAW_SPANS, body)
                     resource_spans_raw = raw.resource_spans[resource_index]
-                    try:
-                        full = Span.FromString(resource_spans_raw.scope_spans[scope_index].spans[index - 1])
-                    except DecodeError as exc:
-                        raise OTLPDecodeError(f"body is not valid OTLP protobuf: {exc}") from exc
+                    spans = resource_spans_raw.scope_spans[scope_index].spans
+                    full = _full_span(spans, index - 1)
+                    if full is None or full.trace_id != trace_id or full.span_id != span.span_id:
+                        exact = sum(1 if earlier is None else len(run_ends(earlier)) for earlier in before[:-1])
+                        full = _full_span(spans, exact)
+                        index = exact + 1
+                        if full is None:  # (cannot happen: the view and the raw view parsed the same body)
+                            raise OTLPDecodeError("body is not valid OTLP protobuf: a span is missing")
                     walk.failed.append((trace_id, full, resource_index))
                     walk.resources.setdefault(resource_index, resource_spans_raw.resource)
                     continue
                 runs.append((trace_id, link_record(trace_id, span.span_id, span.parent_span_id), 1))
     walk.accepted = total - walk.rejected
     return walk
+
+
+def _full_span(spans: Any, index: int) -> Any:
+    """The ``index``-th of a scope's encoded spans decoded in full (``Span``), None past the end."""
+    if index >= len(spans):
+        return None
+    try:
+        return Span.FromString(spans[index])
+    except DecodeError as exc:
+        raise OTLPDecodeError(f"body is not valid OTLP protobuf: {exc}") from exc
 
 
 def resource_attributes(encoded: bytes) -> Any:
@@ -313,7 +337,7 @@ def log_scopes(body: bytes) -> tuple[list[LogScopeView], dict[tuple[int, int, in
                     index += in_run
                     pos = found.end()
                     continue
-                pos = _record_end(blob, pos)
+                pos = _record_at(blob, pos)[1]
                 record = scope_logs.log_records[index]
                 trace_id = record.trace_id
                 if len(trace_id) not in (0, 16) or len(record.span_id) not in (0, 8):

@@ -134,13 +134,18 @@ def test_failed_spans_are_found_in_every_position_and_shape(autoheal_factory):
 def test_malformed_ids_are_rejected_and_counted_among_good_spans(autoheal):
     """Spans with a trace id of the wrong length or all zeros are rejected and counted (partial
     success), wherever they are; malformed span or parent ids are kept as "no id", and a failed
-    span after them is still filed."""
+    span after them (and after a trace id crafted to recur inside its records) is still filed."""
     request = ExportTraceServiceRequest()
     scope = request.resource_spans.add().scope_spans.add()
     _quiet_spans(scope, 2)
     scope.spans.add(trace_id=b"\x01" * 15, span_id=os.urandom(8), name="short trace id")
     scope.spans.add(trace_id=bytes(16), span_id=os.urandom(8), name="zero trace id")
     scope.spans.add(trace_id=bytes(16), span_id=os.urandom(8), parent_span_id=os.urandom(8), name="zero trace id 2")
+    # A trace id crafted to recur inside its own records (its span id and parent after it).
+    span_id, parent = os.urandom(8), os.urandom(8)
+    crafted = b"\x12\x08" + span_id + b"\x22\x08" + parent[:4]
+    for _ in range(3):
+        scope.spans.add(trace_id=crafted, span_id=span_id, parent_span_id=parent, name="crafted")
     trace_id = os.urandom(16)
     scope.spans.add(trace_id=trace_id, span_id=b"\x02" * 5, parent_span_id=b"\x03" * 3, name="odd span ids")
     _failing(scope, "event", trace_id, parent=b"\x04" * 8)
@@ -151,7 +156,8 @@ def test_malformed_ids_are_rejected_and_counted_among_good_spans(autoheal):
     assert "16-byte trace id" in reply.partial_success.error_message
     issue = autoheal.wait_for_issues(1)[0]
     assert "op event" in issue["body"]
-    assert autoheal.metric("autoheal_spans_received_total") == 2 * 3 * 2 + 2
+    assert issue["exception_type"] == "ShapeEventError"
+    assert autoheal.metric("autoheal_spans_received_total") == 2 * 3 * 2 + 3 + 2
 
 
 def test_json_traces_take_the_same_walk(autoheal):
