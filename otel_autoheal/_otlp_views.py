@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from dataclasses import dataclass, field
-from itertools import accumulate
+from itertools import accumulate, islice
 from typing import Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
@@ -39,6 +39,7 @@ __all__ = [
     "log_scopes",
     "raw_logs",
     "resource_attributes",
+    "run_end",
     "run_ends",
     "run_links",
     "run_spans",
@@ -98,6 +99,7 @@ _LOG_IDS = _classes("autoheal_log_ids", {
     "ScopeLogs": [("log_records", 2, _MESSAGE, True, "LogRecord")],
     "LogRecord": [("trace_id", 9, _BYTES, False, ""), ("span_id", 10, _BYTES, False, "")],
 })
+_LOG_RECORD_VIEW = _LOG_IDS["LogRecord"]
 _RAW_LOGS = _classes("autoheal_raw_logs", {
     "Request": [("resource_logs", 1, _MESSAGE, True, "ResourceLogs")],
     "ResourceLogs": [("resource", 1, _BYTES, False, ""), ("scope_logs", 2, _MESSAGE, True, "ScopeLogs")],
@@ -160,6 +162,11 @@ def run_links(run: bytes) -> list[tuple[bytes, bytes]]:
     return _SPAN_RECORD.findall(run)
 
 
+def run_end(run: bytes, records: int) -> int:
+    """Where the first ``records`` records of a run end (no list of every record's end)."""
+    return int(next(islice(_SPAN_RECORD.finditer(run), records - 1, None)).end())
+
+
 def run_ends(run: bytes) -> list[int]:
     """Where each record of a run ends (to cut a run short)."""
     return [found.end() for found in _SPAN_RECORD.finditer(run)]
@@ -198,54 +205,59 @@ def walk_spans(body: bytes) -> SpanWalk:
     raw: Any = None
     total = 0
     match = _SPAN_RUN.match
-    for resource_index, resource_spans in enumerate(view.resource_spans):
-        for scope_index, scope_spans in enumerate(resource_spans.scope_spans):
-            total += len(scope_spans.spans)
-            blob = scope_spans.SerializeToString()
-            pos, end = 0, len(blob)
-            # Where a record sits in the scope is needed only for a failed span (to decode it
-            # from the request): counted from the runs' trace ids (fast; exact unless an id
-            # recurs inside its own records), checked against the decoded span, and counted
-            # record by record from the runs before it if that check fails.
-            before: list[bytes | None] = []
-            index = 0
-            while pos < end:
-                found = match(blob, pos)
-                if found is not None:
-                    trace_id, run = found.group(1, 0)
-                    pos = found.end()
-                    before.append(run)
-                    count = run.count(trace_id)  # (run_spans)
-                    index += count
-                    if trace_id == _ZERO_TRACE:
-                        walk.rejected += len(run_ends(run))
-                    else:
-                        runs.append((trace_id, run, count))
-                    continue
-                start, pos = _record_at(blob, pos)
-                before.append(None)
-                index += 1
-                span = _SPAN_RECORD_VIEW.FromString(blob[start:pos])
-                trace_id = span.trace_id
-                if len(trace_id) != 16 or trace_id == _ZERO_TRACE:
-                    walk.rejected += 1
-                    continue
-                if span.status.code == _STATUS_ERROR or any(event.name == "exception" for event in span.events):
-                    if raw is None:
-                        raw = _parse(_RAW_SPANS, body)
-                    resource_spans_raw = raw.resource_spans[resource_index]
-                    spans = resource_spans_raw.scope_spans[scope_index].spans
-                    full = _full_span(spans, index - 1)
-                    if full is None or full.trace_id != trace_id or full.span_id != span.span_id:
-                        exact = sum(1 if earlier is None else len(run_ends(earlier)) for earlier in before[:-1])
-                        full = _full_span(spans, exact)
-                        index = exact + 1
-                        if full is None:  # (cannot happen: the view and the raw view parsed the same body)
-                            raise OTLPDecodeError("body is not valid OTLP protobuf: a span is missing")
-                    walk.failed.append((trace_id, full, resource_index))
-                    walk.resources.setdefault(resource_index, resource_spans_raw.resource)
-                    continue
-                runs.append((trace_id, link_record(trace_id, span.span_id, span.parent_span_id), 1))
+    # The view is let go before the walk: its arena holds a copy of every span's other fields.
+    scopes = [(resource_index, scope_index, len(scope_spans.spans), scope_spans.SerializeToString())
+              for resource_index, resource_spans in enumerate(view.resource_spans)
+              for scope_index, scope_spans in enumerate(resource_spans.scope_spans)]
+    del view
+    for resource_index, scope_index, spans_in_scope, blob in scopes:
+        total += spans_in_scope
+        pos, end = 0, len(blob)
+        # Where a record sits in the scope is needed only for a failed span (to decode it
+        # from the request): counted from the runs' trace ids (fast; exact unless an id
+        # recurs inside its own records), checked against the decoded span, and counted
+        # record by record from the runs before it if that check fails.
+        before: list[bytes | None] = []
+        index = 0
+        while pos < end:
+            found = match(blob, pos)
+            if found is not None:
+                trace_id = found.group(1)
+                # A scope of one trace's ordinary spans is its own run: no copy of it.
+                run = blob if pos == 0 and found.end() == end else found.group()
+                pos = found.end()
+                before.append(run)
+                count = run.count(trace_id)  # (run_spans)
+                index += count
+                if trace_id == _ZERO_TRACE:
+                    walk.rejected += len(run_ends(run))
+                else:
+                    runs.append((trace_id, run, count))
+                continue
+            start, pos = _record_at(blob, pos)
+            before.append(None)
+            index += 1
+            span = _SPAN_RECORD_VIEW.FromString(blob[start:pos])
+            trace_id = span.trace_id
+            if len(trace_id) != 16 or trace_id == _ZERO_TRACE:
+                walk.rejected += 1
+                continue
+            if span.status.code == _STATUS_ERROR or any(event.name == "exception" for event in span.events):
+                if raw is None:
+                    raw = _parse(_RAW_SPANS, body)
+                resource_spans_raw = raw.resource_spans[resource_index]
+                spans = resource_spans_raw.scope_spans[scope_index].spans
+                full = _full_span(spans, index - 1)
+                if full is None or full.trace_id != trace_id or full.span_id != span.span_id:
+                    exact = sum(1 if earlier is None else len(run_ends(earlier)) for earlier in before[:-1])
+                    full = _full_span(spans, exact)
+                    index = exact + 1
+                    if full is None:  # (cannot happen: the view and the raw view parsed the same body)
+                        raise OTLPDecodeError("body is not valid OTLP protobuf: a span is missing")
+                walk.failed.append((trace_id, full, resource_index))
+                walk.resources.setdefault(resource_index, resource_spans_raw.resource)
+                continue
+            runs.append((trace_id, link_record(trace_id, span.span_id, span.parent_span_id), 1))
     walk.accepted = total - walk.rejected
     return walk
 
@@ -295,6 +307,11 @@ def log_scopes(body: bytes) -> tuple[list[LogScopeView], dict[tuple[int, int, in
     """
     view = _parse(_LOG_IDS["Request"], body)
     view.DiscardUnknownFields()
+    # The view is let go before the raw view is parsed: its arena holds a copy of every record's other fields.
+    blobs = [(resource_index, scope_index, len(scope_logs.log_records), scope_logs.SerializeToString())
+             for resource_index, resource_logs in enumerate(view.resource_logs)
+             for scope_index, scope_logs in enumerate(resource_logs.scope_logs)]
+    del view
     raw = raw_logs(body)
     candidates: dict[tuple[int, int, int], Any] = {}
     for resource_index, resource_logs in enumerate(raw.resource_logs):
@@ -321,30 +338,28 @@ def log_scopes(body: bytes) -> tuple[list[LogScopeView], dict[tuple[int, int, in
     scopes: list[LogScopeView] = []
     total = rejected = 0
     match = _LOG_RUN.match
-    for resource_index, resource_logs in enumerate(view.resource_logs):
-        for scope_index, scope_logs in enumerate(resource_logs.scope_logs):
-            total += len(scope_logs.log_records)
-            items: list[tuple[bytes, int, int]] = []
-            scopes.append(LogScopeView(resource_index, scope_index,
-                                       raw.resource_logs[resource_index].scope_logs[scope_index].scope.name, items))
-            blob = scope_logs.SerializeToString()
-            pos, end, index = 0, len(blob), 0
-            while pos < end:
-                found = match(blob, pos)
-                if found is not None:
-                    in_run = (found.end() - pos) // _LOG_RECORD_BYTES
-                    items.append((found.group(1), index, in_run))
-                    index += in_run
-                    pos = found.end()
-                    continue
-                pos = _record_at(blob, pos)[1]
-                record = scope_logs.log_records[index]
-                trace_id = record.trace_id
-                if len(trace_id) not in (0, 16) or len(record.span_id) not in (0, 8):
-                    rejected += 1
-                elif not trace_id or trace_id == _ZERO_TRACE:
-                    items.append((b"", index, 1))
-                else:
-                    items.append((trace_id, index, 1))
-                index += 1
+    for resource_index, scope_index, records_in_scope, blob in blobs:
+        total += records_in_scope
+        items: list[tuple[bytes, int, int]] = []
+        scopes.append(LogScopeView(resource_index, scope_index,
+                                   raw.resource_logs[resource_index].scope_logs[scope_index].scope.name, items))
+        pos, end, index = 0, len(blob), 0
+        while pos < end:
+            found = match(blob, pos)
+            if found is not None:
+                in_run = (found.end() - pos) // _LOG_RECORD_BYTES
+                items.append((found.group(1), index, in_run))
+                index += in_run
+                pos = found.end()
+                continue
+            start, pos = _record_at(blob, pos)
+            record = _LOG_RECORD_VIEW.FromString(blob[start:pos])
+            trace_id = record.trace_id
+            if len(trace_id) not in (0, 16) or len(record.span_id) not in (0, 8):
+                rejected += 1
+            elif not trace_id or trace_id == _ZERO_TRACE:
+                items.append((b"", index, 1))
+            else:
+                items.append((trace_id, index, 1))
+            index += 1
     return scopes, candidates, total - rejected, rejected, raw

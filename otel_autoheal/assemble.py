@@ -40,6 +40,7 @@ from otel_autoheal.otlp import (
     SpanData,
     TraceSplit,
     light_span,
+    run_end,
     run_ends,
     run_links,
     run_spans,
@@ -331,7 +332,7 @@ class Assembler:
             pending.links.update(run_links(run))
             return
         if room > 0:
-            pending.links.update(run_links(run[:run_ends(run)[room - 1]]))
+            pending.links.update(run_links(run[:run_end(run, room)]))
         self._dropped(count - max(room, 0))
 
     def _touch(self, pending: _Pending, now: float) -> None:
