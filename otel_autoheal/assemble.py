@@ -35,13 +35,15 @@ from otel_autoheal.errors import Overloaded
 from otel_autoheal.metrics import Metrics
 from otel_autoheal.model import TraceData
 from otel_autoheal.otlp import (
-    STATUS_CODE_ERROR,
     LogData,
     RawScope,
     SpanData,
-    attributes_to_dict,
-    error_span,
+    TraceSplit,
     light_span,
+    run_end,
+    run_ends,
+    run_links,
+    run_spans,
 )
 from otel_autoheal.sizes import (
     LIGHT_SPAN_BYTES,
@@ -71,11 +73,9 @@ ORPHAN_LOG_BYTES = 8_192
 #: What a trace without an error costs in the quiet index besides its links and logs: its raw id,
 #: its entry and links dict, a slot in its generation.
 QUIET_TRACE_BYTES = 250
-#: A span of a trace without an error: its span id and parent id, 16 bytes in one ``bytearray``
-#: per trace (grown by over-allocation).
-QUIET_LINK_BYTES = 24
-_LINK = 16
-_NO_ID = bytes(8)
+#: A run of span records of a trace without an error (``split_traces``), besides its bytes:
+#: the ``bytes`` object's header and a slot in the trace's list of runs.
+QUIET_RUN_BYTES = 48
 #: The logs of a quiet trace that has none (most traces): shared, so it costs no list.
 _NO_LOGS: list[Any] = []
 #: Generations of the quiet index per ``trace_wait``: a trace without an error is forgotten between
@@ -93,14 +93,27 @@ def _raw_id(trace_id: str) -> bytes:
     except ValueError:
         return trace_id.encode()
 
+def _quiet_size(run: bytes) -> int:
+    """What a quiet trace held as its one run costs."""
+    return QUIET_TRACE_BYTES + QUIET_RUN_BYTES + len(run)
+
+
+def _quiet_entry(run: bytes, raw: bytes) -> list[Any]:
+    """The list form of a quiet trace held as its one run (counted as ``_quiet_size``)."""
+    return [[run], _NO_LOGS, len(run) + QUIET_RUN_BYTES, _quiet_size(run), run_spans(run, raw), 0]
+
+
 class _Generation:
     """Traces without an error that received data in one slice of time, by raw trace id.
 
-    Each entry is ``[links, logs, log bytes, counted]``: span id and parent span id (8 raw bytes
-    each, zeros for none or a malformed id) of its spans, one after the other in a ``bytearray``;
-    its log records still undecoded, flat (``RawScope``, index in it, ``RawScope``, index…: a
-    tuple per record made the garbage collector's passes cost more than the index itself); their
-    charge; and what the entry adds to the generation's bytes as last counted.
+    Each entry is ``[runs, logs, charged, counted, links, log records]``: the runs of encoded
+    span records (``split_traces``: trace id, span id, parent span id) of its spans that did not
+    fail, as they came; its log records still undecoded, flat (``RawScope``, first index in it,
+    records, ``RawScope``…: a tuple per record made the garbage collector's passes cost more than
+    the index itself); the bytes charged for both; what the entry adds to the generation's bytes
+    as last counted; how many links and log records it holds. A trace whose spans came in one run
+    and that has no logs (most traces) is just that run, a ``bytes`` (``_quiet_size``): no list
+    for the garbage collector to track, nothing to free but the run when it is forgotten.
     """
 
     __slots__ = ("bytes", "last", "started", "traces")
@@ -109,7 +122,7 @@ class _Generation:
         self.started = now
         self.last = now
         self.bytes = 0
-        self.traces: dict[bytes, list[Any]] = {}
+        self.traces: dict[bytes, Any] = {}
 
 
 @dataclass
@@ -229,27 +242,22 @@ class Assembler:
             # Evicting traces being assembled cannot help: what fills the bound is already finished.
             raise Overloaded(f"{behind} bytes of finished traces are waiting for the pipeline (max_held_bytes)")
 
-    def add_trace_request(self, request: Any, may_fail: bool = True,
-                          ingest_trust: str = "") -> tuple[int, int, list[SpanData]]:
-        """Take the spans of an ``ExportTraceServiceRequest``; returns ``(accepted, rejected, failed spans)``.
+    def add_trace_request(self, spans: TraceSplit) -> list[SpanData]:
+        """Take the spans of a trace export as ``split_traces`` left them; returns the failed spans as held.
 
-        This is the hot path of the service: a span that did not fail costs 16 bytes appended
-        (its span and parent ids) in the quiet index, or a dict entry in a failing trace; only
-        failed spans are converted to ``SpanData``.
-        ``may_fail=False`` promises that no span has an event or an ERROR status (the caller
-        checked the encoded bytes), which skips the per-span checks. ``ingest_trust`` is the
-        receiver's verdict on the request, stamped on its failed spans.
+        This is the hot path of the service: the spans that did not fail of a trace without an
+        error come as runs of encoded records (a few per trace and export), appended to its
+        entry in the quiet index as they are; only failed spans are ``SpanData``.
         """
         with self._lock:
-            return self._take_trace_request(request, may_fail, ingest_trust)
+            return self._take_spans(spans)
 
-    def try_add_trace_request(self, request: Any, may_fail: bool = True,
-                              ingest_trust: str = "") -> tuple[int, int, list[SpanData]] | None:
+    def try_add_trace_request(self, spans: TraceSplit) -> list[SpanData] | None:
         """``add_trace_request`` if the lock is free right now, else None (for callers that must not wait)."""
         if not self._lock.acquire(blocking=False):
             return None
         try:
-            return self._take_trace_request(request, may_fail, ingest_trust)
+            return self._take_spans(spans)
         finally:
             self._lock.release()
 
@@ -262,82 +270,73 @@ class Assembler:
         gen.last = now
         return gen
 
-    def _take_trace_request(self, request: Any, may_fail: bool, ingest_trust: str) -> tuple[int, int, list[SpanData]]:
+    def _take_spans(self, spans: TraceSplit) -> list[SpanData]:
         now = time.monotonic()
-        accepted = rejected = 0
-        last_raw: bytes = b""
-        pending: _Pending | None = None
-        entry: list[Any] | None = None
-        links: dict[bytes, bytes] = {}
-        buffer = bytearray()
         touched: list[_Pending] = []
         quiet: list[list[Any]] = []
-        failed: list[SpanData] = []
+        taken: list[SpanData] = []
         traces = self._traces
         gen = self._generation(now)
         index = gen.traces
-        for resource_spans in request.resource_spans:
-            resource: dict[str, Any] | None = None
-            resource_cost = 0
-            for scope_spans in resource_spans.scope_spans:
-                for span in scope_spans.spans:
-                    raw = span.trace_id
-                    if raw != last_raw or (pending is None and entry is None):
-                        if len(raw) != 16 or raw == _ZERO_TRACE:
-                            rejected += 1
-                            continue
-                        last_raw = raw
-                        pending = traces.get(raw.hex())
-                        if pending is None:
-                            # A trace without an error (so far) only costs an entry in the quiet index.
-                            entry = index.get(raw)
-                            if entry is None:
-                                entry = index[raw] = [bytearray(), _NO_LOGS, 0, 0]
-                            buffer = entry[0]
-                            quiet.append(entry)
-                        else:
-                            entry = None
-                            self._touch(pending, now)
-                            links = pending.links
-                            touched.append(pending)
-                    if may_fail and (span.events or span.status.code == STATUS_CODE_ERROR):
-                        if resource is None:
-                            resource = attributes_to_dict(resource_spans.resource.attributes)
-                            # Shared by the spans of this resource: counted once, where first held.
-                            resource_cost = value_bytes(resource)
-                        data = error_span(span, raw.hex(), resource, ingest_trust)
-                        if data is not None:
-                            if pending is None:
-                                pending = self._promote(raw, now)
-                                entry = None
-                                links = pending.links
-                                touched.append(pending)
-                            data = self._admit_error(pending, data, span_bytes(data) + resource_cost)
-                            resource_cost = 0
-                            pending.has_error = True
-                            pending.data.spans[data.span_id] = data
-                            failed.append(data)
-                            continue
-                    if entry is None:
-                        links[span.span_id] = span.parent_span_id
-                    else:
-                        span_id, parent = span.span_id, span.parent_span_id
-                        if len(span_id) != 8:
-                            span_id = _NO_ID
-                        if len(parent) != 8:
-                            parent = _NO_ID
-                        buffer += span_id
-                        buffer += parent
-                accepted += len(scope_spans.spans)
-        accepted -= rejected
-        # The per-trace bounds on links are enforced once per request rather than per span:
+        max_records = self._max_records
+        max_run = self._max_trace_bytes - QUIET_TRACE_BYTES - QUIET_RUN_BYTES
+        runs_added = bytes_added = 0
+        for data, raw, cost in spans.failed:
+            pending = traces.get(data.trace_id)
+            if pending is None:
+                pending = self._promote(raw, now)
+            else:
+                self._touch(pending, now)
+            touched.append(pending)
+            data = self._admit_error(pending, data, span_bytes(data) + cost)
+            pending.has_error = True
+            pending.data.spans[data.span_id] = data
+            taken.append(data)
+        for raw, run, count in spans.runs:
+            pending = traces.get(raw.hex())
+            if pending is None:
+                # A trace without an error (so far) only costs an entry in the quiet index.
+                entry = index.get(raw)
+                if entry is None and count <= max_records and len(run) <= max_run:
+                    index[raw] = run  # (the common case: see _Generation)
+                    runs_added += 1
+                    bytes_added += len(run)
+                    continue
+                if entry is None:
+                    entry = index[raw] = [[run], _NO_LOGS, len(run) + QUIET_RUN_BYTES, 0, count, 0]
+                else:
+                    if type(entry) is bytes:
+                        entry = index[raw] = _quiet_entry(entry, raw)
+                    entry[0].append(run)
+                    entry[2] += len(run) + QUIET_RUN_BYTES
+                    entry[4] += count
+                quiet.append(entry)
+            else:
+                self._touch(pending, now)
+                self._link_run(pending, run, count)
+                touched.append(pending)
+        added = bytes_added + runs_added * (QUIET_TRACE_BYTES + QUIET_RUN_BYTES)
+        gen.bytes += added
+        self._quiet_bytes += added
+        # The per-trace bounds on links are enforced once per request rather than per run:
         # cheaper, and a request holds a bounded number of spans anyway (max_request_bytes).
         self._count_quiet(gen, quiet)
         for pending in touched:
             self._enforce_bound(pending)
         self._split_overfull(touched)
         self._evict_if_needed()
-        return accepted, rejected, failed
+        return taken
+
+    def _link_run(self, pending: _Pending, run: bytes, count: int) -> None:
+        """Add a run's spans to a failing trace's links, no more than ``max_records_per_trace``
+        allows: a whole run of a large export at once would hold them all before the bound."""
+        room = self._max_records - pending.records
+        if count <= room:
+            pending.links.update(run_links(run))
+            return
+        if room > 0:
+            pending.links.update(run_links(run[:run_end(run, room)]))
+        self._dropped(count - max(room, 0))
 
     def _touch(self, pending: _Pending, now: float) -> None:
         pending.last_update = now
@@ -349,9 +348,8 @@ class Assembler:
         for entry in entries:
             if entry[3] < 0:
                 continue
-            links = len(entry[0]) // _LINK
-            size = QUIET_TRACE_BYTES + links * QUIET_LINK_BYTES + entry[2]
-            if size > self._max_trace_bytes or links + len(entry[1]) // 2 > self._max_records:
+            size = QUIET_TRACE_BYTES + entry[2]
+            if size > self._max_trace_bytes or entry[4] + entry[5] > self._max_records:
                 size = self._bound_quiet(entry)
             added += size - entry[3]
             entry[3] = size
@@ -360,31 +358,59 @@ class Assembler:
 
     def _bound_quiet(self, entry: list[Any]) -> int:
         """Drop the newest links, then the newest logs, of a quiet trace beyond its bounds; returns its size."""
-        buffer, logs = entry[0], entry[1]
-        excess = len(buffer) // _LINK + len(logs) // 2 - self._max_records
+        excess = entry[4] + entry[5] - self._max_records
         if excess > 0:
-            dropped = min(excess, len(buffer) // _LINK)
-            del buffer[len(buffer) - dropped * _LINK:]
+            dropped = self._drop_quiet_links(entry, excess, 0)
             self._dropped(dropped + self._drop_quiet_logs(entry, excess - dropped))
-        over = QUIET_TRACE_BYTES + len(buffer) // _LINK * QUIET_LINK_BYTES + entry[2] - self._max_trace_bytes
+        over = QUIET_TRACE_BYTES + entry[2] - self._max_trace_bytes
         if over > 0:
-            dropped = min(-(-over // QUIET_LINK_BYTES), len(buffer) // _LINK)
-            del buffer[len(buffer) - dropped * _LINK:]
-            over -= dropped * QUIET_LINK_BYTES
-            charge = logs[-2].charge if logs else 1
+            dropped = self._drop_quiet_links(entry, 0, over)
+            over = QUIET_TRACE_BYTES + entry[2] - self._max_trace_bytes
+            logs = entry[1]
+            charge = logs[-3].charge if logs else 1
             self._dropped_bytes(dropped + self._drop_quiet_logs(entry, -(-max(over, 0) // charge)))
-        held: int = QUIET_TRACE_BYTES + len(buffer) // _LINK * QUIET_LINK_BYTES + entry[2]
+        held: int = QUIET_TRACE_BYTES + entry[2]
         return held
 
     @staticmethod
+    def _drop_quiet_links(entry: list[Any], count: int, size: int) -> int:
+        """Drop the newest links of a quiet trace, at least ``count`` of them and ``size`` bytes'
+        worth (fewer if it has fewer); returns how many."""
+        runs: list[bytes] = entry[0]
+        dropped = freed = 0
+        while runs and (dropped < count or freed < size):
+            run = runs.pop()
+            ends = run_ends(run)
+            keep = len(ends)
+            while keep and (dropped < count or freed < size):
+                keep -= 1
+                dropped += 1
+                freed += ends[keep] - (ends[keep - 1] if keep else 0)
+            if keep:
+                runs.append(run[:ends[keep - 1]])
+                entry[2] -= len(run) - ends[keep - 1]
+            else:
+                freed += QUIET_RUN_BYTES
+                entry[2] -= len(run) + QUIET_RUN_BYTES
+        entry[4] -= dropped
+        return dropped
+
+    @staticmethod
     def _drop_quiet_logs(entry: list[Any], count: int) -> int:
+        """Drop the ``count`` newest log records of a quiet trace (fewer if it has fewer); returns how many."""
         logs = entry[1]
-        if count <= 0 or not logs:
-            return 0
-        victims = logs[-2 * count:]
-        del logs[len(logs) - len(victims):]
-        entry[2] -= sum(scope.charge for scope in victims[::2])
-        return len(victims) // 2
+        dropped = 0
+        while logs and dropped < count:
+            scope, _first, records = logs[-3:]
+            gone = min(records, count - dropped)
+            if gone == records:
+                del logs[-3:]
+            else:
+                logs[-1] = records - gone
+            dropped += gone
+            entry[2] -= scope.charge * gone
+        entry[5] -= dropped
+        return dropped
 
     def _promote(self, raw: bytes, now: float, key: str = "") -> _Pending:
         """Hold a trace in full from now on (it failed): what the quiet index held of it joins it,
@@ -393,24 +419,29 @@ class Assembler:
         logs: list[Any] = []
         for gen in self._gens:  # oldest first: links and logs keep their order of arrival
             entry = gen.traces.pop(raw, None)
-            if entry is not None:
+            if type(entry) is bytes:
+                gen.bytes -= _quiet_size(entry)
+                self._quiet_bytes -= _quiet_size(entry)
+                self._link_run(pending, entry, run_spans(entry, raw))
+            elif entry is not None:
                 gen.bytes -= entry[3]
                 self._quiet_bytes -= entry[3]
                 entry[3] = -1  # gone: a caller still holding it must not count it again
-                buffer = entry[0]
-                for at in range(0, len(buffer), _LINK):
-                    pending.links[bytes(buffer[at:at + 8])] = bytes(buffer[at + 8:at + _LINK])
+                for run in entry[0]:
+                    self._link_run(pending, run, run_spans(run, raw))
                 logs += entry[1]
         parsed: dict[int, Any] = {}
         resources: set[int] = set()
-        for at in range(0, len(logs), 2):
-            record = logs[at].decode(logs[at + 1], parsed)
-            size = log_bytes(record)
-            if id(record.resource) not in resources:
-                resources.add(id(record.resource))
-                size += value_bytes(record.resource)
-            if self._admit_ordinary(pending, size):
-                pending.data.logs.append(record)
+        for at in range(0, len(logs), 3):
+            scope = logs[at]
+            for position in range(logs[at + 1], logs[at + 1] + logs[at + 2]):
+                record = scope.decode(position, parsed)
+                size = log_bytes(record)
+                if id(record.resource) not in resources:
+                    resources.add(id(record.resource))
+                    size += value_bytes(record.resource)
+                if self._admit_ordinary(pending, size):
+                    pending.data.logs.append(record)
         self._recount(pending)
         return pending
 
@@ -586,17 +617,18 @@ class Assembler:
         pending.data.logs.append(record)
         self._recount(pending)
 
-    def add_log_scopes(self, scopes: Iterable[tuple[RawScope, list[LogData | tuple[bytes, int]]]]) -> int:
+    def add_log_scopes(self, scopes: Iterable[tuple[RawScope, list[LogData | tuple[bytes, int, int]]]]) -> int:
         """Take the log records of a logs export as ``split_logs`` left them; returns how many.
 
-        The hot path of the log firehose: a record of a trace without an error stays undecoded
-        (an index into its request body) until its trace fails; decoded records (exceptions,
-        trace-less records) take the way of ``add_logs``.
+        The hot path of the log firehose: the records of a trace without an error stay undecoded
+        (a run of indexes into their request body) until their trace fails; decoded records
+        (exceptions, trace-less records) take the way of ``add_logs``.
         """
         with self._lock:
             return self._take_log_scopes(scopes)
 
-    def try_add_log_scopes(self, scopes: Iterable[tuple[RawScope, list[LogData | tuple[bytes, int]]]]) -> int | None:
+    def try_add_log_scopes(self, scopes: Iterable[tuple[RawScope, list[LogData | tuple[bytes, int, int]]]],
+                           ) -> int | None:
         """``add_log_scopes`` if the lock is free right now, else None (for callers that must not wait)."""
         if not self._lock.acquire(blocking=False):
             return None
@@ -605,7 +637,7 @@ class Assembler:
         finally:
             self._lock.release()
 
-    def _take_log_scopes(self, scopes: Iterable[tuple[RawScope, list[LogData | tuple[bytes, int]]]]) -> int:
+    def _take_log_scopes(self, scopes: Iterable[tuple[RawScope, list[LogData | tuple[bytes, int, int]]]]) -> int:
         now = time.monotonic()
         count = 0
         touched: list[_Pending] = []
@@ -616,43 +648,32 @@ class Assembler:
         resources: set[int] = set()
         parsed: dict[int, Any] = {}
         for scope, records in scopes:
-            count += len(records)
-            last_raw = b""
-            pending: _Pending | None = None
-            entry: list[Any] | None = None
-            logs: list[Any] = []
-            charged = 0
+            charge = scope.charge
             for record in records:
                 if type(record) is not tuple:
-                    if entry is not None:
-                        entry[2] += charged
-                    charged = 0
+                    count += 1
                     self._add_log(record, now, touched, resources)  # type: ignore[arg-type]
-                    last_raw, pending, entry = b"", None, None
                     continue
-                raw, position = record
-                if raw != last_raw:
-                    if entry is not None:
-                        entry[2] += charged
-                    charged = 0
-                    last_raw = raw
-                    pending = traces.get(raw.hex())
-                    if pending is None:
-                        entry = index.get(raw)
-                        if entry is None:
-                            entry = index[raw] = [bytearray(), [], 0, 0]
-                        elif entry[1] is _NO_LOGS:
-                            entry[1] = []
-                        logs = entry[1]
-                        quiet.append(entry)
-                    else:
-                        entry = None
-                        self._touch(pending, now)
-                        touched.append(pending)
+                raw, first, records_in_run = record
+                count += records_in_run
+                pending = traces.get(raw.hex())
                 if pending is None:
-                    logs += (scope, position)
-                    charged += scope.charge
-                else:
+                    entry = index.get(raw)
+                    if entry is None:
+                        entry = index[raw] = [[], [scope, first, records_in_run], charge * records_in_run, 0, 0, records_in_run]
+                    else:
+                        if type(entry) is bytes:
+                            entry = index[raw] = _quiet_entry(entry, raw)
+                        if entry[1] is _NO_LOGS:
+                            entry[1] = []
+                        entry[1] += (scope, first, records_in_run)
+                        entry[2] += charge * records_in_run
+                        entry[5] += records_in_run
+                    quiet.append(entry)
+                    continue
+                self._touch(pending, now)
+                touched.append(pending)
+                for position in range(first, first + records_in_run):
                     data = scope.decode(position, parsed)
                     size = log_bytes(data)
                     if id(data.resource) not in resources:
@@ -661,8 +682,6 @@ class Assembler:
                     if self._admit_ordinary(pending, size):
                         pending.data.logs.append(data)
                         self._recount(pending)
-            if entry is not None:
-                entry[2] += charged
         self._count_quiet(gen, quiet)
         self._split_overfull(touched)
         self._evict_if_needed()
@@ -752,11 +771,17 @@ class Assembler:
                     break
                 for raw in old.traces.keys() & gen.traces.keys():
                     entry = old.traces.pop(raw)
+                    if type(entry) is bytes:
+                        entry = _quiet_entry(entry, raw)
                     newer = gen.traces[raw]
+                    if type(newer) is bytes:
+                        newer = gen.traces[raw] = _quiet_entry(newer, raw)
                     newer[0][:0] = entry[0]
                     newer[1] = [*entry[1], *newer[1]]
                     newer[2] += entry[2]
                     newer[3] += entry[3]
+                    newer[4] += entry[4]
+                    newer[5] += entry[5]
                     gen.bytes += entry[3]
                     self._quiet_bytes += entry[3]
 

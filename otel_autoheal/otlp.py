@@ -22,7 +22,19 @@ from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
+from otel_autoheal._otlp_views import (
+    link_record,
+    log_scopes,
+    raw_logs,
+    resource_attributes,
+    run_end,
+    run_ends,
+    run_links,
+    run_spans,
+    walk_spans,
+)
 from otel_autoheal.errors import OTLPDecodeError, PayloadTooLarge
 
 __all__ = [
@@ -33,6 +45,7 @@ __all__ = [
     "LogData",
     "RawScope",
     "SpanData",
+    "TraceSplit",
     "attributes_to_dict",
     "cap_text",
     "count_log_records",
@@ -48,7 +61,12 @@ __all__ = [
     "limit_for",
     "loads_bounded",
     "log_data",
+    "run_end",
+    "run_ends",
+    "run_links",
+    "run_spans",
     "split_logs",
+    "split_traces",
 ]
 
 #: OTLP span status code for ERROR (opentelemetry.proto.trace.v1.Status.STATUS_CODE_ERROR).
@@ -390,18 +408,66 @@ _EXCEPTION_KEYS = frozenset(("exception.type", "exception.message", "exception.s
 _ZERO_TRACE = bytes(16)
 
 
+def _protobuf(body: bytes, content_type: str, message: Any) -> bytes:
+    """The body as protobuf: OTLP/JSON is decoded (into ``message``) and encoded again, so that
+    both encodings take the same light walk (``_otlp_views``)."""
+    ctype = (content_type or "application/x-protobuf").split(";")[0].strip().lower()
+    if ctype in ("application/x-protobuf", "application/protobuf"):
+        return body
+    return _parse(message, body, content_type).SerializeToString()  # type: ignore[no-any-return]
+
+
+@dataclass(slots=True)
+class TraceSplit:
+    """A trace export as the assembler takes it (``split_traces``)."""
+
+    #: ``(raw trace id, run of encoded records, spans in it)`` for the spans that did not fail.
+    runs: list[tuple[bytes, bytes, int]]
+    #: ``(span, raw trace id, bytes of its resource if first held with it)`` for the failed spans.
+    failed: list[tuple[SpanData, bytes, int]]
+    accepted: int
+    rejected: int
+
+
+def split_traces(body: bytes, content_type: str, ingest_trust: str = "") -> TraceSplit:
+    """Walk a trace export touching only what a decision needs (``_otlp_views.walk_spans``).
+
+    Failed spans (ERROR status or an ``exception`` event) are decoded in full, stamped with
+    ``ingest_trust``; every other span stays a record in a run of its trace. Spans without a valid
+    16-byte trace id are left out and counted as rejected.
+    """
+    from otel_autoheal.sizes import value_bytes  # (sizes imports this module)
+
+    walk = walk_spans(_protobuf(body, content_type, ExportTraceServiceRequest()))
+    failed: list[tuple[SpanData, bytes, int]] = []
+    resources: dict[int, dict[str, Any]] = {}
+    for trace_id, span, resource_index in walk.failed:
+        cost = 0
+        resource = resources.get(resource_index)
+        if resource is None:
+            resource = resources[resource_index] = attributes_to_dict(
+                resource_attributes(walk.resources[resource_index]))
+            # Shared by the spans of this resource: counted once, where first held.
+            cost = value_bytes(resource)
+        data = error_span(span, trace_id.hex(), resource, ingest_trust)
+        if data is None:  # (the view said it failed, so this cannot happen; kept as a link if it does)
+            walk.runs.append((trace_id, link_record(trace_id, span.span_id, span.parent_span_id), 1))
+            continue
+        failed.append((data, trace_id, cost))
+    return TraceSplit(walk.runs, failed, walk.accepted, walk.rejected)
+
+
 class RawScope:
     """What the undecoded log records of one scope share (``split_logs``): the request body they
-    came in (held instead of the parsed message, which costs about four times as much), where the
-    scope is in it, the receiver's verdict, and ``charge``, what each record is counted as
-    against the byte bounds."""
+    came in (protobuf; held instead of the parsed message, which costs about four times as much),
+    where the scope is in it, the receiver's verdict, and ``charge``, what each record is counted
+    as against the byte bounds."""
 
-    __slots__ = ("_resource", "body", "charge", "content_type", "resource_index", "scope", "scope_index", "trust")
+    __slots__ = ("_resource", "body", "charge", "resource_index", "scope", "scope_index", "trust")
 
-    def __init__(self, body: bytes, content_type: str, indexes: tuple[int, int], scope: str, trust: str,
+    def __init__(self, body: bytes, indexes: tuple[int, int], scope: str, trust: str,
                  charge: int, resource: dict[str, Any] | None = None) -> None:
         self.body = body
-        self.content_type = content_type
         self.resource_index, self.scope_index = indexes
         self.scope = scope
         self.trust = trust
@@ -409,78 +475,69 @@ class RawScope:
         self._resource = resource
 
     def decode(self, index: int, parsed: dict[int, Any]) -> LogData:
-        """The ``index``-th record of the scope, decoded; the body is parsed again, once per
-        ``parsed`` (the caller's cache of parsed bodies, by ``id``, for one batch of decoding)."""
-        message = parsed.get(id(self.body))
-        if message is None:
-            message = parsed[id(self.body)] = _parse(ExportLogsServiceRequest(), self.body, self.content_type)
-        resource_logs = message.resource_logs[self.resource_index]
+        """The ``index``-th record of the scope, decoded; the body is parsed again (as a light view
+        that holds each record's bytes), once per ``parsed`` (the caller's cache of parsed
+        bodies, by ``id``, for one batch of decoding)."""
+        view = parsed.get(id(self.body))
+        if view is None:
+            view = parsed[id(self.body)] = raw_logs(self.body)
+        resource_logs = view.resource_logs[self.resource_index]
         if self._resource is None:
-            self._resource = attributes_to_dict(resource_logs.resource.attributes)
-        record = resource_logs.scope_logs[self.scope_index].log_records[index]
+            self._resource = attributes_to_dict(resource_attributes(resource_logs.resource))
+        record = LogRecord.FromString(resource_logs.scope_logs[self.scope_index].log_records[index])
         return log_data(record, self._resource, self.scope, self.trust)
 
 
-def split_logs(request: ExportLogsServiceRequest, body: bytes, content_type: str, ingest_trust: str = "",
-               maybe_exceptions: bool = True, assembling: Callable[[bytes], bool] = lambda raw: False,
-               ) -> tuple[list[tuple[RawScope, list[LogData | tuple[bytes, int]]]], list[LogData], int]:
+def _has_exception_key(record: Any) -> bool:
+    return any(kv.key in _EXCEPTION_KEYS for kv in record.attributes)
+
+
+def split_logs(body: bytes, content_type: str, ingest_trust: str = "",
+               assembling: Callable[[bytes], bool] = lambda raw: False,
+               ) -> tuple[list[tuple[RawScope, list[LogData | tuple[bytes, int, int]]]], list[LogData], int]:
     """Walk a logs export touching only what a decision needs; returns ``(scopes, exception logs, rejected)``.
 
     Each scope's list holds its records in order. Decoded into ``LogData``: exception records (an
     ``exception.type``, ``.message`` or ``.stacktrace`` attribute), trace-less records, and the
     records of traces that fail (an exception record in this export, or ``assembling(raw trace
-    id)``: the assembler already holds the trace as failed), decoded now from the parsed request
-    rather than from the body again later. Every other record is ``(raw trace id, its index in the
-    scope)``, undecoded (``RawScope.decode`` if its trace turns out to fail).
-    ``maybe_exceptions=False`` promises that no record has an ``exception.*`` key (the caller
-    searched the encoded body). Records with a trace or span id of the wrong length are left out
-    and counted as rejected, as by ``iter_logs``.
+    id)``: the assembler already holds the trace as failed), decoded now while the request is
+    parsed. The others come as runs of one trace, ``(raw trace id, first index in the scope,
+    records)``, undecoded (``RawScope.decode`` if their trace turns out to fail). Records with a
+    trace or span id of the wrong length are left out and counted as rejected, as by ``iter_logs``.
     """
-    total = count_log_records(request)
-    # Held per undecoded record: its share of the body, its (scope, index) entry.
-    charge = len(body) // max(total, 1) + 64
-    scopes: list[tuple[RawScope, list[LogData | tuple[bytes, int]]]] = []
+    body = _protobuf(body, content_type, ExportLogsServiceRequest())
+    views, candidates, accepted, rejected, raw = log_scopes(body)
+    charge = len(body) // max(accepted + rejected, 1) + 64  # a record's share of the body, its entry
+    parsed = {id(body): raw}
+    resources: dict[int, dict[str, Any]] = {}
     failed: list[LogData] = []
     failing: set[bytes] = set()
-    rejected = 0
-    last_trace, last_failing = b"", False
-    for resource_index, resource_logs in enumerate(request.resource_logs):
-        resource: dict[str, Any] | None = None
-        for scope_index, scope_logs in enumerate(resource_logs.scope_logs):
-            scope = scope_logs.scope.name
-            raw = RawScope(body, content_type, (resource_index, scope_index), scope, ingest_trust, charge, resource)
-            records: list[LogData | tuple[bytes, int]] = []
-            for index, record in enumerate(scope_logs.log_records):
-                trace_id = record.trace_id
-                if len(trace_id) not in (0, 16) or len(record.span_id) not in (0, 8):
-                    rejected += 1
-                    continue
-                exception = False
-                # The key's bytes are in the encoded record whatever the encoding: serialising it
-                # (in C) costs half of looking at its attributes from Python.
-                if maybe_exceptions and b"exception." in record.SerializeToString():
-                    for kv in record.attributes:
-                        if kv.key in _EXCEPTION_KEYS:
-                            exception = True
-                            break
-                if trace_id != last_trace:
-                    last_trace, last_failing = trace_id, bool(trace_id) and assembling(trace_id)
-                if exception or last_failing or not trace_id or trace_id == _ZERO_TRACE:
-                    if resource is None:
-                        resource = attributes_to_dict(resource_logs.resource.attributes)
-                        raw._resource = resource
-                    data = log_data(record, resource, scope, ingest_trust)
-                    if exception:
-                        failed.append(data)
-                        failing.add(trace_id)
-                    records.append(data)
-                else:
-                    records.append((trace_id, index))
-            scopes.append((raw, records))
-    if failing:  # the other records of traces failing in this export: decoded while it is parsed
-        parsed = {id(body): request}
-        for raw, records in scopes:
-            for at, item in enumerate(records):
-                if type(item) is tuple and item[0] in failing:
-                    records[at] = raw.decode(item[1], parsed)
+    decoded: dict[tuple[int, int, int], LogData] = {}
+    scope_names = {(view.resource_index, view.scope_index): view.scope for view in views}
+
+    def resource(index: int) -> dict[str, Any]:
+        if index not in resources:
+            resources[index] = attributes_to_dict(resource_attributes(raw.resource_logs[index].resource))
+        return resources[index]
+
+    for (resource_index, scope_index, index), record in candidates.items():
+        if not _has_exception_key(record) or len(record.trace_id) not in (0, 16) or len(record.span_id) not in (0, 8):
+            continue  # (the walk counts the malformed ones as rejected)
+        data = log_data(record, resource(resource_index), scope_names[resource_index, scope_index], ingest_trust)
+        decoded[resource_index, scope_index, index] = data
+        failed.append(data)
+        failing.add(record.trace_id)
+    scopes: list[tuple[RawScope, list[LogData | tuple[bytes, int, int]]]] = []
+    for view in views:
+        where = (view.resource_index, view.scope_index)
+        scope = RawScope(body, where, view.scope, ingest_trust, charge, resources.get(view.resource_index))
+        records: list[LogData | tuple[bytes, int, int]] = []
+        for trace_id, first, count in view.items:
+            if trace_id and trace_id not in failing and trace_id != _ZERO_TRACE and not assembling(trace_id):
+                records.append((trace_id, first, count))
+                continue
+            for index in range(first, first + count):
+                data = decoded.get((*where, index)) or scope.decode(index, parsed)
+                records.append(data)
+        scopes.append((scope, records))
     return scopes, failed, rejected

@@ -1,10 +1,10 @@
 """OTel SDK objects → what the assembler takes, touching only what a decision needs.
 
-Spans become an OTLP request for the service's own hot path (``Assembler.add_trace_request``):
-failed spans in full, every other span only its ids (16 bytes in the quiet index, materialised
-with ``light_span`` if its trace fails). Exception and trace-less log records are decoded; every
-other record stays the SDK object (``SdkLogScope``) until its trace fails, as OTLP log records
-stay undecoded in the service (``otlp.split_logs``).
+Spans become an OTLP request for the service's own walk (``otlp.split_traces``, then
+``Assembler.add_trace_request``): failed spans in full, every other span only its ids (a run of
+them in the quiet index, materialised with ``light_span`` if its trace fails). Exception and
+trace-less log records are decoded; every other record stays plain values (``SdkLogScope``) until
+its trace fails, as OTLP log records stay undecoded in the service (``otlp.split_logs``).
 """
 
 from __future__ import annotations
@@ -124,17 +124,16 @@ def _fill_attributes(target: Any, attributes: Mapping[str, Any] | None) -> None:
         _fill(target.add(key=str(key)).value, value)
 
 
-def trace_request(spans: Sequence[Any]) -> tuple[ExportTraceServiceRequest, bool]:
-    """SDK ``ReadableSpan`` objects → ``(request, may fail)`` for ``Assembler.add_trace_request``.
+def trace_request(spans: Sequence[Any]) -> ExportTraceServiceRequest:
+    """SDK ``ReadableSpan`` objects → an OTLP request for the service's walk (``otlp.split_traces``).
 
     The service's own hot path then applies: a span that did not fail costs its raw ids in the
     assembler's quiet index (it is encoded with nothing else), a failed span (ERROR status or an
-    ``exception`` event) is encoded in full with its resource. ``may fail`` is False when no span
-    failed. Spans without a valid trace id are skipped.
+    ``exception`` event) is encoded in full with its resource. Spans without a valid trace id are
+    skipped.
     """
     request = ExportTraceServiceRequest()
     scopes: dict[int, Any] = {}
-    may_fail = False
     last_trace, raw_trace = 0, b""
     last_resource: Any = None
     add: Any = None
@@ -160,7 +159,6 @@ def trace_request(spans: Sequence[Any]) -> tuple[ExportTraceServiceRequest, bool
         if status.status_code is not _ERROR and not (events and any(e.name == "exception" for e in events)):
             add(trace_id=raw_trace, span_id=context.span_id.to_bytes(8, "big"), parent_span_id=parent_id)
             continue
-        may_fail = True
         full = add(trace_id=raw_trace, span_id=context.span_id.to_bytes(8, "big"), parent_span_id=parent_id,
                    name=span.name or "", kind=span.kind.value + 1 if span.kind is not None else 0,
                    start_time_unix_nano=span.start_time or 0, end_time_unix_nano=span.end_time or 0)
@@ -172,7 +170,7 @@ def trace_request(spans: Sequence[Any]) -> tuple[ExportTraceServiceRequest, bool
             if event.name == "exception":
                 encoded = full.events.add(name=event.name, time_unix_nano=event.timestamp or 0)
                 _fill_attributes(encoded.attributes, event.attributes)
-    return request, may_fail
+    return request
 
 
 def _body(body: Any) -> str:
@@ -217,7 +215,7 @@ def _log_data(fields: Sequence[Any], resource: dict[str, Any], scope: str) -> Lo
 class SdkLogScope(RawScope):
     """The undecoded SDK log records of one resource and instrumentation scope in one export batch.
 
-    The assembler holds ``(raw trace id, index)`` per record in its quiet index, as for records
+    The assembler holds runs ``(raw trace id, first index, records)`` in its quiet index, as for records
     received over OTLP, and calls ``decode`` only if the trace fails; ``charge`` is the scope's
     average estimated bytes per record (set once the batch is split). The records are kept as
     plain values in one flat list, not as the SDK's objects: those are about six objects a record
@@ -228,7 +226,7 @@ class SdkLogScope(RawScope):
     __slots__ = ("fields", "sdk_resource")
 
     def __init__(self, scope: str, sdk_resource: Any) -> None:
-        super().__init__(b"", "", (0, 0), scope, "", SDK_RECORD_BYTES)
+        super().__init__(b"", (0, 0), scope, "", SDK_RECORD_BYTES)
         self.sdk_resource = sdk_resource
         self.fields: list[Any] = []
 
@@ -247,18 +245,18 @@ def _sdk_record_bytes(fields: tuple[Any, ...]) -> int:
             + (len(attributes) * SDK_ATTRIBUTE_BYTES if attributes else 0))
 
 
-LogScopes = list[tuple[RawScope, list[LogData | tuple[bytes, int]]]]
+LogScopes = list[tuple[RawScope, list[LogData | tuple[bytes, int, int]]]]
 
 
 def split_logs(records: Sequence[Any]) -> LogScopes:
     """SDK ``ReadableLogRecord`` objects → ``Assembler.add_log_scopes`` input, skipping otel-autoheal's own log lines.
 
     Exception records (an ``exception.type``, ``.message`` or ``.stacktrace`` attribute) and
-    trace-less records are decoded now; every other record becomes ``(raw trace id, index)`` into
+    trace-less records are decoded now; every other record joins a run ``(raw trace id, first index, records)`` into
     its ``SdkLogScope``, decoded only if its trace fails. Records keep their order within a scope.
     """
     resources: dict[int, dict[str, Any]] = {}
-    scopes: dict[tuple[int, str], tuple[SdkLogScope, list[LogData | tuple[bytes, int]]]] = {}
+    scopes: dict[tuple[int, str], tuple[SdkLogScope, list[LogData | tuple[bytes, int, int]]]] = {}
     charges: dict[int, int] = {}
     for item in records:
         scope = getattr(item, "instrumentation_scope", None)
@@ -277,7 +275,12 @@ def split_logs(records: Sequence[Any]) -> LogScopes:
         if not trace_id or (attributes and not _EXCEPTION_KEYS.isdisjoint(attributes)):
             out.append(_log_data(fields, _resource(resource, resources), name))
             continue
-        out.append((trace_id.to_bytes(16, "big"), len(holder.fields) // _FIELDS))
+        raw, at = trace_id.to_bytes(16, "big"), len(holder.fields) // _FIELDS
+        last = out[-1] if out else None
+        if type(last) is tuple and last[0] == raw and last[1] + last[2] == at:
+            out[-1] = (raw, last[1], last[2] + 1)  # a run of one trace's records, as the OTLP walk gives
+        else:
+            out.append((raw, at, 1))
         holder.fields += fields
         charges[id(holder)] = charges.get(id(holder), 0) + _sdk_record_bytes(fields)
     for holder, _ in scopes.values():

@@ -31,7 +31,7 @@ from otel_autoheal.errors import Overloaded
 from otel_autoheal.exporters._convert import split_logs, trace_request
 from otel_autoheal.metrics import Metrics
 from otel_autoheal.model import TraceData
-from otel_autoheal.otlp import LogData
+from otel_autoheal.otlp import LogData, split_traces
 from otel_autoheal.pipeline import Pipeline
 from otel_autoheal.sinks import select_sink
 from otel_autoheal.sinks.base import Sink
@@ -338,8 +338,9 @@ class AutohealEngine:
                             "Raise max_pending_traces (AUTOHEAL_MAX_PENDING_TRACES) or check the sink.", exc)
             return
         if kind == "spans":
-            request, may_fail = trace_request(batch)
-            self.assembler.add_trace_request(request, may_fail)
+            request = trace_request(batch)
+            # Through the service's own walk of an export: quiet spans become runs of their ids.
+            self.assembler.add_trace_request(split_traces(request.SerializeToString(), "application/x-protobuf"))
         else:
             self.assembler.add_log_scopes(split_logs(batch))
 

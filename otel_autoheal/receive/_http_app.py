@@ -5,7 +5,7 @@ body, a metrics scrape) runs in bounded thread pools owned by the caller. Only a
 body that holds no failure is ingested on the event loop itself, and only if the assembler's lock
 is free at that moment (``_ingest_now``): that never waits, and saves the thread hop's CPU.
 Plain ``loop.run_in_executor`` is used rather than ``anyio.to_thread`` (about half the CPU per
-hop). The OTLP paths are served by a plain ASGI middleware in front of Starlette's router: on
+hop). The OTLP paths are served by a plain ASGI application in front of Starlette: on
 the ingest hot path Starlette's request/response objects cost about a quarter of a millisecond
 of CPU per request (measured with the OTLP/HTTP path of ``bench/ingest.py``); every other path, including routes
 added later through ``extra_routes``, is ordinary Starlette.
@@ -27,18 +27,17 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from otel_autoheal.errors import OTLPDecodeError, Overloaded, PayloadTooLarge
 from otel_autoheal.metrics import Metrics
 from otel_autoheal.otlp import decompress
 from otel_autoheal.receive.intake import Intake, IntakeResult, bearer_matches
 
-__all__ = ["INLINE_BYTES", "METRICS_CONTENT_TYPE", "build_app"]
+__all__ = ["INLINE_BYTES", "METRICS_CONTENT_TYPE", "OTLPFront", "build_app"]
 
 #: The Prometheus text exposition format.
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -256,10 +255,16 @@ class _OTLPEndpoint:
         return 200, body, "application/x-protobuf", {}
 
 
-class _OTLPRoutes:
-    """Pure ASGI middleware: ``POST``/``OPTIONS`` on an OTLP path go to its endpoint, the rest to Starlette."""
+class OTLPFront:
+    """The ASGI application uvicorn serves: ``POST``/``OPTIONS`` on an OTLP path go straight to its
+    endpoint, the rest to the Starlette application ``app`` (whose router takes more routes).
 
-    def __init__(self, app: ASGIApp, endpoints: Mapping[str, _OTLPEndpoint]) -> None:
+    In front of Starlette rather than as its middleware: Starlette's error middleware wraps every
+    request's ``send`` in Python, which measured 6% of the event loop's time on the OTLP/HTTP
+    path of ``bench/ingest.py``; uvicorn answers 500 itself if an endpoint raises.
+    """
+
+    def __init__(self, app: Starlette, endpoints: Mapping[str, _OTLPEndpoint]) -> None:
         self.app = app
         self.endpoints = endpoints
 
@@ -274,12 +279,13 @@ class _OTLPRoutes:
 
 def build_app(intake: Intake, metrics: Metrics, cors_origins: tuple[str, ...], health: Callable[[], dict[str, Any]],
               intake_pool: Executor, scrape_pool: Executor, metrics_token: str = "",
-              extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
+              extra_routes: Sequence[BaseRoute] = ()) -> OTLPFront:
     """The application: OTLP ingest, ``/healthz``, ``/metrics``, then ``extra_routes`` (e.g. UI pages).
 
     ``intake_pool`` runs decoding and intake, ``scrape_pool`` metrics rendering, so that scrapers
     never take intake's threads; both are bounded by their size. More routes can be added to the
-    returned app's router; ``POST``/``OPTIONS`` on ``/v1/traces`` and ``/v1/logs`` are taken first.
+    router of the returned front's ``app``; ``POST``/``OPTIONS`` on ``/v1/traces`` and ``/v1/logs``
+    are taken first.
     """
     cors = _Cors(cors_origins)
     token = metrics_token.encode()
@@ -312,5 +318,4 @@ def build_app(intake: Intake, metrics: Metrics, cors_origins: tuple[str, ...], h
         endpoints[f"/v1/{signal}"] = endpoints[f"/v1/{signal}/"] = endpoint
     routes: list[BaseRoute] = [Route("/healthz", healthz, methods=["GET"]),
                                Route("/metrics", metrics_page, methods=["GET"]), *extra_routes]
-    return Starlette(routes=routes, middleware=[Middleware(_OTLPRoutes, endpoints=endpoints)],
-                     exception_handlers={404: not_found, 405: not_found})
+    return OTLPFront(Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found}), endpoints)

@@ -28,16 +28,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from otel_autoheal._otlp_views import ERROR_STATUS_MARKER, EXCEPTION_EVENT_MARKER, LOG_EXCEPTION_MARKER, has_marker
 from otel_autoheal.assemble import Assembler
 from otel_autoheal.metrics import Metrics
 from otel_autoheal.otlp import (
     LogData,
     SpanData,
-    decode_logs,
-    decode_traces,
     journal_key,
     journal_payload,
     split_logs,
+    split_traces,
 )
 from otel_autoheal.receive.journal import JournalUnavailable, JournalWriter
 from otel_autoheal.scrub import Scrubber
@@ -49,7 +49,7 @@ log = logging.getLogger("otel_autoheal.receive")
 
 #: Encoded protobuf fragments without which no span can have failed: the event name
 #: "exception" and ``Status.code = STATUS_CODE_ERROR`` (field 3, varint 2).
-_FAILURE_MARKERS = (b"exception", b"\x18\x02")
+_FAILURE_MARKERS = (EXCEPTION_EVENT_MARKER, ERROR_STATUS_MARKER)
 
 
 _PROTOBUF = "application/x-protobuf"
@@ -58,12 +58,11 @@ _PROTOBUF = "application/x-protobuf"
 def _may_fail(body: bytes, content_type: str) -> bool:
     """False only when the protobuf body certainly holds no span event and no ERROR status.
 
-    Span events other than "exception" don't matter, so the event-name marker is enough;
-    a marker found by chance inside an id only costs the slow path.
+    A marker found by chance inside an id only costs the slow path.
     """
     if not content_type.startswith("application/x-protobuf"):
         return True
-    return any(marker in body for marker in _FAILURE_MARKERS)
+    return any(has_marker(body, marker) >= 0 for marker in _FAILURE_MARKERS)
 
 
 def bearer_matches(header: str | None, token: bytes) -> bool:
@@ -246,16 +245,16 @@ class Intake:
         there). Such a body is small (the caller's bound), so it is decoded outside the decode
         budget. Raises like ``traces``.
         """
-        may_fail = _may_fail(body, content_type)
-        if may_fail and self.journal is not None and (entries is None or not content_type.startswith(_PROTOBUF)):
+        if self.journal is not None and (entries is None or not content_type.startswith(_PROTOBUF)) and _may_fail(
+                body, content_type):
             return None  # (JSON decoding is slower: it takes a thread)
         self.assembler.check_capacity()
-        request = decode_traces(body, content_type)
-        taken = self.assembler.try_add_trace_request(request, may_fail, trust)
-        del request
-        if taken is None:
+        split = split_traces(body, content_type, trust)
+        failed = self.assembler.try_add_trace_request(split)
+        if failed is None:
             return None
-        accepted, rejected, failed = taken
+        accepted, rejected = split.accepted, split.rejected
+        del split
         result = IntakeResult(accepted, rejected,
                               "spans without a valid 16-byte trace id were rejected" if rejected else "")
         if entries is None:
@@ -287,13 +286,11 @@ class Intake:
         wait, and it is only tried. Raises like ``logs``.
         """
         protobuf = content_type.startswith("application/x-protobuf")
-        maybe = not protobuf or b"exception." in body
+        maybe = not protobuf or has_marker(body, LOG_EXCEPTION_MARKER) >= 0
         if maybe and self.journal is not None:
             return None
         self.assembler.check_capacity()
-        request = decode_logs(body, content_type)
-        scopes, _failed, rejected = split_logs(request, body, content_type, trust, maybe, self.assembler.assembling)
-        del request
+        scopes, _failed, rejected = split_logs(body, content_type, trust, self.assembler.assembling)
         accepted = self.assembler.try_add_log_scopes(scopes)
         if accepted is None:
             return None
@@ -306,9 +303,10 @@ class Intake:
         is the receiver's verdict (``Intake.trust``) stamped on the failed spans."""
         self.assembler.check_capacity()
         with self._decoding.hold(len(body)):
-            request = decode_traces(body, content_type)
-            accepted, rejected, failed = self.assembler.add_trace_request(request, _may_fail(body, content_type), trust)
-            del request
+            split = split_traces(body, content_type, trust)
+            failed = self.assembler.add_trace_request(split)
+            accepted, rejected = split.accepted, split.rejected
+            del split
             entries: list[tuple[str, str, str]] = []
             if self.journal is not None:
                 _scrub_in_place(failed, self.scrubber, self._scrubbed_resources)
@@ -324,13 +322,9 @@ class Intake:
         as for ``traces``."""
         self.assembler.check_capacity()
         with self._decoding.hold(len(body)):
-            request = decode_logs(body, content_type)
             # Only exception records and trace-less ones are decoded; the others stay indexes
             # into ``body`` until their trace fails.
-            maybe = not content_type.startswith("application/x-protobuf") or b"exception." in body
-            scopes, failed, rejected = split_logs(request, body, content_type, trust, maybe,
-                                                  self.assembler.assembling)
-            del request
+            scopes, failed, rejected = split_logs(body, content_type, trust, self.assembler.assembling)
         if self.journal is not None:
             # Before the assembler, which appends logs: a refused export leaves nothing behind that
             # the sender's retry would add a second time.
