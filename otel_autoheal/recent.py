@@ -17,12 +17,14 @@ from __future__ import annotations
 import sys
 from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields
+from itertools import islice
+from operator import attrgetter
 
 from otel_autoheal.extract import identity
 from otel_autoheal.model import ExceptionRecord, TraceData
 from otel_autoheal.otlp import LogData, SpanData
-from otel_autoheal.sizes import PARENT_BYTES, RECORD_BYTES, log_bytes, truncate_value
+from otel_autoheal.sizes import PARENT_BYTES, RECORD_BYTES, TRUNCATED_ITEMS, truncate_value, value_bytes
 
 __all__ = ["RecentTraces", "Remembered"]
 
@@ -53,28 +55,64 @@ class Remembered:
         return TraceData(trace.trace_id, spans, self.logs + trace.logs)
 
 
-def _context_log(record: LogData) -> LogData:
-    """A log line kept only as context: no exception attributes (the exception was recorded), values cut."""
-    attributes = {k: v for k, v in record.attributes.items() if not k.startswith("exception.")}
-    return replace(record, body=truncate_value(record.body, LOG_VALUE_CHARS),
-                   attributes=truncate_value(attributes, LOG_VALUE_CHARS), resource={})
+#: ``LogData`` fields ``_context_log`` copies as they are (checked at import: a new field must be added here).
+_KEPT_LOG_FIELDS = ("trace_id", "span_id", "time_unix_nano", "severity_number", "severity_text", "event_name",
+                    "observed_time_unix_nano", "scope", "ingest_trust")
+if {f.name for f in fields(LogData)} != {*_KEPT_LOG_FIELDS, "body", "attributes", "resource"}:
+    raise AssertionError("LogData changed: say in recent._context_log what a remembered log line keeps of it")
+
+
+def _context_log(record: LogData) -> tuple[LogData, int]:
+    """A log line kept only as context, and its estimated bytes (``log_bytes``): no exception attributes (the
+    exception was recorded), values cut.
+
+    Built directly, without ``dataclasses.replace`` or walking values that need no cut: it runs
+    for every log line of every failing trace, and almost none needs cutting.
+    """
+    body = record.body
+    if len(body) > LOG_VALUE_CHARS:
+        body = truncate_value(body, LOG_VALUE_CHARS)
+    attributes = {}
+    sizes = 0
+    plain = len(record.attributes) <= TRUNCATED_ITEMS
+    for key, value in record.attributes.items():
+        if key.startswith("exception."):
+            continue
+        attributes[key] = value
+        if type(value) is str:
+            plain = plain and len(value) <= LOG_VALUE_CHARS
+            sizes += sys.getsizeof(key) + sys.getsizeof(value)
+        else:
+            plain = plain and not isinstance(value, (str, dict, list, tuple))
+            sizes += sys.getsizeof(key) + 32
+        plain = plain and len(key) <= 200
+    if plain:  # what truncate_value would return, and value_bytes count, for these attributes
+        size = RECORD_BYTES + sys.getsizeof(body) + sys.getsizeof(attributes) + sizes
+    else:
+        attributes = truncate_value(attributes, LOG_VALUE_CHARS)
+        size = RECORD_BYTES + sys.getsizeof(body) + value_bytes(attributes)
+    kept = LogData(record.trace_id, record.span_id, record.time_unix_nano, record.severity_number,
+                   record.severity_text, body, attributes, {}, event_name=record.event_name,
+                   observed_time_unix_nano=record.observed_time_unix_nano, scope=record.scope,
+                   ingest_trust=record.ingest_trust)
+    return kept, size
 
 
 def _remembered(trace: TraceData, recorded: Iterable[ExceptionRecord], keep_logs: int) -> Remembered:
-    parents: dict[str, str] = {}
-    for span in trace.spans.values():
-        if len(parents) >= MAX_PARENTS:
-            break
-        parents[span.span_id] = span.parent_span_id
-    identities = [identity(r) for r in recorded][:MAX_RECORDED]
-    logs = sorted(trace.logs, key=lambda log: log.time_unix_nano)[-keep_logs:] if keep_logs else []
-    logs = [_context_log(log) for log in logs]
-    size = (
-        RECORD_BYTES + sys.getsizeof(parents) + len(parents) * PARENT_BYTES
-        + sum(RECORD_BYTES + sys.getsizeof(r.type) + sys.getsizeof(r.message) for r in identities)
-        + sum(log_bytes(log) for log in logs)
-    )
-    return Remembered(parents, identities, logs, size)
+    parents = {span.span_id: span.parent_span_id for span in islice(trace.spans.values(), MAX_PARENTS)}
+    identities = [identity(r) for r in islice(recorded, MAX_RECORDED)]
+    logs = sorted(trace.logs, key=_log_time)[-keep_logs:] if keep_logs else []
+    size = RECORD_BYTES + sys.getsizeof(parents) + len(parents) * PARENT_BYTES
+    size += sum(RECORD_BYTES + sys.getsizeof(r.type) + sys.getsizeof(r.message) for r in identities)
+    kept = []
+    for log in logs:
+        line, line_bytes = _context_log(log)
+        kept.append(line)
+        size += line_bytes
+    return Remembered(parents, identities, kept, size)
+
+
+_log_time = attrgetter("time_unix_nano")
 
 
 class RecentTraces:

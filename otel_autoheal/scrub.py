@@ -8,6 +8,11 @@ The rules live in ``scrub_rules.toml`` (shared byte for byte with the Python ins
 which runs the same engine, ``_scrub_engine.py``). The service compiles them with google-re2, so
 scrubbing takes time linear in the text whatever the text is; texts beyond the rule file's
 ``max_text_chars`` are cut with a visible note before scrubbing.
+
+Every text that passes through here also loses its NUL characters (U+0000, replaced by U+FFFD),
+also with scrubbing turned off: PostgreSQL cannot store them in text, and the scrubber is what
+intake and the pipeline (before the grouping key) run on every sender-chosen text, so both stores
+receive the same text and the same error gets the same fingerprint whichever store is used.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import re2  # type: ignore[import-not-found,import-untyped,unused-ignore]
 
 from otel_autoheal._scrub_engine import Engine, luhn_valid
 
-__all__ = ["Scrubber", "compile_pattern", "luhn_valid"]
+__all__ = ["NUL_REPLACEMENT", "Scrubber", "compile_pattern", "luhn_valid"]
 
 
 def compile_pattern(pattern: str) -> None:
@@ -34,6 +39,28 @@ def compile_pattern(pattern: str) -> None:
 #: Values scrubbed once are remembered (up to this many, each of at most ``_CACHED_CHARS``).
 _CACHED_VALUES = 4096
 _CACHED_CHARS = 1_000
+#: What a NUL character in sender text becomes (the Unicode replacement character).
+NUL_REPLACEMENT = "\ufffd"
+
+
+def _nul_free(value: Any) -> Any:
+    """``value`` with NUL replaced in every string, map key included (other values as they are)."""
+    if isinstance(value, str):
+        return value.replace("\x00", NUL_REPLACEMENT) if "\x00" in value else value
+    if isinstance(value, dict):
+        return {_nul_free(k): _nul_free(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_nul_free(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_nul_free(v) for v in value)
+    return value
+
+
+def _nul_free_keys(attributes: Mapping[str, Any]) -> Mapping[str, Any]:
+    if not any("\x00" in k for k in attributes):
+        return attributes
+    return {k.replace("\x00", NUL_REPLACEMENT): v for k, v in attributes.items()}
+
 
 class Scrubber:
     """Replaces secrets in strings and nested attribute values.
@@ -62,7 +89,9 @@ class Scrubber:
         return self._engine.engine
 
     def text(self, value: str) -> str:
-        """Return ``value`` with every recognised secret replaced by ``[redacted:<kind>]``."""
+        """Return ``value`` with every recognised secret replaced by ``[redacted:<kind>]`` (and NUL by U+FFFD)."""
+        if "\x00" in value:
+            value = value.replace("\x00", NUL_REPLACEMENT)
         if not self.enabled:
             return value
         return self._text_cached(value) if len(value) <= _CACHED_CHARS else self._engine.text(value)
@@ -72,7 +101,8 @@ class Scrubber:
         return self._engine.is_secret_name(key)
 
     def value(self, value: Any, key: str = "") -> Any:
-        """Scrub a nested value; values under secret-looking keys are replaced whole."""
+        """Scrub a nested value; values under secret-looking keys are replaced whole (NUL: as ``text``)."""
+        value = _nul_free(value)
         if not self.enabled:
             return value
         if isinstance(value, str) and len(value) <= _CACHED_CHARS:
@@ -80,8 +110,8 @@ class Scrubber:
         return self._engine.value(value, key)
 
     def attributes(self, attributes: Mapping[str, Any]) -> dict[str, Any]:
-        """Scrub an attribute map: keys are kept, values scrubbed."""
-        return {k: self.value(v, k) for k, v in attributes.items()}
+        """Scrub an attribute map: keys are kept (NUL replaced as in ``text``), values scrubbed."""
+        return {k: self.value(v, k) for k, v in _nul_free_keys(attributes).items()}
 
     def argv(self, args: Sequence[str]) -> list[str]:
         """Scrub an argument vector: ``--password x``, ``--token=x``, ``mysql -pX``, ``curl -u u:p``."""

@@ -7,6 +7,8 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
+import psycopg
+
 from otel_autoheal.state.postgres import PostgresStore
 from otlp_payloads import new_span_id, new_trace_id, span, traces_payload
 from polling import wait_for
@@ -47,11 +49,14 @@ def test_a_storm_in_one_batch_counts_every_occurrence(autoheal_factory: Callable
 
 def test_one_unrecordable_trace_does_not_lose_its_batch(autoheal_factory: Callable[..., AutohealProcess],
                                                         pg_server: PostgresServer) -> None:
-    """A trace PostgreSQL cannot take (a NUL character in its exception type) fails the batch's transaction;
-    the batch is then recorded trace by trace and only that trace is lost."""
+    """A trace the database refuses (a CHECK constraint added to its table rejects its group) fails the batch's
+    transaction; the batch is then recorded trace by trace and only that trace is lost."""
     url = pg_server.new_database()
     service = autoheal_factory(env={"AUTOHEAL_DATABASE_URL": url})
-    spans = [_failing_span("KeyError", "'sku'"), _failing_span("Value\u0000Error", "bad name"),
+    # The schema exists once the service is up: from now on the database itself refuses one kind of group.
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("ALTER TABLE groups ADD CONSTRAINT refuses_value_error CHECK (exception_type <> 'ValueError')")
+    spans = [_failing_span("KeyError", "'sku'"), _failing_span("ValueError", "bad name"),
              _failing_span("KeyError", "'sku'"), _failing_span("IndexError", "'sku'")]
     _post(service.http_endpoint, spans)
     wait_for(lambda: service.metric("autoheal_pipeline_errors_total") >= 1, 60, 0.25, "the failed trace counted")
@@ -62,4 +67,6 @@ def test_one_unrecordable_trace_does_not_lose_its_batch(autoheal_factory: Callab
     finally:
         store.close()
     assert service.metric("autoheal_occurrences_total") == 3
+    assert service.metric("autoheal_pipeline_errors_total") == 1
     assert "recording them one by one" in service.log_text()
+    assert "refuses_value_error" in service.log_text()

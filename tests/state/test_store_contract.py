@@ -12,6 +12,7 @@ import pytest
 
 from otel_autoheal.errors import StateError
 from otel_autoheal.model import ExceptionRecord, GroupStats, Occurrence
+from otel_autoheal.otlp import LogData, from_journal, journal_payload
 from otel_autoheal.state._dialect import PortableConn
 from otel_autoheal.state._history import (
     DAYS_KEPT,
@@ -157,6 +158,16 @@ def test_journal_round_trip_and_clearing_by_trace(backend: Backend) -> None:
     assert [e[1:] for e in store.journal_entries()] == [("t2", "log", "p2"), ("t1", "span", "p3")]
     store.record(occurrence("fp-j", trace_id="t2"), render, journal_trace=("t2", None))
     assert [e[1:] for e in store.journal_entries()] == [("t1", "span", "p3")]
+
+
+def test_journal_keeps_a_record_with_nul_characters(backend: Backend) -> None:
+    """A record whose texts contain NUL (before intake scrubbing replaces it) is journalled and read back whole:
+    ``journal_payload`` writes NUL as the JSON escape, which both stores' TEXT columns take."""
+    store = backend.open()
+    record = LogData("ab" * 16, "cd" * 8, 1, 17, "ERR\u0000OR", "bad\u0000body", {"k\u0000": "v\u0000"}, {}, scope="s\u0000")
+    store.journal_add([(record.trace_id, "log", journal_payload(record))])
+    [(_, key, kind, payload)] = store.journal_entries()
+    assert (key, kind, from_journal(kind, payload)) == (record.trace_id, "log", record)
 
 
 def test_a_failing_renderer_leaves_nothing_behind(backend: Backend) -> None:
