@@ -553,30 +553,6 @@ class Assembler:
             self._evict_if_needed()
         return count
 
-    def add_span_links(self, links: Iterable[tuple[str, bytes, bytes]]) -> int:
-        """Take spans that did not fail as ``(trace id hex, span id, parent span id)`` (raw ids).
-
-        The in-process exporters' counterpart of the hot path in ``add_trace_request``: only the
-        parent link is kept, and it becomes a ``SpanData`` only if the trace turns out to have failed.
-        """
-        now = time.monotonic()
-        count = 0
-        with self._lock:
-            last_trace = ""
-            pending: _Pending | None = None
-            touched: list[_Pending] = []
-            for trace_id, span_id, parent_span_id in links:
-                count += 1
-                if trace_id != last_trace or pending is None:
-                    last_trace = trace_id
-                    pending = self._pending(trace_id, now)
-                    touched.append(pending)
-                pending.links[span_id] = parent_span_id
-            for pending in touched:
-                self._enforce_bound(pending)
-            self._evict_if_needed()
-        return count
-
     def add_logs(self, logs: Iterable[LogData]) -> int:
         now = time.monotonic()
         count = 0

@@ -13,7 +13,7 @@ import dataclasses
 import hashlib
 import json
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,13 +48,9 @@ __all__ = [
     "TraceSplit",
     "attributes_to_dict",
     "cap_text",
-    "count_log_records",
-    "decode_logs",
-    "decode_traces",
     "decompress",
     "error_span",
     "from_journal",
-    "iter_logs",
     "journal_key",
     "journal_payload",
     "light_span",
@@ -257,16 +253,6 @@ def _parse(message: Any, body: bytes, content_type: str) -> Any:
     return message
 
 
-def decode_traces(body: bytes, content_type: str) -> ExportTraceServiceRequest:
-    """Parse an OTLP trace export request body."""
-    return _parse(ExportTraceServiceRequest(), body, content_type)  # type: ignore[no-any-return]
-
-
-def decode_logs(body: bytes, content_type: str) -> ExportLogsServiceRequest:
-    """Parse an OTLP logs export request body."""
-    return _parse(ExportLogsServiceRequest(), body, content_type)  # type: ignore[no-any-return]
-
-
 def cap_text(text: str, limit: int = MAX_ATTRIBUTE_CHARS) -> str:
     """``text`` cut to ``limit`` characters with a marker saying how much was dropped."""
     if len(text) > limit:
@@ -361,12 +347,6 @@ def severity_name(number: int, text: str) -> str:
     return "UNSPECIFIED"
 
 
-def count_log_records(request: ExportLogsServiceRequest) -> int:
-    """How many log records a logs export carries (``iter_logs`` yields fewer when ids are malformed)."""
-    return sum(len(scope_logs.log_records) for resource_logs in request.resource_logs
-               for scope_logs in resource_logs.scope_logs)
-
-
 def log_data(record: Any, resource: dict[str, Any], scope: str, ingest_trust: str = "") -> LogData:
     """Decode one OTLP ``LogRecord`` (ids already checked by the caller)."""
     body = any_value(record.body, 0, MAX_BODY_CHARS) if record.HasField("body") else ""
@@ -386,22 +366,6 @@ def log_data(record: Any, resource: dict[str, Any], scope: str, ingest_trust: st
         scope=scope,
         ingest_trust=ingest_trust,
     )
-
-
-def iter_logs(request: ExportLogsServiceRequest, ingest_trust: str = "") -> Iterator[LogData]:
-    """Yield every log record with its resource attributes (shared per resource), marked with the
-    receiver's ``ingest_trust`` for the request.
-
-    Records whose trace or span id is present but of the wrong length are skipped (the receivers
-    report them as rejected): linking them to no trace would hide the error's context silently.
-    """
-    for resource_logs in request.resource_logs:
-        resource = attributes_to_dict(resource_logs.resource.attributes)
-        for scope_logs in resource_logs.scope_logs:
-            for record in scope_logs.log_records:
-                if len(record.trace_id) not in (0, 16) or len(record.span_id) not in (0, 8):
-                    continue
-                yield log_data(record, resource, scope_logs.scope.name, ingest_trust)
 
 
 _EXCEPTION_KEYS = frozenset(("exception.type", "exception.message", "exception.stacktrace"))
@@ -503,7 +467,7 @@ def split_logs(body: bytes, content_type: str, ingest_trust: str = "",
     id)``: the assembler already holds the trace as failed), decoded now while the request is
     parsed. The others come as runs of one trace, ``(raw trace id, first index in the scope,
     records)``, undecoded (``RawScope.decode`` if their trace turns out to fail). Records with a
-    trace or span id of the wrong length are left out and counted as rejected, as by ``iter_logs``.
+    trace or span id of the wrong length are left out and counted as rejected.
     """
     body = _protobuf(body, content_type, ExportLogsServiceRequest())
     views, candidates, accepted, rejected, raw = log_scopes(body)
