@@ -23,6 +23,7 @@ path, and how many traces it had to process before their ``trace_wait`` was over
 (``autoheal_traces_evicted_total``).
 
     python bench/ingest.py [--seconds 4] [--rounds 5] [--clients 2] [--rss-seconds 60] [--paths ...]
+                           [--before OLD_CHECKOUT]
 """
 
 from __future__ import annotations
@@ -398,14 +399,15 @@ class Row:
 
 
 def measure(paths: list[str], seconds: float, rounds: int, clients: int, journal_off: bool = False,
-            checkout: Path = HERE) -> dict[str, tuple[Row, Row, Row | None]]:
-    """Per path: (bare, otel-autoheal, otel-autoheal without the journal or None), measured in alternating rounds."""
+            checkout: Path = HERE, before: tuple[tuple[str, Path], ...] = ()) -> dict[str, list[Row]]:
+    """Per path: the bare receiver first, then otel-autoheal, then (if asked) otel-autoheal without the
+    journal and otel-autoheal from each ``before`` (name, older checkout), measured in alternating rounds."""
     procs: list[subprocess.Popen[str]] = []
     states: list[tempfile.TemporaryDirectory[str]] = []
 
-    def service(env: dict[str, str] | None = None) -> dict[str, str]:
+    def service(env: dict[str, str] | None = None, code: Path = checkout) -> dict[str, str]:
         states.append(tempfile.TemporaryDirectory())
-        proc, found = launch(autoheal_cmd(states[-1].name), cwd=checkout, env={"PYTHONPATH": str(checkout), **(env or {})})
+        proc, found = launch(autoheal_cmd(states[-1].name), cwd=code, env={"PYTHONPATH": str(code), **(env or {})})
         procs.append(proc)
         found["pid"] = str(proc.pid)
         return found
@@ -418,26 +420,24 @@ def measure(paths: list[str], seconds: float, rounds: int, clients: int, journal
                 procs.append(proc)
                 bare[protocol] = {**found, "pid": str(proc.pid)}
         ours = service()
-        off = service({"AUTOHEAL_INTAKE_JOURNAL": "false"}) if journal_off else None
-        rows: dict[str, tuple[Row, Row, Row | None]] = {}
+        others = [("otel-autoheal", ours)]
+        if journal_off:
+            others.append(("otel-autoheal, journal off", service({"AUTOHEAL_INTAKE_JOURNAL": "false"})))
+        others += [(name, service(code=code)) for name, code in before]
+        rows: dict[str, list[Row]] = {}
         for path in paths:
-            protocol, kind, _unit = PATHS[path]
-            rows[path] = (
-                Row("bare", protocol, bare[protocol][protocol], int(bare[protocol]["pid"])),
-                Row("otel-autoheal", protocol, ours[protocol], int(ours["pid"])),
-                Row("otel-autoheal, journal off", protocol, off[protocol], int(off["pid"])) if off else None,
-            )
+            protocol = PATHS[path][0]
+            rows[path] = [Row("bare", protocol, bare[protocol][protocol], int(bare[protocol]["pid"]))]
+            rows[path] += [Row(name, protocol, found[protocol], int(found["pid"])) for name, found in others]
         for path in paths:
             kind = PATHS[path][1]
             for row in rows[path]:
-                if row:
-                    drive(row.protocol, row.address, kind, 1.0, clients)  # warm-up
+                drive(row.protocol, row.address, kind, 1.0, clients)  # warm-up
         for _ in range(rounds):
             for path in paths:
                 kind = PATHS[path][1]
                 for row in rows[path]:
-                    if row:
-                        row.run(kind, seconds, clients)
+                    row.run(kind, seconds, clients)
         return rows
     finally:
         for proc in procs:
@@ -477,18 +477,17 @@ def sustained(seconds: float, clients: int, checkout: Path = HERE) -> tuple[floa
     return rate, peak[0], evicted, forgotten, rate * seconds / SPANS_PER_TRACE
 
 
-def report(rows: dict[str, tuple[Row, Row, Row | None]], seconds: float, rounds: int, clients: int) -> None:
+def report(rows: dict[str, list[Row]], seconds: float, rounds: int, clients: int) -> None:
     print(f"fresh trace ids on every send; {clients} client processes, {seconds:g} s per receiver per round, "
           f"{rounds} alternating rounds (medians)")
     print(f"{'path':<12} {'receiver':<28} {'per s':>10} {'failed':>6} {'vs bare':>8} {'CPU µs/unit':>12}")
-    for path, trio in rows.items():
+    for path, measured in rows.items():
         unit = PATHS[path][2]
-        floor = statistics.median(trio[0].rates)
-        for row in trio:
-            if row:
-                rate = statistics.median(row.rates)
-                print(f"{path:<12} {row.name:<28} {rate:>10,.0f} {row.errors:>6} {rate / floor:>8.2f} "
-                      f"{statistics.median(row.cpu_us):>9.2f} {unit[:-1]}")
+        floor = statistics.median(measured[0].rates)
+        for row in measured:
+            rate = statistics.median(row.rates)
+            print(f"{path:<12} {row.name:<28} {rate:>10,.0f} {row.errors:>6} {rate / floor:>8.2f} "
+                  f"{statistics.median(row.cpu_us):>9.2f} {unit[:-1]}")
 
 
 def main() -> int:
@@ -500,8 +499,11 @@ def main() -> int:
     parser.add_argument("--paths", nargs="+", choices=list(PATHS), default=list(PATHS))
     parser.add_argument("--journal-off", action="store_true", help="also measure intake_journal = false")
     parser.add_argument("--checkout", type=Path, default=HERE, help="otel-autoheal checkout to measure")
+    parser.add_argument("--before", type=Path, action="append", default=[],
+                        help="an older checkout measured in the same rounds (e.g. a git worktree); repeatable")
     args = parser.parse_args()
-    rows = measure(args.paths, args.seconds, args.rounds, args.clients, args.journal_off, args.checkout.resolve())
+    rows = measure(args.paths, args.seconds, args.rounds, args.clients, args.journal_off, args.checkout.resolve(),
+                   tuple((f"otel-autoheal @{path.name}", path.resolve()) for path in args.before))
     report(rows, args.seconds, args.rounds, args.clients)
     if args.rss_seconds > 0:
         rate, peak, evicted, forgotten, traces = sustained(args.rss_seconds, args.clients, args.checkout.resolve())
