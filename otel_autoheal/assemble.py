@@ -433,17 +433,22 @@ class Assembler:
         parsed: dict[int, Any] = {}
         resources: set[int] = set()
         for at in range(0, len(logs), 3):
-            scope = logs[at]
-            for position in range(logs[at + 1], logs[at + 1] + logs[at + 2]):
-                record = scope.decode(position, parsed)
-                size = log_bytes(record)
-                if id(record.resource) not in resources:
-                    resources.add(id(record.resource))
-                    size += value_bytes(record.resource)
-                if self._admit_ordinary(pending, size):
-                    pending.data.logs.append(record)
+            self._admit_log_run(pending, logs[at], logs[at + 1], logs[at + 2], parsed, resources)
         self._recount(pending)
         return pending
+
+    def _admit_log_run(self, pending: _Pending, scope: RawScope, first: int, records: int,
+                       parsed: dict[int, Any], resources: set[int]) -> None:
+        """Decode a run of undecoded log records into a failing trace, each admitted within its bounds
+        (a resource is charged once per call of the caller, by ``resources``); the caller recounts."""
+        for position in range(first, first + records):
+            record = scope.decode(position, parsed)
+            size = log_bytes(record)
+            if id(record.resource) not in resources:
+                resources.add(id(record.resource))
+                size += value_bytes(record.resource)
+            if self._admit_ordinary(pending, size):
+                pending.data.logs.append(record)
 
     def _enforce_bound(self, pending: _Pending) -> None:
         """Drop the newest parent links of a trace beyond its count and byte bounds; failed spans stay."""
@@ -649,15 +654,8 @@ class Assembler:
                     continue
                 self._touch(pending, now)
                 touched.append(pending)
-                for position in range(first, first + records_in_run):
-                    data = scope.decode(position, parsed)
-                    size = log_bytes(data)
-                    if id(data.resource) not in resources:
-                        resources.add(id(data.resource))
-                        size += value_bytes(data.resource)
-                    if self._admit_ordinary(pending, size):
-                        pending.data.logs.append(data)
-                        self._recount(pending)
+                self._admit_log_run(pending, scope, first, records_in_run, parsed, resources)
+                self._recount(pending)
         self._count_quiet(gen, quiet)
         self._split_overfull(touched)
         self._evict_if_needed()
