@@ -100,18 +100,18 @@ def _quiet_size(run: bytes) -> int:
 
 def _quiet_entry(run: bytes, raw: bytes) -> list[Any]:
     """The list form of a quiet trace held as its one run (counted as ``_quiet_size``)."""
-    return [[run], _NO_LOGS, len(run) + QUIET_RUN_BYTES, _quiet_size(run), run_spans(run, raw), 0]
+    return [[run], _NO_LOGS, len(run) + QUIET_RUN_BYTES, _quiet_size(run), run_spans(run, raw), 0, raw]
 
 
 class _Generation:
     """Traces without an error that received data in one slice of time, by raw trace id.
 
-    Each entry is ``[runs, logs, charged, counted, links, log records]``: the runs of encoded
+    Each entry is ``[runs, logs, charged, counted, links, log records, raw trace id]``: the runs of encoded
     span records (``split_traces``: trace id, span id, parent span id) of its spans that did not
     fail, as they came; its log records still undecoded, flat (``RawScope``, first index in it,
     records, ``RawScope``…: a tuple per record made the garbage collector's passes cost more than
     the index itself); the bytes charged for both; what the entry adds to the generation's bytes
-    as last counted; how many links and log records it holds. A trace whose spans came in one run
+    as last counted; how many links and log records it holds; its key. A trace whose spans came in one run
     and that has no logs (most traces) is just that run, a ``bytes`` (``_quiet_size``): no list
     for the garbage collector to track, nothing to free but the run when it is forgotten.
     """
@@ -208,6 +208,11 @@ class Assembler:
         self._gens: deque[_Generation] = deque()
         self._quiet_bytes = 0
         self._slice = max(trace_wait / QUIET_GENERATIONS, 0.01)
+        #: A trace without an error has an entry in each generation it received data in. Entries up
+        #: to this size are bounded alone: at most QUIET_GENERATIONS + 2 generations are alive, so
+        #: their sum stays under ``max_trace_bytes``. An entry past it takes in the trace's entries
+        #: in older generations, and ``max_trace_bytes`` bounds the trace as a whole.
+        self._quiet_part_bytes = max_trace_bytes // (2 * QUIET_GENERATIONS)
         #: An error was admitted beyond ``max_trace_bytes`` during the current call.
         self._overfull = False
         #: Setting → last time a warning naming it was logged (at most one a minute each).
@@ -279,7 +284,7 @@ class Assembler:
         gen = self._generation(now)
         index = gen.traces
         max_records = self._max_records
-        max_run = self._max_trace_bytes - QUIET_TRACE_BYTES - QUIET_RUN_BYTES
+        max_run = min(self._max_trace_bytes - QUIET_TRACE_BYTES - QUIET_RUN_BYTES, self._quiet_part_bytes)
         runs_added = bytes_added = 0
         for data, raw, cost in spans.failed:
             pending = traces.get(data.trace_id)
@@ -303,7 +308,7 @@ class Assembler:
                     bytes_added += len(run)
                     continue
                 if entry is None:
-                    entry = index[raw] = [[run], _NO_LOGS, len(run) + QUIET_RUN_BYTES, 0, count, 0]
+                    entry = index[raw] = [[run], _NO_LOGS, len(run) + QUIET_RUN_BYTES, 0, count, 0, raw]
                 else:
                     if type(entry) is bytes:
                         entry = index[raw] = _quiet_entry(entry, raw)
@@ -349,12 +354,41 @@ class Assembler:
             if entry[3] < 0:
                 continue
             size = QUIET_TRACE_BYTES + entry[2]
+            if size > self._quiet_part_bytes and len(self._gens) > 1:
+                self._gather_quiet(gen, entry)
+                size = QUIET_TRACE_BYTES + entry[2]
             if size > self._max_trace_bytes or entry[4] + entry[5] > self._max_records:
                 size = self._bound_quiet(entry)
             added += size - entry[3]
             entry[3] = size
         gen.bytes += added
         self._quiet_bytes += added
+
+    def _gather_quiet(self, gen: _Generation, entry: list[Any]) -> None:
+        """Move what older generations hold of ``entry``'s trace into it (``gen``, the newest), oldest first."""
+        raw = entry[6]
+        runs: list[bytes] = []
+        logs: list[Any] = []
+        for older in self._gens:
+            if older is gen:
+                break
+            part = older.traces.pop(raw, None)
+            if part is None:
+                continue
+            if type(part) is bytes:
+                part = _quiet_entry(part, raw)
+            older.bytes -= part[3]
+            self._quiet_bytes -= part[3]
+            part[3] = -1  # gone: a caller still holding it must not count it again
+            runs += part[0]
+            logs += part[1]
+            entry[2] += part[2]
+            entry[4] += part[4]
+            entry[5] += part[5]
+        if runs:
+            entry[0][:0] = runs
+        if logs:
+            entry[1] = [*logs, *entry[1]]
 
     def _bound_quiet(self, entry: list[Any]) -> int:
         """Drop the newest links, then the newest logs, of a quiet trace beyond its bounds; returns its size."""
@@ -641,7 +675,8 @@ class Assembler:
                 if pending is None:
                     entry = index.get(raw)
                     if entry is None:
-                        entry = index[raw] = [[], [scope, first, records_in_run], charge * records_in_run, 0, 0, records_in_run]
+                        entry = index[raw] = [[], [scope, first, records_in_run], charge * records_in_run, 0, 0,
+                                              records_in_run, raw]
                     else:
                         if type(entry) is bytes:
                             entry = index[raw] = _quiet_entry(entry, raw)
@@ -753,11 +788,14 @@ class Assembler:
                     newer[0][:0] = entry[0]
                     newer[1] = [*entry[1], *newer[1]]
                     newer[2] += entry[2]
-                    newer[3] += entry[3]
                     newer[4] += entry[4]
                     newer[5] += entry[5]
-                    gen.bytes += entry[3]
-                    self._quiet_bytes += entry[3]
+                    size = QUIET_TRACE_BYTES + newer[2]
+                    if size > self._max_trace_bytes or newer[4] + newer[5] > self._max_records:
+                        size = self._bound_quiet(newer)
+                    gen.bytes += size - newer[3]
+                    self._quiet_bytes += size - newer[3]
+                    newer[3] = size
 
     def _collect_expired(self, now: float) -> None:
         self._expire_quiet(now)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import secrets
 import sqlite3
 import threading
@@ -58,6 +59,8 @@ SCHEMA_VERSION = 1
 MAX_CLOCK_SKEW_SECONDS = 300.0
 #: An error's own timestamp before this (2000-01-01) is a missing or broken sender clock.
 MIN_PLAUSIBLE_TIME = 946_684_800.0
+#: How long opening the state file is retried while other processes hold it busy (see ``_is_busy``).
+OPEN_BUSY_SECONDS = 30.0
 #: Writes check at most this often (seconds) that the file is still the one opened.
 IDENTITY_CHECK_INTERVAL = 0.5
 
@@ -142,6 +145,11 @@ def is_damaged(exc: sqlite3.Error) -> bool:
     )
 
 
+def _is_busy(exc: sqlite3.Error) -> bool:
+    """True when another connection holds a lock the statement needed (SQLITE_BUSY and its extended codes)."""
+    return str(getattr(exc, "sqlite_errorname", "")).startswith("SQLITE_BUSY") or "database is locked" in str(exc)
+
+
 def damaged_message(path: Path, problem: str) -> str:
     """One line: what is wrong with the file and the two ways out."""
     problem = " ".join(problem.replace("*** in database main ***", "").split())[:300]
@@ -167,31 +175,21 @@ class SQLiteStore:
         except OSError as exc:
             raise StateError(f"cannot create the state directory {self.path.parent}: {exc.strerror or exc} "
                              "(choose another --state / AUTOHEAL_STATE_DIR)") from None
-        conn: sqlite3.Connection | None = None
-        try:
-            conn = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None, check_same_thread=False)
-            if verify:
-                problems = [str(r[0]) for r in conn.execute("PRAGMA quick_check(3)")]
-                if problems != ["ok"]:
-                    raise StateError(damaged_message(self.path, "; ".join(problems)))
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            # Freed pages (cleared journal entries, replaced rows) are overwritten with zeros, in the
-            # file and the WAL, instead of lingering until reused.
-            conn.execute("PRAGMA secure_delete=ON")
-            conn.execute("PRAGMA busy_timeout=30000")
-            self._instance_id = self._migrate(conn)
-        except StateError:
-            if conn is not None:
-                conn.close()
-            raise
-        except sqlite3.Error as exc:
-            if conn is not None:
-                conn.close()
-            if is_damaged(exc):
-                raise StateError(damaged_message(self.path, str(exc))) from None
-            raise StateError(f"cannot open state database {self.path}: {exc} (check that the directory is "
-                             "writable, or choose another --state / AUTOHEAL_STATE_DIR)") from None
+        deadline = time.monotonic() + OPEN_BUSY_SECONDS
+        while True:
+            try:
+                conn, self._instance_id = self._open(verify)
+                break
+            except sqlite3.Error as exc:
+                if _is_busy(exc) and time.monotonic() < deadline:
+                    # Processes opening one new state file at once: switching it to WAL and the first
+                    # migration can fail with SQLITE_BUSY at once, without SQLite's busy handler.
+                    time.sleep(random.uniform(0.02, 0.2))
+                    continue
+                if is_damaged(exc):
+                    raise StateError(damaged_message(self.path, str(exc))) from None
+                raise StateError(f"cannot open state database {self.path}: {exc} (check that the directory is "
+                                 "writable, or choose another --state / AUTOHEAL_STATE_DIR)") from None
         self._conn = conn
         self._lock = threading.RLock()
         self._closed = False
@@ -207,6 +205,27 @@ class SQLiteStore:
         self._checked_at = 0.0
         self._check_lock = threading.Lock()
         self._readers = ReaderPool(self.path)
+
+    def _open(self, verify: bool) -> tuple[sqlite3.Connection, int]:
+        """Connect, set the connection up and migrate; returns the connection and the file's instance id."""
+        conn = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None, check_same_thread=False)
+        try:
+            if verify:
+                problems = [str(r[0]) for r in conn.execute("PRAGMA quick_check(3)")]
+                if problems != ["ok"]:
+                    raise StateError(damaged_message(self.path, "; ".join(problems)))
+            # Asked first: setting it, even to the mode the file already has, takes a lock.
+            if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            # Freed pages (cleared journal entries, replaced rows) are overwritten with zeros, in the
+            # file and the WAL, instead of lingering until reused.
+            conn.execute("PRAGMA secure_delete=ON")
+            conn.execute("PRAGMA busy_timeout=30000")
+            return conn, self._migrate(conn)
+        except BaseException:
+            conn.close()
+            raise
 
     def _migrate(self, conn: sqlite3.Connection) -> int:
         """Create or upgrade the core schema in one transaction; return the file's instance id."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -198,3 +199,21 @@ def test_late_data_merged_once_with_recent_cache_at_its_byte_bound(autoheal_fact
     assert len(keyerror) == 1 and keyerror[0]["count"] == 1
     assert keyerror[0]["id"] == next(i["id"] for i in first if i["exception_type"] == "KeyError")
     assert autoheal.metric("autoheal_late_traces_total") == 1
+
+
+def test_trace_without_error_spread_over_time_stays_under_max_trace_bytes(autoheal_factory):
+    """A trace without an error whose big logs arrive over several seconds (so several generations of
+    the quiet index hold parts of it) holds at most max_trace_bytes as a whole, and is filed when it fails."""
+    autoheal = autoheal_factory(trace_wait=4.0, env={"AUTOHEAL_MAX_TRACE_BYTES": str(MIB)})
+    trace_id, root = _ids()
+    held = []
+    for _ in range(24):  # ~4 MB of log bodies over ~7 s: a generation is trace_wait / 4 = 1 s
+        _send(autoheal, "/v1/logs", _logs([{"trace": trace_id, "span": root, "body": _big(8_000)} for _ in range(20)]))
+        held.append(autoheal.metric("autoheal_held_bytes"))
+        time.sleep(0.3)  # pacing, so that the trace's data spans generations (no condition to wait for)
+    assert autoheal.metric("autoheal_trace_bytes_dropped_total") > 0
+    # Without the bound across generations each generation held up to max_trace_bytes of it (~4 MB).
+    assert max(held) <= MIB + 100_000, held
+    _send(autoheal, "/v1/traces", _traces([{"trace": trace_id, "span": root, "error": "TimeoutError"}]))
+    issue = autoheal.wait_for_issues(1)[0]
+    assert issue["exception_type"] == "TimeoutError"
