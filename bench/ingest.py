@@ -184,6 +184,7 @@ def _trace_send(rnd: random.Random, failing_traces: set[int]) -> Send:
                                    name=name, kind=kind, start_time_unix_nano=now + index * 1000,
                                    end_time_unix_nano=now + 900_000 - index * 1000)
             _attrs(span, attributes)
+            span.status.SetInParent()  # UNSET, sent with every span as the official SDKs' exporters do
             if failing and index in (0, 2):
                 span.status.code = 2
             if failing and index == 2:

@@ -4,8 +4,8 @@ Python object per span or log record.
 An export is parsed with message types built here at import (not generated code) that declare
 only the ids, the event names and the status code; everything else is an unknown field, which
 upb skips at the cost of a copy. The view then drops its unknown fields and is serialised again
-one scope at a time: what is left of an ordinary span (no event, no status) is a 30- or 40-byte
-record (trace id, span id, parent span id), and a
+one scope at a time: what is left of an ordinary span (no event, a status other than ERROR) is a
+30- to 44-byte record (trace id, span id, parent span id, the status if sent), and a
 regular expression cuts the records of each scope into *runs*, consecutive records of one trace,
 in C. Python code runs per run (per trace, not per span) and per record that is anything else
 (a failure candidate, a malformed id): those are decoded one by one, and failed spans and
@@ -109,12 +109,21 @@ _RAW_LOGS = _classes("autoheal_raw_logs", {
 
 #: (The repetitions are possessive: nothing to backtrack into, and a run of a hundred thousand
 #: records then costs no memory per record.)
-#: Consecutive ordinary span records of one trace (in a scope's re-serialised view: tag 2, length
-#: 28 or 38, trace id, span id, and a parent span id but for a root span).
-_SPAN_RUN = re.compile(rb"\x12[\x1c\x26]\x0a\x10(.{16})\x12\x08.{8}(?:\x22\x08.{8})?+"
-                       rb"(?:\x12[\x1c\x26]\x0a\x10\1\x12\x08.{8}(?:\x22\x08.{8})?+)*+", re.S)
+#: An ordinary span record in a scope's re-serialised view: tag 2, its length, trace id, span id,
+#: a parent span id but for a root span, and a status that is not ERROR if the exporter sent one
+#: (the official SDKs send an UNSET status with every span: empty, or code OK). A record must end
+#: where the next one (tag 2) or the scope ends: the view is serialised canonically, so what can
+#: follow a prefix of a longer record (a parent, events, a status) never starts with that tag.
+_STATUS = rb"(?:\x7a\x00|\x7a\x02\x18\x01)?+"
+_RECORD_END = rb"(?=\x12|\Z)"
+_RECORD_LENGTHS = rb"[\x1c\x1e\x20\x26\x28\x2a]"  # 28 or 38 bytes, + 2 or 4 with a status
+#: Consecutive ordinary span records of one trace.
+_SPAN_RUN = re.compile(rb"\x12" + _RECORD_LENGTHS + rb"\x0a\x10(.{16})\x12\x08.{8}(?:\x22\x08.{8})?+" + _STATUS
+                       + _RECORD_END + rb"(?:\x12" + _RECORD_LENGTHS + rb"\x0a\x10\1\x12\x08.{8}(?:\x22\x08.{8})?+"
+                       + _STATUS + _RECORD_END + rb")*+", re.S)
 #: One record of a run: span id, parent span id (empty for a root span).
-_SPAN_RECORD = re.compile(rb"\x12[\x1c\x26]\x0a\x10.{16}\x12\x08(.{8})(?:\x22\x08(.{8}))?", re.S)
+_SPAN_RECORD = re.compile(rb"\x12" + _RECORD_LENGTHS + rb"\x0a\x10.{16}\x12\x08(.{8})(?:\x22\x08(.{8}))?+"
+                          + _STATUS + _RECORD_END, re.S)
 #: Consecutive log records of one trace with a span id (tag 2, length 28, fields 9 and 10).
 _LOG_RUN = re.compile(rb"\x12\x1c\x4a\x10(.{16})\x52\x08.{8}(?:\x12\x1c\x4a\x10\1\x52\x08.{8})*+", re.S)
 _LOG_RECORD_BYTES = 30

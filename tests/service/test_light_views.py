@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 import grpc
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceRequest,
     ExportLogsServiceResponse,
@@ -14,7 +15,12 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import Status, StatusCode
 
+from otel_autoheal.otlp import split_traces
 from otlp_payloads import log_record, logs_payload, now_nanos, post, span, traces_payload
 from polling import wait_for
 
@@ -272,3 +278,43 @@ def test_quiet_trace_runs_are_cut_to_the_record_bound(autoheal_factory):
     issue = autoheal.wait_for_issues(1)[0]
     assert issue["exception_type"] == "ShapeEventError"
     assert "line 9" in issue["body"]
+
+
+def test_official_sdk_spans_are_held_as_one_run_per_trace():
+    """Spans from the official Python SDK's OTLP encoder, which sends a status (UNSET or OK) with every
+    span, are held as one run per trace, and the ERROR span among them is found."""
+    finished = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(finished))
+    tracer = provider.get_tracer("light-views")
+    with tracer.start_as_current_span("quiet root") as root:
+        for n in range(5):
+            with tracer.start_as_current_span(f"quiet step {n}") as step:
+                step.set_status(Status(StatusCode.OK if n % 2 else StatusCode.UNSET))
+    quiet_trace = root.get_span_context().trace_id.to_bytes(16, "big")
+    with tracer.start_as_current_span("failing root") as failing_root, tracer.start_as_current_span("failing step") as step:
+        step.set_status(Status(StatusCode.ERROR, "boom"))
+    provider.shutdown()
+    split = split_traces(encode_spans(finished.get_finished_spans()).SerializeToString(), PROTOBUF)
+    quiet_runs = [count for trace_id, _, count in split.runs if trace_id == quiet_trace]
+    assert quiet_runs == [6]
+    assert [span.name for span, _, _ in split.failed] == ["failing step"]
+    failing_trace = failing_root.get_span_context().trace_id.to_bytes(16, "big")
+    assert [count for trace_id, _, count in split.runs if trace_id == failing_trace] == [1]
+    assert (split.accepted, split.rejected) == (8, 0)
+
+
+def test_a_span_whose_other_fields_look_like_a_parent_is_walked_whole():
+    """A root span whose event takes the bytes a parent id would (a record as long as a child's) is
+    neither mistaken for a record nor splits the walk: the failed span after it is found."""
+    request = ExportTraceServiceRequest()
+    scope = request.resource_spans.add().scope_spans.add()
+    trace_id = os.urandom(16)
+    root = scope.spans.add(trace_id=trace_id, span_id=os.urandom(8), name="root")
+    root.events.add(name="cached")  # 10 encoded bytes, like a parent span id
+    child = scope.spans.add(trace_id=trace_id, span_id=os.urandom(8), parent_span_id=root.span_id, name="child")
+    child.status.code = 2
+    split = split_traces(request.SerializeToString(), PROTOBUF)
+    assert [span.name for span, _, _ in split.failed] == ["child"]
+    assert [count for _, _, count in split.runs] == [1]
+    assert (split.accepted, split.rejected) == (2, 0)
