@@ -87,6 +87,8 @@ class Pipeline:
         self._recent = RecentTraces(RECENT_TRACES, config.max_held_bytes // RECENT_SHARE, config.preceding_logs)
         metrics.gauge("autoheal_recent_traces", "Processed traces remembered to merge late data with.",
                       lambda: len(self._recent))
+        metrics.gauge("autoheal_recent_bytes", "Estimated bytes of the processed traces remembered (part of "
+                      "autoheal_held_bytes, bounded by max_held_bytes / 4).", lambda: self._recent.bytes)
 
     @property
     def recent_bytes(self) -> int:

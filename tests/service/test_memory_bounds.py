@@ -126,13 +126,15 @@ def test_trace_kept_open_stays_under_max_trace_bytes(autoheal_factory):
             _, other = _ids()
             _send(autoheal, "/v1/traces", _traces([{"trace": trace_id, "span": other, "error": "OverflowError",
                                                     "message": "too big", "attrs": {"blob": _big(400_000)}}]))
-        held.append(autoheal.metric("autoheal_held_bytes"))
+        # What the recent-trace cache remembers (50 context lines of the part processed early) is
+        # bounded apart (max_held_bytes / 4): the trace's own parts are what this bound is about.
+        held.append(autoheal.metric("autoheal_held_bytes") - autoheal.metric("autoheal_recent_bytes"))
     assert autoheal.metric("autoheal_trace_bytes_dropped_total") > 0
     assert autoheal.metric("autoheal_trace_bytes_truncated_total") >= 1
     # ~10 MB of log bodies were sent into the trace. Held at most: the part being assembled (the
-    # bound), the part processed early when the oversized error came (until the pipeline is done
-    # with it) and what the recent-trace cache remembers of it (50 context lines).
-    assert max(held) <= 2 * MIB + 300_000, max(held)
+    # bound) and the part processed early when the oversized error came, with that error cut
+    # (until the pipeline is done with it: longer on a busy machine).
+    assert max(held) <= 2 * MIB + 100_000, held
     issues = autoheal.wait_for_issues(2)
     assert sorted(i["exception_type"] for i in issues) == ["OverflowError", "TimeoutError"]
     assert all(i["count"] == 1 for i in issues)
