@@ -1,9 +1,10 @@
-"""A text → text function remembered for long inputs, bounded in bytes (oldest forgotten first)."""
+"""A text → text function remembered for long inputs, bounded in bytes (least recently used forgotten first)."""
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable
+
+from otel_autoheal._lru import BoundedLRU
 
 __all__ = ["TextMemo"]
 
@@ -17,22 +18,19 @@ class TextMemo:
 
     def __init__(self, fn: Callable[[str], str], max_bytes: int, max_chars: int) -> None:
         self._fn = fn
-        self._max_bytes = max_bytes
         self._max_chars = max_chars
-        self._entries: OrderedDict[str, str] = OrderedDict()
-        #: Characters held, keys and values (a value equal to its key is the same string, counted twice).
-        self.bytes = 0
+        self._entries: BoundedLRU[str, str] = BoundedLRU(max_bytes=max_bytes)
+
+    @property
+    def bytes(self) -> int:
+        """Characters held, keys and values (a value equal to its key is the same string, counted twice)."""
+        return self._entries.bytes
 
     def __call__(self, text: str) -> str:
         found = self._entries.get(text)
         if found is not None:
-            self._entries.move_to_end(text)
             return found
         result = self._fn(text)
         if len(text) <= self._max_chars:
-            self._entries[text] = result
-            self.bytes += len(text) + len(result)
-            while self.bytes > self._max_bytes:
-                old, value = self._entries.popitem(last=False)
-                self.bytes -= len(old) + len(value)
+            self._entries.put(text, result, len(text) + len(result))
         return result

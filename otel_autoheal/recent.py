@@ -9,18 +9,19 @@ pipeline may see one trace several times. Of an earlier part it needs only
 - the last log records (context shown before a late exception), long values cut,
 
 never attributes, events or stack traces: those were rendered already. The cache is bounded by
-count and by estimated bytes; the oldest entries are forgotten first.
+count and by estimated bytes; the oldest entries are forgotten first (a trace estimated above the
+byte bound by itself is not remembered, and the others stay).
 """
 
 from __future__ import annotations
 
 import sys
-from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from itertools import islice
 from operator import attrgetter
 
+from otel_autoheal._lru import BoundedLRU
 from otel_autoheal.extract import identity
 from otel_autoheal.model import ExceptionRecord, TraceData
 from otel_autoheal.otlp import LogData, SpanData
@@ -122,29 +123,25 @@ class RecentTraces:
     """
 
     def __init__(self, max_traces: int, max_bytes: int, keep_logs: int) -> None:
-        self._max_traces = max_traces
-        self._max_bytes = max_bytes
         self._keep_logs = keep_logs
-        self._entries: OrderedDict[str, Remembered] = OrderedDict()
-        self.bytes = 0
+        # Only taken and remembered again, never read in place: least recently used is oldest remembered.
+        self._entries: BoundedLRU[str, Remembered] = BoundedLRU(max_entries=max_traces, max_bytes=max_bytes)
+
+    @property
+    def bytes(self) -> int:
+        """Estimated bytes of the remembered traces."""
+        return self._entries.bytes
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def take(self, trace_id: str) -> Remembered | None:
         """The earlier part of ``trace_id``, removed from the cache (it is remembered again, merged)."""
-        entry = self._entries.pop(trace_id, None)
-        if entry is not None:
-            self.bytes -= entry.bytes
-        return entry
+        return self._entries.pop(trace_id)
 
     def remember(self, trace: TraceData, recorded: Iterable[ExceptionRecord]) -> None:
+        """Remember ``trace`` (replacing its earlier part); one costing over ``max_bytes`` alone is not kept."""
         if not trace.trace_id:
             return
         entry = _remembered(trace, recorded, self._keep_logs)
-        self.take(trace.trace_id)
-        self._entries[trace.trace_id] = entry
-        self.bytes += entry.bytes
-        while self._entries and (len(self._entries) > self._max_traces or self.bytes > self._max_bytes):
-            _, old = self._entries.popitem(last=False)
-            self.bytes -= old.bytes
+        self._entries.put(trace.trace_id, entry, entry.bytes)

@@ -10,10 +10,10 @@ longer than ``MAX_KEY_CHARS`` together are not kept.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from otel_autoheal._lru import BoundedLRU
 from otel_autoheal.group.fingerprint import Fingerprint, compute_fingerprint
 from otel_autoheal.group.inapp import InAppRules
 from otel_autoheal.group.stacktrace import parse_stacktrace
@@ -36,7 +36,6 @@ class _Entry:
     chain: tuple[ParsedException, ...]
     type: str
     fingerprint: Fingerprint | None
-    cost: int
 
 
 class GroupingMemo:
@@ -46,10 +45,12 @@ class GroupingMemo:
                  max_entries: int = MAX_ENTRIES, max_bytes: int = MAX_BYTES) -> None:
         self._rules = rules
         self._resolve = resolve
-        self._max_entries = max_entries
-        self._max_bytes = max_bytes
-        self._entries: OrderedDict[_Key, _Entry] = OrderedDict()
-        self.bytes = 0
+        self._entries: BoundedLRU[_Key, _Entry] = BoundedLRU(max_entries=max_entries, max_bytes=max_bytes)
+
+    @property
+    def bytes(self) -> int:
+        """Estimated bytes of the remembered errors."""
+        return self._entries.bytes
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -71,7 +72,6 @@ class GroupingMemo:
         key = (record.service_name, record.type, record.message, record.stacktrace)
         entry = self._entries.get(key)
         if entry is not None:
-            self._entries.move_to_end(key)
             record.chain, record.type = list(entry.chain), entry.type
             return entry
         parsed = parse_stacktrace(record.stacktrace, record.type, record.message, self._rules)
@@ -83,11 +83,6 @@ class GroupingMemo:
         chars = sum(len(text) for text in key)
         if chars > MAX_KEY_CHARS:
             return None
-        cost = 3 * chars + 512
-        entry = _Entry(tuple(parsed), record.type, None, cost)
-        self._entries[key] = entry
-        self.bytes += cost
-        while len(self._entries) > self._max_entries or self.bytes > self._max_bytes:
-            _, old = self._entries.popitem(last=False)
-            self.bytes -= old.cost
+        entry = _Entry(tuple(parsed), record.type, None)
+        self._entries.put(key, entry, 3 * chars + 512)
         return entry

@@ -17,12 +17,12 @@ import functools
 import logging
 import re
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from otel_autoheal._lru import BoundedLRU
 from otel_autoheal.errors import ConfigError
 from otel_autoheal.group.inapp import InAppRules, path_segments
 from otel_autoheal.model import ExceptionRecord, Frame, ParsedException
@@ -107,8 +107,8 @@ class Symbolicator:
                               "bundles and .map files; or leave it empty)")
         self.rules = rules or InAppRules()
         self.scrub = scrub
-        self._cache: OrderedDict[tuple[Any, ...], tuple[_Resolved | str, int]] = OrderedDict()
-        self._cache_entries, self._cache_bytes, self._bytes = cache_entries, cache_bytes, 0
+        self._cache: BoundedLRU[tuple[Any, ...], _Resolved | str] = BoundedLRU(max_entries=cache_entries,
+                                                                               max_bytes=cache_bytes)
         self._lock = threading.Lock()
         if store is not None:
             _store.ensure_table(store)
@@ -119,9 +119,8 @@ class Symbolicator:
         """The cached parse of ``key``, else ``read()`` it and parse; a string says why it failed."""
         with self._lock:
             hit = self._cache.get(key)
-            if hit is not None:
-                self._cache.move_to_end(key)
-                return hit[0]
+        if hit is not None:
+            return hit
         data = read()
         if data is None:
             return f"no source map for {label}"
@@ -134,13 +133,8 @@ class Symbolicator:
         except Exception as exc:  # symbolic raises its own types for every malformed input
             value = f"the source map of {label} cannot be read ({type(exc).__name__}: {str(exc)[:200]})"
             log.warning("%s", value)
-        size = len(map_json) + len(bundle or b"")
         with self._lock:
-            self._cache[key] = (value, size)
-            self._bytes += size
-            while self._cache and (len(self._cache) > self._cache_entries or self._bytes > self._cache_bytes):
-                _, (_, dropped) = self._cache.popitem(last=False)
-                self._bytes -= dropped
+            self._cache.put(key, value, len(map_json) + len(bundle or b""))
         return value
 
     def _from_store(self, row: _store.StoredMap, label: str) -> _Resolved | str:
