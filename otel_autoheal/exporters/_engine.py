@@ -28,10 +28,10 @@ from typing import Any
 from otel_autoheal.assemble import Assembler
 from otel_autoheal.config import Config, SettingSource, load_config, source_of, state_path
 from otel_autoheal.errors import Overloaded
-from otel_autoheal.exporters._convert import split_logs, trace_request
+from otel_autoheal.exporters._convert import split_logs, trace_split
 from otel_autoheal.metrics import Metrics
 from otel_autoheal.model import TraceData
-from otel_autoheal.otlp import LogData, split_traces
+from otel_autoheal.otlp import LogData
 from otel_autoheal.pipeline import Pipeline
 from otel_autoheal.sinks import select_sink
 from otel_autoheal.sinks.base import Sink
@@ -186,10 +186,13 @@ class AutohealEngine:
         try:
             self.sink = sink if sink is not None else select_sink(self.config, self.store, self.metrics, explicit_github=True)
             self.pipeline = Pipeline(self.config, self.store, self.sink, self.metrics)
+            # Every trace finished together is recorded in one store transaction, as in the service:
+            # an error storm in the application costs a transaction per batch, not per trace.
             self.assembler = Assembler(
-                _suppressed(self._process), self.config.trace_wait, self.config.max_traces,
+                _suppressed(self.pipeline.process), self.config.trace_wait, self.config.max_traces,
                 self.config.max_records_per_trace, self.config.max_pending_traces, self.metrics,
                 self.config.max_trace_bytes, self.config.max_held_bytes, lambda: self.pipeline.recent_bytes,
+                on_batch=_suppressed(self._process_batch),
             )
         except BaseException:
             self.store.close()
@@ -338,14 +341,18 @@ class AutohealEngine:
                             "Raise max_pending_traces (AUTOHEAL_MAX_PENDING_TRACES) or check the sink.", exc)
             return
         if kind == "spans":
-            request = trace_request(batch)
-            # Through the service's own walk of an export: quiet spans become runs of their ids.
-            self.assembler.add_trace_request(split_traces(request.SerializeToString(), "application/x-protobuf"))
+            self.assembler.add_trace_request(trace_split(batch))
         else:
             self.assembler.add_log_scopes(split_logs(batch))
 
-    def _process(self, trace: TraceData, orphan_logs: list[LogData]) -> None:
-        self.pipeline.process(trace, orphan_logs)
+    def _process_batch(self, traces: list[TraceData], orphan_logs: list[LogData]) -> None:
+        """``Pipeline.process_batch``: a batch whose transaction fails is recorded trace by trace, and a
+        trace that cannot be processed costs only itself."""
+        try:
+            self.pipeline.process_batch(traces, orphan_logs)
+        except Exception:  # (it handles its errors itself; were one to escape, the assembler's thread lives on)
+            self.metrics.inc("autoheal_pipeline_errors_total", len(traces))
+            log.exception("otel-autoheal failed to process %d traces", len(traces))
 
     # -- flush and shutdown --------------------------------------------------------------
     def _drain(self, deadline: float) -> bool:
