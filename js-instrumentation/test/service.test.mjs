@@ -23,7 +23,9 @@ let client;
 
 before(async () => {
   if (skip) return;
-  service = await startAutoheal();
+  // The client's and the MCP server's processes export their sides of a trace separately: on a
+  // busy machine a second can pass between them, and a trace_wait of 1 s then split the trace.
+  service = await startAutoheal({ traceWait: 4 });
   mcp = await startMcpServer({ otlpEndpoint: service.httpEndpoint, serviceName: 'autoheal-test-mcp-server' });
   init({ endpoint: service.httpEndpoint, serviceName: 'node-mcp-client', captureGlobalErrors: false });
   client = instrumentMcpClient(new Client({ name: 'svc-client', version: '1.0.0' }));
