@@ -249,7 +249,7 @@ class Assembler:
         """Take the spans of a trace export as ``split_traces`` left them; returns the failed spans as held.
 
         This is the hot path of the service: the spans that did not fail of a trace without an
-        error come as runs of encoded records (a few per trace and export), appended to its
+        error come as runs of their span and parent ids (a few per trace and export), appended to its
         entry in the quiet index as they are; only failed spans are ``SpanData``.
         """
         with self._lock:
