@@ -4,12 +4,12 @@ Python object per span or log record.
 An export is parsed with message types built here at import (not generated code) that declare
 only the ids, the event names and the status code; everything else is an unknown field, which
 upb skips at the cost of a copy. The view then drops its unknown fields and is serialised again
-one scope at a time: what is left of an ordinary span (no event, no status) is a 30- or 40-byte
-record (trace id, span id, parent span id), and a
+one scope at a time: what is left of an ordinary span (no event, a status other than ERROR) is a
+30- to 44-byte record (trace id, span id, parent span id, the status if sent), and a
 regular expression cuts the records of each scope into *runs*, consecutive records of one trace,
-in C. A run keeps the last 18 bytes of each record (``SPAN_RECORD_BYTES``: span id and parent id
-with the tag between them, or for a root span the end of its trace id, a tag and its span id): the
-trace id, which every record repeated, is the run's key, so a span held costs 18 bytes, not 30–40,
+in C. A run keeps 18 bytes of each record (``SPAN_RECORD_BYTES``: span id and parent id with the
+tag between them, or for a root span the end of its trace id, a tag and its span id): the trace
+id, which every record repeated, is the run's key, so a span held costs 18 bytes, not 30–44,
 and a run's records are counted and cut by its length. Python code runs per run (per trace, not
 per span) and per record that is anything else (a failure candidate, a malformed id): those are
 decoded one by one, and failed spans and exception logs in full (``Span``/``LogRecord`` parsed from
@@ -111,14 +111,23 @@ _RAW_LOGS = _classes("autoheal_raw_logs", {
 
 #: (The repetitions are possessive: nothing to backtrack into, and a run of a hundred thousand
 #: records then costs no memory per record.)
-#: Consecutive ordinary span records of one trace (in a scope's re-serialised view: tag 2, then
-#: length 28 and trace id and span id, or length 38 and a parent span id after them). The length
-#: decides which, so a record of 38 bytes holding something else after its span id is no run's.
-_SPAN_RUN = re.compile(rb"(?=\x12[\x1c\x26]\x0a\x10(.{16}))"
-                       rb"(?:\x12\x1c\x0a\x10\1\x12\x08.{8}|\x12\x26\x0a\x10\1\x12\x08.{8}\x22\x08.{8})++", re.S)
-#: What a run keeps of each of its records: the last ``SPAN_RECORD_BYTES`` (the match of ``_SPAN_RUN``
-#: is a sequence of whole records, so each match starts where the previous one ended).
-_SPAN_RECORD_TAIL = re.compile(rb"\x12(?:\x1c\x0a\x10.{8}|\x26\x0a\x10.{18})(.{18})", re.S)
+#: An ordinary span record in a scope's re-serialised view: tag 2, its length, trace id, span id,
+#: a parent span id but for a root span, and a status that is not ERROR if the exporter sent one
+#: (the official SDKs send an UNSET status with every span: empty, or code OK). A record must end
+#: where the next one (tag 2) or the scope ends: the view is serialised canonically, so what can
+#: follow a prefix of a longer record (a parent, events, a status) never starts with that tag.
+_STATUS = rb"(?:\x7a\x00|\x7a\x02\x18\x01)?+"
+_RECORD_END = rb"(?=\x12|\Z)"
+_RECORD_LENGTHS = rb"[\x1c\x1e\x20\x26\x28\x2a]"  # 28 or 38 bytes, + 2 or 4 with a status
+#: Consecutive ordinary span records of one trace.
+_SPAN_RUN = re.compile(rb"\x12" + _RECORD_LENGTHS + rb"\x0a\x10(.{16})\x12\x08.{8}(?:\x22\x08.{8})?+" + _STATUS
+                       + _RECORD_END + rb"(?:\x12" + _RECORD_LENGTHS + rb"\x0a\x10\1\x12\x08.{8}(?:\x22\x08.{8})?+"
+                       + _STATUS + _RECORD_END + rb")*+", re.S)
+#: What a run keeps of each of its records: the ``SPAN_RECORD_BYTES`` before the status. A whole
+#: record's length tells a root span (28, 30 or 32 bytes) from a child (38, 40 or 42), and the match
+#: of ``_SPAN_RUN`` is a sequence of whole records, so each match starts where the previous one ended.
+_SPAN_RECORD_TAIL = re.compile(rb"\x12(?:[\x1c\x1e\x20]\x0a\x10.{8}|[\x26\x28\x2a]\x0a\x10.{18})(.{18})" + _STATUS,
+                               re.S)
 #: A record of a run: span id, tag 4 (parent span id), parent span id; or, for a root span, the
 #: last 8 bytes of its trace id, tag 2 (span id), span id.
 SPAN_RECORD_BYTES = 18

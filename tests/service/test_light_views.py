@@ -160,25 +160,6 @@ def test_malformed_ids_are_rejected_and_counted_among_good_spans(autoheal):
     assert autoheal.metric("autoheal_spans_received_total") == 2 * 3 * 2 + 3 + 2
 
 
-def test_span_with_a_short_event_and_no_parent_is_not_cut_as_a_record(autoheal):
-    """A span without a parent whose one event name makes its ids-only view as long as a record with
-    a parent is counted once, not rejected, and a failed span of its trace after it is filed."""
-    request = ExportTraceServiceRequest()
-    scope = request.resource_spans.add().scope_spans.add()
-    _quiet_spans(scope, 2)
-    trace_id, root = os.urandom(16), os.urandom(8)
-    # Its view: trace id (18 bytes), span id (10), an event holding only its 6-character name (10).
-    scope.spans.add(trace_id=trace_id, span_id=root, name="evented root").events.add(name="ticked", time_unix_nano=1)
-    _quiet_spans(scope, 1)
-    _failing(scope, "status", trace_id, parent=root)
-    _quiet_spans(scope, 2)
-    reply = ExportTraceServiceResponse.FromString(_grpc(autoheal, TRACE_METHOD, request.SerializeToString()))
-    assert reply.partial_success.rejected_spans == 0
-    issue = autoheal.wait_for_issues(1)[0]
-    assert "op status" in issue["body"]
-    assert autoheal.metric("autoheal_spans_received_total") == 5 * 3 + 2
-
-
 def test_json_traces_take_the_same_walk(autoheal):
     """OTLP/JSON exports (converted to protobuf before the walk) file a failed span hidden among ordinary ones."""
     trace_id = os.urandom(16).hex()
