@@ -18,12 +18,13 @@ assemble it, wait ``trace_wait`` and let it go (or process it when it failed).
 All receivers run at once and take turns in alternating rounds, so noise from other work on the
 shared machine hits them alike; medians of the rounds are compared. Each receiver's own CPU time
 (user + system, /proc) per ingested span or record is printed too: it moves far less with the
-machine's load than throughput. Then peak RSS of otel-autoheal at the maximum rate of the traces
-path, and how many traces it had to process before their ``trace_wait`` was over
-(``autoheal_traces_evicted_total``).
+machine's load than throughput. Then, for this checkout and each ``--before`` one, peak RSS at the
+maximum rate of the traces path, how many traces it had to process before their ``trace_wait`` was
+over (``autoheal_traces_evicted_total``), how many traces without an error it forgot before then
+(``autoheal_traces_forgotten_total``), and the estimated bytes it held per trace held.
 
     python bench/ingest.py [--seconds 4] [--rounds 5] [--clients 2] [--rss-seconds 60] [--paths ...]
-                           [--before OLD_CHECKOUT]
+                           [--before OLD_CHECKOUT] [--held-bytes N]
 """
 
 from __future__ import annotations
@@ -447,11 +448,16 @@ def measure(paths: list[str], seconds: float, rounds: int, clients: int, journal
             state.cleanup()
 
 
-def sustained(seconds: float, clients: int, checkout: Path = HERE) -> tuple[float, float, float, float, float]:
+def sustained(seconds: float, clients: int, checkout: Path = HERE,
+              max_held_bytes: int = 0) -> tuple[float, float, float, float, float, float]:
     """At the maximum rate: (spans/s, peak RSS MB, failing traces processed before their trace_wait,
-    traces without an error forgotten before it, traces sent)."""
+    traces without an error forgotten before it, traces sent, estimated bytes held per trace held
+    when the load stops). ``max_held_bytes``: the service's bound, if not its default."""
+    env = {"PYTHONPATH": str(checkout)}
+    if max_held_bytes:
+        env["AUTOHEAL_MAX_HELD_BYTES"] = str(max_held_bytes)
     with tempfile.TemporaryDirectory() as state:
-        proc, found = launch(autoheal_cmd(state), cwd=checkout, env={"PYTHONPATH": str(checkout)})
+        proc, found = launch(autoheal_cmd(state), cwd=checkout, env=env)
         peak = [0.0]
         done = threading.Event()
 
@@ -471,11 +477,12 @@ def sustained(seconds: float, clients: int, checkout: Path = HERE) -> tuple[floa
             evicted = metric(found["http"], "autoheal_traces_evicted_total")
             evicted += metric(found["http"], "autoheal_traces_evicted_bytes_total")
             forgotten = metric(found["http"], "autoheal_traces_forgotten_total")
+            per_trace = metric(found["http"], "autoheal_held_bytes") / max(metric(found["http"], "autoheal_traces_held"), 1)
         finally:
             done.set()
             sampler.join()
             halt(proc)
-    return rate, peak[0], evicted, forgotten, rate * seconds / SPANS_PER_TRACE
+    return rate, peak[0], evicted, forgotten, rate * seconds / SPANS_PER_TRACE, per_trace
 
 
 def report(rows: dict[str, list[Row]], seconds: float, rounds: int, clients: int) -> None:
@@ -498,6 +505,9 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=2, help="client processes (default 2)")
     parser.add_argument("--rss-seconds", type=float, default=60.0, help="sustained run for peak RSS (0: skip)")
     parser.add_argument("--paths", nargs="+", choices=list(PATHS), default=list(PATHS))
+    parser.add_argument("--held-bytes", type=int, default=0,
+                        help="max_held_bytes of the sustained run (default: the service's, 64 MiB); a smaller "
+                             "bound shows on a slower machine what the maximum rate of a faster one forgets")
     parser.add_argument("--journal-off", action="store_true", help="also measure intake_journal = false")
     parser.add_argument("--checkout", type=Path, default=HERE, help="otel-autoheal checkout to measure")
     parser.add_argument("--before", type=Path, action="append", default=[],
@@ -506,11 +516,16 @@ def main() -> int:
     rows = measure(args.paths, args.seconds, args.rounds, args.clients, args.journal_off, args.checkout.resolve(),
                    tuple((f"otel-autoheal @{path.name}", path.resolve()) for path in args.before))
     report(rows, args.seconds, args.rounds, args.clients)
-    if args.rss_seconds > 0:
-        rate, peak, evicted, forgotten, traces = sustained(args.rss_seconds, args.clients, args.checkout.resolve())
-        print(f"grpc-traces for {args.rss_seconds:g} s at the maximum rate ({rate:,.0f} spans/s, ~{traces:,.0f} traces): "
-              f"peak RSS {peak:.0f} MB; {evicted:,.0f} failing traces processed before their trace_wait (2 s) was "
-              f"over, {forgotten:,.0f} traces without an error forgotten before it (max_held_bytes)")
+    for name, code in [("otel-autoheal", args.checkout)] + [(f"otel-autoheal @{path.name}", path) for path in args.before]:
+        if args.rss_seconds <= 0:
+            break
+        rate, peak, evicted, forgotten, traces, per_trace = sustained(args.rss_seconds, args.clients, code.resolve(),
+                                                                      args.held_bytes)
+        print(f"{name}: grpc-traces for {args.rss_seconds:g} s at the maximum rate ({rate:,.0f} spans/s, "
+              f"~{traces:,.0f} traces): peak RSS {peak:.0f} MB; {evicted:,.0f} failing traces processed before their "
+              f"trace_wait (2 s) was over, {forgotten:,.0f} traces without an error ({forgotten / max(traces, 1):.0%}) "
+              f"forgotten before it (max_held_bytes); {per_trace:,.0f} estimated bytes held per trace held "
+              f"({per_trace / SPANS_PER_TRACE:,.1f} per span) when the load stopped")
     return 0
 
 

@@ -7,9 +7,13 @@ upb skips at the cost of a copy. The view then drops its unknown fields and is s
 one scope at a time: what is left of an ordinary span (no event, a status other than ERROR) is a
 30- to 44-byte record (trace id, span id, parent span id, the status if sent), and a
 regular expression cuts the records of each scope into *runs*, consecutive records of one trace,
-in C. Python code runs per run (per trace, not per span) and per record that is anything else
-(a failure candidate, a malformed id): those are decoded one by one, and failed spans and
-exception logs in full (``Span``/``LogRecord`` parsed from their own bytes in the request).
+in C. A run keeps 18 bytes of each record (``SPAN_RECORD_BYTES``: span id and parent id with the
+tag between them, or for a root span the end of its trace id, a tag and its span id): the trace
+id, which every record repeated, is the run's key, so a span held costs 18 bytes, not 30–44,
+and a run's records are counted and cut by its length. Python code runs per run (per trace, not
+per span) and per record that is anything else (a failure candidate, a malformed id): those are
+decoded one by one, and failed spans and exception logs in full (``Span``/``LogRecord`` parsed from
+their own bytes in the request).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from dataclasses import dataclass, field
-from itertools import accumulate, islice
+from itertools import accumulate
 from typing import Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
@@ -32,6 +36,7 @@ __all__ = [
     "ERROR_STATUS_MARKER",
     "EXCEPTION_EVENT_MARKER",
     "LOG_EXCEPTION_MARKER",
+    "SPAN_RECORD_BYTES",
     "LogScopeView",
     "SpanWalk",
     "has_marker",
@@ -39,10 +44,7 @@ __all__ = [
     "log_scopes",
     "raw_logs",
     "resource_attributes",
-    "run_end",
-    "run_ends",
     "run_links",
-    "run_spans",
     "walk_spans",
 ]
 
@@ -121,9 +123,15 @@ _RECORD_LENGTHS = rb"[\x1c\x1e\x20\x26\x28\x2a]"  # 28 or 38 bytes, + 2 or 4 wit
 _SPAN_RUN = re.compile(rb"\x12" + _RECORD_LENGTHS + rb"\x0a\x10(.{16})\x12\x08.{8}(?:\x22\x08.{8})?+" + _STATUS
                        + _RECORD_END + rb"(?:\x12" + _RECORD_LENGTHS + rb"\x0a\x10\1\x12\x08.{8}(?:\x22\x08.{8})?+"
                        + _STATUS + _RECORD_END + rb")*+", re.S)
-#: One record of a run: span id, parent span id (empty for a root span).
-_SPAN_RECORD = re.compile(rb"\x12" + _RECORD_LENGTHS + rb"\x0a\x10.{16}\x12\x08(.{8})(?:\x22\x08(.{8}))?+"
-                          + _STATUS + _RECORD_END, re.S)
+#: What a run keeps of each of its records: the ``SPAN_RECORD_BYTES`` before the status. A whole
+#: record's length tells a root span (28, 30 or 32 bytes) from a child (38, 40 or 42), and the match
+#: of ``_SPAN_RUN`` is a sequence of whole records, so each search finds the next record where it
+#: begins (a status, left to the search to pass, holds no tag 2: a tenth less time than matching it).
+_SPAN_RECORD_TAIL = re.compile(rb"\x12(?:[\x1c\x1e\x20]\x0a\x10.{8}|[\x26\x28\x2a]\x0a\x10.{18})(.{18})", re.S)
+#: A record of a run: span id, tag 4 (parent span id), parent span id; or, for a root span, the
+#: last 8 bytes of its trace id, tag 2 (span id), span id.
+SPAN_RECORD_BYTES = 18
+_PARENT_TAG = 0x22
 #: Consecutive log records of one trace with a span id (tag 2, length 28, fields 9 and 10).
 _LOG_RUN = re.compile(rb"\x12\x1c\x4a\x10(.{16})\x52\x08.{8}(?:\x12\x1c\x4a\x10\1\x52\x08.{8})*+", re.S)
 _LOG_RECORD_BYTES = 30
@@ -160,39 +168,24 @@ def _record_at(blob: bytes, pos: int) -> tuple[int, int]:
     return at, at + length
 
 
-def run_spans(run: bytes, trace_id: bytes) -> int:
-    """How many span records a run holds (its trace id is in each; an id crafted to recur inside
-    its own records only miscounts that trace's records, whose bytes are charged as they are)."""
-    return run.count(trace_id)
-
-
 def run_links(run: bytes) -> list[tuple[bytes, bytes]]:
     """``(span id, parent span id)`` of each record of a run (parent empty for a root span)."""
-    return _SPAN_RECORD.findall(run)
+    return [(run[at:at + 8], run[at + 10:at + 18]) if run[at + 8] == _PARENT_TAG else (run[at + 10:at + 18], b"")
+            for at in range(0, len(run), SPAN_RECORD_BYTES)]
 
 
-def run_end(run: bytes, records: int) -> int:
-    """Where the first ``records`` records of a run end (no list of every record's end)."""
-    return int(next(islice(_SPAN_RECORD.finditer(run), records - 1, None)).end())
-
-
-def run_ends(run: bytes) -> list[int]:
-    """Where each record of a run ends (to cut a run short)."""
-    return [found.end() for found in _SPAN_RECORD.finditer(run)]
-
-
-def link_record(trace_id: bytes, span_id: bytes, parent: bytes) -> bytes:
+def link_record(span_id: bytes, parent: bytes) -> bytes:
     """A one-record run for a span that did not fail but is not an ordinary record (malformed ids
     become zeros, as "not associated")."""
-    return (b"\x12\x26\x0a\x10" + trace_id + b"\x12\x08" + (span_id if len(span_id) == 8 else _NO_ID)
-            + b"\x22\x08" + (parent if len(parent) == 8 else _NO_ID))
+    return (span_id if len(span_id) == 8 else _NO_ID) + b"\x22\x08" + (parent if len(parent) == 8 else _NO_ID)
 
 
 @dataclass(slots=True)
 class SpanWalk:
     """A trace export as the assembler takes it."""
 
-    #: ``(raw trace id, run of records, spans in it)`` for the spans that did not fail, in order.
+    #: ``(raw trace id, run of records, spans in it)`` for the spans that did not fail, in order
+    #: (a run holds ``SPAN_RECORD_BYTES`` per span: see ``run_links``).
     runs: list[tuple[bytes, bytes, int]] = field(default_factory=list)
     #: ``(raw trace id, span, resource index)`` of each failed span, fully decoded (``Span``).
     failed: list[tuple[bytes, Any, int]] = field(default_factory=list)
@@ -219,32 +212,28 @@ def walk_spans(body: bytes) -> SpanWalk:
               for resource_index, resource_spans in enumerate(view.resource_spans)
               for scope_index, scope_spans in enumerate(resource_spans.scope_spans)]
     del view
+    tails = _SPAN_RECORD_TAIL.findall
+    join = b"".join
     for resource_index, scope_index, spans_in_scope, blob in scopes:
         total += spans_in_scope
         pos, end = 0, len(blob)
-        # Where a record sits in the scope is needed only for a failed span (to decode it
-        # from the request): counted from the runs' trace ids (fast; exact unless an id
-        # recurs inside its own records), checked against the decoded span, and counted
-        # record by record from the runs before it if that check fails.
-        before: list[bytes | None] = []
+        # Where a record sits in the scope is needed only for a failed span (to decode it from
+        # the request): each run counts its records exactly, each other record is one.
         index = 0
         while pos < end:
             found = match(blob, pos)
             if found is not None:
                 trace_id = found.group(1)
-                # A scope of one trace's ordinary spans is its own run: no copy of it.
-                run = blob if pos == 0 and found.end() == end else found.group()
+                records = tails(blob, pos, found.end())
                 pos = found.end()
-                before.append(run)
-                count = run.count(trace_id)  # (run_spans)
+                count = len(records)
                 index += count
                 if trace_id == _ZERO_TRACE:
-                    walk.rejected += len(run_ends(run))
+                    walk.rejected += count
                 else:
-                    runs.append((trace_id, run, count))
+                    runs.append((trace_id, join(records), count))
                 continue
             start, pos = _record_at(blob, pos)
-            before.append(None)
             index += 1
             span = _SPAN_RECORD_VIEW.FromString(blob[start:pos])
             trace_id = span.trace_id
@@ -255,18 +244,14 @@ def walk_spans(body: bytes) -> SpanWalk:
                 if raw is None:
                     raw = _parse(_RAW_SPANS, body)
                 resource_spans_raw = raw.resource_spans[resource_index]
-                spans = resource_spans_raw.scope_spans[scope_index].spans
-                full = _full_span(spans, index - 1)
+                full = _full_span(resource_spans_raw.scope_spans[scope_index].spans, index - 1)
                 if full is None or full.trace_id != trace_id or full.span_id != span.span_id:
-                    exact = sum(1 if earlier is None else len(run_ends(earlier)) for earlier in before[:-1])
-                    full = _full_span(spans, exact)
-                    index = exact + 1
-                    if full is None:  # (cannot happen: the view and the raw view parsed the same body)
-                        raise OTLPDecodeError("body is not valid OTLP protobuf: a span is missing")
+                    # (cannot happen: the view and the raw view parsed the same body, record for record)
+                    raise OTLPDecodeError("body is not valid OTLP protobuf: a span is missing")
                 walk.failed.append((trace_id, full, resource_index))
                 walk.resources.setdefault(resource_index, resource_spans_raw.resource)
                 continue
-            runs.append((trace_id, link_record(trace_id, span.span_id, span.parent_span_id), 1))
+            runs.append((trace_id, link_record(span.span_id, span.parent_span_id), 1))
     walk.accepted = total - walk.rejected
     return walk
 

@@ -35,15 +35,13 @@ from otel_autoheal.errors import Overloaded
 from otel_autoheal.metrics import Metrics
 from otel_autoheal.model import TraceData
 from otel_autoheal.otlp import (
+    SPAN_RECORD_BYTES,
     LogData,
     RawScope,
     SpanData,
     TraceSplit,
     light_span,
-    run_end,
-    run_ends,
     run_links,
-    run_spans,
 )
 from otel_autoheal.sizes import (
     LIGHT_SPAN_BYTES,
@@ -100,15 +98,15 @@ def _quiet_size(run: bytes) -> int:
 
 def _quiet_entry(run: bytes, raw: bytes) -> list[Any]:
     """The list form of a quiet trace held as its one run (counted as ``_quiet_size``)."""
-    return [[run], _NO_LOGS, len(run) + QUIET_RUN_BYTES, _quiet_size(run), run_spans(run, raw), 0, raw]
+    return [[run], _NO_LOGS, len(run) + QUIET_RUN_BYTES, _quiet_size(run), len(run) // SPAN_RECORD_BYTES, 0, raw]
 
 
 class _Generation:
     """Traces without an error that received data in one slice of time, by raw trace id.
 
-    Each entry is ``[runs, logs, charged, counted, links, log records, raw trace id]``: the runs of encoded
-    span records (``split_traces``: trace id, span id, parent span id) of its spans that did not
-    fail, as they came; its log records still undecoded, flat (``RawScope``, first index in it,
+    Each entry is ``[runs, logs, charged, counted, links, log records, raw trace id]``: the runs of
+    span records (``split_traces``: span id and parent span id, ``SPAN_RECORD_BYTES`` a span, the
+    trace id being the key) of its spans that did not fail, as they came; its log records still undecoded, flat (``RawScope``, first index in it,
     records, ``RawScope``…: a tuple per record made the garbage collector's passes cost more than
     the index itself); the bytes charged for both; what the entry adds to the generation's bytes
     as last counted; how many links and log records it holds; its key. A trace whose spans came in one run
@@ -251,7 +249,7 @@ class Assembler:
         """Take the spans of a trace export as ``split_traces`` left them; returns the failed spans as held.
 
         This is the hot path of the service: the spans that did not fail of a trace without an
-        error come as runs of encoded records (a few per trace and export), appended to its
+        error come as runs of their span and parent ids (a few per trace and export), appended to its
         entry in the quiet index as they are; only failed spans are ``SpanData``.
         """
         with self._lock:
@@ -340,7 +338,7 @@ class Assembler:
             pending.links.update(run_links(run))
             return
         if room > 0:
-            pending.links.update(run_links(run[:run_end(run, room)]))
+            pending.links.update(run_links(run[:room * SPAN_RECORD_BYTES]))
         self._dropped(count - max(room, 0))
 
     def _touch(self, pending: _Pending, now: float) -> None:
@@ -414,15 +412,14 @@ class Assembler:
         dropped = freed = 0
         while runs and (dropped < count or freed < size):
             run = runs.pop()
-            ends = run_ends(run)
-            keep = len(ends)
+            keep = len(run) // SPAN_RECORD_BYTES
             while keep and (dropped < count or freed < size):
                 keep -= 1
                 dropped += 1
-                freed += ends[keep] - (ends[keep - 1] if keep else 0)
+                freed += SPAN_RECORD_BYTES
             if keep:
-                runs.append(run[:ends[keep - 1]])
-                entry[2] -= len(run) - ends[keep - 1]
+                runs.append(run[:keep * SPAN_RECORD_BYTES])
+                entry[2] -= len(run) - keep * SPAN_RECORD_BYTES
             else:
                 freed += QUIET_RUN_BYTES
                 entry[2] -= len(run) + QUIET_RUN_BYTES
@@ -456,13 +453,13 @@ class Assembler:
             if type(entry) is bytes:
                 gen.bytes -= _quiet_size(entry)
                 self._quiet_bytes -= _quiet_size(entry)
-                self._link_run(pending, entry, run_spans(entry, raw))
+                self._link_run(pending, entry, len(entry) // SPAN_RECORD_BYTES)
             elif entry is not None:
                 gen.bytes -= entry[3]
                 self._quiet_bytes -= entry[3]
                 entry[3] = -1  # gone: a caller still holding it must not count it again
                 for run in entry[0]:
-                    self._link_run(pending, run, run_spans(run, raw))
+                    self._link_run(pending, run, len(run) // SPAN_RECORD_BYTES)
                 logs += entry[1]
         parsed: dict[int, Any] = {}
         resources: set[int] = set()

@@ -25,14 +25,12 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
 from otel_autoheal._otlp_views import (
+    SPAN_RECORD_BYTES,
     link_record,
     log_scopes,
     raw_logs,
     resource_attributes,
-    run_end,
-    run_ends,
     run_links,
-    run_spans,
     walk_spans,
 )
 from otel_autoheal.errors import OTLPDecodeError, PayloadTooLarge
@@ -41,6 +39,7 @@ __all__ = [
     "MAX_ATTRIBUTE_CHARS",
     "MAX_BODY_CHARS",
     "MAX_CONTEXT_CHARS",
+    "SPAN_RECORD_BYTES",
     "STATUS_CODE_ERROR",
     "LogData",
     "RawScope",
@@ -57,10 +56,7 @@ __all__ = [
     "limit_for",
     "loads_bounded",
     "log_data",
-    "run_end",
-    "run_ends",
     "run_links",
-    "run_spans",
     "split_logs",
     "split_traces",
 ]
@@ -385,7 +381,8 @@ def _protobuf(body: bytes, content_type: str, message: Any) -> bytes:
 class TraceSplit:
     """A trace export as the assembler takes it (``split_traces``)."""
 
-    #: ``(raw trace id, run of encoded records, spans in it)`` for the spans that did not fail.
+    #: ``(raw trace id, run of records, spans in it)`` for the spans that did not fail (a run
+    #: holds ``SPAN_RECORD_BYTES`` per span, without the trace id: see ``run_links``).
     runs: list[tuple[bytes, bytes, int]]
     #: ``(span, raw trace id, bytes of its resource if first held with it)`` for the failed spans.
     failed: list[tuple[SpanData, bytes, int]]
@@ -415,7 +412,7 @@ def split_traces(body: bytes, content_type: str, ingest_trust: str = "") -> Trac
             cost = value_bytes(resource)
         data = error_span(span, trace_id.hex(), resource, ingest_trust)
         if data is None:  # (the view said it failed, so this cannot happen; kept as a link if it does)
-            walk.runs.append((trace_id, link_record(trace_id, span.span_id, span.parent_span_id), 1))
+            walk.runs.append((trace_id, link_record(span.span_id, span.parent_span_id), 1))
             continue
         failed.append((data, trace_id, cost))
     return TraceSplit(walk.runs, failed, walk.accepted, walk.rejected)

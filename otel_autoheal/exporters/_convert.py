@@ -91,11 +91,12 @@ def _resource(resource: Any, cache: dict[int, dict[str, Any]]) -> dict[str, Any]
     return found
 
 
-#: A span that did not fail as ``_otlp_views.walk_spans`` leaves it in a run: field 2 (length 28, or
-#: 38 with a parent) holding the trace id (field 1), the span id (field 2) and the parent span id (field 4).
-_ROOT_RECORD = struct.Struct(">4s16s2sQ")
-_CHILD_RECORD = struct.Struct(">4s16s2sQ2sQ")
-_ROOT_HEAD, _CHILD_HEAD, _SPAN_ID_TAG, _PARENT_TAG = b"\x12\x1c\x0a\x10", b"\x12\x26\x0a\x10", b"\x12\x08", b"\x22\x08"
+#: A span that did not fail as ``_otlp_views.walk_spans`` keeps it in a run (``SPAN_RECORD_BYTES``):
+#: span id, the parent span id's tag and the parent span id; for a root span, the last 8 bytes of the
+#: trace id, the span id's tag and the span id.
+_ROOT_RECORD = struct.Struct(">8s2sQ")
+_CHILD_RECORD = struct.Struct(">Q2sQ")
+_SPAN_ID_TAG, _PARENT_TAG = b"\x12\x08", b"\x22\x08"
 
 
 def _failed_span(span: Any, trace_hex: str, parent_id: int, resource: dict[str, Any], error: bool) -> SpanData:
@@ -168,8 +169,8 @@ def trace_split(spans: Sequence[Any]) -> TraceSplit:
                 cost = value_bytes(attributes)  # shared by the resource's failed spans: counted once
             failed.append((_failed_span(span, f"{trace_id:032x}", parent_id, attributes, error), raw_trace, cost))
             continue
-        record = (child(_CHILD_HEAD, raw_trace, _SPAN_ID_TAG, context.span_id, _PARENT_TAG, parent_id) if parent_id
-                  else root(_ROOT_HEAD, raw_trace, _SPAN_ID_TAG, context.span_id))
+        record = (child(context.span_id, _PARENT_TAG, parent_id) if parent_id
+                  else root(raw_trace[8:], _SPAN_ID_TAG, context.span_id))
         if current is not None and current[0] == raw_trace:
             current[1].append(record)
             current[2] += 1

@@ -21,7 +21,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from inprocess_support import _isolated_env, read_issues  # noqa: F401
 from otel_autoheal.exporters import AutohealEngine, AutohealSpanExporter
 from otel_autoheal.exporters._convert import trace_split
-from otel_autoheal.otlp import run_ends, run_links, split_traces
+from otel_autoheal.otlp import SPAN_RECORD_BYTES, run_links, split_traces
 from otel_autoheal.state._history import OCCURRENCES_KEPT
 from polling import wait_for
 
@@ -174,6 +174,10 @@ def _links(runs: list[tuple[bytes, bytes, int]]) -> dict[bytes, list[tuple[bytes
     return {trace_id: sorted(links) for trace_id, links in found.items()}
 
 
+def _records(run: bytes) -> list[bytes]:
+    return [run[at:at + SPAN_RECORD_BYTES] for at in range(0, len(run), SPAN_RECORD_BYTES)]
+
+
 def _span_id(failed: tuple[Any, bytes, int]) -> str:
     return str(failed[0].span_id)
 
@@ -188,8 +192,10 @@ def test_trace_split_gives_what_the_walk_of_an_otlp_export_gives() -> None:
     assert sorted(direct.failed, key=_span_id) == sorted(walked.failed, key=_span_id) and len(direct.failed) == 11
     assert (direct.accepted, direct.rejected) == (walked.accepted, walked.rejected) == (len(spans), 0)
     assert _links(direct.runs) == _links(walked.runs)
-    for trace_id, run, count in direct.runs:
-        ends = run_ends(run)
-        assert len(ends) == count and ends[-1] == len(run) and run.count(trace_id) == count
+    for _, run, count in direct.runs:
+        assert len(run) == SPAN_RECORD_BYTES * count
+    # The records are the very bytes the walk keeps of the same spans.
+    assert sorted(record for _, run, _ in direct.runs for record in _records(run)) == sorted(
+        record for _, run, _ in walked.runs for record in _records(run))
     # Consecutive quiet spans of one trace and resource share a run, as in a scope of an export.
     assert len(direct.runs) < len(spans) - len(direct.failed)

@@ -219,3 +219,24 @@ def test_trace_without_error_spread_over_time_stays_under_max_trace_bytes(autohe
     _send(autoheal, "/v1/traces", _traces([{"trace": trace_id, "span": root, "error": "TimeoutError"}]))
     issue = autoheal.wait_for_issues(1)[0]
     assert issue["exception_type"] == "TimeoutError"
+
+
+def test_traces_without_error_cost_little_each_and_fit_the_bound(autoheal_factory):
+    """2,000 six-span traces without an error are all held within a 1 MB max_held_bytes (none
+    forgotten) at under 75 estimated bytes a span: the quiet index keeps 18 bytes a span, not the
+    30–40 of records that each repeat the trace id (about 88 bytes a span, and most forgotten)."""
+    autoheal = autoheal_factory(trace_wait=60.0, env={"AUTOHEAL_MAX_HELD_BYTES": "1000000",
+                                                      "AUTOHEAL_MAX_TRACE_BYTES": "500000"})
+    for _batch in range(20):
+        spans = []
+        for _ in range(100):
+            trace_id, root = _ids()
+            ids = [root] + [os.urandom(8) for _ in range(5)]
+            spans += [{"trace": trace_id, "span": span_id, "parent": ids[0] if index else b""}
+                      for index, span_id in enumerate(ids)]
+        _send(autoheal, "/v1/traces", _traces(spans))
+    wait_for(lambda: autoheal.metric("autoheal_spans_received_total") >= 12_000, 30, 0.1, "12,000 spans received")
+    assert autoheal.metric("autoheal_traces_forgotten_total") == 0
+    assert autoheal.metric("autoheal_traces_held") == 2_000
+    per_span = autoheal.metric("autoheal_held_bytes") / 12_000
+    assert per_span < 75, f"{per_span:.1f} estimated bytes held per quiet span"
