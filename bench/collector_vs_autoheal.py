@@ -138,7 +138,7 @@ def send_all(endpoint: str, payloads: list[bytes], threads: int) -> tuple[float,
                     export(payload, timeout=60)
                     break
                 except grpc.RpcError as err:
-                    if err.code() not in _RETRYABLE:  # type: ignore[attr-defined]
+                    if err.code() not in _RETRYABLE:
                         raise
                     with lock:
                         retries[0] += 1

@@ -256,11 +256,11 @@ def main() -> int:
     print(f"load average at start: {load_average()}", flush=True)
     rate = args.rate
     if rate is None:
-        rate, peak, evicted, forgotten, traces = ingest.sustained(args.seconds, args.clients, checkout)
+        rate, peak, evicted, forgotten, traces, per_trace = ingest.sustained(args.seconds, args.clients, checkout)
         print(f"{args.seconds:g} s at the maximum rate: {rate:,.0f} spans/s (~{traces:,.0f} traces), peak RSS "
               f"{peak:.0f} MB, {evicted:,.0f} failing traces processed before their trace_wait (2 s), "
-              f"{forgotten:,.0f} traces without an error forgotten before it; load average {load_average()}",
-              flush=True)
+              f"{forgotten:,.0f} traces without an error forgotten before it, {per_trace:,.0f} estimated bytes "
+              f"held per trace; load average {load_average()}", flush=True)
     result = soak(rate / 2, args.soak_minutes, args.trace_wait, args.clients, checkout)
     result.load = load_average()
     report(result, rate / 2)

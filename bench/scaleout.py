@@ -194,7 +194,7 @@ def send(endpoint: str, load: RoundLoad, threads: int, seed: int) -> int:
                 stubs[method](body, timeout=60)
                 return
             except grpc.RpcError as err:
-                if err.code() not in _RETRYABLE:  # type: ignore[attr-defined]
+                if err.code() not in _RETRYABLE:
                     raise
                 with lock:
                     retries[0] += 1
@@ -282,7 +282,7 @@ class Instance:
     def _healthy(self) -> bool:
         if self.proc.poll() is not None:
             raise SystemExit(f"{self.name} exited with {self.proc.returncode}\n{self.log_tail()}")
-        return http_get(f"{self.http}/healthz")[0] == 200
+        return bool(http_get(f"{self.http}/healthz")[0] == 200)
 
     def log_tail(self) -> str:
         return (self.state / "service.log").read_text(errors="replace")[-3000:]

@@ -153,8 +153,8 @@ def main() -> int:
             size = len(out.stdout)
         print("| request | server median ms | server max ms | client median ms | bytes |")
         print("| --- | ---: | ---: | ---: | ---: |")
-        for label, median, peak, wall, nbytes in rows:
-            print(f"| {label} | {median:.1f} | {peak:.1f} | {wall:.1f} | {nbytes:,} |")
+        for label, median, peak, client_ms, nbytes in rows:
+            print(f"| {label} | {median:.1f} | {peak:.1f} | {client_ms:.1f} | {nbytes:,} |")
         print(f"| `otel-autoheal issues --json` (whole process, {len(cli)} runs) | — | — | "
               f"{statistics.median(cli):.1f} | {size:,} |")
         return 0
