@@ -28,6 +28,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from itertools import takewhile
 from typing import Any, TypeVar
 
 from otel_autoheal.config import Config
@@ -99,6 +100,17 @@ def _quiet_size(run: bytes) -> int:
 def _quiet_entry(run: bytes, raw: bytes) -> list[Any]:
     """The list form of a quiet trace held as its one run (counted as ``_quiet_size``)."""
     return [[run], _NO_LOGS, len(run) + QUIET_RUN_BYTES, _quiet_size(run), len(run) // SPAN_RECORD_BYTES, 0, raw]
+
+
+def _prepend_quiet(entry: list[Any], earlier: list[Any]) -> None:
+    """Put ``earlier`` (the list form of the same trace's entry in an older generation) in front of
+    ``entry``: runs, logs, charged bytes and counts; the caller recounts ``entry[3]``."""
+    entry[0][:0] = earlier[0]
+    if earlier[1]:
+        entry[1] = [*earlier[1], *entry[1]]
+    entry[2] += earlier[2]
+    entry[4] += earlier[4]
+    entry[5] += earlier[5]
 
 
 class _Generation:
@@ -365,11 +377,8 @@ class Assembler:
     def _gather_quiet(self, gen: _Generation, entry: list[Any]) -> None:
         """Move what older generations hold of ``entry``'s trace into it (``gen``, the newest), oldest first."""
         raw = entry[6]
-        runs: list[bytes] = []
-        logs: list[Any] = []
-        for older in self._gens:
-            if older is gen:
-                break
+        older_gens = list(takewhile(lambda older: older is not gen, self._gens))
+        for older in reversed(older_gens):  # each part goes in front of the newer ones
             part = older.traces.pop(raw, None)
             if part is None:
                 continue
@@ -378,15 +387,7 @@ class Assembler:
             older.bytes -= part[3]
             self._quiet_bytes -= part[3]
             part[3] = -1  # gone: a caller still holding it must not count it again
-            runs += part[0]
-            logs += part[1]
-            entry[2] += part[2]
-            entry[4] += part[4]
-            entry[5] += part[5]
-        if runs:
-            entry[0][:0] = runs
-        if logs:
-            entry[1] = [*logs, *entry[1]]
+            _prepend_quiet(entry, part)
 
     def _bound_quiet(self, entry: list[Any]) -> int:
         """Drop the newest links, then the newest logs, of a quiet trace beyond its bounds; returns its size."""
@@ -782,11 +783,7 @@ class Assembler:
                     newer = gen.traces[raw]
                     if type(newer) is bytes:
                         newer = gen.traces[raw] = _quiet_entry(newer, raw)
-                    newer[0][:0] = entry[0]
-                    newer[1] = [*entry[1], *newer[1]]
-                    newer[2] += entry[2]
-                    newer[4] += entry[4]
-                    newer[5] += entry[5]
+                    _prepend_quiet(newer, entry)
                     size = QUIET_TRACE_BYTES + newer[2]
                     if size > self._max_trace_bytes or newer[4] + newer[5] > self._max_records:
                         size = self._bound_quiet(newer)
