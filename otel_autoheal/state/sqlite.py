@@ -147,7 +147,7 @@ def is_damaged(exc: sqlite3.Error) -> bool:
 
 def _is_busy(exc: sqlite3.Error) -> bool:
     """True when another connection holds a lock the statement needed (SQLITE_BUSY and its extended codes)."""
-    return str(getattr(exc, "sqlite_errorname", "")).startswith("SQLITE_BUSY") or "database is locked" in str(exc)
+    return getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
 
 
 def damaged_message(path: Path, problem: str) -> str:
@@ -335,7 +335,7 @@ class SQLiteStore:
                 self._conn.execute(f"PRAGMA busy_timeout={int(wait * 1000)}")
             self._conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            if getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY:
+            if _is_busy(exc):
                 raise StateBusy(f"{self.path} is locked by another writer: {exc}") from exc
             raise StateError(f"cannot start a transaction on {self.path}: {exc}") from exc
         finally:
